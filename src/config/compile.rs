@@ -1,0 +1,613 @@
+//! Raw config + Swagger drafts → [`Snapshot`]: settings checked, stages
+//! bound to their API, integration URIs resolved per stage to a backend
+//! target, gateway responses rendered per stage.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawShards};
+use super::swagger::{compile_api, ApiDraft, TplPart, UriTemplate};
+use super::{parse_document, Diagnostics, LoadError, SourceReader};
+use crate::http::request::HeadLimits;
+use crate::snapshot::{
+    Binding, IntegrationKind, Limits, ServerSettings, Shards, Snapshot, Stage, Target, TargetId,
+    UpstreamBinding, UpstreamSettings, UriPart,
+};
+use crate::template::StageValues;
+
+/// Compiles a parsed `tollgate.toml` (at `config_path`) and the documents
+/// it names. All errors are collected; any error fails the whole load.
+pub fn compile(
+    config_path: &Path,
+    raw: RawConfig,
+    diags: &mut Diagnostics,
+    reader: &dyn SourceReader,
+) -> Result<Snapshot, LoadError> {
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    let file = config_path;
+
+    let listen = parse_socket_addr(&raw.server.listen);
+    if listen.is_none() {
+        diags.error(
+            file,
+            "$.server.listen",
+            format!(
+                "`{}` is not an address like 127.0.0.1:8080 or [::]:8080",
+                raw.server.listen
+            ),
+        );
+    }
+    let shards = match &raw.server.shards {
+        None => Shards::Auto,
+        Some(RawShards::Word(w)) if w == "auto" => Shards::Auto,
+        Some(RawShards::Count(n)) if (1..=1024).contains(n) => Shards::Count(*n as usize),
+        Some(other) => {
+            diags.error(
+                file,
+                "$.server.shards",
+                format!("expected \"auto\" or a number from 1 to 1024, found {other:?}"),
+            );
+            Shards::Auto
+        }
+    };
+    let l = &raw.server.limits;
+    let mut positive = |key: &str, v: u64| {
+        if v == 0 {
+            diags.error(
+                file,
+                format!("$.server.limits.{key}"),
+                "must be greater than 0",
+            );
+        }
+    };
+    positive("max_head_bytes", l.max_head_bytes);
+    positive("max_uri_bytes", l.max_uri_bytes);
+    positive("header_read_timeout_ms", l.header_read_timeout_ms);
+    positive("body_read_timeout_ms", l.body_read_timeout_ms);
+    positive("idle_timeout_ms", l.idle_timeout_ms);
+    positive("write_timeout_ms", l.write_timeout_ms);
+    positive("max_connections_per_shard", l.max_connections_per_shard);
+    if l.max_head_bytes > 1024 * 1024 {
+        diags.error(
+            file,
+            "$.server.limits.max_head_bytes",
+            "must be at most 1048576",
+        );
+    }
+    let limits = Limits {
+        max_body_bytes: l.max_body_bytes,
+        head: HeadLimits {
+            max_head_bytes: l.max_head_bytes as usize,
+            max_uri_bytes: l.max_uri_bytes as usize,
+        },
+        header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
+        body_read_timeout: Duration::from_millis(l.body_read_timeout_ms),
+        idle_timeout: Duration::from_millis(l.idle_timeout_ms),
+        write_timeout: Duration::from_millis(l.write_timeout_ms),
+        max_connections_per_shard: l.max_connections_per_shard as usize,
+    };
+    if raw.server.io_memory_kib < 64 {
+        diags.error(file, "$.server.io_memory_kib", "must be at least 64");
+    }
+    let u = &raw.upstream;
+    if u.connect_timeout_ms == 0 {
+        diags.error(
+            file,
+            "$.upstream.connect_timeout_ms",
+            "must be greater than 0",
+        );
+    }
+    if u.dns_refresh_seconds == 0 {
+        diags.error(
+            file,
+            "$.upstream.dns_refresh_seconds",
+            "must be greater than 0",
+        );
+    }
+    if u.max_response_head_bytes < 1024 {
+        diags.error(
+            file,
+            "$.upstream.max_response_head_bytes",
+            "must be at least 1024",
+        );
+    }
+    let upstream = UpstreamSettings {
+        connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+        max_idle_per_host: u.max_idle_per_host as usize,
+        idle_timeout: Duration::from_millis(u.idle_timeout_ms),
+        max_response_head_bytes: u.max_response_head_bytes as usize,
+        dns_refresh: Duration::from_secs(u.dns_refresh_seconds),
+        buffer_response_bytes: u.buffer_response_bytes as usize,
+    };
+
+    // upstream_hosts: "host[:port]" → "host:port"
+    let mut upstream_hosts: HashMap<String, String> = HashMap::new();
+    for (from, to) in &raw.upstream_hosts {
+        let jp = format!("$.upstream_hosts.{from}");
+        if split_host_port(to).is_none_or(|(_, p)| p.is_none()) {
+            diags.error(
+                file,
+                &jp,
+                format!("`{to}` must be host:port, like 127.0.0.1:9000"),
+            );
+            continue;
+        }
+        upstream_hosts.insert(from.to_ascii_lowercase(), to.clone());
+    }
+
+    let demo_backend = raw.demo_backend.as_ref().and_then(|d| {
+        let a = parse_socket_addr(&d.listen);
+        if a.is_none() {
+            diags.error(
+                file,
+                "$.demo_backend.listen",
+                format!("`{}` is not an address", d.listen),
+            );
+        }
+        a
+    });
+
+    // APIs
+    let mut drafts: Vec<ApiDraft> = Vec::new();
+    let mut seen_ids: HashMap<String, usize> = HashMap::new();
+    for (i, a) in raw.apis.iter().enumerate() {
+        let jp = format!("$.apis[{i}]");
+        if !valid_api_id(&a.id) {
+            diags.error(
+                file,
+                format!("{jp}.id"),
+                format!(
+                    "`{}` is not a valid API id (letters, digits and '-', at most 64)",
+                    a.id
+                ),
+            );
+            continue;
+        }
+        if seen_ids.insert(a.id.clone(), i).is_some() {
+            diags.error(
+                file,
+                format!("{jp}.id"),
+                format!("duplicate API id `{}`", a.id),
+            );
+            continue;
+        }
+        let path = resolve_path(base, &a.swagger);
+        let text = match reader.read(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.error(
+                    file,
+                    format!("{jp}.swagger"),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                continue;
+            }
+        };
+        let doc = match parse_document(&path, &text) {
+            Ok(d) => d,
+            Err(d) => {
+                diags.errors.push(d);
+                continue;
+            }
+        };
+        if let Some(draft) = compile_api(&a.id, &path, &doc, diags) {
+            drafts.push(draft);
+        }
+    }
+
+    let default_api = match &raw.server.default_api {
+        None => None,
+        Some(id) => {
+            let found = drafts.iter().position(|d| &d.api.id == id);
+            if found.is_none() && !seen_ids.contains_key(id) {
+                diags.error(
+                    file,
+                    "$.server.default_api",
+                    format!("no API with id `{id}` in [[apis]]"),
+                );
+            }
+            found
+        }
+    };
+
+    // Stages
+    let mut targets: Vec<Target> = Vec::new();
+    let mut target_index: HashMap<String, TargetId> = HashMap::new();
+    let mut stage_names: HashMap<(String, String), usize> = HashMap::new();
+    for (i, s) in raw.stages.iter().enumerate() {
+        let jp = format!("$.stages[{i}]");
+        if !valid_stage_name(&s.name) {
+            diags.error(
+                file,
+                format!("{jp}.name"),
+                format!(
+                    "`{}` is not a valid stage name (letters, digits, '-' and '_', at most 128)",
+                    s.name
+                ),
+            );
+            continue;
+        }
+        if stage_names
+            .insert((s.api.clone(), s.name.clone()), i)
+            .is_some()
+        {
+            diags.error(
+                file,
+                format!("{jp}.name"),
+                format!("duplicate stage `{}` for API `{}`", s.name, s.api),
+            );
+            continue;
+        }
+        for (k, v) in &s.variables {
+            if let Err(e) = check_stage_variable(k, v) {
+                diags.error(file, format!("{jp}.variables.{k}"), e);
+            }
+        }
+        let Some(draft) = drafts.iter_mut().find(|d| d.api.id == s.api) else {
+            if !seen_ids.contains_key(&s.api) {
+                diags.error(
+                    file,
+                    format!("{jp}.api"),
+                    format!("no API with id `{}` in [[apis]]", s.api),
+                );
+            }
+            continue;
+        };
+        let stage = bind_stage(
+            &s.name,
+            &s.variables,
+            draft,
+            &upstream_hosts,
+            &mut targets,
+            &mut target_index,
+            &jp,
+            file,
+            diags,
+        );
+        draft
+            .api
+            .stage_index
+            .insert(stage.name.clone(), draft.api.stages.len());
+        draft.api.stages.push(stage);
+    }
+    for d in &drafts {
+        if d.api.stages.is_empty() {
+            diags.warn(
+                file,
+                "$.stages",
+                format!("API `{}` has no stage: nothing of it is served", d.api.id),
+            );
+        }
+    }
+
+    if !diags.errors.is_empty() || listen.is_none() {
+        return Err(LoadError {
+            errors: std::mem::take(&mut diags.errors),
+            warnings: std::mem::take(&mut diags.warnings),
+        });
+    }
+    let Some(listen) = listen else {
+        return Err(LoadError {
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        });
+    };
+    Ok(Snapshot::new(
+        config_path.to_path_buf(),
+        ServerSettings {
+            listen,
+            shards,
+            limits,
+            io_memory: (raw.server.io_memory_kib as usize) * 1024,
+        },
+        upstream,
+        drafts.into_iter().map(|d| d.api).collect(),
+        default_api,
+        targets,
+        demo_backend,
+        std::mem::take(&mut diags.warnings),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bind_stage(
+    name: &str,
+    variables: &BTreeMap<String, String>,
+    draft: &ApiDraft,
+    upstream_hosts: &HashMap<String, String>,
+    targets: &mut Vec<Target>,
+    target_index: &mut HashMap<String, TargetId>,
+    jp: &str,
+    file: &Path,
+    diags: &mut Diagnostics,
+) -> Stage {
+    let api = &draft.api;
+    let mut bindings = Vec::with_capacity(api.methods.len());
+    for (mi, m) in api.methods.iter().enumerate() {
+        let binding = match (&m.integration, draft.uris.get(mi).and_then(Option::as_ref)) {
+            (Some(integration), Some(uri))
+                if matches!(
+                    integration.kind,
+                    IntegrationKind::Http | IntegrationKind::HttpProxy
+                ) =>
+            {
+                match bind_uri(uri, variables, upstream_hosts, targets, target_index) {
+                    Ok(b) => Binding::Upstream(b),
+                    Err(e) => {
+                        let resource = &api.resources[m.resource as usize].path;
+                        diags.warn(
+                            file,
+                            format!("{jp}.variables"),
+                            format!("stage `{name}` of API `{}`: {} {resource}: {e}; the method answers 500 in this stage", api.id, m.http_method),
+                        );
+                        Binding::Invalid(e)
+                    }
+                }
+            }
+            _ => Binding::None,
+        };
+        bindings.push(binding);
+    }
+    let responses = api.gateway_responses.for_stage(&StageValues {
+        stage: name,
+        api_id: &api.id,
+        variables,
+    });
+    Stage {
+        name: name.to_owned(),
+        variables: variables.clone(),
+        bindings,
+        responses,
+    }
+}
+
+fn bind_uri(
+    uri: &UriTemplate,
+    variables: &BTreeMap<String, String>,
+    upstream_hosts: &HashMap<String, String>,
+    targets: &mut Vec<Target>,
+    target_index: &mut HashMap<String, TargetId>,
+) -> Result<UpstreamBinding, String> {
+    let mut authority = String::new();
+    for p in &uri.authority {
+        match p {
+            TplPart::Text(t) => authority.push_str(t),
+            TplPart::StageVar(v) => match variables.get(v) {
+                Some(val) => authority.push_str(val),
+                None => return Err(format!("stage variable `{v}` is not set")),
+            },
+            TplPart::Param(_) => return Err("path parameter in host".to_owned()),
+        }
+    }
+    // A stage variable may carry a scheme (`http://host:port`) and even a
+    // path prefix; API Gateway users write both.
+    let (authority, extra_path) = normalise_authority(&authority)?;
+    let (host, port) = split_host_port(&authority)
+        .ok_or_else(|| format!("`{authority}` is not a valid host[:port]"))?;
+    let port = port.unwrap_or(80);
+    let host_lower = host.to_ascii_lowercase();
+    let mapped = upstream_hosts
+        .get(&format!("{host_lower}:{port}"))
+        .or_else(|| upstream_hosts.get(&host_lower))
+        .or_else(|| upstream_hosts.get(&authority.to_ascii_lowercase()));
+    let resolve = match mapped {
+        Some(to) => to.clone(),
+        None => format!("{host}:{port}"),
+    };
+    let target = match target_index.get(&resolve) {
+        Some(&id) => id,
+        None => {
+            let fixed = parse_socket_addr(&resolve);
+            targets.push(Target {
+                resolve: resolve.clone(),
+                fixed,
+            });
+            let id = (targets.len() - 1) as TargetId;
+            target_index.insert(resolve, id);
+            id
+        }
+    };
+    let fill = |parts: &[TplPart]| -> Result<Vec<UriPart>, String> {
+        let mut out: Vec<UriPart> = Vec::new();
+        for p in parts {
+            let text = match p {
+                TplPart::Text(t) => t.clone(),
+                TplPart::StageVar(v) => variables
+                    .get(v)
+                    .cloned()
+                    .ok_or_else(|| format!("stage variable `{v}` is not set"))?,
+                TplPart::Param(n) => {
+                    out.push(UriPart::Param(n.clone()));
+                    continue;
+                }
+            };
+            match out.last_mut() {
+                Some(UriPart::Text(prev)) => prev.push_str(&text),
+                _ => out.push(UriPart::Text(text)),
+            }
+        }
+        Ok(out)
+    };
+    let mut path = fill(&uri.path)?;
+    if let Some(prefix) = extra_path {
+        match path.first_mut() {
+            Some(UriPart::Text(t)) => {
+                let joined = format!("{}{}", prefix.trim_end_matches('/'), t);
+                *t = joined;
+            }
+            _ => path.insert(0, UriPart::Text(prefix.trim_end_matches('/').to_owned())),
+        }
+    }
+    let query = fill(&uri.query)?;
+    let host_header = if port == 80 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok(UpstreamBinding {
+        target,
+        host_header,
+        path,
+        query,
+    })
+}
+
+/// Strips an `http://` a stage variable may carry and splits off a path.
+fn normalise_authority(a: &str) -> Result<(String, Option<String>), String> {
+    let lower = a.to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        &a[7..]
+    } else if lower.starts_with("https://") {
+        return Err("https:// backends are not supported yet".to_owned());
+    } else {
+        a
+    };
+    match rest.find('/') {
+        Some(i) => Ok((rest[..i].to_owned(), Some(rest[i..].to_owned()))),
+        None => Ok((rest.to_owned(), None)),
+    }
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`.
+pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &rest[..end];
+        host.parse::<std::net::Ipv6Addr>().ok()?;
+        let after = &rest[end + 1..];
+        if after.is_empty() {
+            return Some((&s[..end + 2], None));
+        }
+        let port = after.strip_prefix(':')?.parse().ok()?;
+        return Some((&s[..end + 2], Some(port)));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p.parse::<u16>().ok()?)),
+        None => (s, None),
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    Some((host, port))
+}
+
+pub fn parse_socket_addr(s: &str) -> Option<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    // "localhost:8080" is common in configs; it means loopback.
+    let (host, port) = split_host_port(s)?;
+    if host.eq_ignore_ascii_case("localhost") {
+        return Some(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port?));
+    }
+    None
+}
+
+fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+fn valid_api_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// API Gateway: alphanumerics, '-' and '_', at most 128 characters.
+pub fn valid_stage_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 128
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// API Gateway's stage variable rules: names `[A-Za-z0-9_]+` up to 64,
+/// values `[A-Za-z0-9-._~:/?#&=,]+` up to 512.
+pub fn check_stage_variable(name: &str, value: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(format!(
+            "`{name}` is not a valid stage variable name ([A-Za-z0-9_]+, at most 64)"
+        ));
+    }
+    if value.is_empty()
+        || value.len() > 512
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#&=,".contains(&b))
+    {
+        return Err(format!(
+            "`{value}` is not a valid stage variable value ([A-Za-z0-9-._~:/?#&=,]+, at most 512)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_table() {
+        assert_eq!(split_host_port("a.b:80"), Some(("a.b", Some(80))));
+        assert_eq!(split_host_port("a.b"), Some(("a.b", None)));
+        assert_eq!(split_host_port("[::1]:9"), Some(("[::1]", Some(9))));
+        assert_eq!(split_host_port("a:b"), None);
+        assert_eq!(split_host_port("a b:1"), None);
+        assert_eq!(split_host_port(""), None);
+        assert_eq!(
+            parse_socket_addr("localhost:80"),
+            Some("127.0.0.1:80".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn stage_variable_rules() {
+        assert!(check_stage_variable("backend", "127.0.0.1:9000").is_ok());
+        assert!(check_stage_variable("bad-name", "x").is_err());
+        assert!(check_stage_variable("v", "has space").is_err());
+        assert!(check_stage_variable("v", &"x".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn binding_fills_stage_variables_and_maps_hosts() {
+        let uri = super::super::swagger::parse_uri_template(
+            "http://${stageVariables.backend}/v/{id}?k=${stageVariables.k}",
+        )
+        .unwrap();
+        let vars = BTreeMap::from([
+            ("backend".to_owned(), "api.internal:8081".to_owned()),
+            ("k".to_owned(), "1".to_owned()),
+        ]);
+        let hosts = HashMap::from([("api.internal".to_owned(), "127.0.0.1:9000".to_owned())]);
+        let mut targets = Vec::new();
+        let mut index = HashMap::new();
+        let b = bind_uri(&uri, &vars, &hosts, &mut targets, &mut index).unwrap();
+        assert_eq!(b.host_header, "api.internal:8081");
+        assert_eq!(
+            targets[b.target as usize].fixed,
+            Some("127.0.0.1:9000".parse().unwrap())
+        );
+        assert_eq!(
+            b.path,
+            vec![UriPart::Text("/v/".into()), UriPart::Param("id".into())]
+        );
+        assert_eq!(b.query, vec![UriPart::Text("k=1".into())]);
+        let missing = bind_uri(&uri, &BTreeMap::new(), &hosts, &mut targets, &mut index);
+        assert!(missing.unwrap_err().contains("backend"));
+    }
+}

@@ -1,0 +1,128 @@
+//! `tollgate.toml` as written: serde structs, unknown keys refused.
+//! Every key here is documented in `docs/configuration.md`; keep the two
+//! in step. Values are checked and turned into runtime types by
+//! `config::compile`, not here.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    #[serde(default)]
+    pub apis: Vec<RawApi>,
+    #[serde(default)]
+    pub stages: Vec<RawStage>,
+    #[serde(default)]
+    pub upstream_hosts: BTreeMap<String, String>,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub demo_backend: Option<RawDemoBackend>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: String,
+    #[serde(default)]
+    pub shards: Option<RawShards>,
+    #[serde(default)]
+    pub default_api: Option<String>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Memory glommio registers with io_uring per shard, in KiB.
+    #[serde(default = "default_io_memory_kib")]
+    pub io_memory_kib: u64,
+}
+
+fn default_io_memory_kib() -> u64 {
+    512
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RawShards {
+    Count(u64),
+    Word(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    pub max_body_bytes: u64,
+    pub max_head_bytes: u64,
+    pub max_uri_bytes: u64,
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub write_timeout_ms: u64,
+    pub max_connections_per_shard: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_body_bytes: 10 * 1024 * 1024,
+            max_head_bytes: 16 * 1024,
+            max_uri_bytes: 8 * 1024,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            write_timeout_ms: 30_000,
+            max_connections_per_shard: 50_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstream {
+    pub connect_timeout_ms: u64,
+    pub max_idle_per_host: u64,
+    pub idle_timeout_ms: u64,
+    pub max_response_head_bytes: u64,
+    pub dns_refresh_seconds: u64,
+    /// Responses up to this size are read whole and sent in one write;
+    /// larger ones are streamed.
+    pub buffer_response_bytes: u64,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        RawUpstream {
+            connect_timeout_ms: 5_000,
+            max_idle_per_host: 256,
+            idle_timeout_ms: 60_000,
+            max_response_head_bytes: 64 * 1024,
+            dns_refresh_seconds: 30,
+            buffer_response_bytes: 256 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub id: String,
+    pub swagger: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub api: String,
+    pub name: String,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDemoBackend {
+    pub listen: String,
+}

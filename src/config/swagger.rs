@@ -1,0 +1,1129 @@
+//! Swagger 2.0 with `x-amazon-apigateway-*` extensions → an [`Api`]
+//! without stages (stages are bound by `config::compile`).
+//!
+//! Walks the document as JSON so that every problem is reported with its
+//! JSON path, and none stops the walk: one run lists them all.
+//! Read first: [`compile_api`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use super::Diagnostics;
+use crate::gateway_response::{GatewayResponses, HeaderSource, ResponseDef, ResponseType};
+use crate::http::request::Method;
+use crate::router::{parse_path_template, RouteTrie, Segment};
+use crate::snapshot::{
+    method_slot, Api, Integration, IntegrationKind, IntegrationResponse, MethodDef, ParamSource,
+    ParamTarget, Passthrough, Resource, ResponseParamSource,
+};
+use crate::template::{self, ContextVar};
+
+/// An API compiled from its document, waiting for its stages.
+#[derive(Debug)]
+pub struct ApiDraft {
+    pub api: Api,
+    /// Per method (same index as `api.methods`): the integration URI, for
+    /// stage binding.
+    pub uris: Vec<Option<UriTemplate>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TplPart {
+    Text(String),
+    Param(String),
+    StageVar(String),
+}
+
+/// An integration `uri` split into authority, path and query templates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UriTemplate {
+    pub https: bool,
+    pub authority: Vec<TplPart>,
+    pub path: Vec<TplPart>,
+    pub query: Vec<TplPart>,
+}
+
+const METHOD_KEYS: [(&str, &str); 8] = [
+    ("get", "GET"),
+    ("head", "HEAD"),
+    ("post", "POST"),
+    ("put", "PUT"),
+    ("delete", "DELETE"),
+    ("patch", "PATCH"),
+    ("options", "OPTIONS"),
+    ("x-amazon-apigateway-any-method", "ANY"),
+];
+
+pub const DEFAULT_TIMEOUT_MS: u64 = 29_000;
+
+/// Compiles one document. Returns `None` only when the document is not
+/// usable at all; otherwise problems are in `diags` and the caller decides.
+pub fn compile_api(
+    id: &str,
+    file: &Path,
+    doc: &Value,
+    diags: &mut Diagnostics,
+) -> Option<ApiDraft> {
+    let Some(root) = doc.as_object() else {
+        diags.error(file, "$", "a Swagger document must be a JSON/YAML object");
+        return None;
+    };
+    if root.contains_key("openapi") {
+        diags.error(
+            file,
+            "$.openapi",
+            "OpenAPI 3 documents are not supported: use Swagger 2.0 (\"swagger\": \"2.0\")",
+        );
+        return None;
+    }
+    match root.get("swagger") {
+        Some(Value::String(v)) if v == "2.0" => {}
+        Some(other) => {
+            diags.error(
+                file,
+                "$.swagger",
+                format!("expected \"2.0\", found {other}"),
+            );
+        }
+        None => diags.error(
+            file,
+            "$.swagger",
+            "missing: a Swagger 2.0 document says \"swagger\": \"2.0\"",
+        ),
+    }
+    let title = root
+        .get("info")
+        .and_then(|i| i.get("title"))
+        .and_then(Value::as_str)
+        .unwrap_or(id)
+        .to_owned();
+
+    let gateway_responses = compile_gateway_responses(file, root, diags);
+    let shared_params = root.get("parameters").and_then(Value::as_object);
+
+    let mut trie = RouteTrie::new();
+    let mut resources = Vec::new();
+    let mut methods = Vec::new();
+    let mut uris = Vec::new();
+
+    match root.get("paths") {
+        None => diags.warn(file, "$.paths", "no paths: the API has no resources"),
+        Some(Value::Object(paths)) => {
+            for (path, item) in paths {
+                let jp = format!("$.paths.{path}");
+                let segments = match parse_path_template(path) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        diags.error(file, &jp, e.to_string());
+                        continue;
+                    }
+                };
+                let Some(item) = item.as_object() else {
+                    diags.error(file, &jp, "a path item must be an object");
+                    continue;
+                };
+                let resource_id = resources.len() as u32;
+                if let Err(e) = trie.insert(&segments, resource_id) {
+                    diags.error(file, &jp, e.to_string());
+                    continue;
+                }
+                let param_names = segments
+                    .iter()
+                    .filter_map(|s| match s {
+                        Segment::Param(n) | Segment::Greedy(n) => Some(n.clone()),
+                        Segment::Literal(_) => None,
+                    })
+                    .collect();
+                let mut resource = Resource {
+                    path: canonical_path(&segments),
+                    param_names,
+                    methods: [None; 7],
+                    any: None,
+                };
+                for (key, op) in item {
+                    let op_path = format!("{jp}.{key}");
+                    let Some(&(_, http_method)) = METHOD_KEYS.iter().find(|(k, _)| k == key) else {
+                        if key == "parameters" || key.starts_with("x-") {
+                            continue;
+                        }
+                        if key == "$ref" {
+                            diags.warn(file, &op_path, "path item $ref is not supported; ignored");
+                        } else {
+                            diags.warn(file, &op_path, "unknown path item key; ignored");
+                        }
+                        continue;
+                    };
+                    let Some(op) = op.as_object() else {
+                        diags.error(file, &op_path, "an operation must be an object");
+                        continue;
+                    };
+                    let method_id = methods.len() as u32;
+                    if http_method == "ANY" {
+                        resource.any = Some(method_id);
+                    } else if let Some(slot) = Method::parse(http_method).and_then(method_slot) {
+                        resource.methods[slot] = Some(method_id);
+                    }
+                    let (integration, uri) = match op.get("x-amazon-apigateway-integration") {
+                        Some(v) => {
+                            let ip = format!("{op_path}.x-amazon-apigateway-integration");
+                            match compile_integration(file, &ip, v, diags) {
+                                Some((i, u)) => (Some(i), u),
+                                None => (None, None),
+                            }
+                        }
+                        None => {
+                            diags.warn(
+                                file,
+                                &op_path,
+                                "no x-amazon-apigateway-integration: this method answers 500 (API_CONFIGURATION_ERROR)",
+                            );
+                            (None, None)
+                        }
+                    };
+                    check_mapped_params(
+                        file,
+                        &op_path,
+                        op,
+                        item,
+                        shared_params,
+                        integration.as_ref(),
+                        diags,
+                    );
+                    methods.push(MethodDef {
+                        http_method: http_method.to_owned(),
+                        resource: resource_id,
+                        integration,
+                    });
+                    uris.push(uri);
+                }
+                resources.push(resource);
+            }
+        }
+        Some(_) => diags.error(file, "$.paths", "must be an object"),
+    }
+
+    Some(ApiDraft {
+        api: Api {
+            id: id.to_owned(),
+            title,
+            source: file.to_path_buf(),
+            trie,
+            resources,
+            methods,
+            stages: Vec::new(),
+            stage_index: HashMap::new(),
+            gateway_responses,
+        },
+        uris,
+    })
+}
+
+fn canonical_path(segments: &[Segment]) -> String {
+    if segments.is_empty() {
+        return "/".to_owned();
+    }
+    let mut s = String::new();
+    for seg in segments {
+        s.push('/');
+        match seg {
+            Segment::Literal(l) => s.push_str(l),
+            Segment::Param(n) => {
+                s.push('{');
+                s.push_str(n);
+                s.push('}');
+            }
+            Segment::Greedy(n) => {
+                s.push('{');
+                s.push_str(n);
+                s.push_str("+}");
+            }
+        }
+    }
+    s
+}
+
+/// Warns when a mapping reads a method request parameter the operation does
+/// not declare (API Gateway refuses such imports; we map it if present).
+fn check_mapped_params(
+    file: &Path,
+    op_path: &str,
+    op: &Map<String, Value>,
+    item: &Map<String, Value>,
+    shared: Option<&Map<String, Value>>,
+    integration: Option<&Integration>,
+    diags: &mut Diagnostics,
+) {
+    let Some(integration) = integration else {
+        return;
+    };
+    let mut declared: Vec<(String, String)> = Vec::new();
+    for list in [item.get("parameters"), op.get("parameters")]
+        .into_iter()
+        .flatten()
+    {
+        for p in list.as_array().into_iter().flatten() {
+            let p = match p.get("$ref").and_then(Value::as_str) {
+                Some(r) => r
+                    .strip_prefix("#/parameters/")
+                    .and_then(|name| shared.and_then(|s| s.get(name)))
+                    .unwrap_or(p),
+                None => p,
+            };
+            if let (Some(name), Some(loc)) = (
+                p.get("name").and_then(Value::as_str),
+                p.get("in").and_then(Value::as_str),
+            ) {
+                declared.push((loc.to_owned(), name.to_owned()));
+            }
+        }
+    }
+    for (target, source) in &integration.request_parameters {
+        let wanted = match source {
+            ParamSource::Path(n) => ("path", n),
+            ParamSource::Query(n) | ParamSource::MultiQuery(n) => ("query", n),
+            ParamSource::Header(n) | ParamSource::MultiHeader(n) => ("header", n),
+            _ => continue,
+        };
+        let found = declared.iter().any(|(loc, name)| {
+            loc == wanted.0
+                && if wanted.0 == "header" {
+                    name.eq_ignore_ascii_case(wanted.1)
+                } else {
+                    name == wanted.1
+                }
+        });
+        if !found {
+            let target = match target {
+                ParamTarget::Path(n) => format!("integration.request.path.{n}"),
+                ParamTarget::Query(n) => format!("integration.request.querystring.{n}"),
+                ParamTarget::Header(n) => format!("integration.request.header.{n}"),
+            };
+            diags.warn(
+                file,
+                format!("{op_path}.x-amazon-apigateway-integration.requestParameters.{target}"),
+                format!(
+                    "reads {} parameter `{}` that the operation does not declare in `parameters`",
+                    wanted.0, wanted.1
+                ),
+            );
+        }
+    }
+}
+
+fn compile_integration(
+    file: &Path,
+    jp: &str,
+    v: &Value,
+    diags: &mut Diagnostics,
+) -> Option<(Integration, Option<UriTemplate>)> {
+    let Some(obj) = v.as_object() else {
+        diags.error(file, jp, "must be an object");
+        return None;
+    };
+    let errors_before = diags.errors.len();
+    let type_str = match obj.get("type").and_then(Value::as_str) {
+        Some(t) => t.to_ascii_lowercase(),
+        None => {
+            diags.error(
+                file,
+                format!("{jp}.type"),
+                "missing: one of http, http_proxy, mock, aws, aws_proxy",
+            );
+            return None;
+        }
+    };
+    let mut kind = match type_str.as_str() {
+        "http" => IntegrationKind::Http,
+        "http_proxy" => IntegrationKind::HttpProxy,
+        "mock" => IntegrationKind::Mock,
+        "aws" | "aws_proxy" => {
+            let why = format!(
+                "integration type `{type_str}` calls AWS services (Lambda, S3, ...), which a self-hosted gateway cannot reach; this method answers 500 (API_CONFIGURATION_ERROR)"
+            );
+            diags.warn(file, format!("{jp}.type"), &why);
+            IntegrationKind::Unsupported(why)
+        }
+        other => {
+            diags.error(
+                file,
+                format!("{jp}.type"),
+                format!("unknown integration type `{other}` (expected http, http_proxy, mock, aws or aws_proxy)"),
+            );
+            return None;
+        }
+    };
+
+    let timeout_ms = match obj.get("timeoutInMillis") {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(t) => match t.as_u64() {
+            Some(ms) if (50..=29_000).contains(&ms) => ms,
+            _ => {
+                diags.error(
+                    file,
+                    format!("{jp}.timeoutInMillis"),
+                    format!("must be an integer from 50 to 29000, found {t}"),
+                );
+                DEFAULT_TIMEOUT_MS
+            }
+        },
+    };
+
+    let calls_backend = matches!(kind, IntegrationKind::Http | IntegrationKind::HttpProxy);
+    let http_method = match obj.get("httpMethod") {
+        Some(Value::String(m)) if m.eq_ignore_ascii_case("ANY") => None,
+        Some(Value::String(m)) => match Method::parse(m) {
+            Some(m) => Some(m),
+            None => {
+                diags.error(
+                    file,
+                    format!("{jp}.httpMethod"),
+                    format!("unknown method `{m}`"),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            diags.error(
+                file,
+                format!("{jp}.httpMethod"),
+                format!("must be a string, found {other}"),
+            );
+            None
+        }
+        None => {
+            if calls_backend {
+                diags.error(
+                    file,
+                    format!("{jp}.httpMethod"),
+                    "missing: http and http_proxy integrations need the backend method (or ANY)",
+                );
+            }
+            None
+        }
+    };
+
+    let uri_text = obj.get("uri").and_then(Value::as_str).map(str::to_owned);
+    let mut uri = None;
+    if calls_backend {
+        match &uri_text {
+            None => diags.error(
+                file,
+                format!("{jp}.uri"),
+                "missing: http and http_proxy integrations need the backend URL",
+            ),
+            Some(text) => match parse_uri_template(text) {
+                Ok(t) => {
+                    if t.https {
+                        let why = "https:// backends are not supported yet (TLS to backends); this method answers 500 (API_CONFIGURATION_ERROR)".to_owned();
+                        diags.warn(file, format!("{jp}.uri"), &why);
+                        kind = IntegrationKind::Unsupported(why);
+                    }
+                    uri = Some(t);
+                }
+                Err(e) => diags.error(file, format!("{jp}.uri"), e),
+            },
+        }
+        if let Some(ct) = obj.get("connectionType").and_then(Value::as_str) {
+            if ct.eq_ignore_ascii_case("VPC_LINK") {
+                let why = "connectionType VPC_LINK needs an AWS VPC link; this method answers 500 (API_CONFIGURATION_ERROR)".to_owned();
+                diags.warn(file, format!("{jp}.connectionType"), &why);
+                kind = IntegrationKind::Unsupported(why);
+            }
+        }
+    }
+
+    let mut request_parameters = Vec::new();
+    if let Some(params) = object_field(file, jp, obj, "requestParameters", diags) {
+        for (k, v) in params {
+            let kp = format!("{jp}.requestParameters.{k}");
+            let target = match parse_request_target(k) {
+                Ok(t) => t,
+                Err(e) => {
+                    diags.error(file, &kp, e);
+                    continue;
+                }
+            };
+            let Some(src) = v.as_str() else {
+                diags.error(file, &kp, "must be a string");
+                continue;
+            };
+            match parse_request_source(src) {
+                Ok(s) => {
+                    if let ParamSource::Context(ContextVar::Unsupported(name)) = &s {
+                        diags.warn(file, &kp, format!("context.{name} is not provided by this gateway; it maps to an empty value"));
+                    }
+                    request_parameters.push((target, s));
+                }
+                Err(e) => diags.error(file, &kp, e),
+            }
+        }
+    }
+
+    let mut request_templates = Vec::new();
+    if let Some(t) = object_field(file, jp, obj, "requestTemplates", diags) {
+        for (ct, text) in t {
+            match text.as_str() {
+                Some(s) => request_templates.push((ct.to_ascii_lowercase(), s.to_owned())),
+                None if text.is_null() => {
+                    request_templates.push((ct.to_ascii_lowercase(), String::new()))
+                }
+                None => diags.error(
+                    file,
+                    format!("{jp}.requestTemplates.{ct}"),
+                    "must be a string",
+                ),
+            }
+        }
+    }
+
+    let passthrough = match obj.get("passthroughBehavior").and_then(Value::as_str) {
+        None => Passthrough::WhenNoMatch,
+        Some(p) => match p.to_ascii_lowercase().as_str() {
+            "when_no_match" => Passthrough::WhenNoMatch,
+            "when_no_templates" => Passthrough::WhenNoTemplates,
+            "never" => Passthrough::Never,
+            other => {
+                diags.error(
+                    file,
+                    format!("{jp}.passthroughBehavior"),
+                    format!("unknown value `{other}` (expected when_no_match, when_no_templates or never)"),
+                );
+                Passthrough::WhenNoMatch
+            }
+        },
+    };
+
+    let mut responses = Vec::new();
+    let mut default_response = None;
+    if let Some(rs) = object_field(file, jp, obj, "responses", diags) {
+        for (pattern, r) in rs {
+            let rp = format!("{jp}.responses.{pattern}");
+            if let Some(resp) = compile_integration_response(file, &rp, pattern, r, diags) {
+                if resp.pattern.is_none() {
+                    default_response = Some(resp);
+                } else {
+                    responses.push(resp);
+                }
+            }
+        }
+    }
+    if let Some(d) = default_response {
+        responses.push(d);
+    } else if matches!(kind, IntegrationKind::Http | IntegrationKind::Mock) {
+        diags.warn(
+            file,
+            format!("{jp}.responses"),
+            "no `default` response: a status that matches no selection pattern answers 500 (API_CONFIGURATION_ERROR)",
+        );
+    }
+    if kind == IntegrationKind::Mock && request_templates.is_empty() {
+        diags.warn(
+            file,
+            format!("{jp}.requestTemplates"),
+            "a MOCK integration takes its status from a request template such as {\"statusCode\": 200}; without one the client's body is used",
+        );
+    }
+
+    if diags.errors.len() > errors_before {
+        return None;
+    }
+    Some((
+        Integration {
+            kind,
+            http_method,
+            uri: uri_text,
+            request_parameters,
+            request_templates,
+            passthrough,
+            timeout: Duration::from_millis(timeout_ms),
+            responses,
+        },
+        uri,
+    ))
+}
+
+fn object_field<'a>(
+    file: &Path,
+    jp: &str,
+    obj: &'a Map<String, Value>,
+    key: &str,
+    diags: &mut Diagnostics,
+) -> Option<&'a Map<String, Value>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => {
+            diags.error(file, format!("{jp}.{key}"), "must be an object");
+            None
+        }
+    }
+}
+
+fn compile_integration_response(
+    file: &Path,
+    rp: &str,
+    pattern: &str,
+    r: &Value,
+    diags: &mut Diagnostics,
+) -> Option<IntegrationResponse> {
+    let Some(obj) = r.as_object() else {
+        diags.error(file, rp, "must be an object");
+        return None;
+    };
+    let status = match parse_status(obj.get("statusCode")) {
+        Ok(s) => s,
+        Err(e) => {
+            diags.error(file, format!("{rp}.statusCode"), e);
+            return None;
+        }
+    };
+    let compiled = if pattern == "default" {
+        None
+    } else {
+        // Java's Pattern.matches(): the whole status must match.
+        match Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                diags.error(file, rp, format!("invalid selection pattern: {e}"));
+                return None;
+            }
+        }
+    };
+    let mut headers = Vec::new();
+    if let Some(params) = object_field(file, rp, obj, "responseParameters", diags) {
+        for (k, v) in params {
+            let kp = format!("{rp}.responseParameters.{k}");
+            let Some(name) = k.strip_prefix("method.response.header.") else {
+                diags.error(
+                    file,
+                    &kp,
+                    "a response parameter must be method.response.header.NAME",
+                );
+                continue;
+            };
+            if !is_token(name) {
+                diags.error(file, &kp, format!("`{name}` is not a valid header name"));
+                continue;
+            }
+            let Some(src) = v.as_str() else {
+                diags.error(file, &kp, "must be a string");
+                continue;
+            };
+            match parse_response_source(src) {
+                Ok(s) => headers.push((name.to_owned(), s)),
+                Err(e) => diags.error(file, &kp, e),
+            }
+        }
+    }
+    let mut templates = Vec::new();
+    if let Some(t) = object_field(file, rp, obj, "responseTemplates", diags) {
+        for (ct, text) in t {
+            match text {
+                Value::String(s) => templates.push((ct.to_ascii_lowercase(), template::parse(s))),
+                Value::Null => templates.push((ct.to_ascii_lowercase(), Vec::new())),
+                _ => diags.error(
+                    file,
+                    format!("{rp}.responseTemplates.{ct}"),
+                    "must be a string",
+                ),
+            }
+        }
+    }
+    Some(IntegrationResponse {
+        pattern: compiled,
+        pattern_text: pattern.to_owned(),
+        status,
+        headers,
+        templates,
+    })
+}
+
+fn parse_status(v: Option<&Value>) -> Result<u16, String> {
+    let n = match v {
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{s}` is not a status code"))?,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| format!("{n} is not a status code"))?,
+        Some(other) => return Err(format!("{other} is not a status code")),
+        None => return Err("missing".to_owned()),
+    };
+    if (100..=599).contains(&n) {
+        Ok(n as u16)
+    } else {
+        Err(format!("{n} is not a status code (100-599)"))
+    }
+}
+
+fn compile_gateway_responses(
+    file: &Path,
+    root: &Map<String, Value>,
+    diags: &mut Diagnostics,
+) -> GatewayResponses {
+    let mut out = GatewayResponses::default();
+    let key = "x-amazon-apigateway-gateway-responses";
+    let Some(v) = root.get(key) else {
+        return out;
+    };
+    let Some(map) = v.as_object() else {
+        diags.error(file, format!("$.{key}"), "must be an object");
+        return out;
+    };
+    for (name, def) in map {
+        let jp = format!("$.{key}.{name}");
+        let Some(kind) = ResponseType::parse(name) else {
+            diags.error(file, &jp, "unknown gateway response type");
+            continue;
+        };
+        if !kind.customisable() {
+            diags.warn(
+                file,
+                &jp,
+                "REQUEST_TOO_LARGE cannot be customised (as in API Gateway); ignored",
+            );
+            continue;
+        }
+        let Some(obj) = def.as_object() else {
+            diags.error(file, &jp, "must be an object");
+            continue;
+        };
+        let status = match obj.get("statusCode") {
+            None | Some(Value::Null) => None,
+            s => match parse_status(s) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    diags.error(file, format!("{jp}.statusCode"), e);
+                    None
+                }
+            },
+        };
+        let mut headers = Vec::new();
+        if let Some(params) = object_field(file, &jp, obj, "responseParameters", diags) {
+            for (k, v) in params {
+                let kp = format!("{jp}.responseParameters.{k}");
+                let Some(src) = v.as_str() else {
+                    diags.error(file, &kp, "must be a string");
+                    continue;
+                };
+                let name = if let Some(n) = k.strip_prefix("gatewayresponse.header.") {
+                    n
+                } else if k.starts_with("gatewayresponse.path.")
+                    || k.starts_with("gatewayresponse.querystring.")
+                {
+                    diags.warn(
+                        file,
+                        &kp,
+                        "only gatewayresponse.header.* targets affect a response; ignored",
+                    );
+                    continue;
+                } else {
+                    diags.error(
+                        file,
+                        &kp,
+                        "a gateway response parameter must be gatewayresponse.header.NAME",
+                    );
+                    continue;
+                };
+                if !is_token(name) {
+                    diags.error(file, &kp, format!("`{name}` is not a valid header name"));
+                    continue;
+                }
+                match parse_gateway_source(src) {
+                    Ok(s) => headers.push((name.to_owned(), s)),
+                    Err(e) => diags.error(file, &kp, e),
+                }
+            }
+        }
+        let mut templates = Vec::new();
+        if let Some(t) = object_field(file, &jp, obj, "responseTemplates", diags) {
+            for (ct, text) in t {
+                match text.as_str() {
+                    Some(s) => templates.push((ct.to_ascii_lowercase(), template::parse(s))),
+                    None => diags.error(
+                        file,
+                        format!("{jp}.responseTemplates.{ct}"),
+                        "must be a string",
+                    ),
+                }
+            }
+        }
+        out.custom.insert(
+            kind,
+            ResponseDef {
+                status,
+                headers,
+                templates,
+            },
+        );
+    }
+    out
+}
+
+/// RFC 9110 token characters, for header names.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn literal(s: &str) -> Option<&str> {
+    s.strip_prefix('\'').and_then(|s| s.strip_suffix('\''))
+}
+
+fn name_after<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    s.strip_prefix(prefix).filter(|n| !n.is_empty())
+}
+
+pub fn parse_request_target(k: &str) -> Result<ParamTarget, String> {
+    let valid = |n: &str| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._$-".contains(&b))
+    };
+    let (t, n) = if let Some(n) = k.strip_prefix("integration.request.path.") {
+        (ParamTarget::Path(n.to_owned()), n)
+    } else if let Some(n) = k.strip_prefix("integration.request.querystring.") {
+        (ParamTarget::Query(n.to_owned()), n)
+    } else if let Some(n) = k.strip_prefix("integration.request.header.") {
+        (ParamTarget::Header(n.to_owned()), n)
+    } else {
+        return Err(
+            "a request parameter must be integration.request.{path|querystring|header}.NAME"
+                .to_owned(),
+        );
+    };
+    if !valid(n) {
+        return Err(format!(
+            "`{n}` is not a valid parameter name (^[a-zA-Z0-9._$-]+$)"
+        ));
+    }
+    Ok(t)
+}
+
+pub fn parse_request_source(s: &str) -> Result<ParamSource, String> {
+    if let Some(l) = literal(s) {
+        return Ok(ParamSource::Literal(l.to_owned()));
+    }
+    let src = if let Some(n) = name_after(s, "method.request.path.") {
+        ParamSource::Path(n.to_owned())
+    } else if let Some(n) = name_after(s, "method.request.querystring.") {
+        ParamSource::Query(n.to_owned())
+    } else if let Some(n) = name_after(s, "method.request.multivaluequerystring.") {
+        ParamSource::MultiQuery(n.to_owned())
+    } else if let Some(n) = name_after(s, "method.request.header.") {
+        ParamSource::Header(n.to_owned())
+    } else if let Some(n) = name_after(s, "method.request.multivalueheader.") {
+        ParamSource::MultiHeader(n.to_owned())
+    } else if s == "method.request.body" {
+        ParamSource::Body
+    } else if let Some(p) = name_after(s, "method.request.body.") {
+        ParamSource::BodyPath(p.split('.').map(str::to_owned).collect())
+    } else if let Some(n) = name_after(s, "stageVariables.") {
+        ParamSource::StageVar(n.to_owned())
+    } else if let Some(n) = name_after(s, "context.") {
+        ParamSource::Context(ContextVar::parse(n))
+    } else {
+        return Err(format!(
+            "invalid mapping expression `{s}` (expected method.request.{{path|querystring|header|body}}..., stageVariables.X, context.X or a 'literal')"
+        ));
+    };
+    Ok(src)
+}
+
+pub fn parse_response_source(s: &str) -> Result<ResponseParamSource, String> {
+    if let Some(l) = literal(s) {
+        return Ok(ResponseParamSource::Literal(l.to_owned()));
+    }
+    let src = if let Some(n) = name_after(s, "integration.response.header.") {
+        ResponseParamSource::IntegrationHeader(n.to_owned())
+    } else if let Some(n) = name_after(s, "integration.response.multivalueheader.") {
+        ResponseParamSource::IntegrationHeader(n.to_owned())
+    } else if s == "integration.response.body" {
+        ResponseParamSource::IntegrationBody
+    } else if let Some(p) = name_after(s, "integration.response.body.") {
+        ResponseParamSource::IntegrationBodyPath(p.split('.').map(str::to_owned).collect())
+    } else if let Some(n) = name_after(s, "stageVariables.") {
+        ResponseParamSource::StageVar(n.to_owned())
+    } else if let Some(n) = name_after(s, "context.") {
+        ResponseParamSource::Context(ContextVar::parse(n))
+    } else {
+        return Err(format!(
+            "invalid mapping expression `{s}` (expected integration.response.{{header|body}}..., stageVariables.X, context.X or a 'literal')"
+        ));
+    };
+    Ok(src)
+}
+
+fn parse_gateway_source(s: &str) -> Result<HeaderSource, String> {
+    if let Some(l) = literal(s) {
+        return Ok(HeaderSource::Literal(l.to_owned()));
+    }
+    let src = if let Some(n) = name_after(s, "method.request.header.") {
+        HeaderSource::RequestHeader(n.to_owned())
+    } else if let Some(n) = name_after(s, "method.request.querystring.") {
+        HeaderSource::RequestQuery(n.to_owned())
+    } else if let Some(n) = name_after(s, "method.request.path.") {
+        HeaderSource::RequestPath(n.to_owned())
+    } else if let Some(n) = name_after(s, "stageVariables.") {
+        HeaderSource::StageVar(n.to_owned())
+    } else if let Some(n) = name_after(s, "context.") {
+        HeaderSource::Context(ContextVar::parse(n))
+    } else {
+        return Err(format!(
+            "invalid mapping expression `{s}` (expected method.request.{{header|querystring|path}}.X, stageVariables.X, context.X or a 'literal')"
+        ));
+    };
+    Ok(src)
+}
+
+/// Parses `http://${stageVariables.host}/pets/{petId}?a=b`.
+pub fn parse_uri_template(uri: &str) -> Result<UriTemplate, String> {
+    let lower = uri.get(..8).unwrap_or(uri).to_ascii_lowercase();
+    let (https, rest) = if lower.starts_with("http://") {
+        (false, &uri[7..])
+    } else if lower.starts_with("https://") {
+        (true, &uri[8..])
+    } else {
+        return Err(format!("`{uri}` is not an http:// or https:// URL"));
+    };
+    // Split at the first '/' or '?' outside a ${...} or {...}.
+    let mut depth = 0usize;
+    let mut auth_end = rest.len();
+    let mut path_end = rest.len();
+    for (i, c) in rest.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            '/' | '?' if depth == 0 && auth_end == rest.len() => {
+                auth_end = i;
+                if c == '?' {
+                    path_end = i;
+                    break;
+                }
+            }
+            '?' if depth == 0 => {
+                path_end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let authority = parse_parts(&rest[..auth_end])?;
+    if authority.is_empty() {
+        return Err(format!("`{uri}` has no host"));
+    }
+    if authority.iter().any(|p| matches!(p, TplPart::Param(_))) {
+        return Err("path parameters cannot be used in the host of an integration URI".to_owned());
+    }
+    let path_text = &rest[auth_end..path_end];
+    let mut path = parse_parts(if path_text.is_empty() { "/" } else { path_text })?;
+    if path.is_empty() {
+        path.push(TplPart::Text("/".to_owned()));
+    }
+    let query = if path_end < rest.len() {
+        parse_parts(&rest[path_end + 1..])?
+    } else {
+        Vec::new()
+    };
+    if uri.contains('#') {
+        return Err("an integration URI cannot have a fragment".to_owned());
+    }
+    Ok(UriTemplate {
+        https,
+        authority,
+        path,
+        query,
+    })
+}
+
+fn parse_parts(s: &str) -> Result<Vec<TplPart>, String> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("${") {
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
+            let name = &after[..end];
+            let var = name
+                .strip_prefix("stageVariables.")
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                .ok_or_else(|| format!("`${{{name}}}`: only ${{stageVariables.NAME}} is allowed in an integration URI"))?;
+            if !text.is_empty() {
+                out.push(TplPart::Text(std::mem::take(&mut text)));
+            }
+            out.push(TplPart::StageVar(var.to_owned()));
+            rest = &after[end + 1..];
+        } else if let Some(after) = rest.strip_prefix('{') {
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed `{{` in `{s}`"))?;
+            let name = after[..end].trim_end_matches('+');
+            if name.is_empty() {
+                return Err(format!("empty parameter `{{}}` in `{s}`"));
+            }
+            if !text.is_empty() {
+                out.push(TplPart::Text(std::mem::take(&mut text)));
+            }
+            out.push(TplPart::Param(name.to_owned()));
+            rest = &after[end + 1..];
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            if c.is_whitespace() || c.is_control() {
+                return Err(format!("whitespace or control character in `{s}`"));
+            }
+            text.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    if !text.is_empty() {
+        out.push(TplPart::Text(text));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_templates() {
+        let t = parse_uri_template(
+            "http://${stageVariables.backend}/pets/{petId}?a=1&b=${stageVariables.b}",
+        )
+        .unwrap();
+        assert!(!t.https);
+        assert_eq!(t.authority, vec![TplPart::StageVar("backend".into())]);
+        assert_eq!(
+            t.path,
+            vec![
+                TplPart::Text("/pets/".into()),
+                TplPart::Param("petId".into())
+            ]
+        );
+        assert_eq!(
+            t.query,
+            vec![
+                TplPart::Text("a=1&b=".into()),
+                TplPart::StageVar("b".into())
+            ]
+        );
+        let t = parse_uri_template("HTTP://example.com").unwrap();
+        assert_eq!(t.path, vec![TplPart::Text("/".into())]);
+        let t = parse_uri_template("http://h:8080/{proxy+}").unwrap();
+        assert_eq!(
+            t.path,
+            vec![TplPart::Text("/".into()), TplPart::Param("proxy".into())]
+        );
+        assert!(parse_uri_template("https://h/x").unwrap().https);
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://{id}.example/x",
+            "http://h/${context.x}",
+            "http://h/a b",
+            "http://h/{",
+            "arn:aws:apigateway:us-east-1:lambda:path/x",
+        ] {
+            assert!(parse_uri_template(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mapping_expressions() {
+        assert_eq!(
+            parse_request_source("'a b'"),
+            Ok(ParamSource::Literal("a b".into()))
+        );
+        assert_eq!(
+            parse_request_source("method.request.path.id"),
+            Ok(ParamSource::Path("id".into()))
+        );
+        assert_eq!(
+            parse_request_source("method.request.body.a.b"),
+            Ok(ParamSource::BodyPath(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            parse_request_source("context.requestId"),
+            Ok(ParamSource::Context(ContextVar::RequestId))
+        );
+        assert!(parse_request_source("method.request.path.").is_err());
+        assert!(parse_request_source("method.response.header.x").is_err());
+        assert_eq!(
+            parse_request_target("integration.request.header.X-A"),
+            Ok(ParamTarget::Header("X-A".into()))
+        );
+        assert!(parse_request_target("integration.request.body.x").is_err());
+        assert!(parse_request_target("integration.request.header.a b").is_err());
+        assert_eq!(
+            parse_response_source("integration.response.header.ETag"),
+            Ok(ResponseParamSource::IntegrationHeader("ETag".into()))
+        );
+    }
+
+    fn compile(doc: &str) -> (Option<ApiDraft>, Diagnostics) {
+        let mut d = Diagnostics::default();
+        let v: Value = serde_json::from_str(doc).unwrap();
+        let draft = compile_api("t", Path::new("t.json"), &v, &mut d);
+        (draft, d)
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path() {
+        let (_, d) = compile(
+            r#"{
+          "swagger": "2.0",
+          "paths": {
+            "/a": {"get": {"x-amazon-apigateway-integration": {"type": "http", "uri": "ftp://x", "httpMethod": "GET", "timeoutInMillis": 30000}}},
+            "/b/{x}{y}": {},
+            "/c": {"post": {"x-amazon-apigateway-integration": {"type": "wat"}}},
+            "/d": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "responses": {"(": {"statusCode": "200"}, "default": {"statusCode": "abc"}}}}}
+          },
+          "x-amazon-apigateway-gateway-responses": {"NOPE": {}}
+        }"#,
+        );
+        let paths: Vec<&str> = d.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "$.x-amazon-apigateway-gateway-responses.NOPE",
+                "$.paths./a.get.x-amazon-apigateway-integration.timeoutInMillis",
+                "$.paths./a.get.x-amazon-apigateway-integration.uri",
+                "$.paths./b/{x}{y}",
+                "$.paths./c.post.x-amazon-apigateway-integration.type",
+                "$.paths./d.get.x-amazon-apigateway-integration.responses.(",
+                "$.paths./d.get.x-amazon-apigateway-integration.responses.default.statusCode",
+            ],
+            "{:#?}",
+            d.errors
+        );
+    }
+
+    #[test]
+    fn aws_integrations_compile_to_unsupported_with_a_warning() {
+        let (draft, d) = compile(
+            r#"{"swagger": "2.0", "paths": {"/l": {"post": {"x-amazon-apigateway-integration": {"type": "AWS_PROXY", "httpMethod": "POST", "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/f/invocations"}}}}}"#,
+        );
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+        let api = draft.unwrap().api;
+        assert!(matches!(
+            api.methods[0].integration.as_ref().unwrap().kind,
+            IntegrationKind::Unsupported(_)
+        ));
+    }
+
+    #[test]
+    fn openapi3_is_refused() {
+        let (draft, d) = compile(r#"{"openapi": "3.0.0", "paths": {}}"#);
+        assert!(draft.is_none());
+        assert_eq!(d.errors[0].path, "$.openapi");
+    }
+}

@@ -1,0 +1,161 @@
+//! The data path's one error type, and the one mapping from what went wrong
+//! to the gateway response the client sees.
+//!
+//! Every failure in `serve_request` becomes a [`GatewayError`]; the
+//! connection loop hands it to [`response_type`]. That `match` has no
+//! wildcard arm on purpose: a new kind does not compile until someone
+//! decides which response (and so which status) it gets.
+
+use std::borrow::Cow;
+
+use crate::gateway_response::ResponseType;
+
+/// Who caused the failure: decides logging level and whether the backend is
+/// to blame in metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something we refuse.
+    Downstream,
+    /// The backend failed or was unreachable.
+    Upstream,
+    /// The API definition cannot serve this request.
+    Config,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No API, stage, resource or method matched.
+    NoRoute,
+    /// The method has no `x-amazon-apigateway-integration`.
+    NoIntegration,
+    /// An integration type or URI scheme this gateway cannot call.
+    UnsupportedIntegration,
+    /// The integration URI needs a stage variable the stage does not set,
+    /// or its host is not a valid authority once filled in.
+    BadIntegrationUri,
+    /// No integration response matched and there is no default one.
+    NoIntegrationResponse,
+    /// A MOCK request template did not yield a `statusCode`.
+    MockStatusMissing,
+    /// The request body is larger than the limit.
+    BodyTooLarge,
+    /// No request template for the content type and passthrough refused.
+    UnsupportedMediaType,
+    /// The backend did not answer within `timeoutInMillis`.
+    UpstreamTimeout,
+    /// Connecting to the backend failed (refused, unreachable).
+    UpstreamConnect,
+    /// The backend closed or reset the connection before a full response.
+    UpstreamReset,
+    /// The backend's response could not be parsed.
+    UpstreamMalformed,
+    /// The backend host name has no address (DNS).
+    UpstreamUnresolved,
+}
+
+#[derive(Clone, Debug)]
+pub struct GatewayError {
+    pub kind: ErrorKind,
+    pub side: Side,
+    /// May the request be sent again (on a fresh upstream connection)?
+    pub retryable: bool,
+    /// For logs: what exactly happened.
+    pub detail: Cow<'static, str>,
+}
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, detail: impl Into<Cow<'static, str>>) -> GatewayError {
+        let side = match kind {
+            ErrorKind::NoRoute | ErrorKind::BodyTooLarge | ErrorKind::UnsupportedMediaType => {
+                Side::Downstream
+            }
+            ErrorKind::NoIntegration
+            | ErrorKind::UnsupportedIntegration
+            | ErrorKind::BadIntegrationUri
+            | ErrorKind::NoIntegrationResponse
+            | ErrorKind::MockStatusMissing => Side::Config,
+            ErrorKind::UpstreamTimeout
+            | ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamReset
+            | ErrorKind::UpstreamMalformed
+            | ErrorKind::UpstreamUnresolved => Side::Upstream,
+        };
+        GatewayError {
+            kind,
+            side,
+            retryable: false,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn retryable(mut self) -> GatewayError {
+        self.retryable = true;
+        self
+    }
+
+    pub fn response_type(&self) -> ResponseType {
+        response_type(self.kind)
+    }
+
+    /// `$context.error.message`: what the client is told.
+    pub fn message(&self) -> Option<&'static str> {
+        match self.kind {
+            ErrorKind::UpstreamConnect | ErrorKind::UpstreamUnresolved => {
+                Some("Network error communicating with endpoint")
+            }
+            ErrorKind::BodyTooLarge => Some("Request Too Long"),
+            _ => self.response_type().default_message(),
+        }
+    }
+}
+
+/// The one mapping from error kind to gateway response type.
+pub fn response_type(kind: ErrorKind) -> ResponseType {
+    match kind {
+        ErrorKind::NoRoute => ResponseType::MissingAuthenticationToken,
+        ErrorKind::NoIntegration => ResponseType::ApiConfigurationError,
+        ErrorKind::UnsupportedIntegration => ResponseType::ApiConfigurationError,
+        ErrorKind::BadIntegrationUri => ResponseType::ApiConfigurationError,
+        ErrorKind::NoIntegrationResponse => ResponseType::ApiConfigurationError,
+        ErrorKind::MockStatusMissing => ResponseType::ApiConfigurationError,
+        ErrorKind::BodyTooLarge => ResponseType::RequestTooLarge,
+        ErrorKind::UnsupportedMediaType => ResponseType::UnsupportedMediaType,
+        ErrorKind::UpstreamTimeout => ResponseType::IntegrationTimeout,
+        ErrorKind::UpstreamConnect => ResponseType::IntegrationFailure,
+        ErrorKind::UpstreamReset => ResponseType::IntegrationFailure,
+        ErrorKind::UpstreamMalformed => ResponseType::IntegrationFailure,
+        ErrorKind::UpstreamUnresolved => ResponseType::IntegrationFailure,
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} ({:?}): {}", self.kind, self.side, self.detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_as_aws() {
+        let cases = [
+            (ErrorKind::NoRoute, 403),
+            (ErrorKind::UpstreamTimeout, 504),
+            (ErrorKind::UpstreamConnect, 504),
+            (ErrorKind::UpstreamReset, 504),
+            (ErrorKind::UpstreamMalformed, 504),
+            (ErrorKind::BodyTooLarge, 413),
+            (ErrorKind::NoIntegration, 500),
+            (ErrorKind::UnsupportedMediaType, 415),
+        ];
+        for (kind, status) in cases {
+            assert_eq!(response_type(kind).default_status(), status, "{kind:?}");
+        }
+        assert_eq!(
+            GatewayError::new(ErrorKind::UpstreamTimeout, "x").message(),
+            Some("Endpoint request timed out")
+        );
+    }
+}

@@ -1,0 +1,427 @@
+//! Response heads: writing ours, parsing the backend's. Sans-IO.
+//!
+//! Owns: the status-line table, the cached `Date` value, and the framing of
+//! an upstream response (RFC 9112 §6.3 from the client side).
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::request::{trim_ows, Span};
+
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Payload Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// Appends `HTTP/1.1 {status} {reason}\r\n`.
+pub fn write_status_line(out: &mut Vec<u8>, status: u16) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_u64(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+pub fn write_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+pub fn write_content_length(out: &mut Vec<u8>, len: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    write_u64(out, len);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the decimal digits of `n` without going through `fmt`.
+pub fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+thread_local! {
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0u8; 29])) };
+}
+
+/// Appends `Date: <IMF-fixdate>\r\n`, formatted at most once per second per
+/// shard thread (RFC 9110 §6.6.1 needs one-second resolution only).
+pub fn write_date_header(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            let text = httpdate::fmt_http_date(now);
+            let bytes = text.as_bytes();
+            if bytes.len() == 29 {
+                cached.1.copy_from_slice(bytes);
+                cached.0 = secs;
+            }
+        }
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(&cached.1);
+        out.extend_from_slice(b"\r\n");
+    });
+}
+
+/// How an upstream response body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body: HEAD, 1xx, 204, 304.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Read until the backend closes.
+    UntilClose,
+}
+
+#[derive(Clone, Debug)]
+pub struct UpstreamHead {
+    pub status: u16,
+    pub headers: Vec<(Span, Span)>,
+    pub framing: ResponseFraming,
+    /// The backend keeps the connection open after this response.
+    pub keep_alive: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamHeadError {
+    Malformed,
+    TooLarge,
+}
+
+pub enum ParsedResponse {
+    Partial,
+    Complete(UpstreamHead, usize),
+}
+
+const MAX_UPSTREAM_HEADERS: usize = 128;
+
+/// Parses a backend response head. `request_was_head` selects the §6.3 (1)
+/// rule that a response to HEAD has no body whatever it says.
+pub fn parse_upstream_head(
+    buf: &[u8],
+    request_was_head: bool,
+    max_head_bytes: usize,
+) -> Result<ParsedResponse, UpstreamHeadError> {
+    let window = &buf[..buf.len().min(max_head_bytes)];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_UPSTREAM_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(window) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if window.len() >= max_head_bytes {
+                Err(UpstreamHeadError::TooLarge)
+            } else {
+                Ok(ParsedResponse::Partial)
+            }
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(UpstreamHeadError::TooLarge),
+        Err(_) => return Err(UpstreamHeadError::Malformed),
+    };
+    let (Some(status), Some(minor)) = (resp.code, resp.version) else {
+        return Err(UpstreamHeadError::Malformed);
+    };
+    if !(100..=999).contains(&status) {
+        return Err(UpstreamHeadError::Malformed);
+    }
+    let span_of = |s: &[u8]| -> Span {
+        let start = (s.as_ptr() as usize).wrapping_sub(window.as_ptr() as usize);
+        Span {
+            start: start as u32,
+            end: (start + s.len()) as u32,
+        }
+    };
+    let mut out = Vec::with_capacity(resp.headers.len());
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut te_seen = false;
+    let mut conn_close = minor == 0;
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = trim_ows(h.value);
+        if value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(UpstreamHeadError::Malformed);
+        }
+        out.push((span_of(name), span_of(value)));
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_digits(value).ok_or(UpstreamHeadError::Malformed)?;
+            if content_length.is_some_and(|c| c != n) {
+                return Err(UpstreamHeadError::Malformed);
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te_seen = true;
+            let last = value
+                .split(|&b| b == b',')
+                .map(trim_ows)
+                .rfind(|c| !c.is_empty());
+            chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',') {
+                let token = trim_ows(token);
+                if token.eq_ignore_ascii_case(b"close") {
+                    conn_close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
+                    conn_close = false;
+                }
+            }
+        }
+    }
+    let framing =
+        if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
+            ResponseFraming::Empty
+        } else if te_seen {
+            // §6.3 (3): Transfer-Encoding overrides Content-Length; a response
+            // whose final coding is not chunked is delimited by close.
+            if chunked {
+                ResponseFraming::Chunked
+            } else {
+                ResponseFraming::UntilClose
+            }
+        } else if let Some(n) = content_length {
+            ResponseFraming::Length(n)
+        } else {
+            ResponseFraming::UntilClose
+        };
+    let keep_alive = !conn_close
+        && framing != ResponseFraming::UntilClose
+        && !(te_seen && content_length.is_some());
+    Ok(ParsedResponse::Complete(
+        UpstreamHead {
+            status,
+            headers: out,
+            framing,
+            keep_alive,
+        },
+        len,
+    ))
+}
+
+fn parse_digits(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus framing headers we always
+/// regenerate: never copied from one side to the other.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    const HOP: [&[u8]; 10] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    ];
+    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(input: &[u8], was_head: bool) -> Result<UpstreamHead, UpstreamHeadError> {
+        match parse_upstream_head(input, was_head, 16 * 1024)? {
+            ParsedResponse::Complete(h, _) => Ok(h),
+            ParsedResponse::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn status_line() {
+        let mut v = Vec::new();
+        write_status_line(&mut v, 403);
+        assert_eq!(v, b"HTTP/1.1 403 Forbidden\r\n");
+        let mut v = Vec::new();
+        write_status_line(&mut v, 299);
+        assert_eq!(v, b"HTTP/1.1 299 Unknown\r\n");
+    }
+
+    #[test]
+    fn date_header_shape() {
+        let mut v = Vec::new();
+        write_date_header(&mut v);
+        assert_eq!(v.len(), "Date: ".len() + 29 + 2);
+        assert!(v.ends_with(b" GMT\r\n"));
+    }
+
+    #[test]
+    fn framing_table() {
+        let cases: &[(&[u8], bool, ResponseFraming, bool)] = &[
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                false,
+                ResponseFraming::Length(5),
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                ResponseFraming::Chunked,
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\n\r\n",
+                false,
+                ResponseFraming::UntilClose,
+                false,
+            ),
+            (
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+                false,
+                ResponseFraming::Empty,
+                true,
+            ),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+                false,
+                ResponseFraming::Empty,
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                true,
+                ResponseFraming::Empty,
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+                false,
+                ResponseFraming::Length(5),
+                false,
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n",
+                false,
+                ResponseFraming::Length(5),
+                false,
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n",
+                false,
+                ResponseFraming::Length(5),
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false,
+                ResponseFraming::UntilClose,
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+                false,
+                ResponseFraming::Chunked,
+                false,
+            ),
+        ];
+        for (input, was_head, framing, keep_alive) in cases {
+            let h = head(input, *was_head).unwrap();
+            assert_eq!(h.framing, *framing, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                h.keep_alive,
+                *keep_alive,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for input in [
+            &b"garbage\r\n\r\n"[..],
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"HTTP/1.1 099 Low\r\n\r\n",
+        ] {
+            assert!(
+                matches!(
+                    parse_upstream_head(input, false, 1024),
+                    Err(UpstreamHeadError::Malformed)
+                ),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+}

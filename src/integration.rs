@@ -1,0 +1,702 @@
+//! The integration request and response, as plain code: what bytes go to
+//! the backend, which status a MOCK answers, which integration response a
+//! backend status selects, and what the client gets back.
+//!
+//! Owns: parameter mapping (`requestParameters`, `responseParameters`),
+//! URI building, template selection and passthrough rules, the upstream
+//! request head, and gateway-response rendering.
+//! Must not: do I/O. The shard module calls these between reads and writes.
+//! Read first: [`RequestInfo`], then [`build_upstream_request`].
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::gateway_response::{json_quote, HeaderValue, Rendered, ResponseType};
+use crate::http::query::{self, encode_component};
+use crate::http::request::{Method, RequestHead};
+use crate::http::response::{
+    is_hop_by_hop, write_content_length, write_date_header, write_header, write_status_line,
+};
+use crate::ids;
+use crate::router::Captures;
+use crate::snapshot::{
+    Api, Integration, IntegrationResponse, ParamSource, ParamTarget, Passthrough, Resource,
+    ResponseParamSource, Stage, UpstreamBinding, UriPart,
+};
+use crate::template::{self, ContextVar, Values};
+
+/// The matched route of a request.
+#[derive(Clone, Copy)]
+pub struct RouteMatch<'a> {
+    pub resource: &'a Resource,
+    /// The path after the stage (`/pets/12`); captures index into it.
+    pub rest: &'a str,
+    pub captures: Captures,
+}
+
+/// Everything known about a request, for mappings and templates.
+pub struct RequestInfo<'a> {
+    pub head: &'a RequestHead,
+    pub request_id: &'a str,
+    pub peer: SocketAddr,
+    pub received: SystemTime,
+    pub api: Option<&'a Api>,
+    pub stage: Option<&'a Stage>,
+    pub route: Option<RouteMatch<'a>>,
+    pub body: &'a Bytes,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// Raw (still percent-encoded) value of a path parameter.
+    pub fn path_param_raw(&self, name: &str) -> Option<&'a str> {
+        let route = self.route.as_ref()?;
+        let i = route.resource.param_names.iter().position(|n| n == name)?;
+        route.captures.get(route.rest, i)
+    }
+
+    pub fn path_param(&self, name: &str) -> Option<String> {
+        self.path_param_raw(name)
+            .map(|raw| query::decode_path(raw.as_bytes()).into_owned())
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.head.query().and_then(|q| query::last_value(q, name))
+    }
+
+    pub fn header(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.head_header(name).map(String::from_utf8_lossy)
+    }
+
+    fn head_header(&self, name: &str) -> Option<&'a [u8]> {
+        self.head.header(name)
+    }
+
+    /// Evaluates a `requestParameters` source; `None` when it has no value
+    /// (API Gateway then leaves the target out).
+    pub fn eval(&self, src: &ParamSource) -> Option<Cow<'a, str>> {
+        match src {
+            ParamSource::Path(n) => self.path_param(n).map(Cow::Owned),
+            ParamSource::Query(n) => self.query_param(n).map(Cow::Owned),
+            ParamSource::MultiQuery(n) => {
+                let all = self
+                    .head
+                    .query()
+                    .map(|q| query::all_values(q, n))
+                    .unwrap_or_default();
+                (!all.is_empty()).then(|| Cow::Owned(all.join(",")))
+            }
+            ParamSource::Header(n) => self.header(n),
+            ParamSource::MultiHeader(n) => {
+                let all: Vec<Cow<'_, str>> = self
+                    .head
+                    .headers()
+                    .filter(|(h, _)| h.eq_ignore_ascii_case(n.as_bytes()))
+                    .map(|(_, v)| String::from_utf8_lossy(v))
+                    .collect();
+                (!all.is_empty()).then(|| Cow::Owned(all.join(",")))
+            }
+            ParamSource::Body => Some(String::from_utf8_lossy(self.body)),
+            ParamSource::BodyPath(path) => json_path_value(self.body, path).map(Cow::Owned),
+            ParamSource::StageVar(n) => self
+                .stage
+                .and_then(|s| s.variables.get(n))
+                .map(|v| Cow::Owned(v.clone())),
+            ParamSource::Context(c) => self.context(c).map(|v| Cow::Owned(v.into_owned())),
+            ParamSource::Literal(l) => Some(Cow::Owned(l.clone())),
+        }
+    }
+
+    fn resource_path(&self) -> &str {
+        self.route.map(|r| r.resource.path.as_str()).unwrap_or("")
+    }
+}
+
+impl Values for RequestInfo<'_> {
+    fn context(&self, var: &ContextVar) -> Option<Cow<'_, str>> {
+        let v: Cow<'_, str> = match var {
+            ContextVar::RequestId | ContextVar::ExtendedRequestId => Cow::Borrowed(self.request_id),
+            ContextVar::Stage => Cow::Borrowed(self.stage.map_or("", |s| s.name.as_str())),
+            ContextVar::ApiId => Cow::Borrowed(self.api.map_or("", |a| a.id.as_str())),
+            ContextVar::AccountId => Cow::Borrowed(""),
+            ContextVar::HttpMethod => String::from_utf8_lossy(self.head.method_bytes()),
+            ContextVar::ResourcePath => Cow::Borrowed(self.resource_path()),
+            ContextVar::ResourceId => Cow::Borrowed(self.resource_path()),
+            ContextVar::Path => String::from_utf8_lossy(self.head.path()),
+            ContextVar::Protocol => Cow::Borrowed(match self.head.info.version {
+                crate::http::request::Version::Http10 => "HTTP/1.0",
+                crate::http::request::Version::Http11 => "HTTP/1.1",
+            }),
+            ContextVar::SourceIp => Cow::Owned(self.peer.ip().to_string()),
+            ContextVar::UserAgent => self.header("user-agent").unwrap_or(Cow::Borrowed("")),
+            ContextVar::RequestTime => Cow::Owned(ids::clf_time(self.received)),
+            ContextVar::RequestTimeEpoch => {
+                Cow::Owned(ids::epoch_millis(self.received).to_string())
+            }
+            ContextVar::DomainName => self
+                .head
+                .host()
+                .map(String::from_utf8_lossy)
+                .unwrap_or(Cow::Borrowed("")),
+            ContextVar::DomainPrefix => {
+                let host = self
+                    .head
+                    .host()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                Cow::Owned(host.split('.').next().unwrap_or("").to_owned())
+            }
+            ContextVar::ErrorMessage
+            | ContextVar::ErrorMessageString
+            | ContextVar::ErrorResponseType
+            | ContextVar::ErrorValidationErrorString => return None,
+            ContextVar::Unsupported(_) => Cow::Borrowed(""),
+        };
+        Some(v)
+    }
+
+    fn stage_var(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.stage
+            .and_then(|s| s.variables.get(name))
+            .map(|v| Cow::Borrowed(v.as_str()))
+    }
+}
+
+/// Reads `a.b.c` out of a JSON body: strings as they are, anything else as
+/// JSON text.
+pub fn json_path_value(body: &[u8], path: &[String]) -> Option<String> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    for key in path {
+        v = match v {
+            serde_json::Value::Object(mut m) => m.remove(key)?,
+            serde_json::Value::Array(mut a) => {
+                let i: usize = key.parse().ok()?;
+                if i < a.len() {
+                    a.swap_remove(i)
+                } else {
+                    return None;
+                }
+            }
+            _ => return None,
+        };
+    }
+    Some(match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+/// The media type of a `Content-Type`/`Accept` value: lowercase, no
+/// parameters. A missing `Content-Type` is `application/json`, as in API
+/// Gateway.
+pub fn media_type(value: Option<&[u8]>) -> String {
+    match value {
+        None => "application/json".to_owned(),
+        Some(v) => {
+            let v = String::from_utf8_lossy(v);
+            let first = v.split(',').next().unwrap_or("");
+            let mt = first
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if mt.is_empty() {
+                "application/json".to_owned()
+            } else {
+                mt
+            }
+        }
+    }
+}
+
+/// Picks the request template for the request's content type under the
+/// integration's passthrough behaviour. `Ok(None)` means pass the body
+/// through untouched; `Err` is 415.
+pub fn request_template<'i>(
+    integration: &'i Integration,
+    content_type: Option<&[u8]>,
+) -> Result<Option<&'i str>, GatewayError> {
+    let mt = media_type(content_type);
+    let templates = &integration.request_templates;
+    if let Some((_, t)) = templates.iter().find(|(ct, _)| *ct == mt) {
+        return Ok(Some(t.as_str()));
+    }
+    let unsupported = || {
+        GatewayError::new(
+            ErrorKind::UnsupportedMediaType,
+            format!("no request template for content type `{mt}`"),
+        )
+    };
+    match integration.passthrough {
+        Passthrough::WhenNoMatch => Ok(None),
+        Passthrough::WhenNoTemplates if templates.is_empty() => Ok(None),
+        Passthrough::WhenNoTemplates | Passthrough::Never => Err(unsupported()),
+    }
+}
+
+/// The status a MOCK integration answers: `statusCode` of its (rendered)
+/// request template, or of the passed-through body.
+pub fn mock_status(info: &RequestInfo<'_>, integration: &Integration) -> Result<u16, GatewayError> {
+    let rendered = match request_template(integration, info.head.header("content-type"))? {
+        Some(t) => {
+            let mut out = Vec::new();
+            template::render(&template::parse(t), info, &mut out);
+            out
+        }
+        None if info.body.is_empty() => b"{}".to_vec(),
+        None => info.body.to_vec(),
+    };
+    let missing = || {
+        GatewayError::new(
+            ErrorKind::MockStatusMissing,
+            "Unable to parse statusCode. It should be an integer that is defined in the request template.",
+        )
+    };
+    let v: serde_json::Value = serde_json::from_slice(&rendered).map_err(|_| missing())?;
+    v.get("statusCode")
+        .and_then(serde_json::Value::as_u64)
+        .filter(|s| (100..=599).contains(s))
+        .map(|s| s as u16)
+        .ok_or_else(missing)
+}
+
+/// Selects the integration response for a status: the first matching
+/// selection pattern, else `default`.
+pub fn select_response(
+    integration: &Integration,
+    status: u16,
+) -> Result<&IntegrationResponse, GatewayError> {
+    let mut digits = [0u8; 3];
+    let s = status_str(status, &mut digits);
+    integration
+        .responses
+        .iter()
+        .find(|r| r.pattern.as_ref().is_none_or(|p| p.is_match(s)))
+        .ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::NoIntegrationResponse,
+                format!(
+                    "No match for output mapping and no default output mapping (status {status})"
+                ),
+            )
+        })
+}
+
+fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
+    buf[0] = b'0' + (status / 100 % 10) as u8;
+    buf[1] = b'0' + (status / 10 % 10) as u8;
+    buf[2] = b'0' + (status % 10) as u8;
+    std::str::from_utf8(buf).unwrap_or("500")
+}
+
+/// Response template selection: the first `Accept` type if there is a
+/// template for it, else the first template.
+pub fn select_template<'t, T>(
+    templates: &'t [(String, T)],
+    accept: Option<&[u8]>,
+) -> Option<&'t (String, T)> {
+    let wanted = accept.map(|a| media_type(Some(a)));
+    wanted
+        .and_then(|w| templates.iter().find(|(ct, _)| *ct == w))
+        .or_else(|| templates.first())
+}
+
+/// Evaluates a `responseParameters` source against the backend response.
+pub fn eval_response_source(
+    src: &ResponseParamSource,
+    info: &RequestInfo<'_>,
+    upstream_header: &dyn Fn(&str) -> Option<String>,
+    upstream_body: &[u8],
+) -> Option<String> {
+    match src {
+        ResponseParamSource::Literal(l) => Some(l.clone()),
+        ResponseParamSource::IntegrationHeader(n) => upstream_header(n),
+        ResponseParamSource::IntegrationBody => {
+            Some(String::from_utf8_lossy(upstream_body).into_owned())
+        }
+        ResponseParamSource::IntegrationBodyPath(p) => json_path_value(upstream_body, p),
+        ResponseParamSource::StageVar(n) => info.stage.and_then(|s| s.variables.get(n)).cloned(),
+        ResponseParamSource::Context(c) => info.context(c).map(Cow::into_owned),
+    }
+}
+
+/// Appends the request line and headers (and the body) to send to the
+/// backend. Returns the method used.
+pub fn build_upstream_request(
+    info: &RequestInfo<'_>,
+    integration: &Integration,
+    binding: &UpstreamBinding,
+    proxy: bool,
+    local_port: u16,
+    out: &mut Vec<u8>,
+) -> Method {
+    let method = integration.http_method.unwrap_or(info.head.method());
+    if method == info.head.method() {
+        out.extend_from_slice(info.head.method_bytes());
+    } else {
+        out.extend_from_slice(method.as_str().as_bytes());
+    }
+    out.push(b' ');
+
+    // Path: the URI's, with {name} filled from integration.request.path.*
+    // (or, when not mapped, the method's path parameter of the same name).
+    let path_start = out.len();
+    for part in &binding.path {
+        match part {
+            UriPart::Text(t) => out.extend_from_slice(t.as_bytes()),
+            UriPart::Param(name) => {
+                let mapped = integration
+                    .request_parameters
+                    .iter()
+                    .find(|(t, _)| matches!(t, ParamTarget::Path(n) if n == name));
+                match mapped {
+                    // A path parameter keeps the client's own encoding (a
+                    // greedy {proxy+} keeps its slashes).
+                    Some((_, ParamSource::Path(src))) => {
+                        if let Some(raw) = info.path_param_raw(src) {
+                            out.extend_from_slice(raw.as_bytes());
+                        }
+                    }
+                    Some((_, src)) => {
+                        if let Some(v) = info.eval(src) {
+                            encode_component(&v, out);
+                        }
+                    }
+                    None => {
+                        if let Some(raw) = info.path_param_raw(name) {
+                            out.extend_from_slice(raw.as_bytes());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if out.len() == path_start {
+        out.push(b'/');
+    }
+
+    // Query: the URI's own, the client's (proxy only), then mapped ones.
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        out.push(if first { b'?' } else { b'&' });
+        first = false;
+    };
+    if !binding.query.is_empty() {
+        sep(out);
+        for part in &binding.query {
+            match part {
+                UriPart::Text(t) => out.extend_from_slice(t.as_bytes()),
+                UriPart::Param(name) => {
+                    if let Some(v) = info.path_param(name) {
+                        encode_component(&v, out);
+                    }
+                }
+            }
+        }
+    }
+    if proxy {
+        if let Some(q) = info.head.query() {
+            if !q.is_empty() {
+                sep(out);
+                out.extend_from_slice(q);
+            }
+        }
+    }
+    for (target, src) in &integration.request_parameters {
+        if let ParamTarget::Query(name) = target {
+            if let Some(v) = info.eval(src) {
+                sep(out);
+                encode_component(name, out);
+                out.push(b'=');
+                encode_component(&v, out);
+            }
+        }
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write_header(out, b"Host", binding.host_header.as_bytes());
+
+    let mapped_header = |name: &[u8]| {
+        integration.request_parameters.iter().any(
+            |(t, _)| matches!(t, ParamTarget::Header(n) if n.as_bytes().eq_ignore_ascii_case(name)),
+        )
+    };
+    if proxy {
+        let connection_tokens: Vec<&[u8]> = info
+            .head
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+            .flat_map(|(_, v)| v.split(|&b| b == b','))
+            .map(crate::http::request::trim_ows)
+            .collect();
+        let mut xff: Option<&[u8]> = None;
+        for (name, value) in info.head.headers() {
+            if name.eq_ignore_ascii_case(b"host")
+                || name.eq_ignore_ascii_case(b"expect")
+                || is_hop_by_hop(name)
+                || connection_tokens
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(name))
+                || name.eq_ignore_ascii_case(b"x-forwarded-port")
+                || name.eq_ignore_ascii_case(b"x-forwarded-proto")
+                || mapped_header(name)
+            {
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+                xff = Some(value);
+                continue;
+            }
+            write_header(out, name, value);
+        }
+        out.extend_from_slice(b"X-Forwarded-For: ");
+        if let Some(prev) = xff {
+            out.extend_from_slice(prev);
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(info.peer.ip().to_string().as_bytes());
+        out.extend_from_slice(b"\r\nX-Forwarded-Port: ");
+        crate::http::response::write_u64(out, u64::from(local_port));
+        out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
+    } else {
+        // A non-proxy HTTP integration sends only what is mapped, plus the
+        // defaults API Gateway adds.
+        if !mapped_header(b"accept") {
+            write_header(out, b"Accept", b"application/json");
+        }
+        if !mapped_header(b"user-agent") {
+            out.extend_from_slice(b"User-Agent: AmazonAPIGateway_");
+            out.extend_from_slice(info.api.map_or("", |a| a.id.as_str()).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !mapped_header(b"content-type") && !info.body.is_empty() {
+            let ct = info
+                .head
+                .header("content-type")
+                .unwrap_or(b"application/json");
+            write_header(out, b"Content-Type", ct);
+        }
+        if let Some(api) = info.api {
+            write_header(out, b"X-Amzn-Apigateway-Api-Id", api.id.as_bytes());
+        }
+    }
+    for (target, src) in &integration.request_parameters {
+        if let ParamTarget::Header(name) = target {
+            if let Some(v) = info.eval(src) {
+                // Header values may not carry CR/LF: a mapped value is data.
+                let clean: String = v
+                    .chars()
+                    .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
+                    .collect();
+                write_header(out, name.as_bytes(), clean.as_bytes());
+            }
+        }
+    }
+    write_header(out, b"X-Amzn-RequestId", info.request_id.as_bytes());
+    if !info.body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
+        write_content_length(out, info.body.len() as u64);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(info.body);
+    method
+}
+
+/// Common response headers: `Date`, request id and connection handling.
+pub fn write_common_headers(out: &mut Vec<u8>, request_id: &str, keep_alive: bool) {
+    write_date_header(out);
+    write_header(out, b"x-amzn-RequestId", request_id.as_bytes());
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+}
+
+/// Writes a whole response with a known body.
+#[allow(clippy::too_many_arguments)]
+pub fn write_full_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: Option<&[u8]>,
+    headers: &[(String, String)],
+    body: &[u8],
+    request_id: &str,
+    keep_alive: bool,
+    head_only: bool,
+) {
+    write_status_line(out, status);
+    write_common_headers(out, request_id, keep_alive);
+    let mut ct_written = false;
+    for (n, v) in headers {
+        if n.eq_ignore_ascii_case("content-type") {
+            ct_written = true;
+        }
+        if is_hop_by_hop(n.as_bytes()) || n.eq_ignore_ascii_case("date") {
+            continue;
+        }
+        write_header(out, n.as_bytes(), v.as_bytes());
+    }
+    if !ct_written {
+        if let Some(ct) = content_type {
+            write_header(out, b"Content-Type", ct);
+        }
+    }
+    write_content_length(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Values for a gateway response: the request's, plus `$context.error.*`.
+struct ErrorValues<'a, 'b> {
+    info: Option<&'a RequestInfo<'b>>,
+    request_id: &'a str,
+    kind: ResponseType,
+    message: Option<&'a str>,
+}
+
+impl Values for ErrorValues<'_, '_> {
+    fn context(&self, var: &ContextVar) -> Option<Cow<'_, str>> {
+        match var {
+            ContextVar::ErrorMessage => Some(Cow::Borrowed(self.message.unwrap_or(""))),
+            ContextVar::ErrorMessageString => Some(Cow::Owned(match self.message {
+                Some(m) => json_quote(m),
+                None => "null".to_owned(),
+            })),
+            ContextVar::ErrorResponseType => Some(Cow::Borrowed(self.kind.name())),
+            ContextVar::ErrorValidationErrorString => Some(Cow::Borrowed("")),
+            ContextVar::RequestId | ContextVar::ExtendedRequestId => {
+                Some(Cow::Borrowed(self.request_id))
+            }
+            other => match self.info {
+                Some(i) => i.context(other),
+                None => Some(Cow::Borrowed("")),
+            },
+        }
+    }
+    fn stage_var(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.info.and_then(|i| i.stage_var(name))
+    }
+}
+
+/// Writes a gateway response (pre-rendered per stage) for `err`.
+pub fn write_gateway_response(
+    out: &mut Vec<u8>,
+    rendered: &Rendered,
+    message: Option<&str>,
+    info: Option<&RequestInfo<'_>>,
+    request_id: &str,
+    keep_alive: bool,
+) {
+    let values = ErrorValues {
+        info,
+        request_id,
+        kind: rendered.kind,
+        message,
+    };
+    let mut body = Vec::with_capacity(64);
+    template::render(&rendered.body, &values, &mut body);
+    write_status_line(out, rendered.status);
+    write_common_headers(out, request_id, keep_alive);
+    write_header(out, b"Content-Type", rendered.content_type.as_bytes());
+    write_header(
+        out,
+        b"x-amzn-ErrorType",
+        rendered.kind.error_type().as_bytes(),
+    );
+    for (name, value) in &rendered.headers {
+        let v: Option<Cow<'_, str>> = match value {
+            HeaderValue::Text(t) => Some(Cow::Borrowed(t.as_str())),
+            HeaderValue::RequestHeader(n) => info.and_then(|i| i.header(n)),
+            HeaderValue::RequestQuery(n) => info.and_then(|i| i.query_param(n)).map(Cow::Owned),
+            HeaderValue::RequestPath(n) => info.and_then(|i| i.path_param(n)).map(Cow::Owned),
+            HeaderValue::Context(c) => values.context(c).map(|c| Cow::Owned(c.into_owned())),
+        };
+        if let Some(v) = v {
+            if is_hop_by_hop(name.as_bytes()) {
+                continue;
+            }
+            let clean: String = v
+                .chars()
+                .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
+                .collect();
+            write_header(out, name.as_bytes(), clean.as_bytes());
+        }
+    }
+    let head_only = info.is_some_and(|i| i.head.method() == Method::Head);
+    write_content_length(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(&body);
+    }
+}
+
+/// A plain error for requests that never became requests (bad framing,
+/// oversized heads): no API, no stage, JSON body, connection closed.
+pub fn write_protocol_error(out: &mut Vec<u8>, status: u16, message: &str, request_id: &str) {
+    write_status_line(out, status);
+    write_common_headers(out, request_id, false);
+    write_header(out, b"Content-Type", b"application/json");
+    let body = format!("{{\"message\":{}}}", json_quote(message));
+    write_content_length(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+}
+
+pub fn error_message(err: &GatewayError) -> Option<&'static str> {
+    err.message()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types() {
+        assert_eq!(media_type(None), "application/json");
+        assert_eq!(
+            media_type(Some(b"Application/JSON; charset=UTF-8")),
+            "application/json"
+        );
+        assert_eq!(
+            media_type(Some(b"text/html, application/json")),
+            "text/html"
+        );
+        assert_eq!(media_type(Some(b"")), "application/json");
+    }
+
+    #[test]
+    fn json_paths() {
+        let body = br#"{"a": {"b": "x", "n": 3, "l": [1, {"c": true}]}}"#;
+        let p = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(json_path_value(body, &p("a.b")).as_deref(), Some("x"));
+        assert_eq!(json_path_value(body, &p("a.n")).as_deref(), Some("3"));
+        assert_eq!(
+            json_path_value(body, &p("a.l.1.c")).as_deref(),
+            Some("true")
+        );
+        assert_eq!(json_path_value(body, &p("a.zz")), None);
+        assert_eq!(json_path_value(b"not json", &p("a")), None);
+    }
+
+    #[test]
+    fn template_selection() {
+        let t = vec![
+            ("text/html".to_owned(), 1),
+            ("application/json".to_owned(), 2),
+        ];
+        assert_eq!(
+            select_template(&t, Some(b"application/json")).map(|x| x.1),
+            Some(2)
+        );
+        assert_eq!(
+            select_template(&t, Some(b"image/png")).map(|x| x.1),
+            Some(1)
+        );
+        assert_eq!(select_template(&t, None).map(|x| x.1), Some(1));
+        let empty: Vec<(String, i32)> = Vec::new();
+        assert!(select_template(&empty, None).is_none());
+    }
+}

@@ -1,0 +1,22 @@
+//! Tollgate: a self-hosted API gateway that serves Swagger 2.0 APIs (with
+//! their `x-amazon-apigateway-*` extensions) the way Amazon API Gateway
+//! does, on a thread-per-core glommio runtime.
+//!
+//! Map (see `docs/ARCHITECTURE.md`): `config` compiles files into a
+//! `snapshot::Snapshot`; `shard` runs the executors and connections; the
+//! per-request logic is plain code in `http`, `router`, `integration`,
+//! `gateway_response`, `template` and `error`.
+
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod gateway_response;
+pub mod http;
+pub mod ids;
+pub mod integration;
+pub mod preflight;
+pub mod resolve;
+pub mod router;
+pub mod shard;
+pub mod snapshot;
+pub mod template;

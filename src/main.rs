@@ -1,0 +1,229 @@
+//! `tollgate`: parse arguments, load, run, map errors to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tollgate::snapshot::{IntegrationKind, Shards, Snapshot};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "A self-hosted API gateway for Swagger 2.0 APIs with Amazon API Gateway semantics"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the APIs of a configuration.
+    Serve {
+        /// Path to tollgate.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Number of shards (one executor thread each), or "auto" for one per CPU.
+        #[arg(long)]
+        shards: Option<String>,
+    },
+    /// Compile a configuration and print its APIs, stages and routes, or
+    /// every error (exit status 1).
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve { config, shards } => serve(&config, shards.as_deref()),
+    }
+}
+
+fn load(config: &std::path::Path) -> Option<Snapshot> {
+    match tollgate::config::load(config) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            for w in &e.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!("error: {e}");
+            None
+        }
+    }
+}
+
+fn check(config: &std::path::Path) -> ExitCode {
+    let Some(snap) = load(config) else {
+        return ExitCode::FAILURE;
+    };
+    for w in &snap.warnings {
+        println!("warning: {w}");
+    }
+    println!("listen {}", snap.server.listen);
+    for (i, api) in snap.apis.iter().enumerate() {
+        let default = if snap.default_api == Some(i) {
+            " (default)"
+        } else {
+            ""
+        };
+        println!(
+            "\nAPI {} \"{}\"{} from {}",
+            api.id,
+            api.title,
+            default,
+            api.source.display()
+        );
+        for stage in &api.stages {
+            let vars: Vec<String> = stage
+                .variables
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!(
+                "  stage {}  variables: {}",
+                stage.name,
+                if vars.is_empty() {
+                    "-".to_owned()
+                } else {
+                    vars.join(", ")
+                }
+            );
+        }
+        println!("  routes:");
+        for m in &api.methods {
+            let resource = &api.resources[m.resource as usize];
+            let (kind, target) = match &m.integration {
+                None => ("NONE".to_owned(), "500: no integration".to_owned()),
+                Some(i) => {
+                    let target = match &i.kind {
+                        IntegrationKind::Mock => String::new(),
+                        IntegrationKind::Unsupported(why) => why.clone(),
+                        _ => {
+                            let method = i.http_method.map_or("ANY", |m| m.as_str());
+                            let backends: Vec<String> = api
+                                .stages
+                                .iter()
+                                .filter_map(|s| {
+                                    match &s.bindings[api
+                                        .methods
+                                        .iter()
+                                        .position(|x| std::ptr::eq(x, m))
+                                        .unwrap_or(0)]
+                                    {
+                                        tollgate::snapshot::Binding::Upstream(b) => {
+                                            let t = &snap.targets[b.target as usize];
+                                            Some(format!("{}→{}", s.name, t.resolve))
+                                        }
+                                        tollgate::snapshot::Binding::Invalid(e) => {
+                                            Some(format!("{}: {e}", s.name))
+                                        }
+                                        tollgate::snapshot::Binding::None => None,
+                                    }
+                                })
+                                .collect();
+                            format!(
+                                "{method} {} [{}]",
+                                i.uri.as_deref().unwrap_or(""),
+                                backends.join(", ")
+                            )
+                        }
+                    };
+                    (i.kind.label().to_owned(), target)
+                }
+            };
+            println!(
+                "    {:<8} {:<32} {:<11} {}",
+                m.http_method, resource.path, kind, target
+            );
+        }
+    }
+    println!(
+        "\nOK: {} API(s), {} warning(s)",
+        snap.apis.len(),
+        snap.warnings.len()
+    );
+    ExitCode::SUCCESS
+}
+
+fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
+    let Some(snap) = load(config) else {
+        return ExitCode::FAILURE;
+    };
+    for w in &snap.warnings {
+        tracing::warn!("{w}");
+    }
+    let shards = match shards_arg.map(parse_shards) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            eprintln!("error: --shards: {e}");
+            return ExitCode::FAILURE;
+        }
+        None => snap.server.shards,
+    };
+    let shards = match shards {
+        Shards::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Shards::Count(n) => n,
+    };
+    if let Err(e) = tollgate::preflight::check(shards, snap.server.io_memory) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Some(addr) = snap.demo_backend {
+        match tollgate::demo::start(addr) {
+            Ok(a) => tracing::info!(addr = %a, "demo PetStore backend listening"),
+            Err(e) => {
+                eprintln!("error: demo_backend: cannot bind {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let names: Vec<String> = snap
+        .targets
+        .iter()
+        .filter(|t| t.fixed.is_none())
+        .map(|t| t.resolve.clone())
+        .collect();
+    let resolver = tollgate::resolve::Resolver::start(
+        names,
+        snap.upstream.dns_refresh,
+        Duration::from_secs(2),
+    );
+    let snapshot = Arc::new(snap);
+    let result = tollgate::shard::run(snapshot, shards, resolver, |started| {
+        tracing::info!(addr = %started.addr, shards = started.shards, "tollgate listening");
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_shards(s: &str) -> Result<Shards, String> {
+    if s == "auto" {
+        return Ok(Shards::Auto);
+    }
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(Shards::Count(n)),
+        _ => Err(format!(
+            "expected \"auto\" or a number from 1 to 1024, found `{s}`"
+        )),
+    }
+}

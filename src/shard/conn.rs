@@ -1,0 +1,634 @@
+//! One client connection: read a head, serve the request, write the
+//! response, repeat while keep-alive holds.
+//!
+//! `serve_request` reads top to bottom as the phases of a request (see
+//! `docs/ARCHITECTURE.md`); every failure funnels into [`Conn::fail`],
+//! which writes the stage's gateway response for the error's kind.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_lite::io::AsyncWriteExt;
+use glommio::net::TcpStream;
+
+use super::io::{read_some, with_deadline};
+use super::upstream::{self, Buffered, UpstreamResponse};
+use super::Shard;
+use crate::error::{ErrorKind, GatewayError, Side};
+use crate::gateway_response::StageResponses;
+use crate::http::chunked::{write_chunk_header, ChunkedDecoder, LAST_CHUNK};
+use crate::http::request::{
+    parse_head, BodyFraming, HeadError, Method, Parsed, RequestHead, Version,
+};
+use crate::http::response::{is_hop_by_hop, write_content_length, write_header, write_status_line};
+use crate::ids;
+use crate::integration::{
+    self, build_upstream_request, eval_response_source, mock_status, select_response,
+    select_template, write_common_headers, write_full_response, write_gateway_response,
+    write_protocol_error, RequestInfo, RouteMatch,
+};
+use crate::router::Captures;
+use crate::snapshot::{Binding, IntegrationKind, Snapshot};
+use crate::template;
+
+pub(super) async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+    let _ = stream.set_nodelay(true);
+    let write_timeout = shard.snapshot().server.limits.write_timeout;
+    let _ = stream.set_write_timeout(Some(write_timeout));
+    let mut conn = Conn {
+        shard,
+        stream,
+        peer,
+        inbuf: BytesMut::new(),
+        out: Vec::new(),
+    };
+    conn.run().await;
+}
+
+struct Conn {
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Bytes read and not yet consumed. Empty (and unallocated) while idle.
+    inbuf: BytesMut,
+    /// The response being built.
+    out: Vec<u8>,
+}
+
+enum HeadRead {
+    Head(RequestHead),
+    /// Clean end: the client closed, or stayed idle past the timeout.
+    Closed,
+    Refused(u16, &'static str),
+}
+
+enum BodyError {
+    TooLarge,
+    Malformed(&'static str),
+    /// Timeout, reset or EOF: no answer possible or useful.
+    Gone,
+}
+
+impl Conn {
+    async fn run(&mut self) {
+        loop {
+            let snap = self.shard.snapshot();
+            let head = match self.read_head(&snap).await {
+                HeadRead::Head(h) => h,
+                HeadRead::Closed => return,
+                HeadRead::Refused(status, why) => {
+                    let rid = ids::new_request_id();
+                    let rid = std::str::from_utf8(&rid).unwrap_or("");
+                    tracing::debug!(peer = %self.peer, status, why, "refused request head");
+                    write_protocol_error(&mut self.out, status, why, rid);
+                    let _ = self.flush().await;
+                    return;
+                }
+            };
+            let keep_alive = self.serve_request(&snap, head).await;
+            if self.flush().await.is_err() || !keep_alive {
+                return;
+            }
+            // Idle connections hold no buffers.
+            if self.inbuf.is_empty() {
+                self.inbuf = BytesMut::new();
+            }
+            if self.out.capacity() > 16 * 1024 {
+                self.out = Vec::new();
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        r
+    }
+
+    /// 1. Reads and parses one request head. Waits up to the idle timeout
+    /// for its first byte, then up to the header timeout for the rest.
+    async fn read_head(&mut self, snap: &Snapshot) -> HeadRead {
+        let limits = &snap.server.limits;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if !self.inbuf.is_empty() {
+                match parse_head(&self.inbuf, &limits.head) {
+                    Ok(Parsed::Complete(info, len)) => {
+                        let raw = self.inbuf.split_to(len).freeze();
+                        return HeadRead::Head(RequestHead::new(raw, info));
+                    }
+                    Ok(Parsed::Partial) => {}
+                    Err(e) => return HeadRead::Refused(e.status(), head_error_message(e)),
+                }
+                deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
+            }
+            let until = deadline.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
+            let read = with_deadline(
+                until,
+                read_some(&mut self.stream, &self.shard.scratch, &mut self.inbuf),
+            )
+            .await;
+            match read {
+                Some(Ok(0)) | Some(Err(_)) => return HeadRead::Closed,
+                Some(Ok(_)) => {}
+                None if self.inbuf.is_empty() => return HeadRead::Closed,
+                None => return HeadRead::Refused(408, "Request Timeout"),
+            }
+        }
+    }
+
+    /// Reads the whole request body (bounded by `max_body_bytes`).
+    async fn read_body(&mut self, head: &RequestHead, snap: &Snapshot) -> Result<Bytes, BodyError> {
+        let limits = &snap.server.limits;
+        if head.info.expect_continue && self.inbuf.is_empty() && head.info.body != BodyFraming::None
+        {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush().await.map_err(|_| BodyError::Gone)?;
+        }
+        match head.info.body {
+            BodyFraming::None => Ok(Bytes::new()),
+            BodyFraming::Length(n) => {
+                if n > limits.max_body_bytes {
+                    return Err(BodyError::TooLarge);
+                }
+                let n = n as usize;
+                while self.inbuf.len() < n {
+                    self.inbuf.reserve(n - self.inbuf.len());
+                    self.fill(limits.body_read_timeout).await?;
+                }
+                Ok(self.inbuf.split_to(n).freeze())
+            }
+            BodyFraming::Chunked => {
+                let mut decoder = ChunkedDecoder::new();
+                let mut body = BytesMut::new();
+                loop {
+                    let progress = decoder
+                        .decode(&self.inbuf, &mut body)
+                        .map_err(|e| BodyError::Malformed(e.reason()))?;
+                    self.inbuf.advance(progress.consumed);
+                    if body.len() as u64 > limits.max_body_bytes {
+                        return Err(BodyError::TooLarge);
+                    }
+                    if progress.done {
+                        return Ok(body.freeze());
+                    }
+                    self.fill(limits.body_read_timeout).await?;
+                }
+            }
+        }
+    }
+
+    async fn fill(&mut self, timeout: std::time::Duration) -> Result<(), BodyError> {
+        let read = with_deadline(
+            Instant::now() + timeout,
+            read_some(&mut self.stream, &self.shard.scratch, &mut self.inbuf),
+        )
+        .await;
+        match read {
+            Some(Ok(n)) if n > 0 => Ok(()),
+            _ => Err(BodyError::Gone),
+        }
+    }
+
+    /// The phases of one request. Returns whether the connection stays open.
+    async fn serve_request(&mut self, snap: &Arc<Snapshot>, head: RequestHead) -> bool {
+        let rid_buf = ids::new_request_id();
+        let request_id = std::str::from_utf8(&rid_buf).unwrap_or("");
+        let received = SystemTime::now();
+        let no_body = Bytes::new();
+        let mut body_pending = head.info.body != BodyFraming::None;
+
+        // 2. API and stage: Host names the API; the first segment is the stage.
+        let Ok(path) = std::str::from_utf8(head.path()) else {
+            write_protocol_error(&mut self.out, 400, "Bad Request", request_id);
+            return false;
+        };
+        let api = snap.find_api(head.host());
+        let (stage_name, rest) = split_stage(path);
+        let stage = api.and_then(|a| stage_name.and_then(|s| a.stage(s)));
+
+        // 3. Route: resource by path, then method (explicit beats ANY).
+        let mut captures = Captures::default();
+        let route = match (api, stage) {
+            (Some(api), Some(_)) => api.trie.lookup(rest, &mut captures).map(|rid| RouteMatch {
+                resource: api.resource(rid),
+                rest,
+                captures,
+            }),
+            _ => None,
+        };
+        let method_id = route.and_then(|r| r.resource.method_for(head.method()));
+        let mut info = RequestInfo {
+            head: &head,
+            request_id,
+            peer: self.peer,
+            received,
+            api,
+            stage,
+            route,
+            body: &no_body,
+        };
+        let responses = stage.map_or(&snap.builtin_responses, |s| &s.responses);
+        let (Some(api), Some(stage), Some(method_id)) = (api, stage, method_id) else {
+            let err = GatewayError::new(
+                ErrorKind::NoRoute,
+                format!("no route for {} {path}", head.method().as_str()),
+            );
+            return self.fail(&info, responses, &err, body_pending);
+        };
+        let method = &api.methods[method_id as usize];
+        let Some(integration) = method.integration.as_ref() else {
+            let err = GatewayError::new(
+                ErrorKind::NoIntegration,
+                "Execution failed due to configuration error: No integration defined for method",
+            );
+            return self.fail(&info, responses, &err, body_pending);
+        };
+
+        // 4–6. (admission, validation, cache: later phases)
+
+        // The body, now that the request is known to be routable.
+        let body = match self.read_body(&head, snap).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                let err = GatewayError::new(ErrorKind::BodyTooLarge, "request body over the limit");
+                return self.fail(&info, responses, &err, true);
+            }
+            Err(BodyError::Malformed(why)) => {
+                write_protocol_error(&mut self.out, 400, why, request_id);
+                return false;
+            }
+            Err(BodyError::Gone) => return false,
+        };
+        body_pending = false;
+        info.body = &body;
+        let keep_alive = head.info.keep_alive;
+
+        // 7–10. Integration request, call, integration response, write.
+        let result = match &integration.kind {
+            IntegrationKind::Mock => self.mock(&info, integration, keep_alive),
+            IntegrationKind::Http | IntegrationKind::HttpProxy => {
+                let proxy = integration.kind == IntegrationKind::HttpProxy;
+                match &stage.bindings[method_id as usize] {
+                    Binding::Upstream(binding) => {
+                        self.call_backend(snap, &info, integration, binding, proxy, keep_alive)
+                            .await
+                    }
+                    Binding::Invalid(why) => {
+                        Err(GatewayError::new(ErrorKind::BadIntegrationUri, why.clone()))
+                    }
+                    Binding::None => Err(GatewayError::new(
+                        ErrorKind::NoIntegration,
+                        "no backend bound",
+                    )),
+                }
+            }
+            IntegrationKind::Unsupported(why) => Err(GatewayError::new(
+                ErrorKind::UnsupportedIntegration,
+                why.clone(),
+            )),
+        };
+        match result {
+            Ok(keep) => keep,
+            Err(err) => self.fail(&info, responses, &err, body_pending),
+        }
+    }
+
+    /// Every failure ends here: the stage's gateway response for the kind.
+    fn fail(
+        &mut self,
+        info: &RequestInfo<'_>,
+        responses: &StageResponses,
+        err: &GatewayError,
+        body_pending: bool,
+    ) -> bool {
+        match err.side {
+            Side::Upstream | Side::Config => {
+                tracing::debug!(request_id = info.request_id, error = %err, "integration failed")
+            }
+            Side::Downstream => {
+                tracing::trace!(request_id = info.request_id, error = %err, "request refused")
+            }
+        }
+        // An unread body would be parsed as the next request: close instead.
+        let keep_alive = info.head.info.keep_alive && !body_pending;
+        let rendered = responses.get(err.response_type());
+        write_gateway_response(
+            &mut self.out,
+            rendered,
+            integration::error_message(err),
+            Some(info),
+            info.request_id,
+            keep_alive,
+        );
+        keep_alive
+    }
+
+    /// A MOCK integration: status from the request template, then the
+    /// selected integration response.
+    fn mock(
+        &mut self,
+        info: &RequestInfo<'_>,
+        integration: &crate::snapshot::Integration,
+        keep_alive: bool,
+    ) -> Result<bool, GatewayError> {
+        let status = mock_status(info, integration)?;
+        let response = select_response(integration, status)?;
+        let (content_type, body) =
+            match select_template(&response.templates, info.head.header("accept")) {
+                Some((ct, pieces)) => {
+                    let mut body = Vec::new();
+                    template::render(pieces, info, &mut body);
+                    (ct.as_str(), body)
+                }
+                None => ("application/json", Vec::new()),
+            };
+        let headers: Vec<(String, String)> = response
+            .headers
+            .iter()
+            .filter_map(|(name, src)| {
+                eval_response_source(src, info, &|_| None, b"").map(|v| (name.clone(), clean(&v)))
+            })
+            .collect();
+        write_full_response(
+            &mut self.out,
+            response.status,
+            Some(content_type.as_bytes()),
+            &headers,
+            &body,
+            info.request_id,
+            keep_alive,
+            info.head.method() == Method::Head,
+        );
+        Ok(keep_alive)
+    }
+
+    /// HTTP and HTTP_PROXY integrations: build the backend request, send it
+    /// over a pooled connection, map the response back.
+    async fn call_backend(
+        &mut self,
+        snap: &Snapshot,
+        info: &RequestInfo<'_>,
+        integration: &crate::snapshot::Integration,
+        binding: &crate::snapshot::UpstreamBinding,
+        proxy: bool,
+        keep_alive: bool,
+    ) -> Result<bool, GatewayError> {
+        if !proxy {
+            // Passthrough rules (415) apply to non-proxy integrations; a
+            // matching template's body is passed through until mapping
+            // templates are evaluated (check warns).
+            integration::request_template(integration, info.head.header("content-type"))?;
+        }
+        let target = snap
+            .targets
+            .get(binding.target as usize)
+            .ok_or_else(|| GatewayError::new(ErrorKind::BadIntegrationUri, "unknown backend"))?;
+        let addr = self.shard.address(target)?;
+        let mut request = Vec::with_capacity(512 + info.body.len());
+        let method = build_upstream_request(
+            info,
+            integration,
+            binding,
+            proxy,
+            self.shard.local_port,
+            &mut request,
+        );
+        let deadline = Instant::now() + integration.timeout;
+        let settings = snap.upstream;
+        let mut resp = upstream::send(
+            &self.shard.pool,
+            &self.shard.scratch,
+            &settings,
+            addr,
+            &request,
+            method.is_idempotent(),
+            method == Method::Head,
+            deadline,
+        )
+        .await?;
+        drop(request);
+
+        // Integration response: status and headers.
+        let client_head_only = info.head.method() == Method::Head;
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let status;
+        let buffered = resp
+            .buffer_body(
+                &self.shard.scratch,
+                settings.buffer_response_bytes,
+                deadline,
+            )
+            .await?;
+        if proxy {
+            status = resp.head.status;
+            for (name, value) in resp.headers() {
+                if is_hop_by_hop(name) || name.eq_ignore_ascii_case(b"date") {
+                    continue;
+                }
+                headers.push((
+                    String::from_utf8_lossy(name).into_owned(),
+                    String::from_utf8_lossy(value).into_owned(),
+                ));
+            }
+        } else {
+            let selected = select_response(integration, resp.head.status)?;
+            status = selected.status;
+            let body_so_far: &[u8] = match &buffered {
+                Buffered::Complete(b) => b,
+                Buffered::Partial(b) => b,
+            };
+            let upstream_header = |n: &str| {
+                resp.header(n)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            let ct = resp
+                .header("content-type")
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| "application/json".to_owned());
+            headers.push(("Content-Type".to_owned(), ct));
+            for (name, src) in &selected.headers {
+                if let Some(v) = eval_response_source(src, info, &upstream_header, body_so_far) {
+                    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                    headers.push((name.clone(), clean(&v)));
+                }
+            }
+        }
+
+        match buffered {
+            Buffered::Complete(body) => {
+                if client_head_only && proxy {
+                    // HEAD: the backend's Content-Length describes the GET body.
+                    let len = resp.header("content-length").map(|v| v.to_vec());
+                    write_status_line(&mut self.out, status);
+                    write_common_headers(&mut self.out, info.request_id, keep_alive);
+                    for (n, v) in &headers {
+                        write_header(&mut self.out, n.as_bytes(), v.as_bytes());
+                    }
+                    if let Some(len) = len {
+                        write_header(&mut self.out, b"Content-Length", &len);
+                    }
+                    self.out.extend_from_slice(b"\r\n");
+                } else {
+                    write_full_response(
+                        &mut self.out,
+                        status,
+                        None,
+                        &headers,
+                        &body,
+                        info.request_id,
+                        keep_alive,
+                        client_head_only,
+                    );
+                }
+                resp.release(&self.shard.pool, &settings);
+                Ok(keep_alive)
+            }
+            Buffered::Partial(first) => {
+                let timeout = integration.timeout;
+                Ok(self
+                    .stream_body(
+                        info, status, &headers, first, resp, timeout, keep_alive, &settings,
+                    )
+                    .await)
+            }
+        }
+    }
+
+    /// Streams a large backend body to the client. Once the head is out,
+    /// a backend failure can only cut the connection.
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_body(
+        &mut self,
+        info: &RequestInfo<'_>,
+        status: u16,
+        headers: &[(String, String)],
+        first: BytesMut,
+        mut resp: Box<UpstreamResponse>,
+        read_timeout: std::time::Duration,
+        mut keep_alive: bool,
+        settings: &crate::snapshot::UpstreamSettings,
+    ) -> bool {
+        let known_len = match resp.head.framing {
+            crate::http::response::ResponseFraming::Length(n) => Some(n),
+            _ => None,
+        };
+        let chunked = known_len.is_none() && info.head.info.version == Version::Http11;
+        if known_len.is_none() && !chunked {
+            // An HTTP/1.0 client: the body ends when we close.
+            keep_alive = false;
+        }
+        write_status_line(&mut self.out, status);
+        write_common_headers(&mut self.out, info.request_id, keep_alive);
+        for (n, v) in headers {
+            write_header(&mut self.out, n.as_bytes(), v.as_bytes());
+        }
+        match known_len {
+            Some(n) => write_content_length(&mut self.out, n),
+            None if chunked => self
+                .out
+                .extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            None => {}
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.push_body(&first, chunked);
+        drop(first);
+        if self.flush().await.is_err() {
+            return false;
+        }
+        loop {
+            match resp
+                .next_chunk(&self.shard.scratch, Instant::now() + read_timeout)
+                .await
+            {
+                Ok(Some(chunk)) => {
+                    self.push_body(&chunk, chunked);
+                    if self.flush().await.is_err() {
+                        return false;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(request_id = info.request_id, error = %e, "backend failed mid-body; closing");
+                    return false;
+                }
+            }
+        }
+        if chunked {
+            self.out.extend_from_slice(LAST_CHUNK);
+        }
+        resp.release(&self.shard.pool, settings);
+        keep_alive
+    }
+
+    fn push_body(&mut self, data: &[u8], chunked: bool) {
+        if data.is_empty() {
+            return;
+        }
+        if chunked {
+            write_chunk_header(&mut self.out, data.len());
+            self.out.extend_from_slice(data);
+            self.out.extend_from_slice(b"\r\n");
+        } else {
+            self.out.extend_from_slice(data);
+        }
+    }
+}
+
+/// `/prod/pets/1` → (`prod`, `/pets/1`); `/prod` → (`prod`, ``).
+fn split_stage(path: &str) -> (Option<&str>, &str) {
+    let Some(p) = path.strip_prefix('/') else {
+        return (None, path);
+    };
+    let (stage, rest) = match p.find('/') {
+        Some(i) => (&p[..i], &p[i..]),
+        None => (p, ""),
+    };
+    if stage.is_empty() {
+        (None, rest)
+    } else {
+        (Some(stage), rest)
+    }
+}
+
+fn head_error_message(e: HeadError) -> &'static str {
+    match e {
+        HeadError::BadRequest(why) => why,
+        HeadError::UriTooLong => "Request-URI Too Long",
+        HeadError::HeadersTooLarge => "Request Header Fields Too Large",
+        HeadError::NotImplemented => "Transfer-Encoding not implemented",
+        HeadError::VersionNotSupported => "HTTP Version Not Supported",
+        HeadError::ExpectationFailed => "Expectation Failed",
+    }
+}
+
+/// Header values never carry CR, LF or NUL, whatever a mapping produced.
+fn clean(v: &str) -> String {
+    v.chars()
+        .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_split() {
+        assert_eq!(split_stage("/prod/pets/1"), (Some("prod"), "/pets/1"));
+        assert_eq!(split_stage("/prod"), (Some("prod"), ""));
+        assert_eq!(split_stage("/prod/"), (Some("prod"), "/"));
+        assert_eq!(split_stage("/"), (None, ""));
+        assert_eq!(split_stage(""), (None, ""));
+        assert_eq!(split_stage("*"), (None, "*"));
+    }
+}

@@ -1,0 +1,236 @@
+//! The runtime: one glommio executor per shard, each with its own
+//! SO_REUSEPORT listener, connections, upstream pool and scratch buffer.
+//!
+//! Owns: everything that spawns tasks or touches glommio (no other module
+//! does). A shard shares nothing per request with other shards; it holds
+//! the snapshot as `Rc<Arc<Snapshot>>`, so taking it for a request is a
+//! non-atomic reference-count increment.
+//! Read first: [`run`], then `conn::serve_connection`.
+
+mod conn;
+pub mod io;
+pub mod upstream;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+use glommio::sync::Semaphore;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::resolve::Resolver;
+use crate::snapshot::{Snapshot, Target};
+use io::Scratch;
+use upstream::Pool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start shard executors: {0}")]
+    Executors(String),
+    #[error("shard {0} stopped: {1}")]
+    Shard(usize, String),
+}
+
+/// State of one shard, shared by its tasks (never across threads).
+pub struct Shard {
+    pub id: usize,
+    snapshot: RefCell<Rc<Arc<Snapshot>>>,
+    pub scratch: Scratch,
+    pub pool: Pool,
+    resolver: Arc<Resolver>,
+    dns: RefCell<(u64, Arc<crate::resolve::Table>)>,
+    pub local_port: u16,
+}
+
+impl Shard {
+    pub fn snapshot(&self) -> Rc<Arc<Snapshot>> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// The address to send a target's requests to: fixed, or from this
+    /// shard's copy of the DNS table.
+    pub fn address(&self, target: &Target) -> Result<SocketAddr, GatewayError> {
+        if let Some(a) = target.fixed {
+            return Ok(a);
+        }
+        let dns = self.dns.borrow();
+        dns.1
+            .get(&target.resolve)
+            .and_then(|addrs| addrs.first().copied())
+            .ok_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::UpstreamUnresolved,
+                    format!("no address for backend {}", target.resolve),
+                )
+            })
+    }
+
+    fn refresh_dns(&self) {
+        let generation = self.resolver.generation();
+        if self.dns.borrow().0 != generation {
+            *self.dns.borrow_mut() = (generation, self.resolver.table());
+        }
+    }
+}
+
+/// A listening address, announced once every shard has bound it.
+pub struct Started {
+    pub addr: SocketAddr,
+    pub shards: usize,
+}
+
+/// Starts `shards` executors serving `snapshot` on `addr` and blocks until
+/// they stop. `on_started` runs once every shard listens.
+pub fn run(
+    snapshot: Arc<Snapshot>,
+    shards: usize,
+    resolver: Arc<Resolver>,
+    on_started: impl FnOnce(Started),
+) -> Result<(), RuntimeError> {
+    let requested = snapshot.server.listen;
+    // A bound, non-listening SO_REUSEPORT socket reserves the port (and
+    // resolves port 0) without taking connections; every shard then binds
+    // and listens on the same address, and the probe is dropped.
+    let probe = bind_probe(requested)?;
+    let addr = probe
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| RuntimeError::Bind {
+            addr: requested,
+            source: std::io::Error::other("no local address"),
+        })?;
+
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let placement = if shards <= cpus {
+        PoolPlacement::MaxSpread(shards, None)
+    } else {
+        PoolPlacement::Unbound(shards)
+    };
+    let (bound_tx, bound_rx) = mpsc::channel::<Result<usize, String>>();
+    let io_memory = snapshot.server.io_memory;
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .name("tollgate-shard")
+        .io_memory(io_memory)
+        .on_all_shards(move || {
+            let snapshot = snapshot.clone();
+            let resolver = resolver.clone();
+            let bound_tx = bound_tx.clone();
+            async move { shard_main(snapshot, resolver, addr, bound_tx).await }
+        })
+        .map_err(|e| RuntimeError::Executors(e.to_string()))?;
+
+    for _ in 0..shards {
+        match bound_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Err(RuntimeError::Bind {
+                    addr,
+                    source: std::io::Error::other(e),
+                })
+            }
+            Err(_) => {
+                return Err(RuntimeError::Executors(
+                    "a shard exited during start-up".into(),
+                ))
+            }
+        }
+    }
+    drop(probe);
+    on_started(Started { addr, shards });
+
+    for (i, r) in handles.join_all().into_iter().enumerate() {
+        if let Err(e) = r {
+            return Err(RuntimeError::Shard(i, e.to_string()));
+        }
+    }
+    Ok(())
+}
+
+fn bind_probe(addr: SocketAddr) -> Result<socket2::Socket, RuntimeError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let err = |source| RuntimeError::Bind { addr, source };
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
+    s.set_reuse_port(true).map_err(err)?;
+    s.bind(&addr.into()).map_err(err)?;
+    Ok(s)
+}
+
+async fn shard_main(
+    snapshot: Arc<Snapshot>,
+    resolver: Arc<Resolver>,
+    addr: SocketAddr,
+    bound: mpsc::Sender<Result<usize, String>>,
+) {
+    let id = glommio::executor().id();
+    let listener = match TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = bound.send(Err(e.to_string()));
+            return;
+        }
+    };
+    let _ = bound.send(Ok(id));
+    drop(bound);
+
+    let limits = snapshot.server.limits;
+    let upstream_idle = snapshot.upstream.idle_timeout;
+    let shard = Rc::new(Shard {
+        id,
+        snapshot: RefCell::new(Rc::new(snapshot)),
+        scratch: Scratch::new(),
+        pool: Pool::default(),
+        dns: RefCell::new((resolver.generation(), resolver.table())),
+        resolver,
+        local_port: addr.port(),
+    });
+
+    // Housekeeping once a second: DNS table copy, idle upstream sweep.
+    let house = shard.clone();
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(Duration::from_secs(1)).await;
+            house.refresh_dns();
+            house.pool.sweep(upstream_idle);
+        }
+    })
+    .detach();
+
+    let permits = Rc::new(Semaphore::new(limits.max_connections_per_shard as u64));
+    loop {
+        let permit = match permits.acquire_static_permit(1).await {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        match listener.accept().await {
+            Ok(stream) => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    conn::serve_connection(shard, stream).await;
+                    drop(permit);
+                })
+                .detach();
+            }
+            Err(e) => {
+                drop(permit);
+                tracing::warn!(shard = id, error = %e, "accept failed");
+                // EMFILE and friends: back off instead of spinning.
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

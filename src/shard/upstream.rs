@@ -1,0 +1,423 @@
+//! Backend connections of one shard: a keep-alive pool per backend address,
+//! the request/response exchange with its deadline, and body reading.
+//!
+//! Owns: connect (bounded by the connect timeout and the integration
+//! deadline), reuse (LIFO: the most recently used connection is the one
+//! most likely still open), the one retry on a stale pooled connection for
+//! idempotent requests, and response framing.
+//! Must not: outlive the shard; nothing here is shared between shards.
+//! Read first: [`send`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_lite::io::AsyncWriteExt;
+use glommio::net::TcpStream;
+
+use super::io::{read_some, with_deadline, Scratch};
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::response::{parse_upstream_head, ParsedResponse, ResponseFraming, UpstreamHead};
+use crate::snapshot::UpstreamSettings;
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+#[derive(Default)]
+pub struct Pool {
+    idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
+    /// Connections opened and reuses, for tests and metrics.
+    pub opened: std::cell::Cell<u64>,
+    pub reused: std::cell::Cell<u64>,
+}
+
+impl Pool {
+    fn checkout(&self, addr: SocketAddr, max_idle_age: Duration) -> Option<TcpStream> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        let now = Instant::now();
+        while let Some(c) = list.pop() {
+            if now.duration_since(c.since) < max_idle_age {
+                return Some(c.stream);
+            }
+            // Too old: the backend has likely closed it; drop and look on.
+        }
+        None
+    }
+
+    fn checkin(&self, addr: SocketAddr, stream: TcpStream, settings: &UpstreamSettings) {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.entry(addr).or_default();
+        if list.len() < settings.max_idle_per_host {
+            list.push(Idle {
+                stream,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Closes connections idle for longer than `max_idle_age`.
+    pub fn sweep(&self, max_idle_age: Duration) {
+        let now = Instant::now();
+        let mut idle = self.idle.borrow_mut();
+        for list in idle.values_mut() {
+            list.retain(|c| now.duration_since(c.since) < max_idle_age);
+        }
+        idle.retain(|_, l| !l.is_empty());
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.borrow().values().map(Vec::len).sum()
+    }
+}
+
+/// A response whose head has arrived; the body is read on demand.
+pub struct UpstreamResponse {
+    pub head: UpstreamHead,
+    pub raw_head: Bytes,
+    stream: TcpStream,
+    addr: SocketAddr,
+    buf: BytesMut,
+    remaining: u64,
+    decoder: ChunkedDecoder,
+    done: bool,
+    /// Set when the body ended in a way that leaves the connection unusable.
+    spoiled: bool,
+}
+
+pub enum Buffered {
+    Complete(Bytes),
+    /// Over the limit: what was read so far; the rest must be streamed.
+    Partial(BytesMut),
+}
+
+enum Attempt {
+    Ok(Box<UpstreamResponse>),
+    /// A pooled connection turned out to be closed before any response
+    /// byte: safe to retry an idempotent request.
+    Stale(GatewayError),
+    Failed(GatewayError),
+}
+
+/// Sends `request` (head and body) to `addr` and waits for the response
+/// head, all before `deadline`.
+#[allow(clippy::too_many_arguments)]
+pub async fn send(
+    pool: &Pool,
+    scratch: &Scratch,
+    settings: &UpstreamSettings,
+    addr: SocketAddr,
+    request: &[u8],
+    idempotent: bool,
+    head_request: bool,
+    deadline: Instant,
+) -> Result<Box<UpstreamResponse>, GatewayError> {
+    let timeout = || {
+        GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            format!("no response from {addr} in time"),
+        )
+    };
+    let fut = async {
+        let mut retried = false;
+        loop {
+            let pooled = pool.checkout(addr, settings.idle_timeout);
+            let reused = pooled.is_some();
+            let stream = match pooled {
+                Some(s) => {
+                    pool.reused.set(pool.reused.get() + 1);
+                    s
+                }
+                None => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let budget = left.min(settings.connect_timeout);
+                    let s = match TcpStream::connect_timeout(addr, budget).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let msg = format!("connect to {addr}: {e}");
+                            return Err(if budget == left && is_timeout(&e) {
+                                GatewayError::new(ErrorKind::UpstreamTimeout, msg)
+                            } else {
+                                GatewayError::new(ErrorKind::UpstreamConnect, msg)
+                            });
+                        }
+                    };
+                    let _ = s.set_nodelay(true);
+                    pool.opened.set(pool.opened.get() + 1);
+                    s
+                }
+            };
+            match attempt(
+                stream,
+                addr,
+                scratch,
+                settings,
+                request,
+                head_request,
+                reused,
+            )
+            .await
+            {
+                Attempt::Ok(r) => return Ok(r),
+                Attempt::Stale(e) if idempotent && !retried => {
+                    tracing::debug!(%addr, error = %e, "stale pooled connection; retrying on a new one");
+                    retried = true;
+                    continue;
+                }
+                Attempt::Stale(e) | Attempt::Failed(e) => return Err(e),
+            }
+        }
+    };
+    match with_deadline(deadline, fut).await {
+        Some(r) => r,
+        None => Err(timeout()),
+    }
+}
+
+fn is_timeout(e: &glommio::GlommioError<()>) -> bool {
+    matches!(e, glommio::GlommioError::TimedOut(_))
+        || matches!(e, glommio::GlommioError::IoError(io) if io.kind() == std::io::ErrorKind::TimedOut)
+}
+
+async fn attempt(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    scratch: &Scratch,
+    settings: &UpstreamSettings,
+    request: &[u8],
+    head_request: bool,
+    reused: bool,
+) -> Attempt {
+    let failed = |kind, msg: String| {
+        let e = GatewayError::new(kind, msg);
+        if reused {
+            Attempt::Stale(e.retryable())
+        } else {
+            Attempt::Failed(e)
+        }
+    };
+    if let Err(e) = stream.write_all(request).await {
+        return failed(ErrorKind::UpstreamReset, format!("write to {addr}: {e}"));
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        match read_some(&mut stream, scratch, &mut buf).await {
+            Ok(0) => {
+                if buf.is_empty() {
+                    return failed(
+                        ErrorKind::UpstreamReset,
+                        format!("{addr} closed the connection before responding"),
+                    );
+                }
+                return Attempt::Failed(GatewayError::new(
+                    ErrorKind::UpstreamMalformed,
+                    format!("{addr} closed the connection mid-head"),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if buf.is_empty() {
+                    return failed(ErrorKind::UpstreamReset, format!("read from {addr}: {e}"));
+                }
+                return Attempt::Failed(GatewayError::new(
+                    ErrorKind::UpstreamReset,
+                    format!("read from {addr}: {e}"),
+                ));
+            }
+        }
+        loop {
+            match parse_upstream_head(&buf, head_request, settings.max_response_head_bytes) {
+                Ok(ParsedResponse::Partial) => break,
+                Ok(ParsedResponse::Complete(head, len)) => {
+                    let raw = buf.split_to(len).freeze();
+                    // 1xx interim responses (100 Continue, 103 Early Hints)
+                    // are not forwarded; 101 would switch protocols, which
+                    // an HTTP integration cannot do.
+                    if (100..200).contains(&head.status) {
+                        if head.status == 101 {
+                            return Attempt::Failed(GatewayError::new(
+                                ErrorKind::UpstreamMalformed,
+                                format!("{addr} switched protocols"),
+                            ));
+                        }
+                        continue;
+                    }
+                    let remaining = match head.framing {
+                        ResponseFraming::Length(n) => n,
+                        _ => 0,
+                    };
+                    let done = head.framing == ResponseFraming::Empty
+                        || head.framing == ResponseFraming::Length(0);
+                    return Attempt::Ok(Box::new(UpstreamResponse {
+                        head,
+                        raw_head: raw,
+                        stream,
+                        addr,
+                        buf,
+                        remaining,
+                        decoder: ChunkedDecoder::new(),
+                        done,
+                        spoiled: false,
+                    }));
+                }
+                Err(e) => {
+                    return Attempt::Failed(GatewayError::new(
+                        ErrorKind::UpstreamMalformed,
+                        format!("unparsable response head from {addr}: {e:?}"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl UpstreamResponse {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head
+            .headers
+            .iter()
+            .filter(|(n, _)| n.of(&self.raw_head).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.of(&self.raw_head))
+            .last()
+    }
+
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.head
+            .headers
+            .iter()
+            .map(|(n, v)| (n.of(&self.raw_head), v.of(&self.raw_head)))
+    }
+
+    /// The next piece of decoded body, `None` at its end. Each read waits
+    /// at most until `deadline`.
+    pub async fn next_chunk(
+        &mut self,
+        scratch: &Scratch,
+        deadline: Instant,
+    ) -> Result<Option<Bytes>, GatewayError> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if !self.buf.is_empty() {
+                match self.head.framing {
+                    ResponseFraming::Empty => {
+                        self.done = true;
+                        return Ok(None);
+                    }
+                    ResponseFraming::Length(_) => {
+                        let take = (self.buf.len() as u64).min(self.remaining) as usize;
+                        let data = self.buf.split_to(take).freeze();
+                        self.remaining -= take as u64;
+                        if self.remaining == 0 {
+                            self.done = true;
+                        }
+                        return Ok(Some(data));
+                    }
+                    ResponseFraming::Chunked => {
+                        let mut out = BytesMut::new();
+                        let progress = self.decoder.decode(&self.buf, &mut out).map_err(|e| {
+                            self.spoiled = true;
+                            GatewayError::new(
+                                ErrorKind::UpstreamMalformed,
+                                format!("bad chunked body from {}: {}", self.addr, e.reason()),
+                            )
+                        })?;
+                        self.buf.advance(progress.consumed);
+                        if progress.done {
+                            self.done = true;
+                        }
+                        if !out.is_empty() {
+                            return Ok(Some(out.freeze()));
+                        }
+                        if self.done {
+                            return Ok(None);
+                        }
+                    }
+                    ResponseFraming::UntilClose => {
+                        return Ok(Some(self.buf.split().freeze()));
+                    }
+                }
+            }
+            let read = with_deadline(
+                deadline,
+                read_some(&mut self.stream, scratch, &mut self.buf),
+            )
+            .await;
+            match read {
+                None => {
+                    self.spoiled = true;
+                    return Err(GatewayError::new(
+                        ErrorKind::UpstreamTimeout,
+                        format!("{} stalled mid-body", self.addr),
+                    ));
+                }
+                Some(Ok(0)) => {
+                    if self.head.framing == ResponseFraming::UntilClose {
+                        self.done = true;
+                        self.spoiled = true;
+                        return Ok(None);
+                    }
+                    self.spoiled = true;
+                    return Err(GatewayError::new(
+                        ErrorKind::UpstreamReset,
+                        format!("{} closed the connection mid-body", self.addr),
+                    ));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    self.spoiled = true;
+                    return Err(GatewayError::new(
+                        ErrorKind::UpstreamReset,
+                        format!("read from {}: {e}", self.addr),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Reads the body whole if it is at most `limit` bytes.
+    pub async fn buffer_body(
+        &mut self,
+        scratch: &Scratch,
+        limit: usize,
+        deadline: Instant,
+    ) -> Result<Buffered, GatewayError> {
+        if let ResponseFraming::Length(n) = self.head.framing {
+            if n as usize > limit {
+                return Ok(Buffered::Partial(BytesMut::new()));
+            }
+            // Most bodies arrive with the head: hand that slice out whole.
+            if self.buf.len() as u64 >= n {
+                let body = self.buf.split_to(n as usize).freeze();
+                self.remaining = 0;
+                self.done = true;
+                return Ok(Buffered::Complete(body));
+            }
+        }
+        let mut acc = BytesMut::new();
+        while let Some(chunk) = self.next_chunk(scratch, deadline).await? {
+            acc.extend_from_slice(&chunk);
+            if acc.len() > limit {
+                return Ok(Buffered::Partial(acc));
+            }
+        }
+        Ok(Buffered::Complete(acc.freeze()))
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Returns the connection to the pool if the exchange left it clean.
+    pub fn release(self, pool: &Pool, settings: &UpstreamSettings) {
+        if self.done && !self.spoiled && self.head.keep_alive && self.buf.is_empty() {
+            pool.checkin(self.addr, self.stream, settings);
+        }
+    }
+}

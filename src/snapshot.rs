@@ -1,0 +1,349 @@
+//! The compiled, immutable configuration every shard serves from.
+//!
+//! Owns: the runtime shape of APIs, stages, resources, methods and
+//! integrations, with everything that can be decided at load time decided
+//! (route trie built, regexes compiled, stage variables substituted into
+//! integration URIs, gateway responses rendered per stage).
+//! Must not: change after it is built. A reload builds a new `Snapshot`.
+//! Read first: [`Snapshot::find_api`], then [`Api`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::config::Diagnostic;
+use crate::gateway_response::{GatewayResponses, StageResponses};
+use crate::http::request::{HeadLimits, Method};
+use crate::router::{ResourceId, RouteTrie};
+use crate::template::{ContextVar, Piece};
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config_path: PathBuf,
+    pub server: ServerSettings,
+    pub upstream: UpstreamSettings,
+    pub apis: Vec<Api>,
+    api_index: HashMap<String, usize>,
+    pub default_api: Option<usize>,
+    /// Backend hosts named by integrations, indexed by [`TargetId`].
+    pub targets: Vec<Target>,
+    /// Responses for requests that match no API or no stage.
+    pub builtin_responses: StageResponses,
+    pub demo_backend: Option<SocketAddr>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Snapshot {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config_path: PathBuf,
+        server: ServerSettings,
+        upstream: UpstreamSettings,
+        apis: Vec<Api>,
+        default_api: Option<usize>,
+        targets: Vec<Target>,
+        demo_backend: Option<SocketAddr>,
+        warnings: Vec<Diagnostic>,
+    ) -> Snapshot {
+        let api_index = apis
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), i))
+            .collect();
+        Snapshot {
+            config_path,
+            server,
+            upstream,
+            apis,
+            api_index,
+            default_api,
+            targets,
+            builtin_responses: GatewayResponses::builtin(),
+            demo_backend,
+            warnings,
+        }
+    }
+
+    /// The API a request is for: `Host: {apiId}.execute-api.<anything>`
+    /// names it; any other host falls back to `default_api`.
+    pub fn find_api(&self, host: Option<&[u8]>) -> Option<&Api> {
+        if let Some(host) = host {
+            if let Some(id) = api_id_from_host(host) {
+                // An execute-api host names its API; an unknown id is a miss,
+                // not the default API.
+                return std::str::from_utf8(id)
+                    .ok()
+                    .and_then(|id| self.api_index.get(id))
+                    .map(|&i| &self.apis[i]);
+            }
+        }
+        self.default_api.map(|i| &self.apis[i])
+    }
+
+    pub fn api(&self, id: &str) -> Option<&Api> {
+        self.api_index.get(id).map(|&i| &self.apis[i])
+    }
+}
+
+/// `abc123.execute-api.eu-west-1.amazonaws.com[:port]` → `abc123`.
+fn api_id_from_host(host: &[u8]) -> Option<&[u8]> {
+    const MARK: &[u8] = b".execute-api.";
+    let pos = host
+        .windows(MARK.len())
+        .position(|w| w.eq_ignore_ascii_case(MARK))?;
+    let id = &host[..pos];
+    (!id.is_empty()).then_some(id)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shards {
+    Auto,
+    Count(usize),
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub shards: Shards,
+    pub limits: Limits,
+    pub io_memory: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub head: HeadLimits,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_connections_per_shard: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamSettings {
+    pub connect_timeout: Duration,
+    pub max_idle_per_host: usize,
+    pub idle_timeout: Duration,
+    pub max_response_head_bytes: usize,
+    pub dns_refresh: Duration,
+    pub buffer_response_bytes: usize,
+}
+
+pub type TargetId = u32;
+
+/// A backend `host:port` as integrations name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// What is resolved: the `upstream_hosts` mapping if there is one,
+    /// else the integration's own host and port.
+    pub resolve: String,
+    /// Known without DNS (an IP literal).
+    pub fixed: Option<SocketAddr>,
+}
+
+#[derive(Debug)]
+pub struct Api {
+    pub id: String,
+    pub title: String,
+    pub source: PathBuf,
+    pub trie: RouteTrie,
+    pub resources: Vec<Resource>,
+    pub methods: Vec<MethodDef>,
+    pub stages: Vec<Stage>,
+    pub stage_index: HashMap<String, usize>,
+    pub gateway_responses: GatewayResponses,
+}
+
+impl Api {
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stage_index.get(name).map(|&i| &self.stages[i])
+    }
+
+    pub fn resource(&self, id: ResourceId) -> &Resource {
+        &self.resources[id as usize]
+    }
+}
+
+/// Index into [`Resource::methods`] for each routable method.
+pub fn method_slot(m: Method) -> Option<usize> {
+    match m {
+        Method::Get => Some(0),
+        Method::Head => Some(1),
+        Method::Post => Some(2),
+        Method::Put => Some(3),
+        Method::Delete => Some(4),
+        Method::Patch => Some(5),
+        Method::Options => Some(6),
+        Method::Other => None,
+    }
+}
+
+#[derive(Debug)]
+pub struct Resource {
+    pub path: String,
+    pub param_names: Vec<String>,
+    pub methods: [Option<u32>; 7],
+    /// `x-amazon-apigateway-any-method`: `DELETE, GET, HEAD, OPTIONS, PATCH,
+    /// POST, PUT`; an explicit method wins.
+    pub any: Option<u32>,
+}
+
+impl Resource {
+    pub fn method_for(&self, m: Method) -> Option<u32> {
+        method_slot(m).and_then(|slot| self.methods[slot].or(self.any))
+    }
+}
+
+#[derive(Debug)]
+pub struct MethodDef {
+    /// `GET`, ... or `ANY`.
+    pub http_method: String,
+    pub resource: ResourceId,
+    pub integration: Option<Integration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IntegrationKind {
+    Http,
+    HttpProxy,
+    Mock,
+    /// Compiled but not callable here (`aws`, `aws_proxy`, `https://`,
+    /// VPC links): answers 500 API_CONFIGURATION_ERROR, and `check` says why.
+    Unsupported(String),
+}
+
+impl IntegrationKind {
+    pub fn label(&self) -> &str {
+        match self {
+            IntegrationKind::Http => "HTTP",
+            IntegrationKind::HttpProxy => "HTTP_PROXY",
+            IntegrationKind::Mock => "MOCK",
+            IntegrationKind::Unsupported(_) => "UNSUPPORTED",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Passthrough {
+    WhenNoMatch,
+    WhenNoTemplates,
+    Never,
+}
+
+#[derive(Debug)]
+pub struct Integration {
+    pub kind: IntegrationKind,
+    /// `None` = `ANY`: send the client's method.
+    pub http_method: Option<Method>,
+    /// The `uri` as written, for `check` and logs.
+    pub uri: Option<String>,
+    pub request_parameters: Vec<(ParamTarget, ParamSource)>,
+    /// Content type (lowercase) → template text, in document order.
+    pub request_templates: Vec<(String, String)>,
+    pub passthrough: Passthrough,
+    pub timeout: Duration,
+    /// In document order; the `default` one (no pattern) is tried last.
+    pub responses: Vec<IntegrationResponse>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParamTarget {
+    Path(String),
+    Query(String),
+    Header(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParamSource {
+    Path(String),
+    Query(String),
+    MultiQuery(String),
+    Header(String),
+    MultiHeader(String),
+    Body,
+    BodyPath(Vec<String>),
+    StageVar(String),
+    Context(ContextVar),
+    Literal(String),
+}
+
+#[derive(Debug)]
+pub struct IntegrationResponse {
+    /// `None` is the `default` response.
+    pub pattern: Option<Regex>,
+    pub pattern_text: String,
+    pub status: u16,
+    pub headers: Vec<(String, ResponseParamSource)>,
+    /// Content type → template, in document order.
+    pub templates: Vec<(String, Vec<Piece>)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResponseParamSource {
+    Literal(String),
+    IntegrationHeader(String),
+    IntegrationBody,
+    IntegrationBodyPath(Vec<String>),
+    StageVar(String),
+    Context(ContextVar),
+}
+
+#[derive(Debug)]
+pub struct Stage {
+    pub name: String,
+    pub variables: BTreeMap<String, String>,
+    /// Per method (same index as [`Api::methods`]): where its integration
+    /// sends requests in this stage.
+    pub bindings: Vec<Binding>,
+    pub responses: StageResponses,
+}
+
+#[derive(Debug)]
+pub enum Binding {
+    /// MOCK, or no integration: nothing to call.
+    None,
+    Upstream(UpstreamBinding),
+    /// The URI cannot be built in this stage (missing stage variable, bad
+    /// authority): answers 500, and `check` warns.
+    Invalid(String),
+}
+
+#[derive(Debug)]
+pub struct UpstreamBinding {
+    pub target: TargetId,
+    /// `Host` sent to the backend: the URI's authority.
+    pub host_header: String,
+    /// The path and query of the URI, stage variables filled in.
+    pub path: Vec<UriPart>,
+    pub query: Vec<UriPart>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UriPart {
+    Text(String),
+    /// `{name}`: filled from `integration.request.path.name`.
+    Param(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_id_from_host_table() {
+        let cases: &[(&[u8], Option<&[u8]>)] = &[
+            (b"abc.execute-api.eu-west-1.amazonaws.com", Some(b"abc")),
+            (b"abc.EXECUTE-API.localhost:8080", Some(b"abc")),
+            (b".execute-api.x", None),
+            (b"localhost:8080", None),
+            (b"example.com", None),
+        ];
+        for (host, want) in cases {
+            assert_eq!(api_id_from_host(host), *want);
+        }
+    }
+}
