@@ -1,0 +1,247 @@
+//! Starts the real `tollgate` binary with a generated config.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct GatewayBuilder {
+    apis: Vec<(String, String)>,
+    stages: Vec<(String, String, Vec<(String, String)>)>,
+    default_api: Option<String>,
+    upstream_hosts: Vec<(String, String)>,
+    server_extra: String,
+    limits: Vec<(String, String)>,
+    upstream: Vec<(String, String)>,
+    shards: usize,
+    extra: String,
+}
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    child: Child,
+    pub dir: tempfile::TempDir,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tollgate"))
+}
+
+impl Gateway {
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder {
+            apis: Vec::new(),
+            stages: Vec::new(),
+            default_api: None,
+            upstream_hosts: Vec::new(),
+            server_extra: String::new(),
+            limits: Vec::new(),
+            upstream: Vec::new(),
+            shards: 1,
+            extra: String::new(),
+        }
+    }
+
+    /// `http://127.0.0.1:port{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl GatewayBuilder {
+    /// Adds an API from a Swagger document (JSON text).
+    pub fn api(mut self, id: &str, swagger: &str) -> Self {
+        self.apis.push((id.to_owned(), swagger.to_owned()));
+        self
+    }
+
+    pub fn stage(mut self, api: &str, name: &str, vars: &[(&str, &str)]) -> Self {
+        self.stages.push((
+            api.to_owned(),
+            name.to_owned(),
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ));
+        self
+    }
+
+    pub fn default_api(mut self, id: &str) -> Self {
+        self.default_api = Some(id.to_owned());
+        self
+    }
+
+    pub fn upstream_host(mut self, from: &str, to: &str) -> Self {
+        self.upstream_hosts.push((from.to_owned(), to.to_owned()));
+        self
+    }
+
+    pub fn limit(mut self, key: &str, value: &str) -> Self {
+        self.limits.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn upstream(mut self, key: &str, value: &str) -> Self {
+        self.upstream.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = n;
+        self
+    }
+
+    /// Raw TOML appended to the config.
+    pub fn extra(mut self, toml: &str) -> Self {
+        self.extra.push_str(toml);
+        self.extra.push('\n');
+        self
+    }
+
+    pub fn config_text(&self) -> String {
+        let mut c = String::new();
+        c.push_str("[server]\nlisten = \"127.0.0.1:0\"\n");
+        c.push_str(&format!("shards = {}\n", self.shards));
+        if let Some(d) = &self.default_api {
+            c.push_str(&format!("default_api = \"{d}\"\n"));
+        }
+        c.push_str(&self.server_extra);
+        if !self.limits.is_empty() {
+            c.push_str("[server.limits]\n");
+            for (k, v) in &self.limits {
+                c.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        if !self.upstream.is_empty() {
+            c.push_str("[upstream]\n");
+            for (k, v) in &self.upstream {
+                c.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        for (id, _) in &self.apis {
+            c.push_str(&format!("[[apis]]\nid = \"{id}\"\nswagger = \"{id}.json\"\n"));
+        }
+        for (api, name, vars) in &self.stages {
+            c.push_str(&format!("[[stages]]\napi = \"{api}\"\nname = \"{name}\"\n"));
+            if !vars.is_empty() {
+                c.push_str("[stages.variables]\n");
+                for (k, v) in vars {
+                    c.push_str(&format!("{k} = \"{v}\"\n"));
+                }
+            }
+        }
+        if !self.upstream_hosts.is_empty() {
+            c.push_str("[upstream_hosts]\n");
+            for (k, v) in &self.upstream_hosts {
+                c.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+            }
+        }
+        c.push_str(&self.extra);
+        c
+    }
+
+    /// Writes the config into a temp dir and returns its path (for `check`).
+    pub fn write(&self) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        for (id, doc) in &self.apis {
+            std::fs::write(dir.path().join(format!("{id}.json")), doc).unwrap();
+        }
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(&path, self.config_text()).unwrap();
+        (dir, path)
+    }
+
+    pub fn start(self) -> Gateway {
+        let (dir, path) = self.write();
+        start_with_config(dir, &path, &[])
+    }
+}
+
+/// Starts `tollgate serve` and waits for its "listening" line.
+pub fn start_with_config(dir: tempfile::TempDir, config: &Path, extra_args: &[&str]) -> Gateway {
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .args(extra_args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tollgate");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && line.contains("tollgate listening") {
+                if let Some(a) = line.split("addr=").nth(1) {
+                    let a = a.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(Ok(a));
+                    sent = true;
+                }
+            }
+            log2.lock().unwrap().push(line);
+        }
+        if !sent {
+            let _ = tx.send(Err(log2.lock().unwrap().join("\n")));
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(a)) => a.parse().expect("listen address"),
+        Ok(Err(log)) => panic!("tollgate exited before listening:\n{log}"),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("tollgate did not start in time:\n{}", log.lock().unwrap().join("\n"));
+        }
+    };
+    Gateway {
+        addr,
+        child,
+        dir,
+        log,
+    }
+}
+
+/// A Swagger document with the given paths object (JSON text).
+pub fn swagger(paths: &str) -> String {
+    format!(r#"{{"swagger": "2.0", "info": {{"title": "t", "version": "1"}}, "paths": {paths}}}"#)
+}
+
+/// A Swagger document with paths and root extras (e.g. gateway responses).
+pub fn swagger_with(paths: &str, extra: &str) -> String {
+    format!(r#"{{"swagger": "2.0", "info": {{"title": "t", "version": "1"}}, "paths": {paths}, {extra}}}"#)
+}
+
+/// A MOCK method answering `status` with `body` (JSON-escaped by the caller).
+pub fn mock_method(status: u16, body: &str) -> String {
+    format!(
+        r#"{{"x-amazon-apigateway-integration": {{"type": "mock", "requestTemplates": {{"application/json": "{{\"statusCode\": {status}}}"}}, "responses": {{"default": {{"statusCode": "{status}", "responseTemplates": {{"application/json": {body}}}}}}}}}}}"#,
+        body = serde_json::Value::String(body.to_owned())
+    )
+}
+
+/// An HTTP_PROXY method to `uri` (method ANY unless given).
+pub fn proxy_method(uri: &str, extra: &str) -> String {
+    format!(
+        r#"{{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "ANY", "uri": "{uri}"{extra}}}}}"#
+    )
+}
