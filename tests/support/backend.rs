@@ -35,6 +35,8 @@ pub enum Mode {
     Large(usize),
     /// Answers, then closes every connection after one response.
     OneShot,
+    /// Answers as if keeping the connection, then closes it silently.
+    RespondThenClose,
 }
 
 #[derive(Clone, Debug)]
@@ -168,6 +170,10 @@ fn serve(mut s: TcpStream, recorded: Arc<Mutex<Vec<Recorded>>>, mode: Arc<Mutex<
             Mode::Large(n) => {
                 let body: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
                 write_response(&mut s, 200, &[("Content-Type".into(), "text/plain".into())], &body, false)
+            }
+            Mode::RespondThenClose => {
+                write_response(&mut s, 200, &[], b"then close", req.method == "HEAD");
+                false
             }
             Mode::OneShot => {
                 write_response(&mut s, 200, &[("Connection".into(), "close".into())], b"once", false);

@@ -1,0 +1,303 @@
+//! Each integration type end to end: HTTP_PROXY, HTTP (parameter mapping,
+//! selection patterns, response parameters) and MOCK, with stage variables
+//! and upstream_hosts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::client::{get, get_with, send};
+use support::gateway::{proxy_method, swagger};
+use support::{Backend, Gateway, Mode, RawClient};
+
+#[test]
+fn http_proxy_passes_method_path_query_headers_and_body() {
+    let backend = Backend::start(Mode::Echo);
+    let uri = "http://${stageVariables.backend}/base/{proxy}";
+    let paths = format!(
+        r#"{{"/api/{{proxy+}}": {{"x-amazon-apigateway-any-method": {}}}}}"#,
+        proxy_method(uri, r#", "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"}"#)
+    );
+    let gw = Gateway::builder()
+        .api("p", &swagger(&paths))
+        .stage("p", "prod", &[("backend", &backend.addr.to_string())])
+        .default_api("p")
+        .start();
+    let mut c = RawClient::connect(gw.addr);
+    let r = c.request(
+        b"PATCH /prod/api/a/b%20c/d?x=1&y=two HTTP/1.1\r\nHost: client.example\r\nX-Custom: v1\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Hop\r\nX-Hop: drop-me\r\nKeep-Alive: timeout=5\r\nContent-Length: 7\r\n\r\npayload",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-backend"), Some("echo"), "backend headers come back");
+    let rec = backend.last();
+    assert_eq!(rec.method, "PATCH");
+    assert_eq!(rec.target, "/base/a/b%20c/d?x=1&y=two");
+    assert_eq!(String::from_utf8_lossy(&rec.body), "payload");
+    assert_eq!(rec.header("x-custom"), Some("v1"));
+    assert_eq!(rec.header("host"), Some(backend.addr.to_string().as_str()));
+    assert_eq!(rec.header("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
+    assert_eq!(rec.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(rec.header("x-forwarded-port"), Some(gw.addr.port().to_string().as_str()));
+    assert_eq!(rec.header("x-hop"), None, "headers named in Connection are hop-by-hop");
+    assert_eq!(rec.header("keep-alive"), None);
+    assert_eq!(rec.header("connection"), None);
+    assert_eq!(rec.header_count("host"), 1);
+    assert!(rec.header("x-amzn-requestid").is_some());
+}
+
+#[test]
+fn http_proxy_with_fixed_method_and_backend_status_passthrough() {
+    let backend = Backend::start(Mode::Fixed {
+        status: 418,
+        headers: vec![("X-Teapot".into(), "yes".into()), ("Set-Cookie".into(), "a=1".into()), ("Set-Cookie".into(), "b=2".into())],
+        body: b"short and stout".to_vec(),
+    });
+    let uri = format!("http://{}/tea", backend.addr);
+    let paths = format!(
+        r#"{{"/brew": {{"get": {{"x-amazon-apigateway-integration": {{"type": "HTTP_PROXY", "httpMethod": "POST", "uri": "{uri}"}}}}}}}}"#
+    );
+    let gw = Gateway::builder().api("t", &swagger(&paths)).stage("t", "s", &[]).default_api("t").start();
+    let r = get(gw.addr, "/s/brew");
+    assert_eq!(r.status, 418);
+    assert_eq!(r.text(), "short and stout");
+    assert_eq!(r.header("x-teapot"), Some("yes"));
+    assert_eq!(r.header_count("set-cookie"), 2, "repeated headers survive");
+    let rec = backend.last();
+    assert_eq!(rec.method, "POST", "httpMethod overrides the client's method");
+    assert_eq!(rec.header("content-length"), Some("0"));
+}
+
+fn petstore_like(backend: &Backend) -> Gateway {
+    // The shape of the AWS PetStore sample: HTTP integrations with mapped
+    // parameters and response parameters, redirected by upstream_hosts.
+    let paths = r#"{
+      "/pets": {"get": {
+        "parameters": [{"name": "type", "in": "query"}, {"name": "page", "in": "query"}, {"name": "X-Trace", "in": "header"}],
+        "x-amazon-apigateway-integration": {
+          "type": "http", "httpMethod": "GET",
+          "uri": "http://petstore.execute-api.eu-west-1.amazonaws.com/petstore/pets?fixed=1",
+          "requestParameters": {
+            "integration.request.querystring.type": "method.request.querystring.type",
+            "integration.request.querystring.page": "method.request.querystring.page",
+            "integration.request.header.X-Trace-Id": "method.request.header.X-Trace",
+            "integration.request.header.X-Stage": "context.stage",
+            "integration.request.header.X-Color": "stageVariables.color",
+            "integration.request.header.X-Static": "'fixed value'"
+          },
+          "responses": {
+            "4\\d{2}": {"statusCode": "400", "responseParameters": {"method.response.header.X-Error": "'client'"}},
+            "5\\d{2}": {"statusCode": "502"},
+            "default": {"statusCode": "200", "responseParameters": {
+              "method.response.header.Access-Control-Allow-Origin": "'*'",
+              "method.response.header.X-Backend-Said": "integration.response.header.X-Backend",
+              "method.response.header.X-Body-Field": "integration.response.body.method"
+            }}
+          }
+        }}},
+      "/pets/{petId}": {"get": {
+        "parameters": [{"name": "petId", "in": "path", "required": true}],
+        "x-amazon-apigateway-integration": {
+          "type": "http", "httpMethod": "GET",
+          "uri": "http://petstore.execute-api.eu-west-1.amazonaws.com/petstore/pets/{id}",
+          "requestParameters": {"integration.request.path.id": "method.request.path.petId"},
+          "responses": {"default": {"statusCode": "200"}}
+        }}},
+      "/strict": {"post": {
+        "x-amazon-apigateway-integration": {
+          "type": "http", "httpMethod": "POST", "passthroughBehavior": "never",
+          "uri": "http://petstore.execute-api.eu-west-1.amazonaws.com/strict",
+          "requestTemplates": {"application/json": "{}"},
+          "responses": {"default": {"statusCode": "200"}}
+        }}},
+      "/nodefault": {"get": {
+        "x-amazon-apigateway-integration": {
+          "type": "http", "httpMethod": "GET",
+          "uri": "http://petstore.execute-api.eu-west-1.amazonaws.com/x",
+          "responses": {"2\\d{2}": {"statusCode": "200"}}
+        }}}
+    }"#;
+    Gateway::builder()
+        .api("pets", &swagger(paths))
+        .stage("pets", "prod", &[("color", "blue")])
+        .default_api("pets")
+        .upstream_host("petstore.execute-api.eu-west-1.amazonaws.com", &backend.addr.to_string())
+        .start()
+}
+
+#[test]
+fn http_maps_request_parameters_and_only_those() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = petstore_like(&backend);
+    let r = get_with(gw.addr, "/prod/pets?type=dog&page=2&unmapped=zzz", "X-Trace: t-1\r\nX-Other: o\r\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = backend.last();
+    assert_eq!(rec.target, "/petstore/pets?fixed=1&type=dog&page=2");
+    assert_eq!(rec.header("host"), Some("petstore.execute-api.eu-west-1.amazonaws.com"));
+    assert_eq!(rec.header("x-trace-id"), Some("t-1"));
+    assert_eq!(rec.header("x-stage"), Some("prod"));
+    assert_eq!(rec.header("x-color"), Some("blue"));
+    assert_eq!(rec.header("x-static"), Some("fixed value"));
+    assert_eq!(rec.header("x-other"), None, "a non-proxy integration sends only mapped headers");
+    assert_eq!(rec.header("user-agent"), Some("AmazonAPIGateway_pets"));
+    // Response parameters from literals, backend headers and the body.
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("x-backend-said"), Some("echo"));
+    assert_eq!(r.header("x-body-field"), Some("GET"));
+    assert_eq!(r.header("x-backend"), None, "unmapped backend headers are not returned");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    // A missing source leaves the target out.
+    get(gw.addr, "/prod/pets");
+    assert_eq!(backend.last().target, "/petstore/pets?fixed=1");
+    // Path parameters are renamed and encoded.
+    get(gw.addr, "/prod/pets/7");
+    assert_eq!(backend.last().target, "/petstore/pets/7");
+}
+
+#[test]
+fn http_selection_patterns_pick_the_status() {
+    let backend = Backend::start(Mode::Fixed { status: 404, headers: vec![], body: b"{\"e\":1}".to_vec() });
+    let gw = petstore_like(&backend);
+    let r = get(gw.addr, "/prod/pets");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("x-error"), Some("client"));
+    assert_eq!(r.text(), "{\"e\":1}", "body passes through");
+    backend.set_mode(Mode::Fixed { status: 503, headers: vec![], body: vec![] });
+    assert_eq!(get(gw.addr, "/prod/pets").status, 502);
+    backend.set_mode(Mode::Fixed { status: 302, headers: vec![], body: vec![] });
+    assert_eq!(get(gw.addr, "/prod/pets").status, 200, "unmatched statuses take the default response");
+    // No default response and no match: 500, as API Gateway.
+    let r = get(gw.addr, "/prod/nodefault");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["message"], "Internal server error");
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("InternalServerErrorException"));
+}
+
+#[test]
+fn passthrough_never_gives_415_for_unmapped_content_types() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = petstore_like(&backend);
+    let r = send(gw.addr, "POST", "/prod/strict", "Content-Type: text/xml\r\n", b"<a/>");
+    assert_eq!(r.status, 415);
+    assert_eq!(r.json()["message"], "Unsupported Media Type");
+    assert_eq!(backend.request_count(), 0);
+    let r = send(gw.addr, "POST", "/prod/strict", "Content-Type: application/json; charset=utf-8\r\n", b"{}");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn soap_xml_passes_through_untouched() {
+    let backend = Backend::start(Mode::Echo);
+    let uri = format!("http://{}/soap", backend.addr);
+    let paths = format!(
+        r#"{{"/soap": {{"post": {{"parameters": [{{"name": "SOAPAction", "in": "header"}}], "x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "POST", "uri": "{uri}", "passthroughBehavior": "when_no_match", "requestParameters": {{"integration.request.header.SOAPAction": "method.request.header.SOAPAction"}}, "responses": {{"default": {{"statusCode": "200"}}}}}}}}}}}}"#
+    );
+    let gw = Gateway::builder().api("s", &swagger(&paths)).stage("s", "prod", &[]).default_api("s").start();
+    let envelope = "<?xml version=\"1.0\"?>\r\n<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><m:Get xmlns:m=\"urn:x\">\u{e9}</m:Get></soap:Body></soap:Envelope>";
+    let r = send(gw.addr, "POST", "/prod/soap", "Content-Type: text/xml; charset=utf-8\r\nSOAPAction: \"urn:Get\"\r\n", envelope.as_bytes());
+    assert_eq!(r.status, 200);
+    let rec = backend.last();
+    assert_eq!(rec.body, envelope.as_bytes());
+    assert_eq!(rec.header("content-type"), Some("text/xml; charset=utf-8"));
+    assert_eq!(rec.header("soapaction"), Some("\"urn:Get\""));
+}
+
+#[test]
+fn mock_status_headers_and_templates() {
+    let paths = r#"{
+      "/m": {"get": {"x-amazon-apigateway-integration": {
+        "type": "MOCK",
+        "requestTemplates": {"application/json": "{\"statusCode\": 201}"},
+        "responses": {
+          "2\\d{2}": {"statusCode": "201",
+            "responseParameters": {"method.response.header.X-Mock": "'yes'", "method.response.header.X-Stage": "context.stage", "method.response.header.X-Var": "stageVariables.v"},
+            "responseTemplates": {"application/json": "{\"id\": \"$context.requestId\", \"stage\": \"$context.stage\", \"v\": \"$stageVariables.v\"}", "text/plain": "plain $context.stage"}},
+          "default": {"statusCode": "500"}
+        }}}},
+      "/err": {"get": {"x-amazon-apigateway-integration": {
+        "type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 404}"},
+        "responses": {"404": {"statusCode": "404", "responseTemplates": {"application/json": "{\"message\": \"nope\"}"}}, "default": {"statusCode": "200"}}}}},
+      "/nostatus": {"get": {"x-amazon-apigateway-integration": {
+        "type": "mock", "requestTemplates": {"application/json": "{}"},
+        "responses": {"default": {"statusCode": "200"}}}}},
+      "/fromclient": {"post": {"x-amazon-apigateway-integration": {
+        "type": "mock", "responses": {"default": {"statusCode": "200"}, "4\\d{2}": {"statusCode": "409"}}}}}
+    }"#;
+    let gw = Gateway::builder().api("m", &swagger(paths)).stage("m", "beta", &[("v", "x1")]).default_api("m").start();
+    let r = get(gw.addr, "/beta/m");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("x-mock"), Some("yes"));
+    assert_eq!(r.header("x-stage"), Some("beta"));
+    assert_eq!(r.header("x-var"), Some("x1"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v = r.json();
+    assert_eq!(v["id"], r.header("x-amzn-RequestId").unwrap());
+    assert_eq!(v["stage"], "beta");
+    assert_eq!(v["v"], "x1");
+    // Accept picks the template.
+    let r = get_with(gw.addr, "/beta/m", "Accept: text/plain\r\n");
+    assert_eq!(r.text(), "plain beta");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    // Another status selects another response.
+    let r = get(gw.addr, "/beta/err");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "nope");
+    // No statusCode: 500 API_CONFIGURATION_ERROR.
+    let r = get(gw.addr, "/beta/nostatus");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["message"], "Internal server error");
+    // Without a template the client's body is the request (passthrough).
+    let r = send(gw.addr, "POST", "/beta/fromclient", "Content-Type: application/json\r\n", b"{\"statusCode\": 418}");
+    assert_eq!(r.status, 409);
+}
+
+#[test]
+fn the_aws_petstore_sample_serves_against_a_local_backend() {
+    let backend = Backend::start(Mode::Echo);
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/aws-petstore-sample.json")).unwrap();
+    let gw = Gateway::builder()
+        .api("petstore", &doc)
+        .stage("petstore", "prod", &[])
+        .default_api("petstore")
+        .upstream_host("petstore.execute-api.eu-west-1.amazonaws.com", &backend.addr.to_string())
+        .start();
+    let r = get(gw.addr, "/prod/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    assert!(r.text().contains("href=\"/prod/pets/\""), "{}", r.text());
+    let r = get(gw.addr, "/prod/pets?type=cat&page=3");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(backend.last().target, "/petstore/pets?page=3&type=cat");
+    get(gw.addr, "/prod/pets/5");
+    assert_eq!(backend.last().target, "/petstore/pets/5");
+    let r = send(gw.addr, "OPTIONS", "/prod/pets", "", b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-methods"), Some("POST,GET,OPTIONS"));
+    let r = send(gw.addr, "POST", "/prod/pets", "Content-Type: application/json\r\n", b"{\"type\":\"dog\"}");
+    assert_eq!(r.status, 200);
+    assert_eq!(backend.last().body, b"{\"type\":\"dog\"}");
+}
+
+#[test]
+fn shipped_config_serves_the_petstore_with_its_demo_backend() {
+    // The README's command, on a copy of config/ with ephemeral ports.
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::create_dir_all(dir.path().join("apis")).unwrap();
+    std::fs::copy(format!("{root}/config/apis/petstore.json"), dir.path().join("apis/petstore.json")).unwrap();
+    let demo_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = std::fs::read_to_string(format!("{root}/config/tollgate.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:9000", &format!("127.0.0.1:{demo_port}"));
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let gw = support::gateway::start_with_config(dir, &path, &[]);
+    let r = get(gw.addr, "/prod/pets");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()[0]["type"], "dog");
+    let r = get(gw.addr, "/prod/pets?type=fish");
+    assert_eq!(r.json().as_array().map(Vec::len), Some(1));
+    assert_eq!(get(gw.addr, "/prod/pets/2").json()["type"], "cat");
+    assert_eq!(get(gw.addr, "/prod/").status, 200);
+}

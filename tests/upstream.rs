@@ -1,0 +1,180 @@
+//! Backend failures and connection reuse: timeouts (504 within
+//! timeoutInMillis + a margin), refused, reset, garbage, keep-alive reuse,
+//! the one retry of an idempotent request on a stale pooled connection,
+//! and large bodies streamed both ways.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::client::{get, send};
+use support::gateway::swagger;
+use support::{Backend, Gateway, Mode, RawClient};
+
+fn gateway_to(addr: &str, timeout_ms: u64) -> Gateway {
+    let paths = format!(
+        r#"{{"/{{proxy+}}": {{"x-amazon-apigateway-any-method": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "ANY", "uri": "http://{addr}/{{proxy}}", "timeoutInMillis": {timeout_ms}}}}}}}}}"#
+    );
+    Gateway::builder().api("u", &swagger(&paths)).stage("u", "prod", &[]).default_api("u").start()
+}
+
+#[test]
+fn a_backend_that_never_answers_times_out_with_504() {
+    let backend = Backend::start(Mode::NeverAnswer);
+    let gw = gateway_to(&backend.addr.to_string(), 300);
+    let start = Instant::now();
+    let r = get(gw.addr, "/prod/x");
+    let took = start.elapsed();
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["message"], "Endpoint request timed out");
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("InternalServerErrorException"));
+    assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1300), "{took:?}");
+}
+
+#[test]
+fn a_slow_backend_within_the_timeout_is_fine() {
+    let backend = Backend::start(Mode::Slow(Duration::from_millis(150)));
+    let gw = gateway_to(&backend.addr.to_string(), 2000);
+    let r = get(gw.addr, "/prod/x");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "slow");
+    backend.set_mode(Mode::Slow(Duration::from_millis(1500)));
+    let gw = gateway_to(&backend.addr.to_string(), 400);
+    let start = Instant::now();
+    assert_eq!(get(gw.addr, "/prod/x").status, 504);
+    assert!(start.elapsed() < Duration::from_millis(1400));
+}
+
+#[test]
+fn refused_reset_and_garbage_are_504_integration_failure() {
+    // Refused: a port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gw = gateway_to(&format!("127.0.0.1:{port}"), 2000);
+    let r = get(gw.addr, "/prod/x");
+    assert_eq!(r.status, 504);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("InternalServerErrorException"));
+    assert_eq!(r.json()["message"], "Network error communicating with endpoint");
+
+    for mode in [Mode::Garbage, Mode::CloseWithoutAnswer] {
+        let backend = Backend::start(mode.clone());
+        let gw = gateway_to(&backend.addr.to_string(), 2000);
+        let r = get(gw.addr, "/prod/x");
+        assert_eq!(r.status, 504, "{mode:?}");
+        assert_eq!(r.json()["message"], "Internal server error", "{mode:?}");
+    }
+}
+
+#[test]
+fn a_reset_mid_body_before_the_client_saw_anything_is_504() {
+    let backend = Backend::start(Mode::ResetMidBody);
+    let gw = gateway_to(&backend.addr.to_string(), 2000);
+    // The body is small enough to buffer: the failure is seen before any
+    // byte goes to the client, so the client gets a clean 504.
+    let r = get(gw.addr, "/prod/x");
+    assert_eq!(r.status, 504);
+    // The gateway keeps serving.
+    backend.set_mode(Mode::Echo);
+    assert_eq!(get(gw.addr, "/prod/x").status, 200);
+}
+
+#[test]
+fn backend_connections_are_reused() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = gateway_to(&backend.addr.to_string(), 2000);
+    let mut c = RawClient::connect(gw.addr);
+    for i in 0..20 {
+        let r = c.request(format!("GET /prod/r{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        assert_eq!(r.status, 200);
+    }
+    // Separate client connections share the pool too.
+    for _ in 0..10 {
+        assert_eq!(get(gw.addr, "/prod/again").status, 200);
+    }
+    assert_eq!(backend.request_count(), 30);
+    assert_eq!(backend.connection_count(), 1, "one keep-alive connection should serve every request");
+}
+
+#[test]
+fn stale_pooled_connections_are_retried_for_idempotent_methods_only() {
+    // The backend answers and then closes each connection without saying
+    // so: every pooled connection is stale by the next request.
+    let backend = Backend::start(Mode::RespondThenClose);
+    let gw = gateway_to(&backend.addr.to_string(), 2000);
+    assert_eq!(get(gw.addr, "/prod/a").status, 200);
+    assert_eq!(backend.connection_count(), 1);
+    std::thread::sleep(Duration::from_millis(100));
+    // GET: the stale connection fails before any response byte; retried
+    // once on a new connection.
+    let r = get(gw.addr, "/prod/b");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(backend.connection_count(), 2);
+    std::thread::sleep(Duration::from_millis(100));
+    // POST is not idempotent: never sent twice.
+    let r = send(gw.addr, "POST", "/prod/c", "", b"x");
+    assert_eq!(r.status, 504);
+    assert_eq!(backend.connection_count(), 2, "no second attempt for a POST");
+    assert!(backend.recorded().iter().all(|r| r.method != "POST"));
+
+    // A retry that fails too is a 504, after exactly one new connection.
+    backend.set_mode(Mode::Echo);
+    assert_eq!(get(gw.addr, "/prod/d").status, 200);
+    let before = backend.connection_count();
+    backend.set_mode(Mode::CloseWithoutAnswer);
+    assert_eq!(get(gw.addr, "/prod/e").status, 504);
+    assert_eq!(backend.connection_count(), before + 1);
+}
+
+#[test]
+fn large_and_chunked_backend_bodies_stream_through() {
+    let backend = Backend::start(Mode::Large(3 * 1024 * 1024));
+    let gw = gateway_to(&backend.addr.to_string(), 5000);
+    let mut c = RawClient::connect(gw.addr);
+    let r = c.request(b"GET /prod/big HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 3 * 1024 * 1024);
+    assert!(r.body.iter().enumerate().all(|(i, b)| *b == b'a' + (i % 26) as u8));
+    assert_eq!(r.header("content-length"), Some("3145728"));
+    // Same connection still usable.
+    backend.set_mode(Mode::Chunked(vec![b"hello ".to_vec(), vec![b'z'; 300_000], b" end".to_vec()]));
+    let r = c.request(b"GET /prod/chunked HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 6 + 300_000 + 4);
+    assert!(r.body.starts_with(b"hello ") && r.body.ends_with(b" end"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    // An HTTP/1.0 client gets a close-delimited body.
+    let mut c = RawClient::connect(gw.addr);
+    let r = c.request(b"GET /prod/chunked HTTP/1.0\r\n\r\n");
+    assert_eq!(r.body.len(), 6 + 300_000 + 4);
+    // Small chunked bodies are buffered and sent with a length.
+    backend.set_mode(Mode::Chunked(vec![b"a".to_vec(), b"b".to_vec()]));
+    let r = get(gw.addr, "/prod/small");
+    assert_eq!(r.text(), "ab");
+    assert_eq!(r.header("content-length"), Some("2"));
+}
+
+#[test]
+fn unresolvable_backend_host_is_504() {
+    let paths = r#"{"/x": {"get": {"x-amazon-apigateway-integration": {"type": "http_proxy", "httpMethod": "GET", "uri": "http://no-such-host.invalid/x"}}}}"#;
+    let gw = Gateway::builder().api("d", &swagger(paths)).stage("d", "prod", &[]).default_api("d").start();
+    let r = get(gw.addr, "/prod/x");
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["message"], "Network error communicating with endpoint");
+}
+
+#[test]
+fn missing_stage_variable_answers_500_in_that_stage_only() {
+    let backend = Backend::start(Mode::Echo);
+    let paths = r#"{"/x": {"get": {"x-amazon-apigateway-integration": {"type": "http_proxy", "httpMethod": "GET", "uri": "http://${stageVariables.host}/x"}}}}"#;
+    let gw = Gateway::builder()
+        .api("v", &swagger(paths))
+        .stage("v", "good", &[("host", &backend.addr.to_string())])
+        .stage("v", "bad", &[])
+        .default_api("v")
+        .start();
+    assert_eq!(get(gw.addr, "/good/x").status, 200);
+    let r = get(gw.addr, "/bad/x");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("InternalServerErrorException"));
+}
