@@ -1,0 +1,185 @@
+//! The command line: `check` on real third-party Swagger files, every
+//! config error reported at once with file and JSON path, `--help` and
+//! `--version`, start-up failures with messages that say what to change.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+
+use support::gateway::{bin, swagger};
+use support::Gateway;
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_compiles_both_oracle_documents() {
+    for (file, routes) in [
+        ("aws-petstore-sample.json", vec!["GET      /pets ", "OPTIONS  /pets/{petId}", "HTTP "]),
+        ("swagger-petstore-2.0.json", vec!["POST     /pet ", "GET      /pet/findByStatus", "NONE"]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("t.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"x\"\nswagger = \"{}\"\n[[stages]]\napi = \"x\"\nname = \"prod\"\n",
+                fixture(file)
+            ),
+        )
+        .unwrap();
+        let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(code, 0, "{file}: {out}\n{err}");
+        for r in routes {
+            assert!(out.contains(r), "{file}: missing {r:?} in\n{out}");
+        }
+        assert!(out.contains("OK: 1 API(s)"));
+    }
+    // The classic petstore has no integrations: each method is a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(&cfg, format!("[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"x\"\nswagger = \"{}\"\n", fixture("swagger-petstore-2.0.json"))).unwrap();
+    let (_, out, _) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(out.contains("no x-amazon-apigateway-integration: this method answers 500"), "{out}");
+}
+
+#[test]
+fn check_lists_every_error_with_file_and_path() {
+    let doc = r#"{"swagger": "2.0", "paths": {
+        "/a": {"get": {"x-amazon-apigateway-integration": {"type": "http", "httpMethod": "GET", "uri": "http://x/", "timeoutInMillis": 10}}},
+        "/b/{id}/{proxy+}/c": {"get": {}},
+        "/c": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "responses": {"[": {"statusCode": "200"}}}}}
+    }}"#;
+    let gw = Gateway::builder()
+        .api("broken", doc)
+        .stage("broken", "prod", &[("bad-name", "x")])
+        .stage("ghost", "prod", &[]);
+    let (dir, cfg) = gw.write();
+    let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let file = dir.path().join("broken.json");
+    let toml = dir.path().join("tollgate.toml");
+    for want in [
+        format!("{}: $.paths./a.get.x-amazon-apigateway-integration.timeoutInMillis: must be an integer from 50 to 29000", file.display()),
+        format!("{}: $.paths./b/{{id}}/{{proxy+}}/c: a greedy path variable", file.display()),
+        format!("{}: $.paths./c.get.x-amazon-apigateway-integration.responses.[: invalid selection pattern", file.display()),
+        format!("{}: $.stages[0].variables.bad-name: `bad-name` is not a valid stage variable name", toml.display()),
+        format!("{}: $.stages[1].api: no API with id `ghost`", toml.display()),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(err.contains("configuration has 5 errors"), "{err}");
+}
+
+#[test]
+fn config_errors_name_the_toml_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nshard = 2\n").unwrap();
+    let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("t.toml: $.server.shard: unknown field `shard`"), "{err}");
+    std::fs::write(&cfg, "[server]\nlisten = \"nope\"\n").unwrap();
+    let (_, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(err.contains("$.server.listen: `nope` is not an address"), "{err}");
+    let (code, _, err) = run(&["check", "--config", "/no/such/file.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/no/such/file.toml: $: cannot read file"), "{err}");
+    // Broken JSON in a Swagger file: the file and the position.
+    std::fs::write(dir.path().join("bad.json"), "{\"swagger\": \"2.0\",\n \"paths\": {,}}").unwrap();
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"b\"\nswagger = \"bad.json\"\n").unwrap();
+    let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.json: line 2, column"), "{err}");
+    // serve refuses the same config with the same message and exit 1.
+    let (code, _, err) = run(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.json: line 2, column"), "{err}");
+}
+
+#[test]
+fn yaml_documents_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("api.yaml"),
+        "swagger: '2.0'\ninfo: {title: yaml api, version: '1'}\npaths:\n  /hi:\n    get:\n      x-amazon-apigateway-integration:\n        type: mock\n        requestTemplates:\n          application/json: '{\"statusCode\": 200}'\n        responses:\n          default:\n            statusCode: '200'\n            responseTemplates:\n              application/json: '{\"hello\": \"yaml\"}'\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nshards = 1\ndefault_api = \"y\"\n[[apis]]\nid = \"y\"\nswagger = \"api.yaml\"\n[[stages]]\napi = \"y\"\nname = \"v1\"\n").unwrap();
+    let gw = support::gateway::start_with_config(dir, &cfg, &[]);
+    let r = support::client::get(gw.addr, "/v1/hi");
+    assert_eq!(r.json()["hello"], "yaml");
+}
+
+#[test]
+fn help_and_version() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("serve") && out.contains("check"));
+    let (code, out, _) = run(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--config") && out.contains("--shards"));
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("tollgate "), "{out}");
+}
+
+#[test]
+fn shards_flag_and_several_shards_serve() {
+    let paths = format!(r#"{{"/a": {{"get": {}}}}}"#, support::gateway::mock_method(200, "ok"));
+    let (dir, cfg) = Gateway::builder().api("s", &swagger(&paths)).stage("s", "p", &[]).default_api("s").write();
+    let gw = support::gateway::start_with_config(dir, &cfg, &["--shards", "3"]);
+    assert!(gw.log().iter().any(|l| l.contains("shards=3")), "{:?}", gw.log());
+    for _ in 0..30 {
+        assert_eq!(support::client::get(gw.addr, "/p/a").text(), "ok");
+    }
+    let (code, _, err) = run(&["serve", "--config", "x.toml", "--shards", "zero"]);
+    assert_ne!(code, 0);
+    let _ = err;
+}
+
+#[test]
+fn too_low_memlock_is_a_clear_error() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("prlimit not installed; skipping");
+        return;
+    }
+    let paths = format!(r#"{{"/a": {{"get": {}}}}}"#, support::gateway::mock_method(200, "ok"));
+    let (_dir, cfg) = Gateway::builder().api("s", &swagger(&paths)).stage("s", "p", &[]).write();
+    let out = Command::new("prlimit")
+        .args(["--memlock=65536:65536", "--"])
+        .arg(bin())
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("RLIMIT_MEMLOCK") && err.contains("ulimit -l"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn occupied_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(&cfg, format!("[server]\nlisten = \"127.0.0.1:{port}\"\nshards = 1\n")).unwrap();
+    let (code, _, err) = run(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("cannot bind 127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
