@@ -368,7 +368,8 @@ mod tests {
             "/{x}/c",
         ];
         let t = trie(&paths);
-        let cases: &[(&str, Option<(&str, &[&str])>)] = &[
+        type Case<'a> = (&'a str, Option<(&'a str, &'a [&'a str])>);
+        let cases: &[Case] = &[
             ("", Some(("/", &[]))),
             ("/", Some(("/", &[]))),
             ("/pets", Some(("/pets", &[]))),

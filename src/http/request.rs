@@ -430,7 +430,7 @@ fn split_target(target: &[u8], base: u32) -> Result<(Span, Option<Span>, Option<
         start: base + path_start as u32,
         end: base + (path_start + path_len) as u32,
     };
-    if rest.iter().any(|&b| b == b'#') {
+    if rest.contains(&b'#') {
         return Err(HeadError::BadRequest("fragment in request-target"));
     }
     Ok((path, query, authority))

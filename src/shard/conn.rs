@@ -114,8 +114,9 @@ impl Conn {
         r
     }
 
-    /// 1. Reads and parses one request head. Waits up to the idle timeout
-    /// for its first byte, then up to the header timeout for the rest.
+    /// Phase 1: reads and parses one request head. Waits up to the idle
+    /// timeout for its first byte, then up to the header timeout for the
+    /// rest.
     async fn read_head(&mut self, snap: &Snapshot) -> HeadRead {
         let limits = &snap.server.limits;
         let mut deadline: Option<Instant> = None;

@@ -43,6 +43,9 @@ pub enum RuntimeError {
 /// State of one shard, shared by its tasks (never across threads).
 pub struct Shard {
     pub id: usize,
+    // `Rc<Arc<_>>` on purpose: requests clone the `Rc` (a plain increment);
+    // cloning the `Arc` would be an atomic on a cache line all shards share.
+    #[allow(clippy::redundant_allocation)]
     snapshot: RefCell<Rc<Arc<Snapshot>>>,
     pub scratch: Scratch,
     pub pool: Pool,
@@ -52,6 +55,7 @@ pub struct Shard {
 }
 
 impl Shard {
+    #[allow(clippy::redundant_allocation)]
     pub fn snapshot(&self) -> Rc<Arc<Snapshot>> {
         self.snapshot.borrow().clone()
     }

@@ -2,7 +2,14 @@
 //! backends (well-behaved and misbehaving) and a raw TCP client.
 //! Everything binds 127.0.0.1:0; nothing uses fixed ports.
 
-#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_types,
+    clippy::type_complexity
+)]
 
 pub mod backend;
 pub mod client;
