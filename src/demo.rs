@@ -131,7 +131,10 @@ fn answer(head: &RequestHead, body: &[u8]) -> (u16, String) {
         (b"GET", p) if p.starts_with("/petstore/pets/") => {
             let id = &p["/petstore/pets/".len()..];
             let pets: Vec<serde_json::Value> = serde_json::from_str(PETS).unwrap_or_default();
-            match pets.iter().find(|pet| pet["id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id)) {
+            match pets
+                .iter()
+                .find(|pet| pet["id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id))
+            {
                 Some(pet) => (200, pet.to_string()),
                 None => (
                     404,

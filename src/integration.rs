@@ -259,7 +259,7 @@ pub fn mock_status(info: &RequestInfo<'_>, integration: &Integration) -> Result<
     let v: serde_json::Value = serde_json::from_slice(&rendered).map_err(|_| missing())?;
     v.get("statusCode")
         .and_then(serde_json::Value::as_u64)
-        .filter(|s| (100..=599).contains(s))
+        .filter(|s| (200..=599).contains(s))
         .map(|s| s as u16)
         .ok_or_else(missing)
 }
@@ -542,9 +542,14 @@ pub fn write_full_response(
             write_header(out, b"Content-Type", ct);
         }
     }
-    write_content_length(out, body.len() as u64);
+    // RFC 9110 §8.6: no Content-Length (and no body) on 204; a 304's
+    // would describe the representation, which we do not have.
+    let bodyless = status == 204 || status == 304;
+    if !bodyless {
+        write_content_length(out, body.len() as u64);
+    }
     out.extend_from_slice(b"\r\n");
-    if !head_only {
+    if !head_only && !bodyless {
         out.extend_from_slice(body);
     }
 }

@@ -27,8 +27,14 @@ fn run(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn check_compiles_both_oracle_documents() {
     for (file, routes) in [
-        ("aws-petstore-sample.json", vec!["GET      /pets ", "OPTIONS  /pets/{petId}", "HTTP "]),
-        ("swagger-petstore-2.0.json", vec!["POST     /pet ", "GET      /pet/findByStatus", "NONE"]),
+        (
+            "aws-petstore-sample.json",
+            vec!["GET      /pets ", "OPTIONS  /pets/{petId}", "HTTP "],
+        ),
+        (
+            "swagger-petstore-2.0.json",
+            vec!["POST     /pet ", "GET      /pet/findByStatus", "NONE"],
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("t.toml");
@@ -50,9 +56,19 @@ fn check_compiles_both_oracle_documents() {
     // The classic petstore has no integrations: each method is a warning.
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("t.toml");
-    std::fs::write(&cfg, format!("[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"x\"\nswagger = \"{}\"\n", fixture("swagger-petstore-2.0.json"))).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"x\"\nswagger = \"{}\"\n",
+            fixture("swagger-petstore-2.0.json")
+        ),
+    )
+    .unwrap();
     let (_, out, _) = run(&["check", "--config", cfg.to_str().unwrap()]);
-    assert!(out.contains("no x-amazon-apigateway-integration: this method answers 500"), "{out}");
+    assert!(
+        out.contains("no x-amazon-apigateway-integration: this method answers 500"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -90,16 +106,33 @@ fn config_errors_name_the_toml_key() {
     std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nshard = 2\n").unwrap();
     let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("t.toml: $.server.shard: unknown field `shard`"), "{err}");
+    assert!(
+        err.contains("t.toml: $.server.shard: unknown field `shard`"),
+        "{err}"
+    );
     std::fs::write(&cfg, "[server]\nlisten = \"nope\"\n").unwrap();
     let (_, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
-    assert!(err.contains("$.server.listen: `nope` is not an address"), "{err}");
+    assert!(
+        err.contains("$.server.listen: `nope` is not an address"),
+        "{err}"
+    );
     let (code, _, err) = run(&["check", "--config", "/no/such/file.toml"]);
     assert_eq!(code, 1);
-    assert!(err.contains("/no/such/file.toml: $: cannot read file"), "{err}");
+    assert!(
+        err.contains("/no/such/file.toml: $: cannot read file"),
+        "{err}"
+    );
     // Broken JSON in a Swagger file: the file and the position.
-    std::fs::write(dir.path().join("bad.json"), "{\"swagger\": \"2.0\",\n \"paths\": {,}}").unwrap();
-    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"b\"\nswagger = \"bad.json\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\"swagger\": \"2.0\",\n \"paths\": {,}}",
+    )
+    .unwrap();
+    std::fs::write(
+        &cfg,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"b\"\nswagger = \"bad.json\"\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("bad.json: line 2, column"), "{err}");
@@ -139,10 +172,21 @@ fn help_and_version() {
 
 #[test]
 fn shards_flag_and_several_shards_serve() {
-    let paths = format!(r#"{{"/a": {{"get": {}}}}}"#, support::gateway::mock_method(200, "ok"));
-    let (dir, cfg) = Gateway::builder().api("s", &swagger(&paths)).stage("s", "p", &[]).default_api("s").write();
+    let paths = format!(
+        r#"{{"/a": {{"get": {}}}}}"#,
+        support::gateway::mock_method(200, "ok")
+    );
+    let (dir, cfg) = Gateway::builder()
+        .api("s", &swagger(&paths))
+        .stage("s", "p", &[])
+        .default_api("s")
+        .write();
     let gw = support::gateway::start_with_config(dir, &cfg, &["--shards", "3"]);
-    assert!(gw.log().iter().any(|l| l.contains("shards=3")), "{:?}", gw.log());
+    assert!(
+        gw.log().iter().any(|l| l.contains("shards=3")),
+        "{:?}",
+        gw.log()
+    );
     for _ in 0..30 {
         assert_eq!(support::client::get(gw.addr, "/p/a").text(), "ok");
     }
@@ -157,8 +201,14 @@ fn too_low_memlock_is_a_clear_error() {
         eprintln!("prlimit not installed; skipping");
         return;
     }
-    let paths = format!(r#"{{"/a": {{"get": {}}}}}"#, support::gateway::mock_method(200, "ok"));
-    let (_dir, cfg) = Gateway::builder().api("s", &swagger(&paths)).stage("s", "p", &[]).write();
+    let paths = format!(
+        r#"{{"/a": {{"get": {}}}}}"#,
+        support::gateway::mock_method(200, "ok")
+    );
+    let (_dir, cfg) = Gateway::builder()
+        .api("s", &swagger(&paths))
+        .stage("s", "p", &[])
+        .write();
     let out = Command::new("prlimit")
         .args(["--memlock=65536:65536", "--"])
         .arg(bin())
@@ -167,7 +217,10 @@ fn too_low_memlock_is_a_clear_error() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("RLIMIT_MEMLOCK") && err.contains("ulimit -l"), "{err}");
+    assert!(
+        err.contains("RLIMIT_MEMLOCK") && err.contains("ulimit -l"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -177,9 +230,16 @@ fn occupied_port_is_a_clear_error() {
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("t.toml");
-    std::fs::write(&cfg, format!("[server]\nlisten = \"127.0.0.1:{port}\"\nshards = 1\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\nshards = 1\n"),
+    )
+    .unwrap();
     let (code, _, err) = run(&["serve", "--config", cfg.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains(&format!("cannot bind 127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot bind 127.0.0.1:{port}")),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }

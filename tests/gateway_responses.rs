@@ -35,18 +35,63 @@ fn built_in_responses_have_aws_shapes() {
         .limit("max_body_bytes", "100")
         .start();
     let cases: Vec<(support::Response, u16, &str, &str)> = vec![
-        (get(gw.addr, "/prod/nothing"), 403, "MissingAuthenticationTokenException", "Missing Authentication Token"),
-        (get(gw.addr, "/prod/timeout"), 504, "InternalServerErrorException", "Endpoint request timed out"),
-        (get(gw.addr, "/prod/items/1"), 504, "InternalServerErrorException", "Network error communicating with endpoint"),
-        (get(gw.addr, "/prod/noint"), 500, "InternalServerErrorException", "Internal server error"),
-        (send(gw.addr, "POST", "/prod/lambda", "", b"{}"), 500, "InternalServerErrorException", "Internal server error"),
-        (send(gw.addr, "POST", "/prod/strict", "Content-Type: text/plain\r\n", b"x"), 415, "UnsupportedMediaTypeException", "Unsupported Media Type"),
-        (send(gw.addr, "POST", "/prod/strict", "", &[b'x'; 101]), 413, "RequestTooLongException", "Request Too Long"),
+        (
+            get(gw.addr, "/prod/nothing"),
+            403,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ),
+        (
+            get(gw.addr, "/prod/timeout"),
+            504,
+            "InternalServerErrorException",
+            "Endpoint request timed out",
+        ),
+        (
+            get(gw.addr, "/prod/items/1"),
+            504,
+            "InternalServerErrorException",
+            "Network error communicating with endpoint",
+        ),
+        (
+            get(gw.addr, "/prod/noint"),
+            500,
+            "InternalServerErrorException",
+            "Internal server error",
+        ),
+        (
+            send(gw.addr, "POST", "/prod/lambda", "", b"{}"),
+            500,
+            "InternalServerErrorException",
+            "Internal server error",
+        ),
+        (
+            send(
+                gw.addr,
+                "POST",
+                "/prod/strict",
+                "Content-Type: text/plain\r\n",
+                b"x",
+            ),
+            415,
+            "UnsupportedMediaTypeException",
+            "Unsupported Media Type",
+        ),
+        (
+            send(gw.addr, "POST", "/prod/strict", "", &[b'x'; 101]),
+            413,
+            "RequestTooLongException",
+            "Request Too Long",
+        ),
     ];
     for (r, status, error_type, message) in cases {
         assert_eq!(r.status, status, "{message}: {}", r.text());
         assert_eq!(r.header("x-amzn-ErrorType"), Some(error_type), "{message}");
-        assert_eq!(r.header("content-type"), Some("application/json"), "{message}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json"),
+            "{message}"
+        );
         assert_eq!(r.json(), serde_json::json!({"message": message}));
         let id = r.header("x-amzn-RequestId").unwrap();
         assert_eq!(id.len(), 36, "{id}");
@@ -94,7 +139,10 @@ fn customised_responses_and_fallbacks() {
     assert_eq!(r.header("x-echo-query"), Some("find-me"));
     assert_eq!(r.header("x-stage-var"), Some("blue"));
     assert_eq!(r.header("x-stage"), Some("prod"));
-    assert_eq!(r.header("x-amzn-ErrorType"), Some("MissingAuthenticationTokenException"));
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("MissingAuthenticationTokenException")
+    );
     let v = r.json();
     assert_eq!(v["message"], "Missing Authentication Token");
     assert_eq!(v["type"], "MISSING_AUTHENTICATION_TOKEN");
@@ -107,19 +155,34 @@ fn customised_responses_and_fallbacks() {
     let r = get(gw.addr, "/prod/items/77");
     assert_eq!(r.status, 504);
     assert_eq!(r.header("x-item"), Some("77"));
-    assert_eq!(r.json()["message"], "Network error communicating with endpoint");
+    assert_eq!(
+        r.json()["message"],
+        "Network error communicating with endpoint"
+    );
 
     // Uncustomised 5xx types fall back to DEFAULT_5XX.
     let r = get(gw.addr, "/prod/timeout");
     assert_eq!(r.status, 503);
     assert_eq!(r.header("content-type"), Some("text/plain"));
-    assert_eq!(r.text(), "down: Endpoint request timed out (INTEGRATION_TIMEOUT)");
+    assert_eq!(
+        r.text(),
+        "down: Endpoint request timed out (INTEGRATION_TIMEOUT)"
+    );
     let r = get(gw.addr, "/prod/noint");
     assert_eq!(r.status, 503);
-    assert_eq!(r.text(), "down: Internal server error (API_CONFIGURATION_ERROR)");
+    assert_eq!(
+        r.text(),
+        "down: Internal server error (API_CONFIGURATION_ERROR)"
+    );
 
     // Uncustomised 4xx types take DEFAULT_4XX's header and keep their status.
-    let r = send(gw.addr, "POST", "/prod/strict", "Content-Type: text/plain\r\n", b"x");
+    let r = send(
+        gw.addr,
+        "POST",
+        "/prod/strict",
+        "Content-Type: text/plain\r\n",
+        b"x",
+    );
     assert_eq!(r.status, 415);
     assert_eq!(r.header("x-family"), Some("4xx"));
 

@@ -15,7 +15,10 @@ fn proxy_gateway(backend: &Backend) -> Gateway {
     let uri = format!("http://{}/{{proxy}}", backend.addr);
     let paths = format!(
         r#"{{"/{{proxy+}}": {{"x-amazon-apigateway-any-method": {m}}}, "/mock": {{"get": {mock}}}}}"#,
-        m = proxy_method(&uri, r#", "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"}"#),
+        m = proxy_method(
+            &uri,
+            r#", "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"}"#
+        ),
         mock = support::gateway::mock_method(200, "{\"ok\": true}"),
     );
     Gateway::builder()
@@ -76,7 +79,9 @@ fn expect_100_continue() {
     let backend = Backend::start(Mode::Echo);
     let gw = proxy_gateway(&backend);
     let mut c = RawClient::connect(gw.addr);
-    c.send(b"POST /prod/e HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    c.send(
+        b"POST /prod/e HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+    );
     let interim = c.read_response(false);
     assert_eq!(interim.status, 100);
     c.send(b"body");
@@ -87,7 +92,9 @@ fn expect_100_continue() {
     assert_eq!(backend.last().header("expect"), None);
     // An unroutable request with Expect is refused without asking for the body.
     let mut c = RawClient::connect(gw.addr);
-    c.send(b"POST /nostage HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    c.send(
+        b"POST /nostage HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+    );
     let r = c.read_response(false);
     assert_eq!(r.status, 403);
     assert!(c.is_closed(Duration::from_secs(2)));
@@ -137,13 +144,28 @@ fn curl_talks_to_the_gateway() {
     let backend = Backend::start(Mode::Echo);
     let gw = proxy_gateway(&backend);
     let out = std::process::Command::new("curl")
-        .args(["-s", "-H", "Transfer-Encoding: chunked", "--data-binary", "from curl", &gw.url("/prod/curl")])
+        .args([
+            "-s",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            "from curl",
+            &gw.url("/prod/curl"),
+        ])
         .output()
         .expect("curl must be installed");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["body"], "from curl");
     let out = std::process::Command::new("curl")
-        .args(["-s", "-0", "-o", "/dev/null", "-w", "%{http_code}", &gw.url("/prod/mock")])
+        .args([
+            "-s",
+            "-0",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &gw.url("/prod/mock"),
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
@@ -157,11 +179,15 @@ fn limits_413_414_431() {
     let mut c = RawClient::connect(gw.addr);
     let r = c.request(b"POST /prod/big HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n");
     assert_eq!(r.status, 413);
-    assert_eq!(r.header("x-amzn-ErrorType"), Some("RequestTooLongException"));
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("RequestTooLongException")
+    );
     assert!(c.is_closed(Duration::from_secs(2)));
     // 413 for a chunked body that grows past the limit.
     let mut c = RawClient::connect(gw.addr);
-    let mut req = b"POST /prod/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut req =
+        b"POST /prod/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..3 {
         req.extend_from_slice(b"190\r\n");
         req.extend_from_slice(&[b'x'; 400]);
@@ -176,11 +202,18 @@ fn limits_413_414_431() {
     assert_eq!(c.request(long.as_bytes()).status, 414);
     assert!(c.is_closed(Duration::from_secs(2)));
     // 431
-    let big = format!("GET /prod/x HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(5000));
+    let big = format!(
+        "GET /prod/x HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(5000)
+    );
     let mut c = RawClient::connect(gw.addr);
     assert_eq!(c.request(big.as_bytes()).status, 431);
     assert!(c.is_closed(Duration::from_secs(2)));
-    assert_eq!(backend.request_count(), 0, "oversized requests reached the backend");
+    assert_eq!(
+        backend.request_count(),
+        0,
+        "oversized requests reached the backend"
+    );
 }
 
 #[test]
@@ -194,7 +227,11 @@ fn header_read_timeout_and_idle_timeout_close_connections() {
     c.send(b"GET /prod/x HTTP/1.1\r\nHost: x\r\n");
     let r = c.read_response(false);
     assert_eq!(r.status, 408);
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(c.is_closed(Duration::from_secs(2)));
     // Trickling bytes does not extend the header deadline.
     let mut c = RawClient::connect(gw.addr);
@@ -211,11 +248,18 @@ fn header_read_timeout_and_idle_timeout_close_connections() {
     assert!(start.elapsed() < Duration::from_secs(4));
     // Idle keep-alive connection: closed after the idle timeout (1.5 s).
     let mut c = RawClient::connect(gw.addr);
-    assert_eq!(c.request(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\n\r\n").status, 200);
+    assert_eq!(
+        c.request(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\n\r\n")
+            .status,
+        200
+    );
     let start = Instant::now();
     assert!(c.is_closed(Duration::from_secs(5)));
     let idle = start.elapsed();
-    assert!(idle >= Duration::from_millis(1200) && idle < Duration::from_secs(4), "{idle:?}");
+    assert!(
+        idle >= Duration::from_millis(1200) && idle < Duration::from_secs(4),
+        "{idle:?}"
+    );
 }
 
 /// Framing attacks: each gets the status, the connection is closed, and
@@ -262,12 +306,24 @@ fn framing_attacks_are_refused_and_never_forwarded() {
             .try_read_response(false)
             .unwrap_or_else(|e| panic!("{name}: no response ({e})"));
         assert_eq!(r.status, *want, "{name}");
-        assert!(c.is_closed(Duration::from_secs(2)), "{name}: connection left open");
+        assert!(
+            c.is_closed(Duration::from_secs(2)),
+            "{name}: connection left open"
+        );
     }
-    assert_eq!(backend.request_count(), 0, "a framing attack reached the backend: {:?}", backend.recorded());
+    assert_eq!(
+        backend.request_count(),
+        0,
+        "a framing attack reached the backend: {:?}",
+        backend.recorded()
+    );
     // The gateway is still serving.
     let mut c = RawClient::connect(gw.addr);
-    assert_eq!(c.request(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\n\r\n").status, 200);
+    assert_eq!(
+        c.request(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\n\r\n")
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -281,7 +337,10 @@ fn smuggled_second_request_is_not_forwarded() {
     assert_eq!(c.read_response(false).status, 400);
     assert!(c.is_closed(Duration::from_secs(2)));
     std::thread::sleep(Duration::from_millis(100));
-    assert!(backend.recorded().iter().all(|r| !r.target.contains("smuggled")));
+    assert!(backend
+        .recorded()
+        .iter()
+        .all(|r| !r.target.contains("smuggled")));
 }
 
 #[test]

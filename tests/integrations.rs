@@ -16,7 +16,10 @@ fn http_proxy_passes_method_path_query_headers_and_body() {
     let uri = "http://${stageVariables.backend}/base/{proxy}";
     let paths = format!(
         r#"{{"/api/{{proxy+}}": {{"x-amazon-apigateway-any-method": {}}}}}"#,
-        proxy_method(uri, r#", "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"}"#)
+        proxy_method(
+            uri,
+            r#", "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"}"#
+        )
     );
     let gw = Gateway::builder()
         .api("p", &swagger(&paths))
@@ -28,7 +31,11 @@ fn http_proxy_passes_method_path_query_headers_and_body() {
         b"PATCH /prod/api/a/b%20c/d?x=1&y=two HTTP/1.1\r\nHost: client.example\r\nX-Custom: v1\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Hop\r\nX-Hop: drop-me\r\nKeep-Alive: timeout=5\r\nContent-Length: 7\r\n\r\npayload",
     );
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("x-backend"), Some("echo"), "backend headers come back");
+    assert_eq!(
+        r.header("x-backend"),
+        Some("echo"),
+        "backend headers come back"
+    );
     let rec = backend.last();
     assert_eq!(rec.method, "PATCH");
     assert_eq!(rec.target, "/base/a/b%20c/d?x=1&y=two");
@@ -37,8 +44,15 @@ fn http_proxy_passes_method_path_query_headers_and_body() {
     assert_eq!(rec.header("host"), Some(backend.addr.to_string().as_str()));
     assert_eq!(rec.header("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
     assert_eq!(rec.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(rec.header("x-forwarded-port"), Some(gw.addr.port().to_string().as_str()));
-    assert_eq!(rec.header("x-hop"), None, "headers named in Connection are hop-by-hop");
+    assert_eq!(
+        rec.header("x-forwarded-port"),
+        Some(gw.addr.port().to_string().as_str())
+    );
+    assert_eq!(
+        rec.header("x-hop"),
+        None,
+        "headers named in Connection are hop-by-hop"
+    );
     assert_eq!(rec.header("keep-alive"), None);
     assert_eq!(rec.header("connection"), None);
     assert_eq!(rec.header_count("host"), 1);
@@ -49,21 +63,32 @@ fn http_proxy_passes_method_path_query_headers_and_body() {
 fn http_proxy_with_fixed_method_and_backend_status_passthrough() {
     let backend = Backend::start(Mode::Fixed {
         status: 418,
-        headers: vec![("X-Teapot".into(), "yes".into()), ("Set-Cookie".into(), "a=1".into()), ("Set-Cookie".into(), "b=2".into())],
+        headers: vec![
+            ("X-Teapot".into(), "yes".into()),
+            ("Set-Cookie".into(), "a=1".into()),
+            ("Set-Cookie".into(), "b=2".into()),
+        ],
         body: b"short and stout".to_vec(),
     });
     let uri = format!("http://{}/tea", backend.addr);
     let paths = format!(
         r#"{{"/brew": {{"get": {{"x-amazon-apigateway-integration": {{"type": "HTTP_PROXY", "httpMethod": "POST", "uri": "{uri}"}}}}}}}}"#
     );
-    let gw = Gateway::builder().api("t", &swagger(&paths)).stage("t", "s", &[]).default_api("t").start();
+    let gw = Gateway::builder()
+        .api("t", &swagger(&paths))
+        .stage("t", "s", &[])
+        .default_api("t")
+        .start();
     let r = get(gw.addr, "/s/brew");
     assert_eq!(r.status, 418);
     assert_eq!(r.text(), "short and stout");
     assert_eq!(r.header("x-teapot"), Some("yes"));
     assert_eq!(r.header_count("set-cookie"), 2, "repeated headers survive");
     let rec = backend.last();
-    assert_eq!(rec.method, "POST", "httpMethod overrides the client's method");
+    assert_eq!(
+        rec.method, "POST",
+        "httpMethod overrides the client's method"
+    );
     assert_eq!(rec.header("content-length"), Some("0"));
 }
 
@@ -120,7 +145,10 @@ fn petstore_like(backend: &Backend) -> Gateway {
         .api("pets", &swagger(paths))
         .stage("pets", "prod", &[("color", "blue")])
         .default_api("pets")
-        .upstream_host("petstore.execute-api.eu-west-1.amazonaws.com", &backend.addr.to_string())
+        .upstream_host(
+            "petstore.execute-api.eu-west-1.amazonaws.com",
+            &backend.addr.to_string(),
+        )
         .start()
 }
 
@@ -128,22 +156,37 @@ fn petstore_like(backend: &Backend) -> Gateway {
 fn http_maps_request_parameters_and_only_those() {
     let backend = Backend::start(Mode::Echo);
     let gw = petstore_like(&backend);
-    let r = get_with(gw.addr, "/prod/pets?type=dog&page=2&unmapped=zzz", "X-Trace: t-1\r\nX-Other: o\r\n");
+    let r = get_with(
+        gw.addr,
+        "/prod/pets?type=dog&page=2&unmapped=zzz",
+        "X-Trace: t-1\r\nX-Other: o\r\n",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let rec = backend.last();
     assert_eq!(rec.target, "/petstore/pets?fixed=1&type=dog&page=2");
-    assert_eq!(rec.header("host"), Some("petstore.execute-api.eu-west-1.amazonaws.com"));
+    assert_eq!(
+        rec.header("host"),
+        Some("petstore.execute-api.eu-west-1.amazonaws.com")
+    );
     assert_eq!(rec.header("x-trace-id"), Some("t-1"));
     assert_eq!(rec.header("x-stage"), Some("prod"));
     assert_eq!(rec.header("x-color"), Some("blue"));
     assert_eq!(rec.header("x-static"), Some("fixed value"));
-    assert_eq!(rec.header("x-other"), None, "a non-proxy integration sends only mapped headers");
+    assert_eq!(
+        rec.header("x-other"),
+        None,
+        "a non-proxy integration sends only mapped headers"
+    );
     assert_eq!(rec.header("user-agent"), Some("AmazonAPIGateway_pets"));
     // Response parameters from literals, backend headers and the body.
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert_eq!(r.header("x-backend-said"), Some("echo"));
     assert_eq!(r.header("x-body-field"), Some("GET"));
-    assert_eq!(r.header("x-backend"), None, "unmapped backend headers are not returned");
+    assert_eq!(
+        r.header("x-backend"),
+        None,
+        "unmapped backend headers are not returned"
+    );
     assert_eq!(r.header("content-type"), Some("application/json"));
     // A missing source leaves the target out.
     get(gw.addr, "/prod/pets");
@@ -155,32 +198,63 @@ fn http_maps_request_parameters_and_only_those() {
 
 #[test]
 fn http_selection_patterns_pick_the_status() {
-    let backend = Backend::start(Mode::Fixed { status: 404, headers: vec![], body: b"{\"e\":1}".to_vec() });
+    let backend = Backend::start(Mode::Fixed {
+        status: 404,
+        headers: vec![],
+        body: b"{\"e\":1}".to_vec(),
+    });
     let gw = petstore_like(&backend);
     let r = get(gw.addr, "/prod/pets");
     assert_eq!(r.status, 400);
     assert_eq!(r.header("x-error"), Some("client"));
     assert_eq!(r.text(), "{\"e\":1}", "body passes through");
-    backend.set_mode(Mode::Fixed { status: 503, headers: vec![], body: vec![] });
+    backend.set_mode(Mode::Fixed {
+        status: 503,
+        headers: vec![],
+        body: vec![],
+    });
     assert_eq!(get(gw.addr, "/prod/pets").status, 502);
-    backend.set_mode(Mode::Fixed { status: 302, headers: vec![], body: vec![] });
-    assert_eq!(get(gw.addr, "/prod/pets").status, 200, "unmatched statuses take the default response");
+    backend.set_mode(Mode::Fixed {
+        status: 302,
+        headers: vec![],
+        body: vec![],
+    });
+    assert_eq!(
+        get(gw.addr, "/prod/pets").status,
+        200,
+        "unmatched statuses take the default response"
+    );
     // No default response and no match: 500, as API Gateway.
     let r = get(gw.addr, "/prod/nodefault");
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["message"], "Internal server error");
-    assert_eq!(r.header("x-amzn-ErrorType"), Some("InternalServerErrorException"));
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("InternalServerErrorException")
+    );
 }
 
 #[test]
 fn passthrough_never_gives_415_for_unmapped_content_types() {
     let backend = Backend::start(Mode::Echo);
     let gw = petstore_like(&backend);
-    let r = send(gw.addr, "POST", "/prod/strict", "Content-Type: text/xml\r\n", b"<a/>");
+    let r = send(
+        gw.addr,
+        "POST",
+        "/prod/strict",
+        "Content-Type: text/xml\r\n",
+        b"<a/>",
+    );
     assert_eq!(r.status, 415);
     assert_eq!(r.json()["message"], "Unsupported Media Type");
     assert_eq!(backend.request_count(), 0);
-    let r = send(gw.addr, "POST", "/prod/strict", "Content-Type: application/json; charset=utf-8\r\n", b"{}");
+    let r = send(
+        gw.addr,
+        "POST",
+        "/prod/strict",
+        "Content-Type: application/json; charset=utf-8\r\n",
+        b"{}",
+    );
     assert_eq!(r.status, 200);
 }
 
@@ -191,9 +265,19 @@ fn soap_xml_passes_through_untouched() {
     let paths = format!(
         r#"{{"/soap": {{"post": {{"parameters": [{{"name": "SOAPAction", "in": "header"}}], "x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "POST", "uri": "{uri}", "passthroughBehavior": "when_no_match", "requestParameters": {{"integration.request.header.SOAPAction": "method.request.header.SOAPAction"}}, "responses": {{"default": {{"statusCode": "200"}}}}}}}}}}}}"#
     );
-    let gw = Gateway::builder().api("s", &swagger(&paths)).stage("s", "prod", &[]).default_api("s").start();
+    let gw = Gateway::builder()
+        .api("s", &swagger(&paths))
+        .stage("s", "prod", &[])
+        .default_api("s")
+        .start();
     let envelope = "<?xml version=\"1.0\"?>\r\n<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><m:Get xmlns:m=\"urn:x\">\u{e9}</m:Get></soap:Body></soap:Envelope>";
-    let r = send(gw.addr, "POST", "/prod/soap", "Content-Type: text/xml; charset=utf-8\r\nSOAPAction: \"urn:Get\"\r\n", envelope.as_bytes());
+    let r = send(
+        gw.addr,
+        "POST",
+        "/prod/soap",
+        "Content-Type: text/xml; charset=utf-8\r\nSOAPAction: \"urn:Get\"\r\n",
+        envelope.as_bytes(),
+    );
     assert_eq!(r.status, 200);
     let rec = backend.last();
     assert_eq!(rec.body, envelope.as_bytes());
@@ -222,7 +306,11 @@ fn mock_status_headers_and_templates() {
       "/fromclient": {"post": {"x-amazon-apigateway-integration": {
         "type": "mock", "responses": {"default": {"statusCode": "200"}, "4\\d{2}": {"statusCode": "409"}}}}}
     }"#;
-    let gw = Gateway::builder().api("m", &swagger(paths)).stage("m", "beta", &[("v", "x1")]).default_api("m").start();
+    let gw = Gateway::builder()
+        .api("m", &swagger(paths))
+        .stage("m", "beta", &[("v", "x1")])
+        .default_api("m")
+        .start();
     let r = get(gw.addr, "/beta/m");
     assert_eq!(r.status, 201);
     assert_eq!(r.header("x-mock"), Some("yes"));
@@ -246,19 +334,32 @@ fn mock_status_headers_and_templates() {
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["message"], "Internal server error");
     // Without a template the client's body is the request (passthrough).
-    let r = send(gw.addr, "POST", "/beta/fromclient", "Content-Type: application/json\r\n", b"{\"statusCode\": 418}");
+    let r = send(
+        gw.addr,
+        "POST",
+        "/beta/fromclient",
+        "Content-Type: application/json\r\n",
+        b"{\"statusCode\": 418}",
+    );
     assert_eq!(r.status, 409);
 }
 
 #[test]
 fn the_aws_petstore_sample_serves_against_a_local_backend() {
     let backend = Backend::start(Mode::Echo);
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/aws-petstore-sample.json")).unwrap();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/aws-petstore-sample.json"
+    ))
+    .unwrap();
     let gw = Gateway::builder()
         .api("petstore", &doc)
         .stage("petstore", "prod", &[])
         .default_api("petstore")
-        .upstream_host("petstore.execute-api.eu-west-1.amazonaws.com", &backend.addr.to_string())
+        .upstream_host(
+            "petstore.execute-api.eu-west-1.amazonaws.com",
+            &backend.addr.to_string(),
+        )
         .start();
     let r = get(gw.addr, "/prod/");
     assert_eq!(r.status, 200);
@@ -272,8 +373,17 @@ fn the_aws_petstore_sample_serves_against_a_local_backend() {
     assert_eq!(backend.last().target, "/petstore/pets/5");
     let r = send(gw.addr, "OPTIONS", "/prod/pets", "", b"");
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("access-control-allow-methods"), Some("POST,GET,OPTIONS"));
-    let r = send(gw.addr, "POST", "/prod/pets", "Content-Type: application/json\r\n", b"{\"type\":\"dog\"}");
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("POST,GET,OPTIONS")
+    );
+    let r = send(
+        gw.addr,
+        "POST",
+        "/prod/pets",
+        "Content-Type: application/json\r\n",
+        b"{\"type\":\"dog\"}",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(backend.last().body, b"{\"type\":\"dog\"}");
 }
@@ -284,8 +394,16 @@ fn shipped_config_serves_the_petstore_with_its_demo_backend() {
     let dir = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     std::fs::create_dir_all(dir.path().join("apis")).unwrap();
-    std::fs::copy(format!("{root}/config/apis/petstore.json"), dir.path().join("apis/petstore.json")).unwrap();
-    let demo_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::copy(
+        format!("{root}/config/apis/petstore.json"),
+        dir.path().join("apis/petstore.json"),
+    )
+    .unwrap();
+    let demo_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = std::fs::read_to_string(format!("{root}/config/tollgate.toml"))
         .unwrap()
         .replace("127.0.0.1:8080", "127.0.0.1:0")

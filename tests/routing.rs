@@ -86,24 +86,34 @@ fn precedence_table() {
 fn misses_are_403_missing_authentication_token() {
     let gw = gateway();
     for (method, path, host) in [
-        ("GET", "/", "x"),                                  // no stage
-        ("GET", "/staging/pets", "x"),                      // unknown stage
-        ("POST", "/prod/pets/mine", "x"),                   // resource without that method
-        ("HEAD", "/prod/pets", "x"),                        // HEAD is not GET
-        ("GET", "/v1/pets", "other.execute-api.local"),     // other API has no /pets, no catch-all
-        ("GET", "/prod/hello", "nope.execute-api.eu-west-1.amazonaws.com"), // unknown API id
-        ("GET", "/prod/pets", "other.execute-api.local"),   // stage of another API
+        ("GET", "/", "x"),                              // no stage
+        ("GET", "/staging/pets", "x"),                  // unknown stage
+        ("POST", "/prod/pets/mine", "x"),               // resource without that method
+        ("HEAD", "/prod/pets", "x"),                    // HEAD is not GET
+        ("GET", "/v1/pets", "other.execute-api.local"), // other API has no /pets, no catch-all
+        (
+            "GET",
+            "/prod/hello",
+            "nope.execute-api.eu-west-1.amazonaws.com",
+        ), // unknown API id
+        ("GET", "/prod/pets", "other.execute-api.local"), // stage of another API
     ] {
         let mut c = support::RawClient::connect(gw.addr);
         let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         c.send(req.as_bytes());
         let r = c.read_response(method == "HEAD");
         assert_eq!(r.status, 403, "{method} {path} Host: {host}");
-        assert_eq!(r.header("x-amzn-ErrorType"), Some("MissingAuthenticationTokenException"));
+        assert_eq!(
+            r.header("x-amzn-ErrorType"),
+            Some("MissingAuthenticationTokenException")
+        );
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert!(r.header("x-amzn-RequestId").is_some_and(|v| v.len() == 36));
         if method != "HEAD" {
-            assert_eq!(r.json(), serde_json::json!({"message": "Missing Authentication Token"}));
+            assert_eq!(
+                r.json(),
+                serde_json::json!({"message": "Missing Authentication Token"})
+            );
         }
     }
 }
@@ -114,7 +124,9 @@ fn host_names_the_api() {
     let r = get_with(gw.addr, "/v1/hello", "");
     assert_eq!(r.status, 403, "default API has no v1 stage");
     let mut c = support::RawClient::connect(gw.addr);
-    let r = c.request(b"GET /v1/hello HTTP/1.1\r\nHost: other.execute-api.eu-west-1.amazonaws.com\r\n\r\n");
+    let r = c.request(
+        b"GET /v1/hello HTTP/1.1\r\nHost: other.execute-api.eu-west-1.amazonaws.com\r\n\r\n",
+    );
     assert_eq!(r.json()["route"], "other-hello");
     // Case-insensitive marker, port allowed.
     let r = c.request(b"GET /v1/hello HTTP/1.1\r\nHost: other.Execute-Api.localhost:8080\r\n\r\n");
@@ -127,7 +139,10 @@ fn host_names_the_api() {
 #[test]
 fn without_default_api_unknown_hosts_get_403() {
     let paths = format!(r#"{{"/a": {{"get": {}}}}}"#, named("a"));
-    let gw = Gateway::builder().api("x", &swagger(&paths)).stage("x", "s", &[]).start();
+    let gw = Gateway::builder()
+        .api("x", &swagger(&paths))
+        .stage("x", "s", &[])
+        .start();
     assert_eq!(get(gw.addr, "/s/a").status, 403);
     let mut c = support::RawClient::connect(gw.addr);
     let r = c.request(b"GET /s/a HTTP/1.1\r\nHost: x.execute-api.test\r\n\r\n");

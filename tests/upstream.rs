@@ -17,7 +17,11 @@ fn gateway_to(addr: &str, timeout_ms: u64) -> Gateway {
     let paths = format!(
         r#"{{"/{{proxy+}}": {{"x-amazon-apigateway-any-method": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "ANY", "uri": "http://{addr}/{{proxy}}", "timeoutInMillis": {timeout_ms}}}}}}}}}"#
     );
-    Gateway::builder().api("u", &swagger(&paths)).stage("u", "prod", &[]).default_api("u").start()
+    Gateway::builder()
+        .api("u", &swagger(&paths))
+        .stage("u", "prod", &[])
+        .default_api("u")
+        .start()
 }
 
 #[test]
@@ -29,8 +33,14 @@ fn a_backend_that_never_answers_times_out_with_504() {
     let took = start.elapsed();
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["message"], "Endpoint request timed out");
-    assert_eq!(r.header("x-amzn-ErrorType"), Some("InternalServerErrorException"));
-    assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1300), "{took:?}");
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("InternalServerErrorException")
+    );
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_millis(1300),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -50,12 +60,22 @@ fn a_slow_backend_within_the_timeout_is_fine() {
 #[test]
 fn refused_reset_and_garbage_are_504_integration_failure() {
     // Refused: a port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let gw = gateway_to(&format!("127.0.0.1:{port}"), 2000);
     let r = get(gw.addr, "/prod/x");
     assert_eq!(r.status, 504);
-    assert_eq!(r.header("x-amzn-ErrorType"), Some("InternalServerErrorException"));
-    assert_eq!(r.json()["message"], "Network error communicating with endpoint");
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("InternalServerErrorException")
+    );
+    assert_eq!(
+        r.json()["message"],
+        "Network error communicating with endpoint"
+    );
 
     for mode in [Mode::Garbage, Mode::CloseWithoutAnswer] {
         let backend = Backend::start(mode.clone());
@@ -93,7 +113,11 @@ fn backend_connections_are_reused() {
         assert_eq!(get(gw.addr, "/prod/again").status, 200);
     }
     assert_eq!(backend.request_count(), 30);
-    assert_eq!(backend.connection_count(), 1, "one keep-alive connection should serve every request");
+    assert_eq!(
+        backend.connection_count(),
+        1,
+        "one keep-alive connection should serve every request"
+    );
 }
 
 #[test]
@@ -114,7 +138,11 @@ fn stale_pooled_connections_are_retried_for_idempotent_methods_only() {
     // POST is not idempotent: never sent twice.
     let r = send(gw.addr, "POST", "/prod/c", "", b"x");
     assert_eq!(r.status, 504);
-    assert_eq!(backend.connection_count(), 2, "no second attempt for a POST");
+    assert_eq!(
+        backend.connection_count(),
+        2,
+        "no second attempt for a POST"
+    );
     assert!(backend.recorded().iter().all(|r| r.method != "POST"));
 
     // A retry that fails too is a 504, after exactly one new connection.
@@ -134,10 +162,18 @@ fn large_and_chunked_backend_bodies_stream_through() {
     let r = c.request(b"GET /prod/big HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 3 * 1024 * 1024);
-    assert!(r.body.iter().enumerate().all(|(i, b)| *b == b'a' + (i % 26) as u8));
+    assert!(r
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == b'a' + (i % 26) as u8));
     assert_eq!(r.header("content-length"), Some("3145728"));
     // Same connection still usable.
-    backend.set_mode(Mode::Chunked(vec![b"hello ".to_vec(), vec![b'z'; 300_000], b" end".to_vec()]));
+    backend.set_mode(Mode::Chunked(vec![
+        b"hello ".to_vec(),
+        vec![b'z'; 300_000],
+        b" end".to_vec(),
+    ]));
     let r = c.request(b"GET /prod/chunked HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 6 + 300_000 + 4);
@@ -155,12 +191,49 @@ fn large_and_chunked_backend_bodies_stream_through() {
 }
 
 #[test]
+fn backend_host_names_resolve_through_dns_and_no_content_has_no_length() {
+    let backend = Backend::start(Mode::Fixed {
+        status: 204,
+        headers: vec![],
+        body: vec![],
+    });
+    let uri = format!("http://localhost:{}/x", backend.addr.port());
+    let paths = format!(
+        r#"{{"/x": {{"get": {}}}}}"#,
+        support::gateway::proxy_method(&uri, "")
+    );
+    let gw = Gateway::builder()
+        .api("d", &swagger(&paths))
+        .stage("d", "prod", &[])
+        .default_api("d")
+        .start();
+    let mut c = RawClient::connect(gw.addr);
+    let r = c.request(b"GET /prod/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("content-length"), None);
+    assert_eq!(
+        backend.last().header("host"),
+        Some(format!("localhost:{}", backend.addr.port()).as_str())
+    );
+    // The connection stays in step after a bodiless response.
+    let r = c.request(b"GET /prod/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 204);
+}
+
+#[test]
 fn unresolvable_backend_host_is_504() {
     let paths = r#"{"/x": {"get": {"x-amazon-apigateway-integration": {"type": "http_proxy", "httpMethod": "GET", "uri": "http://no-such-host.invalid/x"}}}}"#;
-    let gw = Gateway::builder().api("d", &swagger(paths)).stage("d", "prod", &[]).default_api("d").start();
+    let gw = Gateway::builder()
+        .api("d", &swagger(paths))
+        .stage("d", "prod", &[])
+        .default_api("d")
+        .start();
     let r = get(gw.addr, "/prod/x");
     assert_eq!(r.status, 504);
-    assert_eq!(r.json()["message"], "Network error communicating with endpoint");
+    assert_eq!(
+        r.json()["message"],
+        "Network error communicating with endpoint"
+    );
 }
 
 #[test]
@@ -176,5 +249,8 @@ fn missing_stage_variable_answers_500_in_that_stage_only() {
     assert_eq!(get(gw.addr, "/good/x").status, 200);
     let r = get(gw.addr, "/bad/x");
     assert_eq!(r.status, 500);
-    assert_eq!(r.header("x-amzn-ErrorType"), Some("InternalServerErrorException"));
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("InternalServerErrorException")
+    );
 }

@@ -654,10 +654,12 @@ fn parse_status(v: Option<&Value>) -> Result<u16, String> {
         Some(other) => return Err(format!("{other} is not a status code")),
         None => return Err("missing".to_owned()),
     };
-    if (100..=599).contains(&n) {
+    // 1xx are interim responses: answering one as final would desync the
+    // client, so API Gateway's 3-digit codes start at 200 here.
+    if (200..=599).contains(&n) {
         Ok(n as u16)
     } else {
-        Err(format!("{n} is not a status code (100-599)"))
+        Err(format!("{n} is not a final status code (200-599)"))
     }
 }
 

@@ -394,7 +394,7 @@ impl Conn {
             .targets
             .get(binding.target as usize)
             .ok_or_else(|| GatewayError::new(ErrorKind::BadIntegrationUri, "unknown backend"))?;
-        let addr = self.shard.address(target)?;
+        let addrs = self.shard.addresses(target)?;
         let mut request = Vec::with_capacity(512 + info.body.len());
         let method = build_upstream_request(
             info,
@@ -410,7 +410,7 @@ impl Conn {
             &self.shard.pool,
             &self.shard.scratch,
             &settings,
-            addr,
+            &addrs,
             &request,
             method.is_idempotent(),
             method == Method::Head,

@@ -60,22 +60,23 @@ impl Shard {
         self.snapshot.borrow().clone()
     }
 
-    /// The address to send a target's requests to: fixed, or from this
+    /// The addresses to send a target's requests to: fixed, or from this
     /// shard's copy of the DNS table.
-    pub fn address(&self, target: &Target) -> Result<SocketAddr, GatewayError> {
-        if let Some(a) = target.fixed {
-            return Ok(a);
+    pub fn addresses<'t>(
+        &self,
+        target: &'t Target,
+    ) -> Result<std::borrow::Cow<'t, [SocketAddr]>, GatewayError> {
+        if let Some(a) = target.fixed.as_ref() {
+            return Ok(std::borrow::Cow::Borrowed(std::slice::from_ref(a)));
         }
         let dns = self.dns.borrow();
-        dns.1
-            .get(&target.resolve)
-            .and_then(|addrs| addrs.first().copied())
-            .ok_or_else(|| {
-                GatewayError::new(
-                    ErrorKind::UpstreamUnresolved,
-                    format!("no address for backend {}", target.resolve),
-                )
-            })
+        match dns.1.get(&target.resolve) {
+            Some(addrs) if !addrs.is_empty() => Ok(std::borrow::Cow::Owned(addrs.clone())),
+            _ => Err(GatewayError::new(
+                ErrorKind::UpstreamUnresolved,
+                format!("no address for backend {}", target.resolve),
+            )),
+        }
     }
 
     fn refresh_dns(&self) {

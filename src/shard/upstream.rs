@@ -104,52 +104,41 @@ enum Attempt {
     Failed(GatewayError),
 }
 
-/// Sends `request` (head and body) to `addr` and waits for the response
+/// Sends `request` (head and body) to the backend at `addrs` (the
+/// addresses of one host, in resolver order) and waits for the response
 /// head, all before `deadline`.
 #[allow(clippy::too_many_arguments)]
 pub async fn send(
     pool: &Pool,
     scratch: &Scratch,
     settings: &UpstreamSettings,
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     request: &[u8],
     idempotent: bool,
     head_request: bool,
     deadline: Instant,
 ) -> Result<Box<UpstreamResponse>, GatewayError> {
-    let timeout = || {
-        GatewayError::new(
-            ErrorKind::UpstreamTimeout,
-            format!("no response from {addr} in time"),
-        )
-    };
     let fut = async {
         let mut retried = false;
         loop {
-            let pooled = pool.checkout(addr, settings.idle_timeout);
+            // After a stale pooled connection, the retry goes on a new one.
+            let pooled = if retried {
+                None
+            } else {
+                addrs
+                    .iter()
+                    .find_map(|&a| pool.checkout(a, settings.idle_timeout).map(|s| (a, s)))
+            };
             let reused = pooled.is_some();
-            let stream = match pooled {
-                Some(s) => {
+            let (addr, stream) = match pooled {
+                Some(p) => {
                     pool.reused.set(pool.reused.get() + 1);
-                    s
+                    p
                 }
                 None => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let budget = left.min(settings.connect_timeout);
-                    let s = match TcpStream::connect_timeout(addr, budget).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let msg = format!("connect to {addr}: {e}");
-                            return Err(if budget == left && is_timeout(&e) {
-                                GatewayError::new(ErrorKind::UpstreamTimeout, msg)
-                            } else {
-                                GatewayError::new(ErrorKind::UpstreamConnect, msg)
-                            });
-                        }
-                    };
-                    let _ = s.set_nodelay(true);
+                    let c = connect_any(addrs, settings, deadline).await?;
                     pool.opened.set(pool.opened.get() + 1);
-                    s
+                    c
                 }
             };
             match attempt(
@@ -175,8 +164,40 @@ pub async fn send(
     };
     match with_deadline(deadline, fut).await {
         Some(r) => r,
-        None => Err(timeout()),
+        None => Err(GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            format!("no response from {addrs:?} in time"),
+        )),
     }
+}
+
+/// Connects to the first address that accepts, each try bounded by the
+/// connect timeout and the deadline.
+async fn connect_any(
+    addrs: &[SocketAddr],
+    settings: &UpstreamSettings,
+    deadline: Instant,
+) -> Result<(SocketAddr, TcpStream), GatewayError> {
+    let mut last = GatewayError::new(ErrorKind::UpstreamUnresolved, "no backend address");
+    for &addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let budget = left.min(settings.connect_timeout);
+        match TcpStream::connect_timeout(addr, budget).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok((addr, s));
+            }
+            Err(e) => {
+                let msg = format!("connect to {addr}: {e}");
+                last = if budget == left && is_timeout(&e) {
+                    GatewayError::new(ErrorKind::UpstreamTimeout, msg)
+                } else {
+                    GatewayError::new(ErrorKind::UpstreamConnect, msg)
+                };
+            }
+        }
+    }
+    Err(last)
 }
 
 fn is_timeout(e: &glommio::GlommioError<()>) -> bool {

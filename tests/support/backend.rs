@@ -107,7 +107,10 @@ impl Backend {
     }
 
     pub fn last(&self) -> Recorded {
-        self.recorded().last().cloned().expect("backend received no request")
+        self.recorded()
+            .last()
+            .cloned()
+            .expect("backend received no request")
     }
 
     pub fn request_count(&self) -> usize {
@@ -133,11 +136,22 @@ fn serve(mut s: TcpStream, recorded: Arc<Mutex<Vec<Recorded>>>, mode: Arc<Mutex<
                     "body": String::from_utf8_lossy(&req.body),
                 })
                 .to_string();
-                write_response(&mut s, 200, &[("Content-Type".into(), "application/json".into()), ("X-Backend".into(), "echo".into())], body.as_bytes(), req.method == "HEAD")
+                write_response(
+                    &mut s,
+                    200,
+                    &[
+                        ("Content-Type".into(), "application/json".into()),
+                        ("X-Backend".into(), "echo".into()),
+                    ],
+                    body.as_bytes(),
+                    req.method == "HEAD",
+                )
             }
-            Mode::Fixed { status, headers, body } => {
-                write_response(&mut s, status, &headers, &body, req.method == "HEAD")
-            }
+            Mode::Fixed {
+                status,
+                headers,
+                body,
+            } => write_response(&mut s, status, &headers, &body, req.method == "HEAD"),
             Mode::NeverAnswer => {
                 std::thread::sleep(Duration::from_secs(120));
                 false
@@ -169,14 +183,26 @@ fn serve(mut s: TcpStream, recorded: Arc<Mutex<Vec<Recorded>>>, mode: Arc<Mutex<
             }
             Mode::Large(n) => {
                 let body: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
-                write_response(&mut s, 200, &[("Content-Type".into(), "text/plain".into())], &body, false)
+                write_response(
+                    &mut s,
+                    200,
+                    &[("Content-Type".into(), "text/plain".into())],
+                    &body,
+                    false,
+                )
             }
             Mode::RespondThenClose => {
                 write_response(&mut s, 200, &[], b"then close", req.method == "HEAD");
                 false
             }
             Mode::OneShot => {
-                write_response(&mut s, 200, &[("Connection".into(), "close".into())], b"once", false);
+                write_response(
+                    &mut s,
+                    200,
+                    &[("Connection".into(), "close".into())],
+                    b"once",
+                    false,
+                );
                 false
             }
         };
@@ -186,7 +212,13 @@ fn serve(mut s: TcpStream, recorded: Arc<Mutex<Vec<Recorded>>>, mode: Arc<Mutex<
     }
 }
 
-fn write_response(s: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8], head: bool) -> bool {
+fn write_response(
+    s: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    head: bool,
+) -> bool {
     let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
     for (n, v) in headers {
         out.push_str(&format!("{n}: {v}\r\n"));
@@ -211,7 +243,12 @@ fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Recorded> {
                 let hs: Vec<(String, String)> = req
                     .headers
                     .iter()
-                    .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                    .map(|h| {
+                        (
+                            h.name.to_owned(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
                     .collect();
                 let cl = hs
                     .iter()
@@ -219,7 +256,8 @@ fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Recorded> {
                     .and_then(|(_, v)| v.trim().parse::<usize>().ok())
                     .unwrap_or(0);
                 let chunked = hs.iter().any(|(n, v)| {
-                    n.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+                    n.eq_ignore_ascii_case("transfer-encoding")
+                        && v.to_ascii_lowercase().contains("chunked")
                 });
                 buf.drain(..len);
                 if chunked {

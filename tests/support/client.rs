@@ -41,7 +41,9 @@ pub struct RawClient {
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
         RawClient {
             stream,
@@ -62,8 +64,12 @@ impl RawClient {
 
     /// Reads one response (the body per its framing; none if `head`).
     pub fn read_response(&mut self, head: bool) -> Response {
-        self.try_read_response(head)
-            .unwrap_or_else(|e| panic!("no response: {e}; got so far: {:?}", String::from_utf8_lossy(&self.buf)))
+        self.try_read_response(head).unwrap_or_else(|e| {
+            panic!(
+                "no response: {e}; got so far: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            )
+        })
     }
 
     pub fn try_read_response(&mut self, head: bool) -> Result<Response, String> {
@@ -76,25 +82,47 @@ impl RawClient {
                     let hs: Vec<(String, String)> = resp
                         .headers
                         .iter()
-                        .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                        .map(|h| {
+                            (
+                                h.name.to_owned(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
                         .collect();
                     self.buf.drain(..len);
                     if (100..200).contains(&status) {
-                        return Ok(Response { status, headers: hs, body: Vec::new() });
+                        return Ok(Response {
+                            status,
+                            headers: hs,
+                            body: Vec::new(),
+                        });
                     }
                     let body = if head || status == 204 || status == 304 {
                         Vec::new()
-                    } else if hs.iter().any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")) {
+                    } else if hs.iter().any(|(n, v)| {
+                        n.eq_ignore_ascii_case("transfer-encoding")
+                            && v.eq_ignore_ascii_case("chunked")
+                    }) {
                         self.read_chunked()?
-                    } else if let Some(cl) = hs.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
-                        let n: usize = cl.1.trim().parse().map_err(|_| "bad content-length".to_owned())?;
+                    } else if let Some(cl) = hs
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    {
+                        let n: usize =
+                            cl.1.trim()
+                                .parse()
+                                .map_err(|_| "bad content-length".to_owned())?;
                         self.fill_to(n)?;
                         self.buf.drain(..n).collect()
                     } else {
                         self.read_to_end()?;
                         std::mem::take(&mut self.buf)
                     };
-                    return Ok(Response { status, headers: hs, body });
+                    return Ok(Response {
+                        status,
+                        headers: hs,
+                        body,
+                    });
                 }
                 Ok(httparse::Status::Partial) => {
                     if self.fill()? == 0 {
@@ -200,7 +228,8 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 
 pub fn get_with(addr: SocketAddr, path: &str, headers: &str) -> Response {
     RawClient::connect(addr).request(
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
 }
 

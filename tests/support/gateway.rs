@@ -77,7 +77,9 @@ impl GatewayBuilder {
         self.stages.push((
             api.to_owned(),
             name.to_owned(),
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            vars.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         ));
         self
     }
@@ -135,7 +137,9 @@ impl GatewayBuilder {
             }
         }
         for (id, _) in &self.apis {
-            c.push_str(&format!("[[apis]]\nid = \"{id}\"\nswagger = \"{id}.json\"\n"));
+            c.push_str(&format!(
+                "[[apis]]\nid = \"{id}\"\nswagger = \"{id}.json\"\n"
+            ));
         }
         for (api, name, vars) in &self.stages {
             c.push_str(&format!("[[stages]]\napi = \"{api}\"\nname = \"{name}\"\n"));
@@ -210,7 +214,10 @@ pub fn start_with_config(dir: tempfile::TempDir, config: &Path, extra_args: &[&s
         Ok(Err(log)) => panic!("tollgate exited before listening:\n{log}"),
         Err(_) => {
             let _ = child.kill();
-            panic!("tollgate did not start in time:\n{}", log.lock().unwrap().join("\n"));
+            panic!(
+                "tollgate did not start in time:\n{}",
+                log.lock().unwrap().join("\n")
+            );
         }
     };
     Gateway {
@@ -228,7 +235,9 @@ pub fn swagger(paths: &str) -> String {
 
 /// A Swagger document with paths and root extras (e.g. gateway responses).
 pub fn swagger_with(paths: &str, extra: &str) -> String {
-    format!(r#"{{"swagger": "2.0", "info": {{"title": "t", "version": "1"}}, "paths": {paths}, {extra}}}"#)
+    format!(
+        r#"{{"swagger": "2.0", "info": {{"title": "t", "version": "1"}}, "paths": {paths}, {extra}}}"#
+    )
 }
 
 /// A MOCK method answering `status` with `body` (JSON-escaped by the caller).
