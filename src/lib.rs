@@ -20,3 +20,4 @@ pub mod router;
 pub mod shard;
 pub mod snapshot;
 pub mod template;
+pub mod vtl;

@@ -1,0 +1,1 @@
+//! Velocity mapping templates (AWS flavour). Work in progress.
