@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawShards};
@@ -17,6 +18,45 @@ use crate::snapshot::{
 };
 use crate::template::StageValues;
 
+/// The settings of `tollgate.toml` other than its APIs: what every
+/// snapshot built from this file shares.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub server: ServerSettings,
+    pub upstream: UpstreamSettings,
+    pub upstream_hosts: HashMap<String, String>,
+    pub default_api: Option<String>,
+    pub demo_backend: Option<SocketAddr>,
+}
+
+/// One API to serve: its document and its stages, from the config file or
+/// from the admin API's state.
+#[derive(Clone, Debug)]
+pub struct ApiSource {
+    pub id: String,
+    /// Where problems in the document are reported.
+    pub file: PathBuf,
+    pub doc: Arc<serde_json::Value>,
+    pub stages: Vec<StageSource>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StageSource {
+    pub name: String,
+    pub variables: BTreeMap<String, String>,
+    /// Where problems with this stage are reported: file and JSON path.
+    pub file: PathBuf,
+    pub path: String,
+}
+
+/// A config file read and checked: its settings and its APIs.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub apis: Vec<ApiSource>,
+}
+
 /// Compiles a parsed `tollgate.toml` (at `config_path`) and the documents
 /// it names. All errors are collected; any error fails the whole load.
 pub fn compile(
@@ -25,6 +65,26 @@ pub fn compile(
     diags: &mut Diagnostics,
     reader: &dyn SourceReader,
 ) -> Result<Snapshot, LoadError> {
+    let loaded = read_config(config_path, raw, diags, reader);
+    // Documents are compiled even when the settings have errors, so one
+    // run reports everything.
+    match loaded {
+        Some(l) => build(&l.settings, &l.apis, diags),
+        None => Err(LoadError {
+            errors: std::mem::take(&mut diags.errors),
+            warnings: std::mem::take(&mut diags.warnings),
+        }),
+    }
+}
+
+/// Checks the settings and reads the Swagger documents of a config file.
+/// Problems go to `diags`; `None` when the settings themselves are unusable.
+pub fn read_config(
+    config_path: &Path,
+    raw: RawConfig,
+    diags: &mut Diagnostics,
+    reader: &dyn SourceReader,
+) -> Option<Loaded> {
     let base = config_path.parent().unwrap_or(Path::new("."));
     let file = config_path;
 
@@ -150,7 +210,7 @@ pub fn compile(
     });
 
     // APIs
-    let mut drafts: Vec<ApiDraft> = Vec::new();
+    let mut apis: Vec<ApiSource> = Vec::new();
     let mut seen_ids: HashMap<String, usize> = HashMap::new();
     for (i, a) in raw.apis.iter().enumerate() {
         let jp = format!("$.apis[{i}]");
@@ -185,36 +245,27 @@ pub fn compile(
                 continue;
             }
         };
-        let doc = match parse_document(&path, &text) {
-            Ok(d) => d,
-            Err(d) => {
-                diags.errors.push(d);
-                continue;
-            }
-        };
-        if let Some(draft) = compile_api(&a.id, &path, &doc, diags) {
-            drafts.push(draft);
+        match parse_document(&path, &text) {
+            Ok(doc) => apis.push(ApiSource {
+                id: a.id.clone(),
+                file: path,
+                doc: Arc::new(doc),
+                stages: Vec::new(),
+            }),
+            Err(d) => diags.errors.push(d),
+        }
+    }
+    if let Some(id) = &raw.server.default_api {
+        if !seen_ids.contains_key(id) {
+            diags.error(
+                file,
+                "$.server.default_api",
+                format!("no API with id `{id}` in [[apis]]"),
+            );
         }
     }
 
-    let default_api = match &raw.server.default_api {
-        None => None,
-        Some(id) => {
-            let found = drafts.iter().position(|d| &d.api.id == id);
-            if found.is_none() && !seen_ids.contains_key(id) {
-                diags.error(
-                    file,
-                    "$.server.default_api",
-                    format!("no API with id `{id}` in [[apis]]"),
-                );
-            }
-            found
-        }
-    };
-
     // Stages
-    let mut targets: Vec<Target> = Vec::new();
-    let mut target_index: HashMap<String, TargetId> = HashMap::new();
     let mut stage_names: HashMap<(String, String), usize> = HashMap::new();
     for (i, s) in raw.stages.iter().enumerate() {
         let jp = format!("$.stages[{i}]");
@@ -245,68 +296,111 @@ pub fn compile(
                 diags.error(file, format!("{jp}.variables.{k}"), e);
             }
         }
-        let Some(draft) = drafts.iter_mut().find(|d| d.api.id == s.api) else {
-            if !seen_ids.contains_key(&s.api) {
-                diags.error(
-                    file,
-                    format!("{jp}.api"),
-                    format!("no API with id `{}` in [[apis]]", s.api),
-                );
+        match apis.iter_mut().find(|a| a.id == s.api) {
+            Some(api) => api.stages.push(StageSource {
+                name: s.name.clone(),
+                variables: s.variables.clone(),
+                file: file.to_path_buf(),
+                path: jp,
+            }),
+            None => {
+                if !seen_ids.contains_key(&s.api) {
+                    diags.error(
+                        file,
+                        format!("{jp}.api"),
+                        format!("no API with id `{}` in [[apis]]", s.api),
+                    );
+                }
             }
-            continue;
-        };
-        let stage = bind_stage(
-            &s.name,
-            &s.variables,
-            draft,
-            &upstream_hosts,
-            &mut targets,
-            &mut target_index,
-            &jp,
-            file,
-            diags,
-        );
-        draft
-            .api
-            .stage_index
-            .insert(stage.name.clone(), draft.api.stages.len());
-        draft.api.stages.push(stage);
-    }
-    for d in &drafts {
-        if d.api.stages.is_empty() {
-            diags.warn(
-                file,
-                "$.stages",
-                format!("API `{}` has no stage: nothing of it is served", d.api.id),
-            );
         }
     }
 
-    if !diags.errors.is_empty() || listen.is_none() {
+    let listen = listen?;
+    Some(Loaded {
+        settings: Settings {
+            config_path: config_path.to_path_buf(),
+            server: ServerSettings {
+                listen,
+                shards,
+                limits,
+                io_memory: (raw.server.io_memory_kib as usize) * 1024,
+            },
+            upstream,
+            upstream_hosts,
+            default_api: raw.server.default_api.clone(),
+            demo_backend,
+        },
+        apis,
+    })
+}
+
+/// Compiles APIs with their stages into a snapshot. Documents that do not
+/// compile are errors; nothing is built then.
+pub fn build(
+    settings: &Settings,
+    sources: &[ApiSource],
+    diags: &mut Diagnostics,
+) -> Result<Snapshot, LoadError> {
+    let mut drafts: Vec<ApiDraft> = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
+    let mut target_index: HashMap<String, TargetId> = HashMap::new();
+    for source in sources {
+        if drafts.iter().any(|d| d.api.id == source.id) {
+            diags.error(
+                &source.file,
+                "$",
+                format!("API id `{}` is defined twice", source.id),
+            );
+            continue;
+        }
+        let Some(mut draft) = compile_api(&source.id, &source.file, &source.doc, diags) else {
+            continue;
+        };
+        for stage in &source.stages {
+            let bound = bind_stage(
+                &stage.name,
+                &stage.variables,
+                &draft,
+                &settings.upstream_hosts,
+                &mut targets,
+                &mut target_index,
+                &stage.path,
+                &stage.file,
+                diags,
+            );
+            draft
+                .api
+                .stage_index
+                .insert(bound.name.clone(), draft.api.stages.len());
+            draft.api.stages.push(bound);
+        }
+        if draft.api.stages.is_empty() {
+            diags.warn(
+                &source.file,
+                "$",
+                format!("API `{}` has no stage: nothing of it is served", source.id),
+            );
+        }
+        drafts.push(draft);
+    }
+    if !diags.errors.is_empty() {
         return Err(LoadError {
             errors: std::mem::take(&mut diags.errors),
             warnings: std::mem::take(&mut diags.warnings),
         });
     }
-    let Some(listen) = listen else {
-        return Err(LoadError {
-            errors: Vec::new(),
-            warnings: Vec::new(),
-        });
-    };
+    let default_api = settings
+        .default_api
+        .as_ref()
+        .and_then(|id| drafts.iter().position(|d| &d.api.id == id));
     Ok(Snapshot::new(
-        config_path.to_path_buf(),
-        ServerSettings {
-            listen,
-            shards,
-            limits,
-            io_memory: (raw.server.io_memory_kib as usize) * 1024,
-        },
-        upstream,
+        settings.config_path.clone(),
+        settings.server.clone(),
+        settings.upstream,
         drafts.into_iter().map(|d| d.api).collect(),
         default_api,
         targets,
-        demo_backend,
+        settings.demo_backend,
         std::mem::take(&mut diags.warnings),
     ))
 }

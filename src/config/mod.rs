@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::snapshot::Snapshot;
 
-pub use compile::compile;
+pub use compile::{build, compile, read_config, ApiSource, Loaded, Settings, StageSource};
 
 /// One problem, located.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -196,14 +196,18 @@ pub fn start_with_config(dir: tempfile::TempDir, config: &Path, extra_args: &[&s
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && line.contains("tollgate listening") {
-                if let Some(a) = line.split("addr=").nth(1) {
-                    let a = a.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(Ok(a));
-                    sent = true;
-                }
-            }
+            let listening = if !sent && line.contains("tollgate listening") {
+                line.split("addr=")
+                    .nth(1)
+                    .map(|a| a.split_whitespace().next().unwrap_or("").to_owned())
+            } else {
+                None
+            };
             log2.lock().unwrap().push(line);
+            if let Some(a) = listening {
+                let _ = tx.send(Ok(a));
+                sent = true;
+            }
         }
         if !sent {
             let _ = tx.send(Err(log2.lock().unwrap().join("\n")));
