@@ -8,6 +8,7 @@
 //! `gateway_response`, `template` and `error`.
 
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod error;
 pub mod gateway_response;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod integration;
 pub mod preflight;
+pub mod publish;
 pub mod resolve;
 pub mod router;
 pub mod shard;

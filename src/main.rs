@@ -161,8 +161,15 @@ fn check(config: &std::path::Path) -> ExitCode {
 }
 
 fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
-    let Some(snap) = load(config) else {
-        return ExitCode::FAILURE;
+    let (loaded, snap) = match tollgate::config::load_with_sources(config) {
+        Ok(x) => x,
+        Err(e) => {
+            for w in &e.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     for w in &snap.warnings {
         tracing::warn!("{w}");
@@ -203,17 +210,65 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         snap.upstream.dns_refresh,
         Duration::from_secs(2),
     );
-    let snapshot = Arc::new(snap);
-    let result = tollgate::shard::run(snapshot, shards, resolver, |started| {
+    let grace = snap.server.shutdown_grace;
+    let publisher = tollgate::publish::Publisher::new(Arc::new(snap), shards);
+    let control = Arc::new(tollgate::control::Control::new(
+        config,
+        loaded,
+        publisher.clone(),
+        resolver.clone(),
+    ));
+    if let Err(e) = start_signal_thread(control.clone()) {
+        eprintln!("error: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = tollgate::shard::run(publisher, shards, resolver, grace, |started| {
         tracing::info!(addr = %started.addr, shards = started.shards, "tollgate listening");
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGHUP reloads; SIGTERM/SIGINT drain and stop (a second one exits now).
+fn start_signal_thread(control: Arc<tollgate::control::Control>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
+    std::thread::Builder::new()
+        .name("tollgate-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                match signal {
+                    SIGHUP => match control.reload() {
+                        Ok(generation) => tracing::info!(generation, "configuration reloaded"),
+                        Err(e) => {
+                            for w in &e.warnings {
+                                tracing::warn!("{w}");
+                            }
+                            tracing::error!(
+                                "reload failed; still serving the previous configuration: {e}"
+                            );
+                        }
+                    },
+                    _ => {
+                        if control.publisher().shutting_down() {
+                            tracing::warn!("second stop signal: exiting now");
+                            std::process::exit(1);
+                        }
+                        tracing::info!("stop signal: draining connections");
+                        control.shutdown();
+                    }
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn parse_shards(s: &str) -> Result<Shards, String> {

@@ -110,6 +110,7 @@ pub struct ServerSettings {
     pub shards: Shards,
     pub limits: Limits,
     pub io_memory: usize,
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Clone, Copy, Debug)]

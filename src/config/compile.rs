@@ -324,6 +324,7 @@ pub fn read_config(
                 shards,
                 limits,
                 io_memory: (raw.server.io_memory_kib as usize) * 1024,
+                shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
             },
             upstream,
             upstream_hosts,

@@ -89,6 +89,11 @@ fn render_errors(errors: &[Diagnostic]) -> String {
 
 /// Reads `tollgate.toml` and every Swagger file it names, and compiles them.
 pub fn load(config_path: &Path) -> Result<Snapshot, LoadError> {
+    load_with_sources(config_path).map(|(_, s)| s)
+}
+
+/// Like [`load`], also returning what was read, for later rebuilds.
+pub fn load_with_sources(config_path: &Path) -> Result<(Loaded, Snapshot), LoadError> {
     let mut diags = Diagnostics::default();
     let text = match std::fs::read_to_string(config_path) {
         Ok(t) => t,
@@ -109,7 +114,16 @@ pub fn load(config_path: &Path) -> Result<Snapshot, LoadError> {
             })
         }
     };
-    compile(config_path, raw, &mut diags, &FsReader)
+    match read_config(config_path, raw, &mut diags, &FsReader) {
+        Some(loaded) => {
+            let snapshot = build(&loaded.settings, &loaded.apis, &mut diags)?;
+            Ok((loaded, snapshot))
+        }
+        None => Err(LoadError {
+            errors: diags.errors,
+            warnings: diags.warnings,
+        }),
+    }
 }
 
 /// Parses TOML into the raw structs; a syntax error carries its line and

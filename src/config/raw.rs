@@ -36,6 +36,13 @@ pub struct RawServer {
     /// Memory glommio registers with io_uring per shard, in KiB.
     #[serde(default = "default_io_memory_kib")]
     pub io_memory_kib: u64,
+    /// After SIGTERM: how long in-flight requests may take to finish.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
 }
 
 fn default_io_memory_kib() -> u64 {

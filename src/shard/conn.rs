@@ -133,11 +133,22 @@ impl Conn {
                 deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
             }
             let until = deadline.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
-            let read = with_deadline(
+            let idle = self.inbuf.is_empty();
+            let shard = self.shard.clone();
+            let reading = with_deadline(
                 until,
-                read_some(&mut self.stream, &self.shard.scratch, &mut self.inbuf),
-            )
-            .await;
+                read_some(&mut self.stream, &shard.scratch, &mut self.inbuf),
+            );
+            // An idle keep-alive connection also ends when the shard drains.
+            let read = if idle {
+                futures_lite::future::or(reading, async {
+                    let _ = shard.stop.acquire(1).await;
+                    Some(Ok(0))
+                })
+                .await
+            } else {
+                reading.await
+            };
             match read {
                 Some(Ok(0)) | Some(Err(_)) => return HeadRead::Closed,
                 Some(Ok(_)) => {}
@@ -272,7 +283,7 @@ impl Conn {
         };
         body_pending = false;
         info.body = &body;
-        let keep_alive = head.info.keep_alive;
+        let keep_alive = head.info.keep_alive && !self.shard.draining.get();
 
         // 7–10. Integration request, call, integration response, write.
         let result = match &integration.kind {
@@ -321,7 +332,7 @@ impl Conn {
             }
         }
         // An unread body would be parsed as the next request: close instead.
-        let keep_alive = info.head.info.keep_alive && !body_pending;
+        let keep_alive = info.head.info.keep_alive && !body_pending && !self.shard.draining.get();
         let rendered = responses.get(err.response_type());
         write_gateway_response(
             &mut self.out,

@@ -11,9 +11,10 @@ mod conn;
 pub mod io;
 pub mod upstream;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use glommio::sync::Semaphore;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::publish::{Publisher, POLL};
 use crate::resolve::Resolver;
 use crate::snapshot::{Snapshot, Target};
 use io::Scratch;
@@ -52,6 +54,11 @@ pub struct Shard {
     resolver: Arc<Resolver>,
     dns: RefCell<(u64, Arc<crate::resolve::Table>)>,
     pub local_port: u16,
+    /// Set once a shutdown was ordered: finish the current request, then
+    /// close.
+    pub draining: Cell<bool>,
+    /// Never has permits; closed on shutdown to wake whoever waits on it.
+    pub stop: Semaphore,
 }
 
 impl Shard {
@@ -93,14 +100,17 @@ pub struct Started {
     pub shards: usize,
 }
 
-/// Starts `shards` executors serving `snapshot` on `addr` and blocks until
-/// they stop. `on_started` runs once every shard listens.
+/// Starts `shards` executors serving the publisher's snapshot and blocks
+/// until they stop (after a shutdown order, once their connections are
+/// done or `grace` has passed). `on_started` runs once every shard listens.
 pub fn run(
-    snapshot: Arc<Snapshot>,
+    publisher: Arc<Publisher>,
     shards: usize,
     resolver: Arc<Resolver>,
+    grace: Duration,
     on_started: impl FnOnce(Started),
 ) -> Result<(), RuntimeError> {
+    let snapshot = publisher.current();
     let requested = snapshot.server.listen;
     // A bound, non-listening SO_REUSEPORT socket reserves the port (and
     // resolves port 0) without taking connections; every shard then binds
@@ -122,15 +132,18 @@ pub fn run(
         PoolPlacement::Unbound(shards)
     };
     let (bound_tx, bound_rx) = mpsc::channel::<Result<usize, String>>();
+    let next_index = Arc::new(AtomicUsize::new(0));
     let io_memory = snapshot.server.io_memory;
+    drop(snapshot);
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("tollgate-shard")
         .io_memory(io_memory)
         .on_all_shards(move || {
-            let snapshot = snapshot.clone();
+            let publisher = publisher.clone();
             let resolver = resolver.clone();
             let bound_tx = bound_tx.clone();
-            async move { shard_main(snapshot, resolver, addr, bound_tx).await }
+            let index = next_index.fetch_add(1, Ordering::Relaxed);
+            async move { shard_main(index, publisher, resolver, addr, bound_tx, grace).await }
         })
         .map_err(|e| RuntimeError::Executors(e.to_string()))?;
 
@@ -176,10 +189,12 @@ fn bind_probe(addr: SocketAddr) -> Result<socket2::Socket, RuntimeError> {
 }
 
 async fn shard_main(
-    snapshot: Arc<Snapshot>,
+    index: usize,
+    publisher: Arc<Publisher>,
     resolver: Arc<Resolver>,
     addr: SocketAddr,
     bound: mpsc::Sender<Result<usize, String>>,
+    grace: Duration,
 ) {
     let id = glommio::executor().id();
     let listener = match TcpListener::bind(addr) {
@@ -192,8 +207,10 @@ async fn shard_main(
     let _ = bound.send(Ok(id));
     drop(bound);
 
-    let limits = snapshot.server.limits;
-    let upstream_idle = snapshot.upstream.idle_timeout;
+    let generation = publisher.generation();
+    let snapshot = publisher.current();
+    publisher.ack(index, generation);
+    let max_connections = snapshot.server.limits.max_connections_per_shard as u64;
     let shard = Rc::new(Shard {
         id,
         snapshot: RefCell::new(Rc::new(snapshot)),
@@ -202,27 +219,65 @@ async fn shard_main(
         dns: RefCell::new((resolver.generation(), resolver.table())),
         resolver,
         local_port: addr.port(),
+        draining: Cell::new(false),
+        stop: Semaphore::new(0),
     });
 
-    // Housekeeping once a second: DNS table copy, idle upstream sweep.
+    // Housekeeping: new snapshots and the shutdown order every POLL; DNS
+    // table copy and idle upstream sweep once a second.
     let house = shard.clone();
     glommio::spawn_local(async move {
+        let mut seen = generation;
+        let mut last_second = std::time::Instant::now();
         loop {
-            glommio::timer::sleep(Duration::from_secs(1)).await;
-            house.refresh_dns();
-            house.pool.sweep(upstream_idle);
+            glommio::timer::sleep(POLL).await;
+            let g = publisher.generation();
+            if g != seen {
+                let snap = publisher.current();
+                *house.snapshot.borrow_mut() = Rc::new(snap);
+                seen = g;
+                publisher.ack(index, g);
+            }
+            if publisher.shutting_down() {
+                house.draining.set(true);
+                // Wakes everything waiting on `stop`: the accept loop and
+                // idle keep-alive connections.
+                house.stop.close();
+                return;
+            }
+            if last_second.elapsed() >= Duration::from_secs(1) {
+                last_second = std::time::Instant::now();
+                house.refresh_dns();
+                let idle = house.snapshot.borrow().upstream.idle_timeout;
+                house.pool.sweep(idle);
+            }
         }
     })
     .detach();
 
-    let permits = Rc::new(Semaphore::new(limits.max_connections_per_shard as u64));
+    let permits = Rc::new(Semaphore::new(max_connections));
     loop {
-        let permit = match permits.acquire_static_permit(1).await {
-            Ok(p) => p,
-            Err(_) => return,
+        let stopped = async {
+            let _ = shard.stop.acquire(1).await;
+            None
         };
-        match listener.accept().await {
-            Ok(stream) => {
+        let permit = match futures_lite::future::or(
+            async { permits.clone().acquire_static_permit(1).await.ok() },
+            stopped,
+        )
+        .await
+        {
+            Some(p) => p,
+            None => break,
+        };
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            let _ = shard.stop.acquire(1).await;
+            None
+        })
+        .await;
+        match accepted {
+            None => break,
+            Some(Ok(stream)) => {
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
                     conn::serve_connection(shard, stream).await;
@@ -230,12 +285,27 @@ async fn shard_main(
                 })
                 .detach();
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 drop(permit);
                 tracing::warn!(shard = id, error = %e, "accept failed");
                 // EMFILE and friends: back off instead of spinning.
                 glommio::timer::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+    // Draining: no new connections; wait for the open ones to finish their
+    // requests, up to the grace period.
+    drop(listener);
+    let deadline = std::time::Instant::now() + grace;
+    while permits.available() < max_connections && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    let left = max_connections - permits.available();
+    if left > 0 {
+        tracing::warn!(
+            shard = id,
+            connections = left,
+            "grace period over; closing connections"
+        );
     }
 }

@@ -57,6 +57,58 @@ impl Gateway {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, `KILL`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Number of log lines containing `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until at least `n` log lines contain `needle`.
+    pub fn wait_log(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < until {
+            if self.log_count(needle) >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let until = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("tollgate.toml")
+    }
 }
 
 impl Drop for Gateway {
@@ -91,6 +143,12 @@ impl GatewayBuilder {
 
     pub fn upstream_host(mut self, from: &str, to: &str) -> Self {
         self.upstream_hosts.push((from.to_owned(), to.to_owned()));
+        self
+    }
+
+    /// A raw `key = value` line in `[server]`.
+    pub fn server(mut self, key: &str, value: &str) -> Self {
+        self.server_extra.push_str(&format!("{key} = {value}\n"));
         self
     }
 

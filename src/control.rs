@@ -1,0 +1,184 @@
+//! The control plane: what happens on SIGHUP, SIGTERM and admin changes.
+//!
+//! Owns: the loaded configuration (settings and API sources), building a
+//! new snapshot from it off the data path, and publishing it to every
+//! shard. A failed build leaves the serving snapshot alone.
+//! Read first: [`Control::reload`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{self, ApiSource, Diagnostics, LoadError, Loaded};
+use crate::publish::Publisher;
+use crate::resolve::Resolver;
+use crate::snapshot::{Shards, Snapshot};
+
+// Control plane only; never touched by a request.
+#[allow(clippy::disallowed_types)]
+type ControlMutex<T> = std::sync::Mutex<T>;
+
+/// How long a publish waits for every shard to switch.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Control {
+    config_path: PathBuf,
+    publisher: Arc<Publisher>,
+    resolver: Arc<Resolver>,
+    /// Listen address and shard count the process started with; changing
+    /// them needs a restart.
+    started_listen: std::net::SocketAddr,
+    started_shards: Shards,
+    state: ControlMutex<State>,
+}
+
+struct State {
+    loaded: Loaded,
+    /// APIs from the admin API's state, served beside the config's.
+    extra: Vec<ApiSource>,
+}
+
+impl Control {
+    pub fn new(
+        config_path: &Path,
+        loaded: Loaded,
+        publisher: Arc<Publisher>,
+        resolver: Arc<Resolver>,
+    ) -> Control {
+        Control {
+            config_path: config_path.to_path_buf(),
+            started_listen: loaded.settings.server.listen,
+            started_shards: loaded.settings.server.shards,
+            publisher,
+            resolver,
+            state: ControlMutex::new(State {
+                loaded,
+                extra: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn publisher(&self) -> &Arc<Publisher> {
+        &self.publisher
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Re-reads the config file and its Swagger documents, builds a new
+    /// snapshot and publishes it. On any error the old snapshot keeps
+    /// serving and the errors are returned (and logged by the caller).
+    pub fn reload(&self) -> Result<u64, LoadError> {
+        let mut diags = Diagnostics::default();
+        let text = std::fs::read_to_string(&self.config_path).map_err(|e| {
+            diags.error(&self.config_path, "$", format!("cannot read file: {e}"));
+            LoadError {
+                errors: std::mem::take(&mut diags.errors),
+                warnings: Vec::new(),
+            }
+        })?;
+        let raw = config::parse_toml(&self.config_path, &text).map_err(|d| LoadError {
+            errors: vec![d],
+            warnings: Vec::new(),
+        })?;
+        let loaded = config::read_config(&self.config_path, raw, &mut diags, &config::FsReader);
+        let Some(mut loaded) = loaded else {
+            return Err(LoadError {
+                errors: diags.errors,
+                warnings: diags.warnings,
+            });
+        };
+        if loaded.settings.server.listen != self.started_listen {
+            tracing::warn!(
+                old = %self.started_listen,
+                new = %loaded.settings.server.listen,
+                "server.listen changed: it takes effect after a restart; still serving the old address"
+            );
+            loaded.settings.server.listen = self.started_listen;
+        }
+        if loaded.settings.server.shards != self.started_shards {
+            tracing::warn!("server.shards changed: it takes effect after a restart");
+            loaded.settings.server.shards = self.started_shards;
+        }
+        let mut state = self.lock();
+        let snapshot = build_snapshot(&loaded, &state.extra, &mut diags)?;
+        state.loaded = loaded;
+        let generation = self.install(snapshot);
+        drop(state);
+        Ok(generation)
+    }
+
+    /// Replaces the admin-defined APIs and publishes the result. On error
+    /// nothing changes.
+    pub fn set_extra(&self, extra: Vec<ApiSource>) -> Result<u64, LoadError> {
+        let mut diags = Diagnostics::default();
+        let mut state = self.lock();
+        let snapshot = build_snapshot(&state.loaded, &extra, &mut diags)?;
+        state.extra = extra;
+        let generation = self.install(snapshot);
+        drop(state);
+        Ok(generation)
+    }
+
+    /// Builds what `set_extra` would publish, without publishing it.
+    pub fn try_extra(&self, extra: &[ApiSource]) -> Result<Snapshot, LoadError> {
+        let mut diags = Diagnostics::default();
+        let state = self.lock();
+        build_snapshot(&state.loaded, extra, &mut diags)
+    }
+
+    fn install(&self, snapshot: Snapshot) -> u64 {
+        for w in &snapshot.warnings {
+            tracing::warn!("{w}");
+        }
+        let names: Vec<String> = snapshot
+            .targets
+            .iter()
+            .filter(|t| t.fixed.is_none())
+            .map(|t| t.resolve.clone())
+            .collect();
+        self.resolver.set_names(names);
+        let generation = self.publisher.publish(Arc::new(snapshot));
+        if !self.publisher.wait_applied(generation, APPLY_TIMEOUT) {
+            tracing::warn!(
+                generation,
+                "not every shard took the new configuration in time"
+            );
+        }
+        generation
+    }
+
+    /// Orders the shards to stop accepting and drain.
+    pub fn shutdown(&self) {
+        self.publisher.request_shutdown();
+    }
+}
+
+/// Config APIs first; an admin API with the id of a config API is not
+/// served (the config file wins) and is reported.
+pub fn build_snapshot(
+    loaded: &Loaded,
+    extra: &[ApiSource],
+    diags: &mut Diagnostics,
+) -> Result<Snapshot, LoadError> {
+    let mut sources: Vec<ApiSource> = loaded.apis.clone();
+    for e in extra {
+        if loaded.apis.iter().any(|a| a.id == e.id) {
+            diags.warn(
+                &e.file,
+                "$",
+                format!(
+                    "API `{}` is also defined in the config file; the config file's definition is served",
+                    e.id
+                ),
+            );
+            continue;
+        }
+        sources.push(e.clone());
+    }
+    config::build(&loaded.settings, &sources, diags)
+}
