@@ -3,7 +3,7 @@
 //! old config serving after a broken one, settings that need a restart,
 //! and in-flight requests finishing on shutdown.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 mod support;
 
