@@ -39,9 +39,11 @@ struct State {
 }
 
 impl Control {
+    /// `extra`: the admin-defined APIs the published snapshot was built with.
     pub fn new(
         config_path: &Path,
         loaded: Loaded,
+        extra: Vec<ApiSource>,
         publisher: Arc<Publisher>,
         resolver: Arc<Resolver>,
     ) -> Control {
@@ -51,15 +53,22 @@ impl Control {
             started_shards: loaded.settings.server.shards,
             publisher,
             resolver,
-            state: ControlMutex::new(State {
-                loaded,
-                extra: Vec::new(),
-            }),
+            state: ControlMutex::new(State { loaded, extra }),
         }
     }
 
     pub fn publisher(&self) -> &Arc<Publisher> {
         &self.publisher
+    }
+
+    /// The credentials of the configuration now in force.
+    pub fn credentials(&self) -> Vec<crate::auth::Credential> {
+        self.lock().loaded.settings.credentials.clone()
+    }
+
+    /// Is `id` an API of the config file?
+    pub fn has_config_api(&self, id: &str) -> bool {
+        self.lock().loaded.apis.iter().any(|a| a.id == id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

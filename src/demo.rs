@@ -3,15 +3,15 @@
 //! PetStore demo endpoint. Plain threads and blocking sockets: it is a
 //! demo, kept off the shards.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use bytes::BytesMut;
 
-use crate::http::chunked::ChunkedDecoder;
+use crate::http::blocking::{read_request, ReadError};
 use crate::http::query;
-use crate::http::request::{parse_head, BodyFraming, HeadLimits, Parsed, RequestHead};
+use crate::http::request::{HeadLimits, RequestHead};
 
 const PETS: &str = r#"[{"id":1,"type":"dog","price":249.99},{"id":2,"type":"cat","price":124.99},{"id":3,"type":"fish","price":0.99}]"#;
 
@@ -36,51 +36,15 @@ fn serve(mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let limits = HeadLimits::default();
     let mut buf = BytesMut::new();
-    let mut chunk = [0u8; 16 * 1024];
     loop {
-        let head = loop {
-            match parse_head(&buf, &limits) {
-                Ok(Parsed::Complete(info, len)) => {
-                    break RequestHead::new(buf.split_to(len).freeze(), info);
-                }
-                Ok(Parsed::Partial) => match stream.read(&mut chunk) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                },
-                Err(_) => {
-                    let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                    return;
-                }
-            }
-        };
-        let body = match head.info.body {
-            BodyFraming::None => Vec::new(),
-            BodyFraming::Length(n) if n <= 1 << 20 => {
-                while (buf.len() as u64) < n {
-                    match stream.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                    }
-                }
-                buf.split_to(n as usize).to_vec()
-            }
-            BodyFraming::Length(_) => return,
-            BodyFraming::Chunked => {
-                let mut d = ChunkedDecoder::new();
-                let mut out = BytesMut::new();
-                loop {
-                    let Ok(p) = d.decode(&buf, &mut out) else {
-                        return;
-                    };
-                    let _ = buf.split_to(p.consumed);
-                    if p.done {
-                        break out.to_vec();
-                    }
-                    match stream.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                    }
-                }
+        let (head, body) = match read_request(&mut stream, &mut buf, &limits, 1 << 20, &mut || {}) {
+            Ok(r) => r,
+            Err(ReadError::Closed) => return,
+            Err(_) => {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                return;
             }
         };
         let (status, payload) = answer(&head, &body);

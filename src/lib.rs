@@ -7,6 +7,8 @@
 //! per-request logic is plain code in `http`, `router`, `integration`,
 //! `gateway_response`, `template` and `error`.
 
+pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod control;
 pub mod demo;

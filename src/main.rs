@@ -199,6 +199,32 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
             }
         }
     }
+    let grace = snap.server.shutdown_grace;
+    // APIs accepted by the admin API are served from the start.
+    let mut admin_parts = None;
+    let mut extra = Vec::new();
+    let mut snap = snap;
+    if let Some(admin) = &loaded.settings.admin {
+        let (store, state) = match tollgate::admin::Admin::open(admin) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: admin state: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        extra = state.sources(&store);
+        if !extra.is_empty() {
+            let mut diags = tollgate::config::Diagnostics::default();
+            snap = match tollgate::control::build_snapshot(&loaded, &extra, &mut diags) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: admin state in {}: {e}", admin.state_dir.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+        }
+        admin_parts = Some((admin.clone(), store, state));
+    }
     let names: Vec<String> = snap
         .targets
         .iter()
@@ -210,14 +236,24 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         snap.upstream.dns_refresh,
         Duration::from_secs(2),
     );
-    let grace = snap.server.shutdown_grace;
     let publisher = tollgate::publish::Publisher::new(Arc::new(snap), shards);
     let control = Arc::new(tollgate::control::Control::new(
         config,
         loaded,
+        extra,
         publisher.clone(),
         resolver.clone(),
     ));
+    if let Some((settings, store, state)) = admin_parts {
+        let admin = tollgate::admin::Admin::new(store, state, control.clone());
+        match tollgate::admin::start(&settings, admin) {
+            Ok(a) => tracing::info!(addr = %a, "admin API listening"),
+            Err(e) => {
+                eprintln!("error: admin: cannot bind {}: {e}", settings.listen);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Err(e) = start_signal_thread(control.clone()) {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;

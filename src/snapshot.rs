@@ -26,7 +26,9 @@ pub struct Snapshot {
     pub server: ServerSettings,
     pub upstream: UpstreamSettings,
     pub apis: Vec<Api>,
-    api_index: HashMap<String, usize>,
+    /// API id → its compiled deployments (one for a config API; one per
+    /// deployment in use for an admin API).
+    api_index: HashMap<String, Vec<usize>>,
     pub default_api: Option<usize>,
     /// Backend hosts named by integrations, indexed by [`TargetId`].
     pub targets: Vec<Target>,
@@ -48,11 +50,10 @@ impl Snapshot {
         demo_backend: Option<SocketAddr>,
         warnings: Vec<Diagnostic>,
     ) -> Snapshot {
-        let api_index = apis
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.id.clone(), i))
-            .collect();
+        let mut api_index: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, a) in apis.iter().enumerate() {
+            api_index.entry(a.id.clone()).or_default().push(i);
+        }
         Snapshot {
             config_path,
             server,
@@ -67,24 +68,41 @@ impl Snapshot {
         }
     }
 
-    /// The API a request is for: `Host: {apiId}.execute-api.<anything>`
-    /// names it; any other host falls back to `default_api`.
-    pub fn find_api(&self, host: Option<&[u8]>) -> Option<&Api> {
-        if let Some(host) = host {
-            if let Some(id) = api_id_from_host(host) {
-                // An execute-api host names its API; an unknown id is a miss,
-                // not the default API.
-                return std::str::from_utf8(id)
-                    .ok()
-                    .and_then(|id| self.api_index.get(id))
-                    .map(|&i| &self.apis[i]);
+    /// The API and stage a request is for. `Host: {apiId}.execute-api.<anything>`
+    /// names the API (an unknown id is a miss, not the default API); any
+    /// other host means `default_api`. The stage picks among the API's
+    /// deployments.
+    pub fn find(&self, host: Option<&[u8]>, stage: Option<&str>) -> (Option<&Api>, Option<&Stage>) {
+        let group: &[usize] = match host.and_then(api_id_from_host) {
+            Some(id) => match std::str::from_utf8(id).ok().and_then(|id| self.api_index.get(id)) {
+                Some(g) => g,
+                None => return (None, None),
+            },
+            None => match self.default_api {
+                Some(i) => return self.with_stage(&self.apis[i], stage),
+                None => return (None, None),
+            },
+        };
+        if let Some(name) = stage {
+            for &i in group {
+                if let Some(s) = self.apis[i].stage(name) {
+                    return (Some(&self.apis[i]), Some(s));
+                }
             }
         }
-        self.default_api.map(|i| &self.apis[i])
+        (group.first().map(|&i| &self.apis[i]), None)
     }
 
+    fn with_stage<'a>(&'a self, api: &'a Api, stage: Option<&str>) -> (Option<&'a Api>, Option<&'a Stage>) {
+        (Some(api), stage.and_then(|s| api.stage(s)))
+    }
+
+    /// The (first) compiled API with this id.
     pub fn api(&self, id: &str) -> Option<&Api> {
-        self.api_index.get(id).map(|&i| &self.apis[i])
+        self.api_index
+            .get(id)
+            .and_then(|g| g.first())
+            .map(|&i| &self.apis[i])
     }
 }
 
@@ -149,6 +167,8 @@ pub struct Target {
 #[derive(Debug)]
 pub struct Api {
     pub id: String,
+    /// The deployment this was compiled from, for admin-defined APIs.
+    pub deployment: Option<String>,
     pub title: String,
     pub source: PathBuf,
     pub trie: RouteTrie,

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawShards};
+use super::raw::{RawConfig, RawCredential, RawShards};
+use crate::auth::{Credential, Permissions};
 use super::swagger::{compile_api, ApiDraft, TplPart, UriTemplate};
 use super::{parse_document, Diagnostics, LoadError, SourceReader};
 use crate::http::request::HeadLimits;
@@ -28,6 +29,15 @@ pub struct Settings {
     pub upstream_hosts: HashMap<String, String>,
     pub default_api: Option<String>,
     pub demo_backend: Option<SocketAddr>,
+    pub admin: Option<AdminSettings>,
+    pub credentials: Vec<Credential>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub max_connections: usize,
 }
 
 /// One API to serve: its document and its stages, from the config file or
@@ -35,6 +45,9 @@ pub struct Settings {
 #[derive(Clone, Debug)]
 pub struct ApiSource {
     pub id: String,
+    /// For admin APIs: the deployment this document is. One API id may have
+    /// several, one per deployment some stage points at.
+    pub deployment: Option<String>,
     /// Where problems in the document are reported.
     pub file: PathBuf,
     pub doc: Arc<serde_json::Value>,
@@ -209,6 +222,25 @@ pub fn read_config(
         a
     });
 
+    let admin = raw.admin.as_ref().and_then(|a| {
+        let listen = parse_socket_addr(&a.listen);
+        if listen.is_none() {
+            diags.error(file, "$.admin.listen", format!("`{}` is not an address", a.listen));
+        }
+        if a.max_connections == 0 {
+            diags.error(file, "$.admin.max_connections", "must be greater than 0");
+        }
+        Some(AdminSettings {
+            listen: listen?,
+            state_dir: resolve_path(base, &a.state_dir),
+            max_connections: a.max_connections as usize,
+        })
+    });
+    let credentials = compile_credentials(file, &raw.credentials, diags);
+    if admin.is_some() && !credentials.iter().any(|c| c.permissions.admin) {
+        diags.warn(file, "$.credentials", "no credential has the `admin` permission: every admin call will be refused");
+    }
+
     // APIs
     let mut apis: Vec<ApiSource> = Vec::new();
     let mut seen_ids: HashMap<String, usize> = HashMap::new();
@@ -248,6 +280,7 @@ pub fn read_config(
         match parse_document(&path, &text) {
             Ok(doc) => apis.push(ApiSource {
                 id: a.id.clone(),
+                deployment: None,
                 file: path,
                 doc: Arc::new(doc),
                 stages: Vec::new(),
@@ -330,6 +363,8 @@ pub fn read_config(
             upstream_hosts,
             default_api: raw.server.default_api.clone(),
             demo_backend,
+            admin,
+            credentials,
         },
         apis,
     })
@@ -346,7 +381,10 @@ pub fn build(
     let mut targets: Vec<Target> = Vec::new();
     let mut target_index: HashMap<String, TargetId> = HashMap::new();
     for source in sources {
-        if drafts.iter().any(|d| d.api.id == source.id) {
+        if drafts
+            .iter()
+            .any(|d| d.api.id == source.id && (source.deployment.is_none() || d.api.deployment == source.deployment))
+        {
             diags.error(
                 &source.file,
                 "$",
@@ -357,6 +395,7 @@ pub fn build(
         let Some(mut draft) = compile_api(&source.id, &source.file, &source.doc, diags) else {
             continue;
         };
+        draft.api.deployment = source.deployment.clone();
         for stage in &source.stages {
             let bound = bind_stage(
                 &stage.name,
@@ -547,6 +586,72 @@ fn bind_uri(
         path,
         query,
     })
+}
+
+/// Credentials: a name, permissions, and at least one way to prove them.
+/// Secrets may come from the environment (`*_env`).
+fn compile_credentials(file: &Path, raw: &[RawCredential], diags: &mut Diagnostics) -> Vec<Credential> {
+    let mut out = Vec::new();
+    for (i, c) in raw.iter().enumerate() {
+        let jp = format!("$.credentials[{i}]");
+        let errors_before = diags.errors.len();
+        if c.name.is_empty() {
+            diags.error(file, format!("{jp}.name"), "must not be empty");
+        }
+        if out.iter().any(|o: &Credential| o.name == c.name) {
+            diags.error(file, format!("{jp}.name"), format!("duplicate credential name `{}`", c.name));
+        }
+        let mut from_env = |key: &str, value: &Option<String>, env: &Option<String>| -> Option<String> {
+            match (value, env) {
+                (Some(_), Some(_)) => {
+                    diags.error(file, format!("{jp}.{key}"), format!("give `{key}` or `{key}_env`, not both"));
+                    None
+                }
+                (Some(v), None) => Some(v.clone()),
+                (None, Some(var)) => match std::env::var(var) {
+                    Ok(v) if !v.is_empty() => Some(v),
+                    _ => {
+                        diags.error(file, format!("{jp}.{key}_env"), format!("environment variable `{var}` is not set"));
+                        None
+                    }
+                },
+                (None, None) => None,
+            }
+        };
+        let secret = from_env("secret_access_key", &c.secret_access_key, &c.secret_access_key_env);
+        let token = from_env("token", &c.token, &c.token_env);
+        if c.access_key_id.is_some() != (c.secret_access_key.is_some() || c.secret_access_key_env.is_some()) {
+            diags.error(file, &jp, "an access key needs both `access_key_id` and `secret_access_key` (or `secret_access_key_env`)");
+        }
+        if c.access_key_id.is_none() && c.token.is_none() && c.token_env.is_none() {
+            diags.error(file, &jp, "a credential needs a way to prove it: `access_key_id` with `secret_access_key`, or `token`");
+        }
+        if token.as_ref().is_some_and(|t| t.len() < 16) {
+            diags.error(file, format!("{jp}.token"), "a token must be at least 16 characters");
+        }
+        let mut permissions = Permissions::default();
+        for (j, p) in c.permissions.iter().enumerate() {
+            match p.as_str() {
+                "admin" => permissions.admin = true,
+                "invalidate_cache" => permissions.invalidate_cache = true,
+                other => diags.error(
+                    file,
+                    format!("{jp}.permissions[{j}]"),
+                    format!("unknown permission `{other}` (expected admin or invalidate_cache)"),
+                ),
+            }
+        }
+        if diags.errors.len() == errors_before {
+            out.push(Credential {
+                name: c.name.clone(),
+                access_key_id: c.access_key_id.clone(),
+                secret_access_key: secret,
+                token,
+                permissions,
+            });
+        }
+    }
+    out
 }
 
 /// Strips an `http://` a stage variable may carry and splits off a path.

@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 
 use crate::snapshot::Snapshot;
 
-pub use compile::{build, compile, read_config, ApiSource, Loaded, Settings, StageSource};
+pub use compile::{
+    build, check_stage_variable, compile, read_config, valid_stage_name, AdminSettings, ApiSource,
+    Loaded, Settings, StageSource,
+};
 
 /// One problem, located.
 #[derive(Clone, Debug, PartialEq, Eq)]

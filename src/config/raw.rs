@@ -21,6 +21,51 @@ pub struct RawConfig {
     pub upstream: RawUpstream,
     #[serde(default)]
     pub demo_backend: Option<RawDemoBackend>,
+    #[serde(default)]
+    pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub credentials: Vec<RawCredential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: String,
+    /// Most admin connections served at once.
+    #[serde(default = "default_admin_connections")]
+    pub max_connections: u64,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9001".to_owned()
+}
+
+fn default_state_dir() -> String {
+    "state".to_owned()
+}
+
+fn default_admin_connections() -> u64 {
+    64
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    pub name: String,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default)]
+    pub secret_access_key_env: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

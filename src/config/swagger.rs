@@ -209,6 +209,7 @@ pub fn compile_api(
     Some(ApiDraft {
         api: Api {
             id: id.to_owned(),
+            deployment: None,
             title,
             source: file.to_path_buf(),
             trie,

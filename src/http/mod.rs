@@ -2,6 +2,7 @@
 //! response heads, query strings. Nothing here does I/O; the shard module
 //! feeds these functions the bytes it reads.
 
+pub mod blocking;
 pub mod chunked;
 pub mod query;
 pub mod request;

@@ -224,9 +224,8 @@ impl Conn {
             write_protocol_error(&mut self.out, 400, "Bad Request", request_id);
             return false;
         };
-        let api = snap.find_api(head.host());
         let (stage_name, rest) = split_stage(path);
-        let stage = api.and_then(|a| stage_name.and_then(|s| a.stage(s)));
+        let (api, stage) = snap.find(head.host(), stage_name);
 
         // 3. Route: resource by path, then method (explicit beats ANY).
         let mut captures = Captures::default();

@@ -1,0 +1,670 @@
+//! The management operations: import, update (overwrite/merge), delete,
+//! deployments, stages, exports. Each mutation follows one order:
+//! compute the new state → build the snapshot it implies (any error: 400,
+//! nothing changed) → write it durably → publish to every shard →
+//! acknowledge.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use super::state::{AdminState, DeploymentRecord, RestApiRecord, StageRecord};
+use super::{Admin, Reply, MAX_DOCUMENT_BYTES};
+use crate::config::{check_stage_variable, parse_document, swagger, valid_stage_name, Diagnostics};
+use crate::http::query;
+use crate::http::request::RequestHead;
+
+pub(super) fn route(admin: &Admin, state: &mut AdminState, head: &RequestHead, body: &[u8]) -> Reply {
+    let path = String::from_utf8_lossy(head.path()).into_owned();
+    let segments: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| query::decode_path(s.as_bytes()).into_owned())
+        .collect();
+    let q = head.query().unwrap_or_default();
+    let param = |name: &str| query::last_value(q, name);
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = head.method_bytes();
+    match (method, seg.as_slice()) {
+        (b"GET", ["restapis"]) => list_apis(state),
+        (b"POST", ["restapis"]) => {
+            if param("mode").as_deref() == Some("import") {
+                import(admin, state, body, flag(param("failonwarnings")))
+            } else {
+                create_empty(admin, state, body)
+            }
+        }
+        (b"GET", ["restapis", id]) => match state.apis.get(*id) {
+            Some(api) => Reply::json(200, &api_json(api)),
+            None => not_found_api(id),
+        },
+        (b"PUT", ["restapis", id]) => put(
+            admin,
+            state,
+            id,
+            body,
+            param("mode").as_deref().unwrap_or("merge"),
+            flag(param("failonwarnings")),
+        ),
+        (b"DELETE", ["restapis", id]) => delete_api(admin, state, id),
+        (b"GET", ["restapis", id, "deployments"]) => {
+            if !state.apis.contains_key(*id) {
+                return not_found_api(id);
+            }
+            let items: Vec<Value> = state
+                .deployments
+                .get(*id)
+                .map(|d| d.values().map(deployment_json).collect())
+                .unwrap_or_default();
+            Reply::json(200, &json!({ "item": items }))
+        }
+        (b"POST", ["restapis", id, "deployments"]) => create_deployment(admin, state, id, body),
+        (b"GET", ["restapis", id, "deployments", dep]) => {
+            match state.deployments.get(*id).and_then(|d| d.get(*dep)) {
+                Some(d) => Reply::json(200, &deployment_json(d)),
+                None => Reply::error(404, "NotFoundException", "Invalid Deployment identifier specified"),
+            }
+        }
+        (b"GET", ["restapis", id, "stages"]) => {
+            if !state.apis.contains_key(*id) {
+                return not_found_api(id);
+            }
+            let items: Vec<Value> = state
+                .stages
+                .get(*id)
+                .map(|s| s.values().map(stage_json).collect())
+                .unwrap_or_default();
+            Reply::json(200, &json!({ "item": items }))
+        }
+        (b"POST", ["restapis", id, "stages"]) => create_stage(admin, state, id, body),
+        (b"GET", ["restapis", id, "stages", name]) => match state.stages.get(*id).and_then(|s| s.get(*name)) {
+            Some(s) => Reply::json(200, &stage_json(s)),
+            None => not_found_stage(),
+        },
+        (b"PATCH", ["restapis", id, "stages", name]) => patch_stage(admin, state, id, name, body),
+        (b"DELETE", ["restapis", id, "stages", name]) => delete_stage(admin, state, id, name),
+        (b"GET", ["restapis", id, "stages", name, "exports", kind]) => {
+            export(state, id, name, kind, head.header("accept"))
+        }
+        _ => Reply::error(404, "NotFoundException", format!("no such operation: {} {path}", String::from_utf8_lossy(method))),
+    }
+}
+
+fn flag(v: Option<String>) -> bool {
+    v.is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn new_id(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn not_found_api(id: &str) -> Reply {
+    Reply::error(404, "NotFoundException", format!("Invalid API identifier specified {id}"))
+}
+
+fn not_found_stage() -> Reply {
+    Reply::error(404, "NotFoundException", "Invalid Stage identifier specified")
+}
+
+fn api_json(api: &RestApiRecord) -> Value {
+    let mut v = json!({
+        "id": api.id,
+        "name": api.name,
+        "createdDate": api.created_date,
+        "apiKeySource": "HEADER",
+        "endpointConfiguration": { "types": ["REGIONAL"] },
+        "disableExecuteApiEndpoint": false,
+    });
+    if let Some(d) = &api.description {
+        v["description"] = json!(d);
+    }
+    if let Some(ver) = &api.version {
+        v["version"] = json!(ver);
+    }
+    if !api.warnings.is_empty() {
+        v["warnings"] = json!(api.warnings);
+    }
+    v
+}
+
+fn deployment_json(d: &DeploymentRecord) -> Value {
+    let mut v = json!({ "id": d.id, "createdDate": d.created_date });
+    if let Some(desc) = &d.description {
+        v["description"] = json!(desc);
+    }
+    v
+}
+
+fn stage_json(s: &StageRecord) -> Value {
+    let mut v = json!({
+        "deploymentId": s.deployment_id,
+        "stageName": s.stage_name,
+        "cacheClusterEnabled": false,
+        "cacheClusterStatus": "NOT_AVAILABLE",
+        "methodSettings": {},
+        "tracingEnabled": false,
+        "createdDate": s.created_date,
+        "lastUpdatedDate": s.last_updated_date,
+    });
+    if let Some(d) = &s.description {
+        v["description"] = json!(d);
+    }
+    if !s.variables.is_empty() {
+        v["variables"] = json!(s.variables);
+    }
+    v
+}
+
+fn list_apis(state: &AdminState) -> Reply {
+    let items: Vec<Value> = state.apis.values().map(api_json).collect();
+    Reply::json(200, &json!({ "item": items }))
+}
+
+/// Parses and checks a Swagger document. `Err` is the 400 to answer.
+fn validate(body: &[u8], label: &str, fail_on_warnings: bool) -> Result<(Value, Vec<String>), Reply> {
+    if body.len() > MAX_DOCUMENT_BYTES {
+        return Err(Reply::error(413, "PayloadTooLargeException", "API definition is larger than 6 MB"));
+    }
+    let text = String::from_utf8_lossy(body);
+    let file = PathBuf::from(label);
+    let doc = parse_document(&file, &text)
+        .map_err(|d| Reply::error(400, "BadRequestException", format!("Invalid OpenAPI input. {}: {}", d.path, d.message)))?;
+    check_document(&doc, label, fail_on_warnings).map(|w| (doc, w))
+}
+
+fn check_document(doc: &Value, label: &str, fail_on_warnings: bool) -> Result<Vec<String>, Reply> {
+    let mut diags = Diagnostics::default();
+    let file = PathBuf::from(label);
+    let compiled = swagger::compile_api("import", &file, doc, &mut diags);
+    let line = |d: &crate::config::Diagnostic| format!("{}: {}", d.path, d.message);
+    if compiled.is_none() || !diags.errors.is_empty() {
+        let lines: Vec<String> = diags.errors.iter().map(line).collect();
+        return Err(Reply::error(
+            400,
+            "BadRequestException",
+            format!("Errors found during import:\n\t{}", lines.join("\n\t")),
+        ));
+    }
+    let warnings: Vec<String> = diags.warnings.iter().map(line).collect();
+    if fail_on_warnings && !warnings.is_empty() {
+        return Err(Reply::error(
+            400,
+            "BadRequestException",
+            format!("Warnings found during import:\n\t{}", warnings.join("\n\t")),
+        ));
+    }
+    Ok(warnings)
+}
+
+fn title_of(doc: &Value) -> Option<String> {
+    doc.get("info")
+        .and_then(|i| i.get("title"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn import(admin: &Admin, state: &mut AdminState, body: &[u8], fail_on_warnings: bool) -> Reply {
+    let (doc, warnings) = match validate(body, "imported document", fail_on_warnings) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut id = new_id(10);
+    while state.apis.contains_key(&id) || admin.control.has_config_api(&id) {
+        id = new_id(10);
+    }
+    let rec = RestApiRecord {
+        id: id.clone(),
+        name: title_of(&doc).unwrap_or_else(|| "imported".to_owned()),
+        description: doc
+            .get("info")
+            .and_then(|i| i.get("description"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        version: doc
+            .get("info")
+            .and_then(|i| i.get("version"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        created_date: now(),
+        warnings,
+        definition: doc,
+    };
+    if let Err(e) = admin.store.put_api(&rec) {
+        return storage_error(e);
+    }
+    let reply = Reply::json(201, &api_json(&rec));
+    state.apis.insert(id, rec);
+    reply
+}
+
+/// `create-rest-api`: an API with no resources, to import into later.
+fn create_empty(admin: &Admin, state: &mut AdminState, body: &[u8]) -> Reply {
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let Some(name) = req.get("name").and_then(Value::as_str) else {
+        return Reply::error(400, "BadRequestException", "Invalid request: name is required (or use ?mode=import)");
+    };
+    let mut id = new_id(10);
+    while state.apis.contains_key(&id) || admin.control.has_config_api(&id) {
+        id = new_id(10);
+    }
+    let rec = RestApiRecord {
+        id: id.clone(),
+        name: name.to_owned(),
+        description: req.get("description").and_then(Value::as_str).map(str::to_owned),
+        version: req.get("version").and_then(Value::as_str).map(str::to_owned),
+        created_date: now(),
+        warnings: Vec::new(),
+        definition: json!({"swagger": "2.0", "info": {"title": name, "version": "1"}, "paths": {}}),
+    };
+    if let Err(e) = admin.store.put_api(&rec) {
+        return storage_error(e);
+    }
+    let reply = Reply::json(201, &api_json(&rec));
+    state.apis.insert(id, rec);
+    reply
+}
+
+fn put(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8], mode: &str, fail_on_warnings: bool) -> Reply {
+    let Some(existing) = state.apis.get(id) else {
+        return not_found_api(id);
+    };
+    let (imported, _) = match validate(body, "imported document", false) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let definition = match mode {
+        "overwrite" => imported,
+        "merge" => merge(&existing.definition, &imported),
+        other => {
+            return Reply::error(400, "BadRequestException", format!("Invalid mode `{other}`: use merge or overwrite"))
+        }
+    };
+    let warnings = match check_document(&definition, "merged document", fail_on_warnings) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let mut rec = existing.clone();
+    if let Some(t) = title_of(&definition) {
+        rec.name = t;
+    }
+    rec.definition = definition;
+    rec.warnings = warnings;
+    if let Err(e) = admin.store.put_api(&rec) {
+        return storage_error(e);
+    }
+    let reply = Reply::json(200, &api_json(&rec));
+    state.apis.insert(id.to_owned(), rec);
+    reply
+}
+
+/// `mode=merge`: the imported definitions win; everything else stays.
+/// Paths merge per method; root maps (definitions, parameters, gateway
+/// responses, ...) merge per key; other root values are replaced.
+fn merge(existing: &Value, imported: &Value) -> Value {
+    let (Some(old), Some(new)) = (existing.as_object(), imported.as_object()) else {
+        return imported.clone();
+    };
+    let mut out: Map<String, Value> = old.clone();
+    for (k, v) in new {
+        match (k.as_str(), out.get_mut(k), v) {
+            ("paths", Some(Value::Object(old_paths)), Value::Object(new_paths)) => {
+                for (path, item) in new_paths {
+                    match (old_paths.get_mut(path), item) {
+                        (Some(Value::Object(old_item)), Value::Object(new_item)) => {
+                            for (mk, mv) in new_item {
+                                old_item.insert(mk.clone(), mv.clone());
+                            }
+                        }
+                        _ => {
+                            old_paths.insert(path.clone(), item.clone());
+                        }
+                    }
+                }
+            }
+            (_, Some(Value::Object(old_map)), Value::Object(new_map)) if k != "info" => {
+                for (mk, mv) in new_map {
+                    old_map.insert(mk.clone(), mv.clone());
+                }
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn delete_api(admin: &Admin, state: &mut AdminState, id: &str) -> Reply {
+    if !state.apis.contains_key(id) {
+        return not_found_api(id);
+    }
+    let mut next = state.clone();
+    next.apis.remove(id);
+    next.deployments.remove(id);
+    next.stages.remove(id);
+    if let Err(e) = admin.store.delete_api(id) {
+        return storage_error(e);
+    }
+    if let Err(r) = publish(admin, &next) {
+        // The record is gone from disk; serve what disk says.
+        *state = next;
+        return r;
+    }
+    *state = next;
+    Reply::json(202, &json!({}))
+}
+
+/// Validates, then publishes what `next` deploys. Nothing is written here.
+fn check_publishable(admin: &Admin, next: &AdminState) -> Result<(), Reply> {
+    admin
+        .control
+        .try_extra(&next.sources(&admin.store))
+        .map(|_| ())
+        .map_err(|e| {
+            let lines: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
+            Reply::error(400, "BadRequestException", lines.join("\n"))
+        })
+}
+
+fn publish(admin: &Admin, next: &AdminState) -> Result<(), Reply> {
+    admin
+        .control
+        .set_extra(next.sources(&admin.store))
+        .map(|_| ())
+        .map_err(|e| {
+            let lines: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
+            Reply::error(500, "InternalServerErrorException", lines.join("\n"))
+        })
+}
+
+fn storage_error(e: std::io::Error) -> Reply {
+    tracing::error!(error = %e, "cannot write admin state");
+    Reply::error(500, "InternalServerErrorException", format!("cannot write state: {e}"))
+}
+
+fn parse_variables(v: Option<&Value>) -> Result<BTreeMap<String, String>, Reply> {
+    let mut out = BTreeMap::new();
+    let Some(v) = v else { return Ok(out) };
+    let Some(map) = v.as_object() else {
+        return Err(Reply::error(400, "BadRequestException", "variables must be an object of strings"));
+    };
+    for (k, v) in map {
+        let Some(s) = v.as_str() else {
+            return Err(Reply::error(400, "BadRequestException", format!("variable `{k}` must be a string")));
+        };
+        check_stage_variable(k, s).map_err(|e| Reply::error(400, "BadRequestException", e))?;
+        out.insert(k.clone(), s.to_owned());
+    }
+    Ok(out)
+}
+
+fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) -> Reply {
+    let Some(api) = state.apis.get(id) else {
+        return not_found_api(id);
+    };
+    let req: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return Reply::error(400, "BadRequestException", format!("Invalid request body: {e}")),
+        }
+    };
+    let stage_name = req.get("stageName").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let variables = match parse_variables(req.get("variables")) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Some(name) = stage_name {
+        if !valid_stage_name(name) {
+            return Reply::error(400, "BadRequestException", "Stage name only allows a-zA-Z0-9_ and -, at most 128 characters");
+        }
+    }
+    let mut dep_id = new_id(6);
+    while state.deployments.get(id).is_some_and(|d| d.contains_key(&dep_id)) {
+        dep_id = new_id(6);
+    }
+    let t = now();
+    let dep = DeploymentRecord {
+        id: dep_id.clone(),
+        api_id: id.to_owned(),
+        description: req.get("description").and_then(Value::as_str).map(str::to_owned),
+        created_date: t,
+        definition: api.definition.clone(),
+    };
+    let mut next = state.clone();
+    next.deployments.entry(id.to_owned()).or_default().insert(dep_id.clone(), dep.clone());
+    let mut stage_rec = None;
+    if let Some(name) = stage_name {
+        let stages = next.stages.entry(id.to_owned()).or_default();
+        let rec = match stages.get(name) {
+            Some(existing) => {
+                let mut s = existing.clone();
+                s.deployment_id = dep_id.clone();
+                s.variables.extend(variables);
+                s.last_updated_date = t;
+                s
+            }
+            None => StageRecord {
+                api_id: id.to_owned(),
+                stage_name: name.to_owned(),
+                deployment_id: dep_id.clone(),
+                description: req.get("stageDescription").and_then(Value::as_str).map(str::to_owned),
+                variables,
+                created_date: t,
+                last_updated_date: t,
+            },
+        };
+        stages.insert(name.to_owned(), rec.clone());
+        stage_rec = Some(rec);
+    }
+    if let Err(r) = check_publishable(admin, &next) {
+        return r;
+    }
+    if let Err(e) = admin.store.put_deployment(&dep) {
+        return storage_error(e);
+    }
+    if let Some(rec) = &stage_rec {
+        if let Err(e) = admin.store.put_stage(rec) {
+            return storage_error(e);
+        }
+    }
+    let result = publish(admin, &next);
+    *state = next;
+    if let Err(r) = result {
+        return r;
+    }
+    Reply::json(201, &deployment_json(&dep))
+}
+
+fn create_stage(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) -> Reply {
+    if !state.apis.contains_key(id) {
+        return not_found_api(id);
+    }
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let (Some(name), Some(dep)) = (
+        req.get("stageName").and_then(Value::as_str),
+        req.get("deploymentId").and_then(Value::as_str),
+    ) else {
+        return Reply::error(400, "BadRequestException", "stageName and deploymentId are required");
+    };
+    if !valid_stage_name(name) {
+        return Reply::error(400, "BadRequestException", "Stage name only allows a-zA-Z0-9_ and -, at most 128 characters");
+    }
+    if state.stages.get(id).is_some_and(|s| s.contains_key(name)) {
+        return Reply::error(409, "ConflictException", "Stage already exists");
+    }
+    if !state.deployments.get(id).is_some_and(|d| d.contains_key(dep)) {
+        return Reply::error(404, "NotFoundException", "Invalid deployment identifier specified");
+    }
+    let variables = match parse_variables(req.get("variables")) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let t = now();
+    let rec = StageRecord {
+        api_id: id.to_owned(),
+        stage_name: name.to_owned(),
+        deployment_id: dep.to_owned(),
+        description: req.get("description").and_then(Value::as_str).map(str::to_owned),
+        variables,
+        created_date: t,
+        last_updated_date: t,
+    };
+    save_stage(admin, state, rec, 201)
+}
+
+fn save_stage(admin: &Admin, state: &mut AdminState, rec: StageRecord, status: u16) -> Reply {
+    let mut next = state.clone();
+    next.stages
+        .entry(rec.api_id.clone())
+        .or_default()
+        .insert(rec.stage_name.clone(), rec.clone());
+    if let Err(r) = check_publishable(admin, &next) {
+        return r;
+    }
+    if let Err(e) = admin.store.put_stage(&rec) {
+        return storage_error(e);
+    }
+    let result = publish(admin, &next);
+    *state = next;
+    if let Err(r) = result {
+        return r;
+    }
+    Reply::json(status, &stage_json(&rec))
+}
+
+/// `update-stage`: JSON Patch-like operations on variables, deployment and
+/// description.
+fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body: &[u8]) -> Reply {
+    let Some(existing) = state.stages.get(id).and_then(|s| s.get(name)) else {
+        return if state.apis.contains_key(id) { not_found_stage() } else { not_found_api(id) };
+    };
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let ops = req.get("patchOperations").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut rec = existing.clone();
+    for op in ops {
+        let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
+        let path = op.get("path").and_then(Value::as_str).unwrap_or("");
+        let value = op.get("value").and_then(Value::as_str);
+        match (kind, path) {
+            ("replace" | "add", p) if p.starts_with("/variables/") => {
+                let var = &p["/variables/".len()..];
+                let Some(v) = value else {
+                    return Reply::error(400, "BadRequestException", format!("Invalid patch: {p} needs a value"));
+                };
+                if let Err(e) = check_stage_variable(var, v) {
+                    return Reply::error(400, "BadRequestException", e);
+                }
+                rec.variables.insert(var.to_owned(), v.to_owned());
+            }
+            ("remove", p) if p.starts_with("/variables/") => {
+                rec.variables.remove(&p["/variables/".len()..]);
+            }
+            ("replace", "/deploymentId") => {
+                let Some(dep) = value else {
+                    return Reply::error(400, "BadRequestException", "Invalid patch: /deploymentId needs a value");
+                };
+                if !state.deployments.get(id).is_some_and(|d| d.contains_key(dep)) {
+                    return Reply::error(404, "NotFoundException", "Invalid deployment identifier specified");
+                }
+                rec.deployment_id = dep.to_owned();
+            }
+            ("replace", "/description") => rec.description = value.map(str::to_owned),
+            _ => {
+                return Reply::error(
+                    400,
+                    "BadRequestException",
+                    format!("Invalid patch operation specified. Must be one of: [add, remove, replace] on /variables/*, /deploymentId, /description; got {kind} {path}"),
+                )
+            }
+        }
+    }
+    rec.last_updated_date = now();
+    save_stage(admin, state, rec, 200)
+}
+
+fn delete_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str) -> Reply {
+    if !state.stages.get(id).is_some_and(|s| s.contains_key(name)) {
+        return if state.apis.contains_key(id) { not_found_stage() } else { not_found_api(id) };
+    }
+    let mut next = state.clone();
+    if let Some(s) = next.stages.get_mut(id) {
+        s.remove(name);
+    }
+    if let Err(e) = admin.store.delete_stage(id, name) {
+        return storage_error(e);
+    }
+    let result = publish(admin, &next);
+    *state = next;
+    if let Err(r) = result {
+        return r;
+    }
+    Reply::json(202, &json!({}))
+}
+
+fn export(state: &AdminState, id: &str, name: &str, kind: &str, accept: Option<&[u8]>) -> Reply {
+    if kind != "swagger" {
+        return Reply::error(400, "BadRequestException", format!("Export type `{kind}` is not supported; use swagger"));
+    }
+    let Some(stage) = state.stages.get(id).and_then(|s| s.get(name)) else {
+        return if state.apis.contains_key(id) { not_found_stage() } else { not_found_api(id) };
+    };
+    let Some(dep) = state.deployments.get(id).and_then(|d| d.get(&stage.deployment_id)) else {
+        return Reply::error(404, "NotFoundException", "Invalid Deployment identifier specified");
+    };
+    let yaml = accept.is_some_and(|a| String::from_utf8_lossy(a).contains("yaml"));
+    if yaml {
+        match serde_saphyr::to_string(&dep.definition) {
+            Ok(text) => Reply {
+                status: 200,
+                error_type: None,
+                content_type: "application/yaml",
+                body: text.into_bytes(),
+            },
+            Err(e) => Reply::error(500, "InternalServerErrorException", e.to_string()),
+        }
+    } else {
+        Reply {
+            status: 200,
+            error_type: None,
+            content_type: "application/json",
+            body: serde_json::to_vec_pretty(&dep.definition).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_keeps_what_the_import_does_not_name() {
+        let old = json!({"swagger": "2.0", "info": {"title": "a"}, "paths": {
+            "/a": {"get": {"x": 1}, "post": {"x": 2}}, "/b": {"get": {"x": 3}}},
+            "definitions": {"A": {}, "B": {}}});
+        let new = json!({"swagger": "2.0", "info": {"title": "b"}, "paths": {
+            "/a": {"get": {"x": 10}}, "/c": {"put": {"x": 4}}},
+            "definitions": {"B": {"type": "object"}}});
+        let m = merge(&old, &new);
+        assert_eq!(m["info"]["title"], "b");
+        assert_eq!(m["paths"]["/a"]["get"]["x"], 10);
+        assert_eq!(m["paths"]["/a"]["post"]["x"], 2);
+        assert_eq!(m["paths"]["/b"]["get"]["x"], 3);
+        assert_eq!(m["paths"]["/c"]["put"]["x"], 4);
+        assert_eq!(m["definitions"]["A"], json!({}));
+        assert_eq!(m["definitions"]["B"]["type"], "object");
+    }
+}

@@ -1,0 +1,223 @@
+//! The admin API: a subset of Amazon API Gateway's management API
+//! (`/restapis`, deployments, stages, exports) on its own listener, so the
+//! AWS CLI and SDKs pointed at it with `--endpoint-url` work.
+//!
+//! Owns: its listener and threads (plain blocking threads: admin calls are
+//! rare, and they never run on a shard), authentication of every call
+//! (SigV4 or a bearer token of a credential with the `admin` permission),
+//! and the state directory. A change is validated by building the snapshot
+//! it would produce, written durably, then published to every shard before
+//! it is acknowledged.
+//! Read first: [`Admin::handle`], then `api.rs`.
+
+mod api;
+pub mod state;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+
+use crate::auth::{self, RequestParts};
+use crate::config::AdminSettings;
+use crate::control::Control;
+use crate::http::blocking::{read_request, ReadError};
+use crate::http::request::{HeadLimits, RequestHead};
+use crate::http::response::{write_content_length, write_date_header, write_header, write_status_line};
+use state::{AdminState, Store};
+
+/// API Gateway refuses import documents over 6 MB.
+pub const MAX_DOCUMENT_BYTES: usize = 6 * 1024 * 1024;
+
+// Control plane only.
+#[allow(clippy::disallowed_types)]
+type ControlMutex<T> = std::sync::Mutex<T>;
+
+pub struct Admin {
+    store: Store,
+    state: ControlMutex<AdminState>,
+    control: Arc<Control>,
+}
+
+/// A response of the management API.
+pub struct Reply {
+    pub status: u16,
+    pub error_type: Option<&'static str>,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply {
+            status,
+            error_type: None,
+            content_type: "application/json",
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// AWS's error shape: `x-amzn-ErrorType` and `{"message": ...}`.
+    pub fn error(status: u16, error_type: &'static str, message: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            error_type: Some(error_type),
+            content_type: "application/json",
+            body: serde_json::to_vec(&serde_json::json!({ "message": message.into() })).unwrap_or_default(),
+        }
+    }
+}
+
+impl Admin {
+    /// Opens the state directory. Returns the admin and the APIs its state
+    /// deploys, to serve from the start.
+    pub fn open(settings: &AdminSettings) -> Result<(Store, AdminState), String> {
+        Store::open(&settings.state_dir)
+    }
+
+    pub fn new(store: Store, state: AdminState, control: Arc<Control>) -> Arc<Admin> {
+        Arc::new(Admin {
+            store,
+            state: ControlMutex::new(state),
+            control,
+        })
+    }
+
+    /// Authenticates and serves one request.
+    pub fn handle(&self, head: &RequestHead, body: &[u8]) -> Reply {
+        let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
+        let parts = RequestParts {
+            method: head.method_bytes(),
+            path: head.path(),
+            query: head.query(),
+            headers: &headers,
+            body,
+        };
+        let credentials = self.control.credentials();
+        match auth::authenticate(&credentials, &parts, "apigateway", SystemTime::now()) {
+            Ok(c) if c.permissions.admin => {}
+            Ok(c) => {
+                return Reply::error(
+                    403,
+                    "AccessDeniedException",
+                    format!("User: {} is not authorized to perform: apigateway:*", c.name),
+                )
+            }
+            Err(e) => {
+                let (kind, message) = e.aws_error();
+                return Reply::error(403, kind, message);
+            }
+        }
+        let mut state = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        api::route(self, &mut state, head, body)
+    }
+}
+
+/// Binds the admin listener and serves it on background threads.
+pub fn start(settings: &AdminSettings, admin: Arc<Admin>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(settings.listen)?;
+    let addr = listener.local_addr()?;
+    let active = Arc::new(AtomicUsize::new(0));
+    let max = settings.max_connections;
+    std::thread::Builder::new()
+        .name("tollgate-admin".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                if active.fetch_add(1, Ordering::AcqRel) >= max {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                    let mut out = Vec::new();
+                    write_reply(&mut out, &Reply::error(503, "ServiceUnavailableException", "too many admin connections"), false, "");
+                    let _ = stream.write_all(&out);
+                    continue;
+                }
+                let (admin, active) = (admin.clone(), active.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("tollgate-admin-conn".into())
+                    .spawn(move || {
+                        serve(&admin, stream);
+                        active.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if spawned.is_err() {
+                    tracing::warn!("cannot start an admin connection thread");
+                }
+            }
+        })?;
+    Ok(addr)
+}
+
+fn serve(admin: &Admin, mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
+    let _ = stream.set_nodelay(true);
+    let limits = HeadLimits::default();
+    let mut buf = BytesMut::new();
+    loop {
+        let mut writer = match stream.try_clone() {
+            Ok(w) => w,
+            Err(_) => return,
+        };
+        let mut on_continue = || {
+            let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        };
+        let request_id = crate::ids::new_request_id();
+        let request_id = std::str::from_utf8(&request_id).unwrap_or("");
+        let (head, body) = match read_request(&mut stream, &mut buf, &limits, MAX_DOCUMENT_BYTES, &mut on_continue) {
+            Ok(r) => r,
+            Err(ReadError::Closed) => return,
+            Err(ReadError::Head(e)) => {
+                let mut out = Vec::new();
+                write_reply(&mut out, &Reply::error(e.status(), "BadRequestException", "malformed request"), false, request_id);
+                let _ = stream.write_all(&out);
+                return;
+            }
+            Err(ReadError::BodyTooLarge) => {
+                let mut out = Vec::new();
+                write_reply(&mut out, &Reply::error(413, "PayloadTooLargeException", "Request body is larger than 6 MB"), false, request_id);
+                let _ = stream.write_all(&out);
+                return;
+            }
+            Err(ReadError::BadBody(why)) => {
+                let mut out = Vec::new();
+                write_reply(&mut out, &Reply::error(400, "BadRequestException", why), false, request_id);
+                let _ = stream.write_all(&out);
+                return;
+            }
+        };
+        let reply = admin.handle(&head, &body);
+        tracing::info!(
+            method = %String::from_utf8_lossy(head.method_bytes()),
+            path = %String::from_utf8_lossy(head.path()),
+            status = reply.status,
+            "admin call"
+        );
+        let keep_alive = head.info.keep_alive;
+        let mut out = Vec::new();
+        write_reply(&mut out, &reply, keep_alive, request_id);
+        if stream.write_all(&out).is_err() || !keep_alive {
+            return;
+        }
+    }
+}
+
+fn write_reply(out: &mut Vec<u8>, reply: &Reply, keep_alive: bool, request_id: &str) {
+    write_status_line(out, reply.status);
+    write_date_header(out);
+    write_header(out, b"x-amzn-RequestId", request_id.as_bytes());
+    if let Some(t) = reply.error_type {
+        write_header(out, b"x-amzn-ErrorType", t.as_bytes());
+    }
+    write_header(out, b"Content-Type", reply.content_type.as_bytes());
+    write_content_length(out, reply.body.len() as u64);
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&reply.body);
+}

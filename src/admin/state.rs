@@ -1,0 +1,343 @@
+//! What the admin API has accepted: REST APIs (their current definition),
+//! deployments (immutable copies of a definition) and stages (a deployment
+//! plus variables), and the state directory that keeps them.
+//!
+//! Every accepted change is written before it is acknowledged: each record
+//! is its own file, written to a temporary name, fsynced, renamed over the
+//! old one, and the directory fsynced. A `kill -9` at any moment leaves
+//! every file either old or new, never half-written. Deleting an API
+//! removes its record first (the commit point); leftovers of a deleted API
+//! are ignored and cleaned at the next start.
+//! Read first: [`Store::open`].
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ApiSource, StageSource};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestApiRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub created_date: u64,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    pub definition: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub api_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub created_date: u64,
+    pub definition: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageRecord {
+    pub api_id: String,
+    pub stage_name: String,
+    pub deployment_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    pub created_date: u64,
+    pub last_updated_date: u64,
+}
+
+/// Everything accepted, in memory.
+#[derive(Clone, Debug, Default)]
+pub struct AdminState {
+    pub apis: BTreeMap<String, RestApiRecord>,
+    pub deployments: BTreeMap<String, BTreeMap<String, DeploymentRecord>>,
+    pub stages: BTreeMap<String, BTreeMap<String, StageRecord>>,
+}
+
+impl AdminState {
+    /// The deployed APIs to serve: one source per deployment some stage
+    /// points at.
+    pub fn sources(&self, store: &Store) -> Vec<ApiSource> {
+        let mut out = Vec::new();
+        for (api_id, stages) in &self.stages {
+            if !self.apis.contains_key(api_id) {
+                continue;
+            }
+            let mut by_deployment: BTreeMap<&str, Vec<&StageRecord>> = BTreeMap::new();
+            for s in stages.values() {
+                by_deployment.entry(&s.deployment_id).or_default().push(s);
+            }
+            for (dep_id, stages) in by_deployment {
+                let Some(dep) = self.deployments.get(api_id).and_then(|d| d.get(dep_id)) else {
+                    continue;
+                };
+                out.push(ApiSource {
+                    id: api_id.clone(),
+                    deployment: Some(dep_id.to_owned()),
+                    file: store.deployment_path(api_id, dep_id),
+                    doc: Arc::new(dep.definition.clone()),
+                    stages: stages
+                        .iter()
+                        .map(|s| StageSource {
+                            name: s.stage_name.clone(),
+                            variables: s.variables.clone(),
+                            file: store.stage_path(api_id, &s.stage_name),
+                            path: "$.variables".to_owned(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        out
+    }
+}
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) a state directory and loads it. A record
+    /// that cannot be read is an error naming its file: nothing is guessed.
+    pub fn open(dir: &Path) -> Result<(Store, AdminState), String> {
+        for sub in ["restapis", "deployments", "stages"] {
+            fs::create_dir_all(dir.join(sub))
+                .map_err(|e| format!("{}: cannot create: {e}", dir.join(sub).display()))?;
+        }
+        let store = Store {
+            dir: dir.to_path_buf(),
+        };
+        let mut state = AdminState::default();
+        for path in list_json(&dir.join("restapis"))? {
+            let rec: RestApiRecord = read_json(&path)?;
+            state.apis.insert(rec.id.clone(), rec);
+        }
+        for api_dir in list_dirs(&dir.join("deployments"))? {
+            for path in list_json(&api_dir)? {
+                let rec: DeploymentRecord = read_json(&path)?;
+                if state.apis.contains_key(&rec.api_id) {
+                    state
+                        .deployments
+                        .entry(rec.api_id.clone())
+                        .or_default()
+                        .insert(rec.id.clone(), rec);
+                }
+            }
+        }
+        for api_dir in list_dirs(&dir.join("stages"))? {
+            for path in list_json(&api_dir)? {
+                let rec: StageRecord = read_json(&path)?;
+                if state.apis.contains_key(&rec.api_id) {
+                    state
+                        .stages
+                        .entry(rec.api_id.clone())
+                        .or_default()
+                        .insert(rec.stage_name.clone(), rec);
+                }
+            }
+        }
+        // Leftovers of APIs deleted just before a crash.
+        for sub in ["deployments", "stages"] {
+            for api_dir in list_dirs(&dir.join(sub))? {
+                let id = api_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if !state.apis.contains_key(id) {
+                    let _ = fs::remove_dir_all(&api_dir);
+                }
+            }
+        }
+        Ok((store, state))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn api_path(&self, id: &str) -> PathBuf {
+        self.dir.join("restapis").join(format!("{id}.json"))
+    }
+
+    pub fn deployment_path(&self, api: &str, id: &str) -> PathBuf {
+        self.dir.join("deployments").join(api).join(format!("{id}.json"))
+    }
+
+    pub fn stage_path(&self, api: &str, stage: &str) -> PathBuf {
+        self.dir.join("stages").join(api).join(format!("{stage}.json"))
+    }
+
+    pub fn put_api(&self, rec: &RestApiRecord) -> std::io::Result<()> {
+        write_json(&self.api_path(&rec.id), rec)
+    }
+
+    pub fn put_deployment(&self, rec: &DeploymentRecord) -> std::io::Result<()> {
+        write_json(&self.deployment_path(&rec.api_id, &rec.id), rec)
+    }
+
+    pub fn put_stage(&self, rec: &StageRecord) -> std::io::Result<()> {
+        write_json(&self.stage_path(&rec.api_id, &rec.stage_name), rec)
+    }
+
+    pub fn delete_stage(&self, api: &str, stage: &str) -> std::io::Result<()> {
+        remove_durably(&self.stage_path(api, stage))
+    }
+
+    pub fn delete_api(&self, id: &str) -> std::io::Result<()> {
+        // The record goes first: once it is gone the API is gone, whatever
+        // happens to the rest.
+        remove_durably(&self.api_path(id))?;
+        for sub in ["deployments", "stages"] {
+            let d = self.dir.join(sub).join(id);
+            if d.exists() {
+                fs::remove_dir_all(&d)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn list_json(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(format!("{}: cannot list: {e}", dir.display())),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            // An unfinished write from before a crash: never acknowledged.
+            let _ = fs::remove_file(&path);
+            continue;
+        }
+        if name.ends_with(".json") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = fs::read_dir(dir).map_err(|e| format!("{}: cannot list: {e}", dir.display()))?;
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        format!(
+            "{}: line {}, column {}: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    write_atomic(path, &bytes)
+}
+
+/// Temp file, fsync, rename over the target, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("path has no directory"))?;
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), fastrand::u64(..)));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn remove_durably(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, state) = Store::open(dir.path()).unwrap();
+        assert!(state.apis.is_empty());
+        store
+            .put_api(&RestApiRecord {
+                id: "a1".into(),
+                name: "n".into(),
+                description: None,
+                version: None,
+                created_date: 1,
+                warnings: vec![],
+                definition: serde_json::json!({"swagger": "2.0"}),
+            })
+            .unwrap();
+        store
+            .put_stage(&StageRecord {
+                api_id: "ghost".into(),
+                stage_name: "s".into(),
+                deployment_id: "d".into(),
+                description: None,
+                variables: BTreeMap::new(),
+                created_date: 1,
+                last_updated_date: 1,
+            })
+            .unwrap();
+        // A torn write from a crash.
+        std::fs::write(dir.path().join("restapis/.a2.json.tmp-1-2"), "{\"id\": \"a2\", \"na").unwrap();
+        let (_, state) = Store::open(dir.path()).unwrap();
+        assert_eq!(state.apis.keys().collect::<Vec<_>>(), vec!["a1"]);
+        assert!(state.stages.is_empty(), "orphan stage of a deleted API is ignored");
+        assert!(!dir.path().join("restapis/.a2.json.tmp-1-2").exists());
+        assert!(!dir.path().join("stages/ghost").exists());
+        // A corrupt record is an error naming the file.
+        std::fs::write(dir.path().join("restapis/bad.json"), "{").unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(err.contains("restapis/bad.json"), "{err}");
+    }
+}
