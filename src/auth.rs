@@ -255,7 +255,10 @@ fn verify_sigv4<'c>(
     let mut mac = hmac_new(&key);
     mac.update(string_to_sign.as_bytes());
     let expected = hex(&mac.finalize().into_bytes());
-    if constant_time_eq(expected.as_bytes(), h.signature.to_ascii_lowercase().as_bytes()) {
+    if constant_time_eq(
+        expected.as_bytes(),
+        h.signature.to_ascii_lowercase().as_bytes(),
+    ) {
         Ok(cred)
     } else {
         Err(AuthError::BadSignature)
@@ -279,7 +282,10 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8>
 }
 
 /// The canonical request of SigV4 (without the final hashing).
-pub fn canonical_request(req: &RequestParts<'_>, signed_headers: &[&str]) -> Result<String, AuthError> {
+pub fn canonical_request(
+    req: &RequestParts<'_>,
+    signed_headers: &[&str],
+) -> Result<String, AuthError> {
     let mut out = String::new();
     out.push_str(&String::from_utf8_lossy(req.method));
     out.push('\n');
@@ -307,7 +313,10 @@ pub fn canonical_request(req: &RequestParts<'_>, signed_headers: &[&str]) -> Res
                 Some(i) => (&p[..i], &p[i + 1..]),
                 None => (p, &b""[..]),
             };
-            (uri_encode(&percent_decode(k).collect::<Vec<u8>>()), uri_encode(&percent_decode(v).collect::<Vec<u8>>()))
+            (
+                uri_encode(&percent_decode(k).collect::<Vec<u8>>()),
+                uri_encode(&percent_decode(v).collect::<Vec<u8>>()),
+            )
         })
         .collect();
     pairs.sort();
@@ -315,7 +324,10 @@ pub fn canonical_request(req: &RequestParts<'_>, signed_headers: &[&str]) -> Res
     out.push_str(&q.join("&"));
     out.push('\n');
     // Canonical headers.
-    let mut names: Vec<String> = signed_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = signed_headers
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
     names.sort();
     for name in &names {
         let values: Vec<String> = req
@@ -325,7 +337,9 @@ pub fn canonical_request(req: &RequestParts<'_>, signed_headers: &[&str]) -> Res
             .map(|(_, v)| collapse_spaces(&String::from_utf8_lossy(v)))
             .collect();
         if values.is_empty() {
-            return Err(AuthError::Malformed(format!("signed header '{name}' is missing")));
+            return Err(AuthError::Malformed(format!(
+                "signed header '{name}' is missing"
+            )));
         }
         out.push_str(name);
         out.push(':');
@@ -425,7 +439,10 @@ pub fn sign(
     );
     let mut mac = hmac_new(&signing_key(secret, date, region, service));
     mac.update(sts.as_bytes());
-    let mut names: Vec<String> = signed_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = signed_headers
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
     names.sort();
     Ok(format!(
         "AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={}, Signature={}",
@@ -471,7 +488,16 @@ mod tests {
             canonical,
             "GET\n/\nParam1=value1&Param2=value2\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        let auth = sign(&req, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "us-east-1", "service", "20150830T123600Z", &["host", "x-amz-date"]).unwrap();
+        let auth = sign(
+            &req,
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "us-east-1",
+            "service",
+            "20150830T123600Z",
+            &["host", "x-amz-date"],
+        )
+        .unwrap();
         assert_eq!(
             auth,
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"
@@ -483,38 +509,103 @@ mod tests {
         let c = creds();
         let at = parse_amz_date("20150830T123600Z").unwrap();
         let sign_with = |secret: &str, date: &str, body: &[u8]| {
-            let headers: Vec<(&[u8], &[u8])> = vec![(b"host", b"h"), (b"x-amz-date", date.as_bytes())];
-            let req = RequestParts { method: b"POST", path: b"/restapis", query: Some(b"mode=import"), headers: &headers, body };
-            sign(&req, "AKIDEXAMPLE", secret, "us-east-1", "apigateway", date, &["host", "x-amz-date"]).unwrap()
+            let headers: Vec<(&[u8], &[u8])> =
+                vec![(b"host", b"h"), (b"x-amz-date", date.as_bytes())];
+            let req = RequestParts {
+                method: b"POST",
+                path: b"/restapis",
+                query: Some(b"mode=import"),
+                headers: &headers,
+                body,
+            };
+            sign(
+                &req,
+                "AKIDEXAMPLE",
+                secret,
+                "us-east-1",
+                "apigateway",
+                date,
+                &["host", "x-amz-date"],
+            )
+            .unwrap()
         };
         let check = |auth: &str, date: &str, body: &[u8], now: SystemTime| {
-            let headers: Vec<(&[u8], &[u8])> = vec![(b"host", b"h"), (b"x-amz-date", date.as_bytes()), (b"authorization", auth.as_bytes())];
-            let req = RequestParts { method: b"POST", path: b"/restapis", query: Some(b"mode=import"), headers: &headers, body };
+            let headers: Vec<(&[u8], &[u8])> = vec![
+                (b"host", b"h"),
+                (b"x-amz-date", date.as_bytes()),
+                (b"authorization", auth.as_bytes()),
+            ];
+            let req = RequestParts {
+                method: b"POST",
+                path: b"/restapis",
+                query: Some(b"mode=import"),
+                headers: &headers,
+                body,
+            };
             authenticate(&c, &req, "apigateway", now).map(|c| c.name.clone())
         };
-        let good = sign_with("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20150830T123600Z", b"{}");
-        assert_eq!(check(&good, "20150830T123600Z", b"{}", at), Ok("ops".into()));
+        let good = sign_with(
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "20150830T123600Z",
+            b"{}",
+        );
+        assert_eq!(
+            check(&good, "20150830T123600Z", b"{}", at),
+            Ok("ops".into())
+        );
         // Body changed after signing.
-        assert_eq!(check(&good, "20150830T123600Z", b"{ }", at), Err(AuthError::BadSignature));
+        assert_eq!(
+            check(&good, "20150830T123600Z", b"{ }", at),
+            Err(AuthError::BadSignature)
+        );
         // Wrong secret.
         let bad = sign_with("nope", "20150830T123600Z", b"{}");
-        assert_eq!(check(&bad, "20150830T123600Z", b"{}", at), Err(AuthError::BadSignature));
+        assert_eq!(
+            check(&bad, "20150830T123600Z", b"{}", at),
+            Err(AuthError::BadSignature)
+        );
         // Too old.
-        assert!(matches!(check(&good, "20150830T123600Z", b"{}", at + Duration::from_secs(16 * 60)), Err(AuthError::Expired(_))));
+        assert!(matches!(
+            check(
+                &good,
+                "20150830T123600Z",
+                b"{}",
+                at + Duration::from_secs(16 * 60)
+            ),
+            Err(AuthError::Expired(_))
+        ));
         // Unknown key.
         let other = good.replace("AKIDEXAMPLE", "AKIDOTHER");
-        assert_eq!(check(&other, "20150830T123600Z", b"{}", at), Err(AuthError::UnknownCredential));
+        assert_eq!(
+            check(&other, "20150830T123600Z", b"{}", at),
+            Err(AuthError::UnknownCredential)
+        );
         // Bearer.
         assert_eq!(check("Bearer tok-123", "x", b"", at), Ok("ops".into()));
-        assert_eq!(check("Bearer tok-1234", "x", b"", at), Err(AuthError::UnknownCredential));
-        assert!(matches!(check("Basic abc", "x", b"", at), Err(AuthError::Malformed(_))));
-        assert!(matches!(check("AWS4-HMAC-SHA256 Credential=x", "x", b"", at), Err(AuthError::Malformed(_))));
+        assert_eq!(
+            check("Bearer tok-1234", "x", b"", at),
+            Err(AuthError::UnknownCredential)
+        );
+        assert!(matches!(
+            check("Basic abc", "x", b"", at),
+            Err(AuthError::Malformed(_))
+        ));
+        assert!(matches!(
+            check("AWS4-HMAC-SHA256 Credential=x", "x", b"", at),
+            Err(AuthError::Malformed(_))
+        ));
     }
 
     #[test]
     fn double_encoded_paths() {
         let headers: Vec<(&[u8], &[u8])> = vec![(b"host", b"h")];
-        let req = RequestParts { method: b"GET", path: b"/a%20b/c", query: None, headers: &headers, body: b"" };
+        let req = RequestParts {
+            method: b"GET",
+            path: b"/a%20b/c",
+            query: None,
+            headers: &headers,
+            body: b"",
+        };
         let c = canonical_request(&req, &["host"]).unwrap();
         assert!(c.starts_with("GET\n/a%2520b/c\n\n"), "{c}");
     }

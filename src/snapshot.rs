@@ -74,7 +74,10 @@ impl Snapshot {
     /// deployments.
     pub fn find(&self, host: Option<&[u8]>, stage: Option<&str>) -> (Option<&Api>, Option<&Stage>) {
         let group: &[usize] = match host.and_then(api_id_from_host) {
-            Some(id) => match std::str::from_utf8(id).ok().and_then(|id| self.api_index.get(id)) {
+            Some(id) => match std::str::from_utf8(id)
+                .ok()
+                .and_then(|id| self.api_index.get(id))
+            {
                 Some(g) => g,
                 None => return (None, None),
             },
@@ -93,7 +96,11 @@ impl Snapshot {
         (group.first().map(|&i| &self.apis[i]), None)
     }
 
-    fn with_stage<'a>(&'a self, api: &'a Api, stage: Option<&str>) -> (Option<&'a Api>, Option<&'a Stage>) {
+    fn with_stage<'a>(
+        &'a self,
+        api: &'a Api,
+        stage: Option<&str>,
+    ) -> (Option<&'a Api>, Option<&'a Stage>) {
         (Some(api), stage.and_then(|s| api.stage(s)))
     }
 

@@ -16,7 +16,12 @@ use crate::config::{check_stage_variable, parse_document, swagger, valid_stage_n
 use crate::http::query;
 use crate::http::request::RequestHead;
 
-pub(super) fn route(admin: &Admin, state: &mut AdminState, head: &RequestHead, body: &[u8]) -> Reply {
+pub(super) fn route(
+    admin: &Admin,
+    state: &mut AdminState,
+    head: &RequestHead,
+    body: &[u8],
+) -> Reply {
     let path = String::from_utf8_lossy(head.path()).into_owned();
     let segments: Vec<String> = path
         .trim_matches('/')
@@ -64,7 +69,11 @@ pub(super) fn route(admin: &Admin, state: &mut AdminState, head: &RequestHead, b
         (b"GET", ["restapis", id, "deployments", dep]) => {
             match state.deployments.get(*id).and_then(|d| d.get(*dep)) {
                 Some(d) => Reply::json(200, &deployment_json(d)),
-                None => Reply::error(404, "NotFoundException", "Invalid Deployment identifier specified"),
+                None => Reply::error(
+                    404,
+                    "NotFoundException",
+                    "Invalid Deployment identifier specified",
+                ),
             }
         }
         (b"GET", ["restapis", id, "stages"]) => {
@@ -79,16 +88,25 @@ pub(super) fn route(admin: &Admin, state: &mut AdminState, head: &RequestHead, b
             Reply::json(200, &json!({ "item": items }))
         }
         (b"POST", ["restapis", id, "stages"]) => create_stage(admin, state, id, body),
-        (b"GET", ["restapis", id, "stages", name]) => match state.stages.get(*id).and_then(|s| s.get(*name)) {
-            Some(s) => Reply::json(200, &stage_json(s)),
-            None => not_found_stage(),
-        },
+        (b"GET", ["restapis", id, "stages", name]) => {
+            match state.stages.get(*id).and_then(|s| s.get(*name)) {
+                Some(s) => Reply::json(200, &stage_json(s)),
+                None => not_found_stage(),
+            }
+        }
         (b"PATCH", ["restapis", id, "stages", name]) => patch_stage(admin, state, id, name, body),
         (b"DELETE", ["restapis", id, "stages", name]) => delete_stage(admin, state, id, name),
         (b"GET", ["restapis", id, "stages", name, "exports", kind]) => {
             export(state, id, name, kind, head.header("accept"))
         }
-        _ => Reply::error(404, "NotFoundException", format!("no such operation: {} {path}", String::from_utf8_lossy(method))),
+        _ => Reply::error(
+            404,
+            "NotFoundException",
+            format!(
+                "no such operation: {} {path}",
+                String::from_utf8_lossy(method)
+            ),
+        ),
     }
 }
 
@@ -111,11 +129,19 @@ fn new_id(len: usize) -> String {
 }
 
 fn not_found_api(id: &str) -> Reply {
-    Reply::error(404, "NotFoundException", format!("Invalid API identifier specified {id}"))
+    Reply::error(
+        404,
+        "NotFoundException",
+        format!("Invalid API identifier specified {id}"),
+    )
 }
 
 fn not_found_stage() -> Reply {
-    Reply::error(404, "NotFoundException", "Invalid Stage identifier specified")
+    Reply::error(
+        404,
+        "NotFoundException",
+        "Invalid Stage identifier specified",
+    )
 }
 
 fn api_json(api: &RestApiRecord) -> Value {
@@ -173,14 +199,27 @@ fn list_apis(state: &AdminState) -> Reply {
 }
 
 /// Parses and checks a Swagger document. `Err` is the 400 to answer.
-fn validate(body: &[u8], label: &str, fail_on_warnings: bool) -> Result<(Value, Vec<String>), Reply> {
+fn validate(
+    body: &[u8],
+    label: &str,
+    fail_on_warnings: bool,
+) -> Result<(Value, Vec<String>), Reply> {
     if body.len() > MAX_DOCUMENT_BYTES {
-        return Err(Reply::error(413, "PayloadTooLargeException", "API definition is larger than 6 MB"));
+        return Err(Reply::error(
+            413,
+            "PayloadTooLargeException",
+            "API definition is larger than 6 MB",
+        ));
     }
     let text = String::from_utf8_lossy(body);
     let file = PathBuf::from(label);
-    let doc = parse_document(&file, &text)
-        .map_err(|d| Reply::error(400, "BadRequestException", format!("Invalid OpenAPI input. {}: {}", d.path, d.message)))?;
+    let doc = parse_document(&file, &text).map_err(|d| {
+        Reply::error(
+            400,
+            "BadRequestException",
+            format!("Invalid OpenAPI input. {}: {}", d.path, d.message),
+        )
+    })?;
     check_document(&doc, label, fail_on_warnings).map(|w| (doc, w))
 }
 
@@ -253,7 +292,11 @@ fn import(admin: &Admin, state: &mut AdminState, body: &[u8], fail_on_warnings: 
 fn create_empty(admin: &Admin, state: &mut AdminState, body: &[u8]) -> Reply {
     let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let Some(name) = req.get("name").and_then(Value::as_str) else {
-        return Reply::error(400, "BadRequestException", "Invalid request: name is required (or use ?mode=import)");
+        return Reply::error(
+            400,
+            "BadRequestException",
+            "Invalid request: name is required (or use ?mode=import)",
+        );
     };
     let mut id = new_id(10);
     while state.apis.contains_key(&id) || admin.control.has_config_api(&id) {
@@ -262,8 +305,14 @@ fn create_empty(admin: &Admin, state: &mut AdminState, body: &[u8]) -> Reply {
     let rec = RestApiRecord {
         id: id.clone(),
         name: name.to_owned(),
-        description: req.get("description").and_then(Value::as_str).map(str::to_owned),
-        version: req.get("version").and_then(Value::as_str).map(str::to_owned),
+        description: req
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        version: req
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         created_date: now(),
         warnings: Vec::new(),
         definition: json!({"swagger": "2.0", "info": {"title": name, "version": "1"}, "paths": {}}),
@@ -276,7 +325,14 @@ fn create_empty(admin: &Admin, state: &mut AdminState, body: &[u8]) -> Reply {
     reply
 }
 
-fn put(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8], mode: &str, fail_on_warnings: bool) -> Reply {
+fn put(
+    admin: &Admin,
+    state: &mut AdminState,
+    id: &str,
+    body: &[u8],
+    mode: &str,
+    fail_on_warnings: bool,
+) -> Reply {
     let Some(existing) = state.apis.get(id) else {
         return not_found_api(id);
     };
@@ -288,7 +344,11 @@ fn put(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8], mode: &str,
         "overwrite" => imported,
         "merge" => merge(&existing.definition, &imported),
         other => {
-            return Reply::error(400, "BadRequestException", format!("Invalid mode `{other}`: use merge or overwrite"))
+            return Reply::error(
+                400,
+                "BadRequestException",
+                format!("Invalid mode `{other}`: use merge or overwrite"),
+            )
         }
     };
     let warnings = match check_document(&definition, "merged document", fail_on_warnings) {
@@ -391,18 +451,30 @@ fn publish(admin: &Admin, next: &AdminState) -> Result<(), Reply> {
 
 fn storage_error(e: std::io::Error) -> Reply {
     tracing::error!(error = %e, "cannot write admin state");
-    Reply::error(500, "InternalServerErrorException", format!("cannot write state: {e}"))
+    Reply::error(
+        500,
+        "InternalServerErrorException",
+        format!("cannot write state: {e}"),
+    )
 }
 
 fn parse_variables(v: Option<&Value>) -> Result<BTreeMap<String, String>, Reply> {
     let mut out = BTreeMap::new();
     let Some(v) = v else { return Ok(out) };
     let Some(map) = v.as_object() else {
-        return Err(Reply::error(400, "BadRequestException", "variables must be an object of strings"));
+        return Err(Reply::error(
+            400,
+            "BadRequestException",
+            "variables must be an object of strings",
+        ));
     };
     for (k, v) in map {
         let Some(s) = v.as_str() else {
-            return Err(Reply::error(400, "BadRequestException", format!("variable `{k}` must be a string")));
+            return Err(Reply::error(
+                400,
+                "BadRequestException",
+                format!("variable `{k}` must be a string"),
+            ));
         };
         check_stage_variable(k, s).map_err(|e| Reply::error(400, "BadRequestException", e))?;
         out.insert(k.clone(), s.to_owned());
@@ -419,33 +491,56 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
     } else {
         match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => return Reply::error(400, "BadRequestException", format!("Invalid request body: {e}")),
+            Err(e) => {
+                return Reply::error(
+                    400,
+                    "BadRequestException",
+                    format!("Invalid request body: {e}"),
+                )
+            }
         }
     };
-    let stage_name = req.get("stageName").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let stage_name = req
+        .get("stageName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     let variables = match parse_variables(req.get("variables")) {
         Ok(v) => v,
         Err(r) => return r,
     };
     if let Some(name) = stage_name {
         if !valid_stage_name(name) {
-            return Reply::error(400, "BadRequestException", "Stage name only allows a-zA-Z0-9_ and -, at most 128 characters");
+            return Reply::error(
+                400,
+                "BadRequestException",
+                "Stage name only allows a-zA-Z0-9_ and -, at most 128 characters",
+            );
         }
     }
     let mut dep_id = new_id(6);
-    while state.deployments.get(id).is_some_and(|d| d.contains_key(&dep_id)) {
+    while state
+        .deployments
+        .get(id)
+        .is_some_and(|d| d.contains_key(&dep_id))
+    {
         dep_id = new_id(6);
     }
     let t = now();
     let dep = DeploymentRecord {
         id: dep_id.clone(),
         api_id: id.to_owned(),
-        description: req.get("description").and_then(Value::as_str).map(str::to_owned),
+        description: req
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         created_date: t,
         definition: api.definition.clone(),
     };
     let mut next = state.clone();
-    next.deployments.entry(id.to_owned()).or_default().insert(dep_id.clone(), dep.clone());
+    next.deployments
+        .entry(id.to_owned())
+        .or_default()
+        .insert(dep_id.clone(), dep.clone());
     let mut stage_rec = None;
     if let Some(name) = stage_name {
         let stages = next.stages.entry(id.to_owned()).or_default();
@@ -461,7 +556,10 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
                 api_id: id.to_owned(),
                 stage_name: name.to_owned(),
                 deployment_id: dep_id.clone(),
-                description: req.get("stageDescription").and_then(Value::as_str).map(str::to_owned),
+                description: req
+                    .get("stageDescription")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 variables,
                 created_date: t,
                 last_updated_date: t,
@@ -498,16 +596,32 @@ fn create_stage(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) ->
         req.get("stageName").and_then(Value::as_str),
         req.get("deploymentId").and_then(Value::as_str),
     ) else {
-        return Reply::error(400, "BadRequestException", "stageName and deploymentId are required");
+        return Reply::error(
+            400,
+            "BadRequestException",
+            "stageName and deploymentId are required",
+        );
     };
     if !valid_stage_name(name) {
-        return Reply::error(400, "BadRequestException", "Stage name only allows a-zA-Z0-9_ and -, at most 128 characters");
+        return Reply::error(
+            400,
+            "BadRequestException",
+            "Stage name only allows a-zA-Z0-9_ and -, at most 128 characters",
+        );
     }
     if state.stages.get(id).is_some_and(|s| s.contains_key(name)) {
         return Reply::error(409, "ConflictException", "Stage already exists");
     }
-    if !state.deployments.get(id).is_some_and(|d| d.contains_key(dep)) {
-        return Reply::error(404, "NotFoundException", "Invalid deployment identifier specified");
+    if !state
+        .deployments
+        .get(id)
+        .is_some_and(|d| d.contains_key(dep))
+    {
+        return Reply::error(
+            404,
+            "NotFoundException",
+            "Invalid deployment identifier specified",
+        );
     }
     let variables = match parse_variables(req.get("variables")) {
         Ok(v) => v,
@@ -518,7 +632,10 @@ fn create_stage(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) ->
         api_id: id.to_owned(),
         stage_name: name.to_owned(),
         deployment_id: dep.to_owned(),
-        description: req.get("description").and_then(Value::as_str).map(str::to_owned),
+        description: req
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         variables,
         created_date: t,
         last_updated_date: t,
@@ -550,10 +667,18 @@ fn save_stage(admin: &Admin, state: &mut AdminState, rec: StageRecord, status: u
 /// description.
 fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body: &[u8]) -> Reply {
     let Some(existing) = state.stages.get(id).and_then(|s| s.get(name)) else {
-        return if state.apis.contains_key(id) { not_found_stage() } else { not_found_api(id) };
+        return if state.apis.contains_key(id) {
+            not_found_stage()
+        } else {
+            not_found_api(id)
+        };
     };
     let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let ops = req.get("patchOperations").and_then(Value::as_array).cloned().unwrap_or_default();
+    let ops = req
+        .get("patchOperations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut rec = existing.clone();
     for op in ops {
         let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
@@ -598,7 +723,11 @@ fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body
 
 fn delete_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str) -> Reply {
     if !state.stages.get(id).is_some_and(|s| s.contains_key(name)) {
-        return if state.apis.contains_key(id) { not_found_stage() } else { not_found_api(id) };
+        return if state.apis.contains_key(id) {
+            not_found_stage()
+        } else {
+            not_found_api(id)
+        };
     }
     let mut next = state.clone();
     if let Some(s) = next.stages.get_mut(id) {
@@ -617,13 +746,29 @@ fn delete_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str) -> 
 
 fn export(state: &AdminState, id: &str, name: &str, kind: &str, accept: Option<&[u8]>) -> Reply {
     if kind != "swagger" {
-        return Reply::error(400, "BadRequestException", format!("Export type `{kind}` is not supported; use swagger"));
+        return Reply::error(
+            400,
+            "BadRequestException",
+            format!("Export type `{kind}` is not supported; use swagger"),
+        );
     }
     let Some(stage) = state.stages.get(id).and_then(|s| s.get(name)) else {
-        return if state.apis.contains_key(id) { not_found_stage() } else { not_found_api(id) };
+        return if state.apis.contains_key(id) {
+            not_found_stage()
+        } else {
+            not_found_api(id)
+        };
     };
-    let Some(dep) = state.deployments.get(id).and_then(|d| d.get(&stage.deployment_id)) else {
-        return Reply::error(404, "NotFoundException", "Invalid Deployment identifier specified");
+    let Some(dep) = state
+        .deployments
+        .get(id)
+        .and_then(|d| d.get(&stage.deployment_id))
+    else {
+        return Reply::error(
+            404,
+            "NotFoundException",
+            "Invalid Deployment identifier specified",
+        );
     };
     let yaml = accept.is_some_and(|a| String::from_utf8_lossy(a).contains("yaml"));
     if yaml {

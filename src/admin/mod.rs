@@ -26,7 +26,9 @@ use crate::config::AdminSettings;
 use crate::control::Control;
 use crate::http::blocking::{read_request, ReadError};
 use crate::http::request::{HeadLimits, RequestHead};
-use crate::http::response::{write_content_length, write_date_header, write_header, write_status_line};
+use crate::http::response::{
+    write_content_length, write_date_header, write_header, write_status_line,
+};
 use state::{AdminState, Store};
 
 /// API Gateway refuses import documents over 6 MB.
@@ -66,7 +68,8 @@ impl Reply {
             status,
             error_type: Some(error_type),
             content_type: "application/json",
-            body: serde_json::to_vec(&serde_json::json!({ "message": message.into() })).unwrap_or_default(),
+            body: serde_json::to_vec(&serde_json::json!({ "message": message.into() }))
+                .unwrap_or_default(),
         }
     }
 }
@@ -103,7 +106,10 @@ impl Admin {
                 return Reply::error(
                     403,
                     "AccessDeniedException",
-                    format!("User: {} is not authorized to perform: apigateway:*", c.name),
+                    format!(
+                        "User: {} is not authorized to perform: apigateway:*",
+                        c.name
+                    ),
                 )
             }
             Err(e) => {
@@ -133,7 +139,16 @@ pub fn start(settings: &AdminSettings, admin: Arc<Admin>) -> std::io::Result<Soc
                 if active.fetch_add(1, Ordering::AcqRel) >= max {
                     active.fetch_sub(1, Ordering::AcqRel);
                     let mut out = Vec::new();
-                    write_reply(&mut out, &Reply::error(503, "ServiceUnavailableException", "too many admin connections"), false, "");
+                    write_reply(
+                        &mut out,
+                        &Reply::error(
+                            503,
+                            "ServiceUnavailableException",
+                            "too many admin connections",
+                        ),
+                        false,
+                        "",
+                    );
                     let _ = stream.write_all(&out);
                     continue;
                 }
@@ -168,24 +183,49 @@ fn serve(admin: &Admin, mut stream: TcpStream) {
         };
         let request_id = crate::ids::new_request_id();
         let request_id = std::str::from_utf8(&request_id).unwrap_or("");
-        let (head, body) = match read_request(&mut stream, &mut buf, &limits, MAX_DOCUMENT_BYTES, &mut on_continue) {
+        let (head, body) = match read_request(
+            &mut stream,
+            &mut buf,
+            &limits,
+            MAX_DOCUMENT_BYTES,
+            &mut on_continue,
+        ) {
             Ok(r) => r,
             Err(ReadError::Closed) => return,
             Err(ReadError::Head(e)) => {
                 let mut out = Vec::new();
-                write_reply(&mut out, &Reply::error(e.status(), "BadRequestException", "malformed request"), false, request_id);
+                write_reply(
+                    &mut out,
+                    &Reply::error(e.status(), "BadRequestException", "malformed request"),
+                    false,
+                    request_id,
+                );
                 let _ = stream.write_all(&out);
                 return;
             }
             Err(ReadError::BodyTooLarge) => {
                 let mut out = Vec::new();
-                write_reply(&mut out, &Reply::error(413, "PayloadTooLargeException", "Request body is larger than 6 MB"), false, request_id);
+                write_reply(
+                    &mut out,
+                    &Reply::error(
+                        413,
+                        "PayloadTooLargeException",
+                        "Request body is larger than 6 MB",
+                    ),
+                    false,
+                    request_id,
+                );
                 let _ = stream.write_all(&out);
                 return;
             }
             Err(ReadError::BadBody(why)) => {
                 let mut out = Vec::new();
-                write_reply(&mut out, &Reply::error(400, "BadRequestException", why), false, request_id);
+                write_reply(
+                    &mut out,
+                    &Reply::error(400, "BadRequestException", why),
+                    false,
+                    request_id,
+                );
                 let _ = stream.write_all(&out);
                 return;
             }

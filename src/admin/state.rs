@@ -171,11 +171,17 @@ impl Store {
     }
 
     pub fn deployment_path(&self, api: &str, id: &str) -> PathBuf {
-        self.dir.join("deployments").join(api).join(format!("{id}.json"))
+        self.dir
+            .join("deployments")
+            .join(api)
+            .join(format!("{id}.json"))
     }
 
     pub fn stage_path(&self, api: &str, stage: &str) -> PathBuf {
-        self.dir.join("stages").join(api).join(format!("{stage}.json"))
+        self.dir
+            .join("stages")
+            .join(api)
+            .join(format!("{stage}.json"))
     }
 
     pub fn put_api(&self, rec: &RestApiRecord) -> std::io::Result<()> {
@@ -270,7 +276,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), fastrand::u64(..)));
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -329,10 +339,17 @@ mod tests {
             })
             .unwrap();
         // A torn write from a crash.
-        std::fs::write(dir.path().join("restapis/.a2.json.tmp-1-2"), "{\"id\": \"a2\", \"na").unwrap();
+        std::fs::write(
+            dir.path().join("restapis/.a2.json.tmp-1-2"),
+            "{\"id\": \"a2\", \"na",
+        )
+        .unwrap();
         let (_, state) = Store::open(dir.path()).unwrap();
         assert_eq!(state.apis.keys().collect::<Vec<_>>(), vec!["a1"]);
-        assert!(state.stages.is_empty(), "orphan stage of a deleted API is ignored");
+        assert!(
+            state.stages.is_empty(),
+            "orphan stage of a deleted API is ignored"
+        );
         assert!(!dir.path().join("restapis/.a2.json.tmp-1-2").exists());
         assert!(!dir.path().join("stages/ghost").exists());
         // A corrupt record is an error naming the file.

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawCredential, RawShards};
-use crate::auth::{Credential, Permissions};
 use super::swagger::{compile_api, ApiDraft, TplPart, UriTemplate};
 use super::{parse_document, Diagnostics, LoadError, SourceReader};
+use crate::auth::{Credential, Permissions};
 use crate::http::request::HeadLimits;
 use crate::snapshot::{
     Binding, IntegrationKind, Limits, ServerSettings, Shards, Snapshot, Stage, Target, TargetId,
@@ -225,7 +225,11 @@ pub fn read_config(
     let admin = raw.admin.as_ref().and_then(|a| {
         let listen = parse_socket_addr(&a.listen);
         if listen.is_none() {
-            diags.error(file, "$.admin.listen", format!("`{}` is not an address", a.listen));
+            diags.error(
+                file,
+                "$.admin.listen",
+                format!("`{}` is not an address", a.listen),
+            );
         }
         if a.max_connections == 0 {
             diags.error(file, "$.admin.max_connections", "must be greater than 0");
@@ -238,7 +242,11 @@ pub fn read_config(
     });
     let credentials = compile_credentials(file, &raw.credentials, diags);
     if admin.is_some() && !credentials.iter().any(|c| c.permissions.admin) {
-        diags.warn(file, "$.credentials", "no credential has the `admin` permission: every admin call will be refused");
+        diags.warn(
+            file,
+            "$.credentials",
+            "no credential has the `admin` permission: every admin call will be refused",
+        );
     }
 
     // APIs
@@ -381,10 +389,10 @@ pub fn build(
     let mut targets: Vec<Target> = Vec::new();
     let mut target_index: HashMap<String, TargetId> = HashMap::new();
     for source in sources {
-        if drafts
-            .iter()
-            .any(|d| d.api.id == source.id && (source.deployment.is_none() || d.api.deployment == source.deployment))
-        {
+        if drafts.iter().any(|d| {
+            d.api.id == source.id
+                && (source.deployment.is_none() || d.api.deployment == source.deployment)
+        }) {
             diags.error(
                 &source.file,
                 "$",
@@ -590,7 +598,11 @@ fn bind_uri(
 
 /// Credentials: a name, permissions, and at least one way to prove them.
 /// Secrets may come from the environment (`*_env`).
-fn compile_credentials(file: &Path, raw: &[RawCredential], diags: &mut Diagnostics) -> Vec<Credential> {
+fn compile_credentials(
+    file: &Path,
+    raw: &[RawCredential],
+    diags: &mut Diagnostics,
+) -> Vec<Credential> {
     let mut out = Vec::new();
     for (i, c) in raw.iter().enumerate() {
         let jp = format!("$.credentials[{i}]");
@@ -599,35 +611,58 @@ fn compile_credentials(file: &Path, raw: &[RawCredential], diags: &mut Diagnosti
             diags.error(file, format!("{jp}.name"), "must not be empty");
         }
         if out.iter().any(|o: &Credential| o.name == c.name) {
-            diags.error(file, format!("{jp}.name"), format!("duplicate credential name `{}`", c.name));
+            diags.error(
+                file,
+                format!("{jp}.name"),
+                format!("duplicate credential name `{}`", c.name),
+            );
         }
-        let mut from_env = |key: &str, value: &Option<String>, env: &Option<String>| -> Option<String> {
-            match (value, env) {
-                (Some(_), Some(_)) => {
-                    diags.error(file, format!("{jp}.{key}"), format!("give `{key}` or `{key}_env`, not both"));
-                    None
-                }
-                (Some(v), None) => Some(v.clone()),
-                (None, Some(var)) => match std::env::var(var) {
-                    Ok(v) if !v.is_empty() => Some(v),
-                    _ => {
-                        diags.error(file, format!("{jp}.{key}_env"), format!("environment variable `{var}` is not set"));
+        let mut from_env =
+            |key: &str, value: &Option<String>, env: &Option<String>| -> Option<String> {
+                match (value, env) {
+                    (Some(_), Some(_)) => {
+                        diags.error(
+                            file,
+                            format!("{jp}.{key}"),
+                            format!("give `{key}` or `{key}_env`, not both"),
+                        );
                         None
                     }
-                },
-                (None, None) => None,
-            }
-        };
-        let secret = from_env("secret_access_key", &c.secret_access_key, &c.secret_access_key_env);
+                    (Some(v), None) => Some(v.clone()),
+                    (None, Some(var)) => match std::env::var(var) {
+                        Ok(v) if !v.is_empty() => Some(v),
+                        _ => {
+                            diags.error(
+                                file,
+                                format!("{jp}.{key}_env"),
+                                format!("environment variable `{var}` is not set"),
+                            );
+                            None
+                        }
+                    },
+                    (None, None) => None,
+                }
+            };
+        let secret = from_env(
+            "secret_access_key",
+            &c.secret_access_key,
+            &c.secret_access_key_env,
+        );
         let token = from_env("token", &c.token, &c.token_env);
-        if c.access_key_id.is_some() != (c.secret_access_key.is_some() || c.secret_access_key_env.is_some()) {
+        if c.access_key_id.is_some()
+            != (c.secret_access_key.is_some() || c.secret_access_key_env.is_some())
+        {
             diags.error(file, &jp, "an access key needs both `access_key_id` and `secret_access_key` (or `secret_access_key_env`)");
         }
         if c.access_key_id.is_none() && c.token.is_none() && c.token_env.is_none() {
             diags.error(file, &jp, "a credential needs a way to prove it: `access_key_id` with `secret_access_key`, or `token`");
         }
         if token.as_ref().is_some_and(|t| t.len() < 16) {
-            diags.error(file, format!("{jp}.token"), "a token must be at least 16 characters");
+            diags.error(
+                file,
+                format!("{jp}.token"),
+                "a token must be at least 16 characters",
+            );
         }
         let mut permissions = Permissions::default();
         for (j, p) in c.permissions.iter().enumerate() {

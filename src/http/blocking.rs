@@ -40,7 +40,9 @@ pub fn read_request<S: Read>(
     };
     let head = loop {
         match parse_head(buf, limits) {
-            Ok(Parsed::Complete(info, len)) => break RequestHead::new(buf.split_to(len).freeze(), info),
+            Ok(Parsed::Complete(info, len)) => {
+                break RequestHead::new(buf.split_to(len).freeze(), info)
+            }
             Ok(Parsed::Partial) => fill(buf)?,
             Err(e) => return Err(ReadError::Head(e)),
         }

@@ -21,6 +21,8 @@ pub struct GatewayBuilder {
 
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// The admin listener, when the config has `[admin]`.
+    pub admin: Option<SocketAddr>,
     child: Child,
     pub dir: tempfile::TempDir,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -109,6 +111,15 @@ impl Gateway {
     pub fn config_path(&self) -> std::path::PathBuf {
         self.dir.path().join("tollgate.toml")
     }
+
+    /// `kill -9`, then start again on the same config and state directory.
+    pub fn kill9_and_restart(mut self) -> Gateway {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let path = dir.path().join("tollgate.toml");
+        start_with_config(dir, &path, &[])
+    }
 }
 
 impl Drop for Gateway {
@@ -165,6 +176,15 @@ impl GatewayBuilder {
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = n;
         self
+    }
+
+    /// An admin listener on an ephemeral port with a state directory in the
+    /// temp dir, a full admin credential (token and access key) and a
+    /// credential without the admin permission (token `ADMIN_TOKEN` + "-ro").
+    pub fn admin(self) -> Self {
+        self.extra(&format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n[[credentials]]\nname = \"ops\"\naccess_key_id = \"{ADMIN_KEY_ID}\"\nsecret_access_key = \"{ADMIN_SECRET}\"\ntoken = \"{ADMIN_TOKEN}\"\npermissions = [\"admin\"]\n[[credentials]]\nname = \"readonly\"\ntoken = \"{ADMIN_TOKEN}-ro\"\npermissions = [\"invalidate_cache\"]\n"
+        ))
     }
 
     /// Raw TOML appended to the config.
@@ -282,13 +302,27 @@ pub fn start_with_config(dir: tempfile::TempDir, config: &Path, extra_args: &[&s
             );
         }
     };
+    let admin = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("admin API listening"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .and_then(|a| a.parse().ok());
     Gateway {
         addr,
+        admin,
         child,
         dir,
         log,
     }
 }
+
+/// The token of the admin credential `GatewayBuilder::admin` configures.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_KEY_ID: &str = "AKIDTESTADMIN";
+pub const ADMIN_SECRET: &str = "test/secret/key+0123456789";
 
 /// A Swagger document with the given paths object (JSON text).
 pub fn swagger(paths: &str) -> String {

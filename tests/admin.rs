@@ -1,0 +1,557 @@
+//! The admin API end to end: import, overwrite and merge, deployments and
+//! stages served on every shard, exports, authentication failures that
+//! change nothing, malformed documents, `failonwarnings`, the AWS CLI, and
+//! durability across `kill -9`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use support::gateway::{mock_method, swagger, ADMIN_KEY_ID, ADMIN_SECRET, ADMIN_TOKEN};
+use support::{Gateway, RawClient, Response};
+
+fn admin_gateway() -> Gateway {
+    Gateway::builder().shards(2).admin().start()
+}
+
+/// One admin call with the bearer token.
+fn call(admin: SocketAddr, method: &str, path: &str, body: &[u8]) -> Response {
+    call_with(
+        admin,
+        method,
+        path,
+        body,
+        &format!("Authorization: Bearer {ADMIN_TOKEN}\r\n"),
+    )
+}
+
+fn call_with(admin: SocketAddr, method: &str, path: &str, body: &[u8], headers: &str) -> Response {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    RawClient::connect(admin).request(&req)
+}
+
+/// A request to the gateway for API `id`.
+fn invoke(gw: &Gateway, id: &str, path: &str) -> Response {
+    let mut c = RawClient::connect(gw.addr);
+    c.request(
+        format!("GET {path} HTTP/1.1\r\nHost: {id}.execute-api.test\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+fn doc(paths: &[(&str, &str)]) -> String {
+    let body: Vec<String> = paths
+        .iter()
+        .map(|(p, text)| format!(r#""{p}": {{"get": {}}}"#, mock_method(200, text)))
+        .collect();
+    swagger(&format!("{{{}}}", body.join(",")))
+}
+
+fn import(admin: SocketAddr, doc: &str) -> String {
+    let r = call(admin, "POST", "/restapis?mode=import", doc.as_bytes());
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["id"].as_str().unwrap().to_owned()
+}
+
+fn deploy(admin: SocketAddr, id: &str, stage: &str, vars: &str) -> Response {
+    let body = format!(r#"{{"stageName": "{stage}", "description": "d", "variables": {vars}}}"#);
+    call(
+        admin,
+        "POST",
+        &format!("/restapis/{id}/deployments"),
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn import_deploy_update_and_delete() {
+    let gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let id = import(
+        admin,
+        &doc(&[("/a", "a1"), ("/v", "color=$stageVariables.color")]),
+    );
+    let r = call(admin, "GET", &format!("/restapis/{id}"), b"");
+    assert_eq!(r.json()["name"], "t");
+    assert!(r.json()["createdDate"].as_u64().unwrap() > 1_700_000_000);
+    // Imported but not deployed: not served.
+    assert_eq!(invoke(&gw, &id, "/prod/a").status, 403);
+
+    let r = deploy(admin, &id, "prod", r#"{"color": "red"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let dep1 = r.json()["id"].as_str().unwrap().to_owned();
+    // Acknowledged = live on every shard: many fresh connections all see it.
+    for _ in 0..20 {
+        assert_eq!(invoke(&gw, &id, "/prod/a").text(), "a1");
+    }
+    assert_eq!(invoke(&gw, &id, "/prod/v").text(), "color=red");
+
+    // Overwrite: the new definition replaces the old, served after a deployment.
+    let r = call(
+        admin,
+        "PUT",
+        &format!("/restapis/{id}?mode=overwrite"),
+        doc(&[("/b", "b1")]).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        invoke(&gw, &id, "/prod/a").text(),
+        "a1",
+        "an update needs a deployment"
+    );
+    assert_eq!(deploy(admin, &id, "prod", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/prod/b").text(), "b1");
+    assert_eq!(
+        invoke(&gw, &id, "/prod/a").status,
+        403,
+        "overwrite removed /a"
+    );
+
+    // Merge: imported methods added or replaced, the rest stays.
+    let r = call(
+        admin,
+        "PUT",
+        &format!("/restapis/{id}?mode=merge"),
+        doc(&[("/c", "c1"), ("/b", "b2")]).as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(deploy(admin, &id, "prod", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/prod/b").text(), "b2");
+    assert_eq!(invoke(&gw, &id, "/prod/c").text(), "c1");
+
+    // A second stage on the first deployment serves the old definition.
+    let body = format!(
+        r#"{{"stageName": "old", "deploymentId": "{dep1}", "variables": {{"color": "green"}}}}"#
+    );
+    let r = call(
+        admin,
+        "POST",
+        &format!("/restapis/{id}/stages"),
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(invoke(&gw, &id, "/old/a").text(), "a1");
+    assert_eq!(invoke(&gw, &id, "/old/v").text(), "color=green");
+    let r = call(
+        admin,
+        "POST",
+        &format!("/restapis/{id}/stages"),
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 409);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("ConflictException"));
+
+    // Stage variables: patch, validated.
+    let patch =
+        br#"{"patchOperations": [{"op": "replace", "path": "/variables/color", "value": "blue"}]}"#;
+    let r = call(admin, "PATCH", &format!("/restapis/{id}/stages/old"), patch);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["variables"]["color"], "blue");
+    assert_eq!(invoke(&gw, &id, "/old/v").text(), "color=blue");
+    let bad =
+        br#"{"patchOperations": [{"op": "replace", "path": "/variables/bad-name", "value": "x"}]}"#;
+    assert_eq!(
+        call(admin, "PATCH", &format!("/restapis/{id}/stages/old"), bad).status,
+        400
+    );
+    let bad = br#"{"patchOperations": [{"op": "replace", "path": "/variables/ok", "value": "has space"}]}"#;
+    assert_eq!(
+        call(admin, "PATCH", &format!("/restapis/{id}/stages/old"), bad).status,
+        400
+    );
+
+    // Export: the deployed definition of a stage.
+    let r = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/stages/old/exports/swagger"),
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.json()["paths"].get("/a").is_some());
+    assert!(r.json()["paths"].get("/c").is_none());
+
+    // Lists.
+    let r = call(admin, "GET", &format!("/restapis/{id}/deployments"), b"");
+    assert_eq!(r.json()["item"].as_array().unwrap().len(), 3);
+    let r = call(admin, "GET", &format!("/restapis/{id}/stages"), b"");
+    assert_eq!(r.json()["item"].as_array().unwrap().len(), 2);
+
+    // Delete a stage, then the API.
+    assert_eq!(
+        call(admin, "DELETE", &format!("/restapis/{id}/stages/old"), b"").status,
+        202
+    );
+    assert_eq!(invoke(&gw, &id, "/old/a").status, 403);
+    assert_eq!(invoke(&gw, &id, "/prod/b").text(), "b2");
+    assert_eq!(
+        call(admin, "DELETE", &format!("/restapis/{id}"), b"").status,
+        202
+    );
+    assert_eq!(invoke(&gw, &id, "/prod/b").status, 403);
+    let r = call(admin, "GET", &format!("/restapis/{id}"), b"");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("NotFoundException"));
+}
+
+fn sigv4(
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &[u8],
+    secret: &str,
+    at: SystemTime,
+) -> String {
+    let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let amz_date = amz_date(secs);
+    let headers: Vec<(&[u8], &[u8])> =
+        vec![(b"host", b"admin"), (b"x-amz-date", amz_date.as_bytes())];
+    let parts = tollgate::auth::RequestParts {
+        method: method.as_bytes(),
+        path: path.as_bytes(),
+        query: Some(query.as_bytes()),
+        headers: &headers,
+        body,
+    };
+    let auth = tollgate::auth::sign(
+        &parts,
+        ADMIN_KEY_ID,
+        secret,
+        "us-east-1",
+        "apigateway",
+        &amz_date,
+        &["host", "x-amz-date"],
+    )
+    .unwrap();
+    format!("Authorization: {auth}\r\nX-Amz-Date: {amz_date}\r\n")
+}
+
+fn amz_date(secs: u64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), "+%Y%m%dT%H%M%SZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn bad_credentials_get_aws_errors_and_change_nothing() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let body = doc(&[("/a", "a")]);
+    let path = "/restapis?mode=import";
+    let now = SystemTime::now();
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "MissingAuthenticationTokenException"),
+        (
+            "Authorization: Bearer nope-nope-nope-nope\r\n".into(),
+            "UnrecognizedClientException",
+        ),
+        (
+            "Authorization: Basic YTpi\r\n".into(),
+            "IncompleteSignatureException",
+        ),
+        (
+            sigv4(
+                "POST",
+                "/restapis",
+                "mode=import",
+                body.as_bytes(),
+                "wrong-secret",
+                now,
+            ),
+            "InvalidSignatureException",
+        ),
+        (
+            sigv4("POST", "/restapis", "mode=import", b"{}", ADMIN_SECRET, now),
+            "InvalidSignatureException",
+        ),
+        (
+            sigv4(
+                "POST",
+                "/restapis",
+                "mode=import",
+                body.as_bytes(),
+                ADMIN_SECRET,
+                now - Duration::from_secs(3600),
+            ),
+            "InvalidSignatureException",
+        ),
+        (
+            format!("Authorization: Bearer {ADMIN_TOKEN}-ro\r\n"),
+            "AccessDeniedException",
+        ),
+    ];
+    for (headers, error_type) in &cases {
+        let r = call_with(admin, "POST", path, body.as_bytes(), headers);
+        assert_eq!(r.status, 403, "{headers}: {}", r.text());
+        assert_eq!(r.header("x-amzn-ErrorType"), Some(*error_type), "{headers}");
+        assert!(r.json()["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let r = call(admin, "GET", "/restapis", b"");
+    assert_eq!(
+        r.json()["item"].as_array().unwrap().len(),
+        0,
+        "a refused call changed state"
+    );
+    // A correct signature works.
+    let headers = sigv4(
+        "POST",
+        "/restapis",
+        "mode=import",
+        body.as_bytes(),
+        ADMIN_SECRET,
+        now,
+    );
+    let r = call_with(admin, "POST", path, body.as_bytes(), &headers);
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[test]
+fn malformed_documents_and_warnings() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let r = call(admin, "POST", "/restapis?mode=import", b"{\"swagger\": ");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("BadRequestException"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Invalid OpenAPI input"));
+    let broken = swagger(
+        r#"{"/a": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "timeoutInMillis": 5}}}}"#,
+    );
+    let r = call(admin, "POST", "/restapis?mode=import", broken.as_bytes());
+    assert_eq!(r.status, 400);
+    let m = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        m.contains("Errors found during import")
+            && m.contains("$.paths./a.get.x-amazon-apigateway-integration.timeoutInMillis"),
+        "{m}"
+    );
+    // A warning (a method without integration) fails only with failonwarnings.
+    let warned = swagger(r#"{"/w": {"get": {}}}"#);
+    let r = call(
+        admin,
+        "POST",
+        "/restapis?mode=import&failonwarnings=true",
+        warned.as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("Warnings found during import"));
+    let r = call(admin, "POST", "/restapis?mode=import", warned.as_bytes());
+    assert_eq!(r.status, 201);
+    assert!(r.json()["warnings"]
+        .as_array()
+        .is_some_and(|w| !w.is_empty()));
+    // YAML is accepted too.
+    let yaml = "swagger: '2.0'\ninfo: {title: y, version: '1'}\npaths: {}\n";
+    assert_eq!(
+        call(admin, "POST", "/restapis?mode=import", yaml.as_bytes()).status,
+        201
+    );
+    // A broken PUT changes nothing.
+    let id = import(admin, &doc(&[("/a", "a")]));
+    let r = call(
+        admin,
+        "PUT",
+        &format!("/restapis/{id}?mode=overwrite"),
+        broken.as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/s/a").text(), "a");
+    // Unknown API, bad stage name, bad variables.
+    assert_eq!(deploy(admin, "nosuchapi", "s", "{}").status, 404);
+    assert_eq!(deploy(admin, &id, "bad stage", "{}").status, 400);
+    assert_eq!(deploy(admin, &id, "s", r#"{"v": "a b"}"#).status, 400);
+}
+
+#[test]
+fn the_aws_cli_imports_deploys_and_updates() {
+    if Command::new("aws").arg("--version").output().is_err() {
+        eprintln!("aws CLI not installed (pip install awscli); skipping");
+        return;
+    }
+    let backend = support::Backend::start(support::Mode::Echo);
+    let gw = Gateway::builder()
+        .shards(2)
+        .admin()
+        .upstream_host(
+            "petstore.execute-api.eu-west-1.amazonaws.com",
+            &backend.addr.to_string(),
+        )
+        .start();
+    let admin = gw.admin.unwrap();
+    let endpoint = format!("http://{admin}");
+    let aws = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new("aws")
+            .args(["apigateway"])
+            .args(args)
+            .args(["--endpoint-url", &endpoint, "--output", "json"])
+            .env("AWS_ACCESS_KEY_ID", ADMIN_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
+            .env("AWS_DEFAULT_REGION", "eu-west-1")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    let fixture = format!(
+        "fileb://{}/tests/fixtures/aws-petstore-sample.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let api = aws(&["import-rest-api", "--body", &fixture]);
+    let id = api["id"].as_str().unwrap().to_owned();
+    assert_eq!(api["name"], "PetStore");
+    let dep = aws(&[
+        "create-deployment",
+        "--rest-api-id",
+        &id,
+        "--stage-name",
+        "prod",
+    ]);
+    assert!(dep["id"].is_string());
+    let r = invoke(&gw, &id, "/prod/pets/7");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(backend.last().target, "/petstore/pets/7");
+    let apis = aws(&["get-rest-apis"]);
+    assert_eq!(apis["items"][0]["id"], id.as_str());
+    let stage = aws(&[
+        "update-stage",
+        "--rest-api-id",
+        &id,
+        "--stage-name",
+        "prod",
+        "--patch-operations",
+        "op=replace,path=/variables/team,value=blue",
+    ]);
+    assert_eq!(stage["variables"]["team"], "blue");
+    let out = gw.dir.path().join("export.json");
+    aws(&[
+        "get-export",
+        "--rest-api-id",
+        &id,
+        "--stage-name",
+        "prod",
+        "--export-type",
+        "swagger",
+        out.to_str().unwrap(),
+    ]);
+    let exported: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(exported["info"]["title"], "PetStore");
+    // A wrong secret is refused by signature.
+    let bad = Command::new("aws")
+        .args(["apigateway", "get-rest-apis", "--endpoint-url", &endpoint])
+        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .env("AWS_DEFAULT_REGION", "eu-west-1")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidSignatureException"));
+    aws(&["delete-rest-api", "--rest-api-id", &id]);
+    assert_eq!(invoke(&gw, &id, "/prod/pets/7").status, 403);
+}
+
+#[test]
+fn acknowledged_changes_survive_kill_9() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let acked: Arc<Mutex<Vec<(String, bool)>>> = Arc::new(Mutex::new(Vec::new()));
+    let stop_at = Instant::now() + Duration::from_millis(1500);
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let acked = acked.clone();
+        workers.push(std::thread::spawn(move || {
+            let mut n = 0;
+            while Instant::now() < stop_at {
+                n += 1;
+                let text = format!("w{w}-{n}");
+                let d = doc(&[("/x", &text)]);
+                let mut req = format!(
+                    "POST /restapis?mode=import HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    d.len()
+                )
+                .into_bytes();
+                req.extend_from_slice(d.as_bytes());
+                // After the kill, connecting fails: the worker stops.
+                let Ok(stream) = std::net::TcpStream::connect(admin) else { return };
+                drop(stream);
+                let mut c = RawClient::connect(admin);
+                c.send(&req);
+                let Ok(r) = c.try_read_response(false) else { return };
+                if r.status != 201 {
+                    continue;
+                }
+                let id = r.json()["id"].as_str().unwrap().to_owned();
+                acked.lock().unwrap().push((id.clone(), false));
+                if n % 2 == 0 {
+                    let body = br#"{"stageName": "live"}"#;
+                    let mut req = format!(
+                        "POST /restapis/{id}/deployments HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    req.extend_from_slice(body);
+                    let mut c = RawClient::connect(admin);
+                    c.send(&req);
+                    if let Ok(r) = c.try_read_response(false) {
+                        if r.status == 201 {
+                            acked.lock().unwrap().push((id, true));
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    // Kill in the middle of the burst.
+    std::thread::sleep(Duration::from_millis(900));
+    let gw = gw.kill9_and_restart();
+    for w in workers {
+        let _ = w.join();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 3,
+        "too few acknowledged imports: {}",
+        acked.len()
+    );
+    let admin = gw.admin.unwrap();
+    let listed = call(admin, "GET", "/restapis", b"").json();
+    let ids: Vec<&str> = listed["item"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    for (id, deployed) in &acked {
+        assert!(ids.contains(&id.as_str()), "acknowledged API {id} lost");
+        if *deployed {
+            let r = invoke(&gw, id, "/live/x");
+            assert_eq!(
+                r.status, 200,
+                "acknowledged deployment of {id} not served after restart"
+            );
+        }
+    }
+}
