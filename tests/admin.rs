@@ -357,6 +357,25 @@ fn malformed_documents_and_warnings() {
     assert!(r.json()["warnings"]
         .as_array()
         .is_some_and(|w| !w.is_empty()));
+    // So is an unresolvable $ref.
+    let dangling = swagger(
+        r##"{"/r": {"get": {"parameters": [{"$ref": "#/parameters/missing"}], "x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"}, "responses": {"default": {"statusCode": "200"}}}}}}"##,
+    );
+    let r = call(
+        admin,
+        "POST",
+        "/restapis?mode=import&failonwarnings=true",
+        dangling.as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("unresolvable $ref"),
+        "{}",
+        r.text()
+    );
     // YAML is accepted too.
     let yaml = "swagger: '2.0'\ninfo: {title: y, version: '1'}\npaths: {}\n";
     assert_eq!(

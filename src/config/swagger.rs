@@ -103,6 +103,7 @@ pub fn compile_api(
         .to_owned();
 
     let gateway_responses = compile_gateway_responses(file, root, diags);
+    check_refs(file, doc, doc, "$", diags);
     let shared_params = root.get("parameters").and_then(Value::as_object);
 
     let mut trie = RouteTrie::new();
@@ -221,6 +222,38 @@ pub fn compile_api(
         },
         uris,
     })
+}
+
+/// Warns about every local `$ref` that points nowhere (API Gateway's import
+/// warns too; `failonwarnings` turns it into a failure).
+fn check_refs(file: &Path, root: &Value, v: &Value, jp: &str, diags: &mut Diagnostics) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let path = format!("{jp}.{k}");
+                if k == "$ref" {
+                    if let Some(r) = child.as_str() {
+                        let resolves = match r.strip_prefix('#') {
+                            Some(pointer) => root.pointer(pointer).is_some(),
+                            // External references cannot be followed here.
+                            None => false,
+                        };
+                        if !resolves {
+                            diags.warn(file, &path, format!("unresolvable $ref `{r}`"));
+                        }
+                    }
+                } else {
+                    check_refs(file, root, child, &path, diags);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                check_refs(file, root, child, &format!("{jp}[{i}]"), diags);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn canonical_path(segments: &[Segment]) -> String {
@@ -1121,6 +1154,21 @@ mod tests {
             api.methods[0].integration.as_ref().unwrap().kind,
             IntegrationKind::Unsupported(_)
         ));
+    }
+
+    #[test]
+    fn unresolvable_refs_are_warnings() {
+        let (_, d) = compile(
+            r##"{"swagger": "2.0", "paths": {"/a": {"get": {"parameters": [{"$ref": "#/parameters/nope"}], "responses": {"200": {"schema": {"$ref": "#/definitions/Pet"}}}, "x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "{}"}, "responses": {"default": {"statusCode": "200"}}}}}}, "definitions": {"Pet": {"type": "object"}}}"##,
+        );
+        assert!(d.errors.is_empty());
+        let refs: Vec<&str> = d
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("$ref"))
+            .map(|w| w.path.as_str())
+            .collect();
+        assert_eq!(refs, vec!["$.paths./a.get.parameters[0].$ref"]);
     }
 
     #[test]
