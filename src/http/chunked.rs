@@ -157,6 +157,9 @@ impl ChunkedDecoder {
                     }
                     i += 1;
                     self.digits = 0;
+                    // The extension limit is per chunk: signed streaming
+                    // uploads carry an extension on every chunk.
+                    self.ext_len = 0;
                     self.state = if self.size == 0 {
                         State::TrailerLineStart
                     } else {
@@ -353,6 +356,26 @@ mod tests {
         assert!(d.is_done());
         assert_eq!(&out[..], b"abcde");
         assert_eq!(&input[used..], b"GET / HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn extension_limit_is_per_chunk() {
+        // 200 chunks, each with an 80-byte extension like AWS's
+        // `chunk-signature=<64 hex>`.
+        let mut wire = Vec::new();
+        for _ in 0..200 {
+            wire.extend_from_slice(b"1;chunk-signature=");
+            wire.extend_from_slice(&[b'a'; 64]);
+            wire.extend_from_slice(b"\r\nx\r\n");
+        }
+        wire.extend_from_slice(b"0\r\n\r\n");
+        let (body, _, done) = decode_all(&wire).unwrap();
+        assert!(done);
+        assert_eq!(body.len(), 200);
+        // One oversized extension is still refused.
+        let mut big = b"1;".to_vec();
+        big.extend_from_slice(&[b'a'; 5000]);
+        assert_eq!(decode_all(&big).err(), Some(ChunkError::ExtensionTooLong));
     }
 
     #[test]
