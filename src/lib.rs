@@ -17,6 +17,7 @@ pub mod gateway_response;
 pub mod http;
 pub mod ids;
 pub mod integration;
+pub mod limit;
 pub mod preflight;
 pub mod publish;
 pub mod resolve;
