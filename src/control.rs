@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{self, ApiSource, Diagnostics, LoadError, Loaded};
+use crate::limit::registry::Registry;
 use crate::publish::Publisher;
 use crate::resolve::Resolver;
 use crate::snapshot::{Shards, Snapshot};
@@ -29,6 +30,7 @@ pub struct Control {
     /// them needs a restart.
     started_listen: std::net::SocketAddr,
     started_shards: Shards,
+    registry: Arc<Registry>,
     state: ControlMutex<State>,
 }
 
@@ -46,6 +48,7 @@ impl Control {
         extra: Vec<ApiSource>,
         publisher: Arc<Publisher>,
         resolver: Arc<Resolver>,
+        registry: Arc<Registry>,
     ) -> Control {
         Control {
             config_path: config_path.to_path_buf(),
@@ -53,6 +56,7 @@ impl Control {
             started_shards: loaded.settings.server.shards,
             publisher,
             resolver,
+            registry,
             state: ControlMutex::new(State { loaded, extra }),
         }
     }
@@ -114,7 +118,7 @@ impl Control {
             loaded.settings.server.shards = self.started_shards;
         }
         let mut state = self.lock();
-        let snapshot = build_snapshot(&loaded, &state.extra, &mut diags)?;
+        let snapshot = build_snapshot(&loaded, &state.extra, &self.registry, &mut diags)?;
         state.loaded = loaded;
         let generation = self.install(snapshot);
         drop(state);
@@ -126,7 +130,7 @@ impl Control {
     pub fn set_extra(&self, extra: Vec<ApiSource>) -> Result<u64, LoadError> {
         let mut diags = Diagnostics::default();
         let mut state = self.lock();
-        let snapshot = build_snapshot(&state.loaded, &extra, &mut diags)?;
+        let snapshot = build_snapshot(&state.loaded, &extra, &self.registry, &mut diags)?;
         state.extra = extra;
         let generation = self.install(snapshot);
         drop(state);
@@ -137,7 +141,7 @@ impl Control {
     pub fn try_extra(&self, extra: &[ApiSource]) -> Result<Snapshot, LoadError> {
         let mut diags = Diagnostics::default();
         let state = self.lock();
-        build_snapshot(&state.loaded, extra, &mut diags)
+        build_snapshot(&state.loaded, extra, &self.registry, &mut diags)
     }
 
     fn install(&self, snapshot: Snapshot) -> u64 {
@@ -172,6 +176,7 @@ impl Control {
 pub fn build_snapshot(
     loaded: &Loaded,
     extra: &[ApiSource],
+    registry: &Registry,
     diags: &mut Diagnostics,
 ) -> Result<Snapshot, LoadError> {
     let mut sources: Vec<ApiSource> = loaded.apis.clone();
@@ -189,5 +194,5 @@ pub fn build_snapshot(
         }
         sources.push(e.clone());
     }
-    config::build(&loaded.settings, &sources, diags)
+    config::build(&loaded.settings, &sources, registry, diags)
 }

@@ -51,6 +51,14 @@ pub enum ErrorKind {
     UpstreamMalformed,
     /// The backend host name has no address (DNS).
     UpstreamUnresolved,
+    /// A method that requires an API key got none, or one that is unknown
+    /// or not in a usage plan of this stage.
+    InvalidApiKey,
+    /// A rate limit (usage plan, method, stage, account) or the in-flight
+    /// cap.
+    Throttled,
+    /// A usage plan's quota for the period is used up.
+    QuotaExceeded,
 }
 
 #[derive(Clone, Debug)]
@@ -66,9 +74,12 @@ pub struct GatewayError {
 impl GatewayError {
     pub fn new(kind: ErrorKind, detail: impl Into<Cow<'static, str>>) -> GatewayError {
         let side = match kind {
-            ErrorKind::NoRoute | ErrorKind::BodyTooLarge | ErrorKind::UnsupportedMediaType => {
-                Side::Downstream
-            }
+            ErrorKind::NoRoute
+            | ErrorKind::BodyTooLarge
+            | ErrorKind::UnsupportedMediaType
+            | ErrorKind::InvalidApiKey
+            | ErrorKind::Throttled
+            | ErrorKind::QuotaExceeded => Side::Downstream,
             ErrorKind::NoIntegration
             | ErrorKind::UnsupportedIntegration
             | ErrorKind::BadIntegrationUri
@@ -125,6 +136,9 @@ pub fn response_type(kind: ErrorKind) -> ResponseType {
         ErrorKind::UpstreamReset => ResponseType::IntegrationFailure,
         ErrorKind::UpstreamMalformed => ResponseType::IntegrationFailure,
         ErrorKind::UpstreamUnresolved => ResponseType::IntegrationFailure,
+        ErrorKind::InvalidApiKey => ResponseType::InvalidApiKey,
+        ErrorKind::Throttled => ResponseType::Throttled,
+        ErrorKind::QuotaExceeded => ResponseType::QuotaExceeded,
     }
 }
 

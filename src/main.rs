@@ -161,7 +161,8 @@ fn check(config: &std::path::Path) -> ExitCode {
 }
 
 fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
-    let (loaded, snap) = match tollgate::config::load_with_sources(config) {
+    let registry = tollgate::limit::registry::Registry::new(0);
+    let (loaded, snap) = match tollgate::config::load_with_sources(config, &registry) {
         Ok(x) => x,
         Err(e) => {
             for w in &e.warnings {
@@ -174,6 +175,21 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     for w in &snap.warnings {
         tracing::warn!("{w}");
     }
+    // Usage-plan quota counts survive restarts: read them, save them
+    // every few seconds and at exit.
+    if let Err(e) = registry.load_quotas(&loaded.settings.limits.quota_file) {
+        eprintln!("error: quota state: {e}");
+        return ExitCode::FAILURE;
+    }
+    let saver = registry.clone();
+    let _ = std::thread::Builder::new()
+        .name("tollgate-quotas".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(2));
+            if let Err(e) = saver.save_quotas() {
+                tracing::warn!(error = %e, "cannot save quota counts");
+            }
+        });
     let shards = match shards_arg.map(parse_shards) {
         Some(Ok(s)) => s,
         Some(Err(e)) => {
@@ -215,7 +231,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         extra = state.sources(&store);
         if !extra.is_empty() {
             let mut diags = tollgate::config::Diagnostics::default();
-            snap = match tollgate::control::build_snapshot(&loaded, &extra, &mut diags) {
+            snap = match tollgate::control::build_snapshot(&loaded, &extra, &registry, &mut diags) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: admin state in {}: {e}", admin.state_dir.display());
@@ -243,6 +259,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         extra,
         publisher.clone(),
         resolver.clone(),
+        registry.clone(),
     ));
     if let Some((settings, store, state)) = admin_parts {
         let admin = tollgate::admin::Admin::new(store, state, control.clone());
@@ -261,6 +278,9 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     let result = tollgate::shard::run(publisher, shards, resolver, grace, |started| {
         tracing::info!(addr = %started.addr, shards = started.shards, "tollgate listening");
     });
+    if let Err(e) = registry.save_quotas() {
+        tracing::warn!(error = %e, "cannot save quota counts");
+    }
     match result {
         Ok(()) => {
             tracing::info!("stopped");

@@ -12,11 +12,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use regex::Regex;
 
 use crate::config::Diagnostic;
 use crate::gateway_response::{GatewayResponses, StageResponses};
 use crate::http::request::{HeadLimits, Method};
+use crate::limit::concurrency::SharedPermits;
+use crate::limit::quota::QuotaPool;
+use crate::limit::registry::LimitId;
+use crate::limit::SharedBucket;
 use crate::router::{ResourceId, RouteTrie};
 use crate::template::{ContextVar, Piece};
 
@@ -35,7 +41,52 @@ pub struct Snapshot {
     /// Responses for requests that match no API or no stage.
     pub builtin_responses: StageResponses,
     pub demo_backend: Option<SocketAddr>,
+    pub throttling: Throttling,
     pub warnings: Vec<Diagnostic>,
+}
+
+/// A shared bucket as a request sees it.
+#[derive(Clone, Debug)]
+pub struct BucketRef {
+    pub id: LimitId,
+    pub shared: Arc<SharedBucket>,
+    pub lease: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuotaRef {
+    pub id: LimitId,
+    pub pool: Arc<QuotaPool>,
+    pub block: u64,
+}
+
+/// Account limits, and API keys with their usage plans.
+#[derive(Debug)]
+pub struct Throttling {
+    pub account: BucketRef,
+    pub permits: Arc<SharedPermits>,
+    pub permit_block: u64,
+    /// API key value → the plans it is in.
+    pub keys: HashMap<String, Vec<KeyPlan>>,
+    /// Every bucket and quota of the snapshot, for the shards' periodic
+    /// return of idle leases.
+    pub buckets: Vec<BucketRef>,
+    pub quotas: Vec<QuotaRef>,
+}
+
+#[derive(Debug)]
+pub struct KeyPlan {
+    pub plan: String,
+    pub key_name: String,
+    pub stages: Vec<(String, String)>,
+    pub throttle: Option<BucketRef>,
+    pub quota: Option<QuotaRef>,
+}
+
+impl KeyPlan {
+    pub fn covers(&self, api: &str, stage: &str) -> bool {
+        self.stages.iter().any(|(a, s)| a == api && s == stage)
+    }
 }
 
 impl Snapshot {
@@ -48,6 +99,7 @@ impl Snapshot {
         default_api: Option<usize>,
         targets: Vec<Target>,
         demo_backend: Option<SocketAddr>,
+        throttling: Throttling,
         warnings: Vec<Diagnostic>,
     ) -> Snapshot {
         let mut api_index: HashMap<String, Vec<usize>> = HashMap::new();
@@ -64,6 +116,7 @@ impl Snapshot {
             targets,
             builtin_responses: GatewayResponses::builtin(),
             demo_backend,
+            throttling,
             warnings,
         }
     }
@@ -232,6 +285,8 @@ pub struct MethodDef {
     pub http_method: String,
     pub resource: ResourceId,
     pub integration: Option<Integration>,
+    /// The operation's `security` names an API key (`x-api-key` header).
+    pub api_key_required: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -328,6 +383,10 @@ pub struct Stage {
     /// sends requests in this stage.
     pub bindings: Vec<Binding>,
     pub responses: StageResponses,
+    /// All requests of the stage together.
+    pub throttle: Option<BucketRef>,
+    /// Per method (same index as [`Api::methods`]).
+    pub method_throttles: Vec<Option<BucketRef>>,
 }
 
 #[derive(Debug)]

@@ -8,14 +8,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawCredential, RawShards};
+use super::raw::{RawConfig, RawCredential, RawShards, RawThrottle};
 use super::swagger::{compile_api, ApiDraft, TplPart, UriTemplate};
 use super::{parse_document, Diagnostics, LoadError, SourceReader};
 use crate::auth::{Credential, Permissions};
 use crate::http::request::HeadLimits;
+use crate::http::request::Method;
+use crate::limit::concurrency::SharedPermits;
+use crate::limit::quota::{Period, QuotaSpec};
+use crate::limit::registry::Registry;
+use crate::limit::Rate;
 use crate::snapshot::{
-    Binding, IntegrationKind, Limits, ServerSettings, Shards, Snapshot, Stage, Target, TargetId,
-    UpstreamBinding, UpstreamSettings, UriPart,
+    Binding, BucketRef, IntegrationKind, KeyPlan, Limits, QuotaRef, ServerSettings, Shards,
+    Snapshot, Stage, Target, TargetId, Throttling, UpstreamBinding, UpstreamSettings, UriPart,
 };
 use crate::template::StageValues;
 
@@ -31,6 +36,50 @@ pub struct Settings {
     pub demo_backend: Option<SocketAddr>,
     pub admin: Option<AdminSettings>,
     pub credentials: Vec<Credential>,
+    pub limits: LimitSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct LimitSettings {
+    pub account: Rate,
+    pub max_concurrent: u64,
+    pub quota_file: PathBuf,
+    pub cluster: Option<ClusterSettings>,
+    pub plans: Vec<PlanSettings>,
+    pub keys: Vec<KeySettings>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    pub redis: String,
+    pub fail_closed: bool,
+    pub hosts: Option<u64>,
+    pub key_prefix: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct PlanSettings {
+    pub id: String,
+    pub throttle: Option<Rate>,
+    pub quota: Option<QuotaSpec>,
+    pub api_stages: Vec<(String, String)>,
+}
+
+#[derive(Clone)]
+pub struct KeySettings {
+    pub name: String,
+    pub value: String,
+    pub plans: Vec<String>,
+}
+
+impl std::fmt::Debug for KeySettings {
+    // Key values never reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySettings")
+            .field("name", &self.name)
+            .field("plans", &self.plans)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +107,9 @@ pub struct ApiSource {
 pub struct StageSource {
     pub name: String,
     pub variables: BTreeMap<String, String>,
+    pub throttle: Option<Rate>,
+    /// `"/items/GET"` → rate.
+    pub method_throttles: Vec<(String, Rate)>,
     /// Where problems with this stage are reported: file and JSON path.
     pub file: PathBuf,
     pub path: String,
@@ -82,7 +134,12 @@ pub fn compile(
     // Documents are compiled even when the settings have errors, so one
     // run reports everything.
     match loaded {
-        Some(l) => build(&l.settings, &l.apis, diags),
+        Some(l) => build(
+            &l.settings,
+            &l.apis,
+            &Registry::new(l.settings.limits.max_concurrent),
+            diags,
+        ),
         None => Err(LoadError {
             errors: std::mem::take(&mut diags.errors),
             warnings: std::mem::take(&mut diags.warnings),
@@ -241,6 +298,7 @@ pub fn read_config(
         })
     });
     let credentials = compile_credentials(file, &raw.credentials, diags);
+    let throttling = compile_limits(file, base, &raw, diags);
     if admin.is_some() && !credentials.iter().any(|c| c.permissions.admin) {
         diags.warn(
             file,
@@ -338,12 +396,37 @@ pub fn read_config(
             }
         }
         match apis.iter_mut().find(|a| a.id == s.api) {
-            Some(api) => api.stages.push(StageSource {
-                name: s.name.clone(),
-                variables: s.variables.clone(),
-                file: file.to_path_buf(),
-                path: jp,
-            }),
+            Some(api) => {
+                let throttle = s
+                    .throttle
+                    .and_then(|t| check_throttle(file, &format!("{jp}.throttle"), t, diags));
+                let mut method_throttles = Vec::new();
+                for (key, settings) in &s.method_settings {
+                    let kp = format!("{jp}.method_settings.{key}");
+                    if key.rsplit_once('/').is_none_or(|(p, m)| {
+                        !(p.starts_with('/') || p == "*")
+                            || !(m == "*" || Method::parse(m).is_some() || m == "ANY")
+                    }) {
+                        diags.error(file, &kp, "a method setting key is `{resource_path}/{HTTP_METHOD}`, like \"/items/GET\"");
+                        continue;
+                    }
+                    if let Some(t) = settings.throttle {
+                        if let Some(rate) =
+                            check_throttle(file, &format!("{kp}.throttle"), t, diags)
+                        {
+                            method_throttles.push((key.clone(), rate));
+                        }
+                    }
+                }
+                api.stages.push(StageSource {
+                    name: s.name.clone(),
+                    variables: s.variables.clone(),
+                    throttle,
+                    method_throttles,
+                    file: file.to_path_buf(),
+                    path: jp,
+                })
+            }
             None => {
                 if !seen_ids.contains_key(&s.api) {
                     diags.error(
@@ -373,6 +456,7 @@ pub fn read_config(
             demo_backend,
             admin,
             credentials,
+            limits: throttling,
         },
         apis,
     })
@@ -383,8 +467,21 @@ pub fn read_config(
 pub fn build(
     settings: &Settings,
     sources: &[ApiSource],
+    registry: &Registry,
     diags: &mut Diagnostics,
 ) -> Result<Snapshot, LoadError> {
+    let shards = match settings.server.shards {
+        Shards::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Shards::Count(n) => n,
+    };
+    let bucket_ref = |name: String, rate: Rate| {
+        let (id, shared) = registry.bucket(&name, rate);
+        BucketRef {
+            id,
+            shared,
+            lease: rate.lease_size(shards),
+        }
+    };
     let mut drafts: Vec<ApiDraft> = Vec::new();
     let mut targets: Vec<Target> = Vec::new();
     let mut target_index: HashMap<String, TargetId> = HashMap::new();
@@ -405,7 +502,7 @@ pub fn build(
         };
         draft.api.deployment = source.deployment.clone();
         for stage in &source.stages {
-            let bound = bind_stage(
+            let mut bound = bind_stage(
                 &stage.name,
                 &stage.variables,
                 &draft,
@@ -416,6 +513,36 @@ pub fn build(
                 &stage.file,
                 diags,
             );
+            bound.throttle = stage
+                .throttle
+                .map(|r| bucket_ref(format!("stage:{}/{}", source.id, stage.name), r));
+            bound.method_throttles = vec![None; draft.api.methods.len()];
+            for (key, rate) in &stage.method_throttles {
+                let (path, verb) = key.rsplit_once('/').unwrap_or((key.as_str(), "*"));
+                let mut matched = 0;
+                for (mi, m) in draft.api.methods.iter().enumerate() {
+                    let resource = &draft.api.resources[m.resource as usize].path;
+                    if (path == "*" || path == resource)
+                        && (verb == "*" || verb.eq_ignore_ascii_case(&m.http_method))
+                    {
+                        matched += 1;
+                        bound.method_throttles[mi] = Some(bucket_ref(
+                            format!(
+                                "method:{}/{}/{}/{}",
+                                source.id, stage.name, resource, m.http_method
+                            ),
+                            *rate,
+                        ));
+                    }
+                }
+                if matched == 0 {
+                    diags.warn(
+                        &stage.file,
+                        format!("{}.method_settings.{key}", stage.path),
+                        "no method of the API matches this key; it has no effect",
+                    );
+                }
+            }
             draft
                 .api
                 .stage_index
@@ -441,6 +568,77 @@ pub fn build(
         .default_api
         .as_ref()
         .and_then(|id| drafts.iter().position(|d| &d.api.id == id));
+    let limits = &settings.limits;
+    registry.permits.set_max(limits.max_concurrent);
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut keys: HashMap<String, Vec<KeyPlan>> = HashMap::new();
+    for k in &limits.keys {
+        for plan_id in &k.plans {
+            let Some(plan) = limits.plans.iter().find(|p| &p.id == plan_id) else {
+                continue;
+            };
+            let throttle = plan
+                .throttle
+                .map(|r| bucket_ref(format!("plan:{}:key:{}", plan.id, k.name), r));
+            let quota = plan.quota.map(|spec| {
+                let (id, pool) = registry.quota(&format!("{}/{}", plan.id, k.name), spec, now_secs);
+                QuotaRef {
+                    id,
+                    block: pool.block_size(shards),
+                    pool,
+                }
+            });
+            keys.entry(k.value.clone()).or_default().push(KeyPlan {
+                plan: plan.id.clone(),
+                key_name: k.name.clone(),
+                stages: plan.api_stages.clone(),
+                throttle,
+                quota,
+            });
+        }
+    }
+    for plan in &limits.plans {
+        for (api, stage) in &plan.api_stages {
+            if !drafts
+                .iter()
+                .any(|d| &d.api.id == api && d.api.stage(stage).is_some())
+            {
+                diags.warn(
+                    &settings.config_path,
+                    "$.usage_plans",
+                    format!(
+                        "usage plan `{}` names `{api}/{stage}`, which is not served",
+                        plan.id
+                    ),
+                );
+            }
+        }
+    }
+    let account = bucket_ref("account".to_owned(), limits.account);
+    let mut all_buckets = vec![account.clone()];
+    let mut all_quotas = Vec::new();
+    for d in &drafts {
+        for s in &d.api.stages {
+            all_buckets.extend(s.throttle.iter().cloned());
+            all_buckets.extend(s.method_throttles.iter().flatten().cloned());
+        }
+    }
+    for plans in keys.values() {
+        for p in plans {
+            all_buckets.extend(p.throttle.iter().cloned());
+            all_quotas.extend(p.quota.iter().cloned());
+        }
+    }
+    let throttling = Throttling {
+        account,
+        permits: registry.permits.clone(),
+        permit_block: SharedPermits::block_size(limits.max_concurrent, shards),
+        keys,
+        buckets: all_buckets,
+        quotas: all_quotas,
+    };
     Ok(Snapshot::new(
         settings.config_path.clone(),
         settings.server.clone(),
@@ -449,6 +647,7 @@ pub fn build(
         default_api,
         targets,
         settings.demo_backend,
+        throttling,
         std::mem::take(&mut diags.warnings),
     ))
 }
@@ -502,6 +701,8 @@ fn bind_stage(
         variables: variables.clone(),
         bindings,
         responses,
+        throttle: None,
+        method_throttles: Vec::new(),
     }
 }
 
@@ -594,6 +795,197 @@ fn bind_uri(
         path,
         query,
     })
+}
+
+fn check_throttle(file: &Path, jp: &str, t: RawThrottle, diags: &mut Diagnostics) -> Option<Rate> {
+    if !(t.rate > 0.0 && t.rate.is_finite()) {
+        diags.error(
+            file,
+            format!("{jp}.rate"),
+            "must be a number greater than 0 (requests per second)",
+        );
+        return None;
+    }
+    if t.burst == 0 {
+        diags.error(file, format!("{jp}.burst"), "must be at least 1");
+        return None;
+    }
+    Some(Rate {
+        per_second: t.rate,
+        burst: t.burst,
+    })
+}
+
+/// `[limits]`, `[[usage_plans]]`, `[[api_keys]]`.
+fn compile_limits(
+    file: &Path,
+    base: &Path,
+    raw: &RawConfig,
+    diags: &mut Diagnostics,
+) -> LimitSettings {
+    let l = &raw.limits;
+    let account = check_throttle(
+        file,
+        "$.limits",
+        RawThrottle {
+            rate: l.rate,
+            burst: l.burst,
+        },
+        diags,
+    )
+    .unwrap_or(Rate {
+        per_second: 10_000.0,
+        burst: 5_000,
+    });
+    if l.max_concurrent == 0 {
+        diags.error(file, "$.limits.max_concurrent", "must be at least 1");
+    }
+    let cluster = l.cluster.as_ref().and_then(|c| {
+        let fail_closed = match c.policy.as_str() {
+            "fail_open_local_share" => false,
+            "fail_closed" => true,
+            other => {
+                diags.error(
+                    file,
+                    "$.limits.cluster.policy",
+                    format!("unknown policy `{other}` (fail_open_local_share or fail_closed)"),
+                );
+                false
+            }
+        };
+        if !c.redis.starts_with("redis://") {
+            diags.error(
+                file,
+                "$.limits.cluster.redis",
+                "must be a redis:// URL, like redis://127.0.0.1:6379",
+            );
+            return None;
+        }
+        Some(ClusterSettings {
+            redis: c.redis.clone(),
+            fail_closed,
+            hosts: c.hosts,
+            key_prefix: c.key_prefix.clone(),
+        })
+    });
+    let mut plans = Vec::new();
+    for (i, p) in raw.usage_plans.iter().enumerate() {
+        let jp = format!("$.usage_plans[{i}]");
+        if plans.iter().any(|x: &PlanSettings| x.id == p.id) || p.id.is_empty() {
+            diags.error(
+                file,
+                format!("{jp}.id"),
+                format!("`{}`: plan ids must be unique and not empty", p.id),
+            );
+            continue;
+        }
+        let throttle = p
+            .throttle
+            .and_then(|t| check_throttle(file, &format!("{jp}.throttle"), t, diags));
+        let quota = p.quota.as_ref().and_then(|q| {
+            let Some(period) = Period::parse(&q.period) else {
+                diags.error(
+                    file,
+                    format!("{jp}.quota.period"),
+                    "must be DAY, WEEK or MONTH",
+                );
+                return None;
+            };
+            if q.limit == 0 {
+                diags.error(file, format!("{jp}.quota.limit"), "must be at least 1");
+                return None;
+            }
+            Some(QuotaSpec {
+                limit: q.limit,
+                period,
+                offset: q.offset,
+            })
+        });
+        let mut api_stages = Vec::new();
+        for (j, s) in p.api_stages.iter().enumerate() {
+            match s.split_once('/') {
+                Some((a, st)) if !a.is_empty() && !st.is_empty() => {
+                    api_stages.push((a.to_owned(), st.to_owned()))
+                }
+                _ => diags.error(
+                    file,
+                    format!("{jp}.api_stages[{j}]"),
+                    format!("`{s}` must be \"api/stage\""),
+                ),
+            }
+        }
+        plans.push(PlanSettings {
+            id: p.id.clone(),
+            throttle,
+            quota,
+            api_stages,
+        });
+    }
+    let mut keys = Vec::new();
+    for (i, k) in raw.api_keys.iter().enumerate() {
+        let jp = format!("$.api_keys[{i}]");
+        let value = match (&k.value, &k.value_env) {
+            (Some(v), None) => Some(v.clone()),
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Some(v),
+                _ => {
+                    diags.error(
+                        file,
+                        format!("{jp}.value_env"),
+                        format!("environment variable `{var}` is not set"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                diags.error(
+                    file,
+                    &jp,
+                    "an API key needs exactly one of `value` and `value_env`",
+                );
+                None
+            }
+        };
+        let Some(value) = value else { continue };
+        // API Gateway: 20 to 128 characters.
+        if !(20..=128).contains(&value.len()) || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            diags.error(
+                file,
+                format!("{jp}.value"),
+                "an API key value is 20 to 128 printable characters",
+            );
+            continue;
+        }
+        let name = k.name.clone().unwrap_or_else(|| format!("key-{i}"));
+        for (j, p) in k.usage_plans.iter().enumerate() {
+            if !plans.iter().any(|x| &x.id == p) {
+                diags.error(
+                    file,
+                    format!("{jp}.usage_plans[{j}]"),
+                    format!("no usage plan `{p}`"),
+                );
+            }
+        }
+        if keys.iter().any(|x: &KeySettings| x.value == value) {
+            diags.error(file, format!("{jp}.value"), "duplicate API key value");
+            continue;
+        }
+        if k.enabled {
+            keys.push(KeySettings {
+                name,
+                value,
+                plans: k.usage_plans.clone(),
+            });
+        }
+    }
+    LimitSettings {
+        account,
+        max_concurrent: l.max_concurrent.max(1),
+        quota_file: resolve_path(base, &l.state_dir).join("quotas.json"),
+        cluster,
+        plans,
+        keys,
+    }
 }
 
 /// Credentials: a name, permissions, and at least one way to prove them.

@@ -92,11 +92,14 @@ fn render_errors(errors: &[Diagnostic]) -> String {
 
 /// Reads `tollgate.toml` and every Swagger file it names, and compiles them.
 pub fn load(config_path: &Path) -> Result<Snapshot, LoadError> {
-    load_with_sources(config_path).map(|(_, s)| s)
+    load_with_sources(config_path, &crate::limit::registry::Registry::new(0)).map(|(_, s)| s)
 }
 
 /// Like [`load`], also returning what was read, for later rebuilds.
-pub fn load_with_sources(config_path: &Path) -> Result<(Loaded, Snapshot), LoadError> {
+pub fn load_with_sources(
+    config_path: &Path,
+    registry: &crate::limit::registry::Registry,
+) -> Result<(Loaded, Snapshot), LoadError> {
     let mut diags = Diagnostics::default();
     let text = match std::fs::read_to_string(config_path) {
         Ok(t) => t,
@@ -119,7 +122,7 @@ pub fn load_with_sources(config_path: &Path) -> Result<(Loaded, Snapshot), LoadE
     };
     match read_config(config_path, raw, &mut diags, &FsReader) {
         Some(loaded) => {
-            let snapshot = build(&loaded.settings, &loaded.apis, &mut diags)?;
+            let snapshot = build(&loaded.settings, &loaded.apis, registry, &mut diags)?;
             Ok((loaded, snapshot))
         }
         None => Err(LoadError {

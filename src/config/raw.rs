@@ -25,6 +25,12 @@ pub struct RawConfig {
     pub admin: Option<RawAdmin>,
     #[serde(default)]
     pub credentials: Vec<RawCredential>,
+    #[serde(default)]
+    pub limits: RawAccountLimits,
+    #[serde(default)]
+    pub usage_plans: Vec<RawUsagePlan>,
+    #[serde(default)]
+    pub api_keys: Vec<RawApiKey>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +177,114 @@ pub struct RawStage {
     pub variables: BTreeMap<String, String>,
     #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
+    pub throttle: Option<RawThrottle>,
+    /// `"/items/GET"` (resource path and method) → settings.
+    #[serde(default)]
+    pub method_settings: BTreeMap<String, RawMethodSettings>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawThrottle {
+    pub rate: f64,
+    pub burst: u64,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMethodSettings {
+    #[serde(default)]
+    pub throttle: Option<RawThrottle>,
+}
+
+/// `[limits]`: account-wide limits, as API Gateway's account defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAccountLimits {
+    pub rate: f64,
+    pub burst: u64,
+    pub max_concurrent: u64,
+    /// Where usage-plan quota counters are kept (relative to the config file).
+    pub state_dir: String,
+    pub cluster: Option<RawCluster>,
+}
+
+impl Default for RawAccountLimits {
+    fn default() -> Self {
+        RawAccountLimits {
+            rate: 10_000.0,
+            burst: 5_000,
+            max_concurrent: 5_000,
+            state_dir: "state".to_owned(),
+            cluster: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub redis: String,
+    /// `fail_open_local_share` (default) or `fail_closed`.
+    #[serde(default = "default_cluster_policy")]
+    pub policy: String,
+    /// Hosts sharing the limit, for the local share when Redis is down
+    /// (default: the number of hosts seen alive in Redis, at least 1).
+    #[serde(default)]
+    pub hosts: Option<u64>,
+    #[serde(default = "default_cluster_prefix")]
+    pub key_prefix: String,
+}
+
+fn default_cluster_policy() -> String {
+    "fail_open_local_share".to_owned()
+}
+
+fn default_cluster_prefix() -> String {
+    "tollgate".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsagePlan {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub throttle: Option<RawThrottle>,
+    #[serde(default)]
+    pub quota: Option<RawQuota>,
+    /// `"api/stage"` pairs the plan covers.
+    pub api_stages: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    pub limit: u64,
+    /// `DAY`, `WEEK` or `MONTH` (UTC).
+    pub period: String,
+    #[serde(default)]
+    pub offset: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub value_env: Option<String>,
+    pub usage_plans: Vec<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]

@@ -103,6 +103,7 @@ pub fn compile_api(
         .to_owned();
 
     let gateway_responses = compile_gateway_responses(file, root, diags);
+    let api_key_schemes = api_key_schemes(root);
     check_refs(file, doc, doc, "$", diags);
     let shared_params = root.get("parameters").and_then(Value::as_object);
 
@@ -194,10 +195,19 @@ pub fn compile_api(
                         integration.as_ref(),
                         diags,
                     );
+                    let api_key_required = op
+                        .get("security")
+                        .and_then(Value::as_array)
+                        .is_some_and(|reqs| {
+                            reqs.iter()
+                                .filter_map(Value::as_object)
+                                .any(|r| r.keys().any(|k| api_key_schemes.iter().any(|s| s == k)))
+                        });
                     methods.push(MethodDef {
                         http_method: http_method.to_owned(),
                         resource: resource_id,
                         integration,
+                        api_key_required,
                     });
                     uris.push(uri);
                 }
@@ -254,6 +264,26 @@ fn check_refs(file: &Path, root: &Value, v: &Value, jp: &str, diags: &mut Diagno
         }
         _ => {}
     }
+}
+
+/// Security schemes that are API Gateway API keys: `type: apiKey`, header
+/// `x-api-key` (as API Gateway imports `apiKeyRequired`).
+fn api_key_schemes(root: &Map<String, Value>) -> Vec<String> {
+    root.get("securityDefinitions")
+        .and_then(Value::as_object)
+        .map(|defs| {
+            defs.iter()
+                .filter(|(_, d)| {
+                    d.get("type").and_then(Value::as_str) == Some("apiKey")
+                        && d.get("in").and_then(Value::as_str) == Some("header")
+                        && d.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| n.eq_ignore_ascii_case("x-api-key"))
+                })
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn canonical_path(segments: &[Segment]) -> String {

@@ -6,29 +6,37 @@
 //! the cap holds by construction. Under-admission is bounded by the free
 //! permits idle shards keep (at most two blocks each, returned when idle).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
 #[derive(Debug)]
 pub struct SharedPermits {
-    available: CachePadded<AtomicU64>,
-    max: u64,
+    /// May go below zero after the cap is lowered; it then only refills.
+    available: CachePadded<AtomicI64>,
+    max: AtomicU64,
 }
 
 impl SharedPermits {
     pub fn new(max: u64) -> SharedPermits {
         SharedPermits {
-            available: CachePadded::new(AtomicU64::new(max)),
-            max,
+            available: CachePadded::new(AtomicI64::new(max as i64)),
+            max: AtomicU64::new(max),
         }
     }
 
     pub fn max(&self) -> u64 {
-        self.max
+        self.max.load(Ordering::Acquire)
     }
 
-    pub fn available(&self) -> u64 {
+    /// Changes the cap (on reload): permits in flight stay valid.
+    pub fn set_max(&self, max: u64) {
+        let old = self.max.swap(max, Ordering::AcqRel);
+        self.available
+            .fetch_add(max as i64 - old as i64, Ordering::AcqRel);
+    }
+
+    pub fn available(&self) -> i64 {
         self.available.load(Ordering::Acquire)
     }
 
@@ -36,13 +44,13 @@ impl SharedPermits {
     pub fn take(&self, want: u64) -> u64 {
         let mut cur = self.available.load(Ordering::Acquire);
         loop {
-            let got = cur.min(want);
-            if got == 0 {
+            if cur <= 0 {
                 return 0;
             }
+            let got = (cur as u64).min(want);
             match self.available.compare_exchange_weak(
                 cur,
-                cur - got,
+                cur - got as i64,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -54,7 +62,7 @@ impl SharedPermits {
 
     pub fn give(&self, n: u64) {
         if n > 0 {
-            self.available.fetch_add(n, Ordering::AcqRel);
+            self.available.fetch_add(n as i64, Ordering::AcqRel);
         }
     }
 

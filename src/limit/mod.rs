@@ -16,6 +16,8 @@
 //! Read first: [`SharedBucket::lease`], then [`LocalBucket::admit`].
 
 pub mod concurrency;
+pub mod quota;
+pub mod registry;
 pub mod sim;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -173,6 +175,59 @@ impl LocalBucket {
 
     pub fn held(&self) -> u64 {
         self.tokens
+    }
+}
+
+/// Nanoseconds since the first call in this process (a monotonic clock
+/// all shards share; `Instant` is vDSO-cheap).
+pub fn clock_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = EPOCH.get_or_init(std::time::Instant::now);
+    epoch.elapsed().as_nanos() as u64
+}
+
+/// A shard's leases of every limit, indexed by the registry's stable ids.
+#[derive(Debug, Default)]
+pub struct ShardLimits {
+    buckets: Vec<LocalBucket>,
+    quotas: Vec<quota::LocalQuota>,
+    pub permits: concurrency::LocalPermits,
+}
+
+impl ShardLimits {
+    #[inline]
+    pub fn admit(&mut self, id: u32, shared: &SharedBucket, lease: u64, now: u64) -> bool {
+        let i = id as usize;
+        if i >= self.buckets.len() {
+            self.buckets.resize(i + 1, LocalBucket::default());
+        }
+        self.buckets[i].admit(shared, lease, now)
+    }
+
+    pub fn admit_quota(
+        &mut self,
+        id: u32,
+        pool: &quota::QuotaPool,
+        block: u64,
+        now_secs: u64,
+    ) -> bool {
+        let i = id as usize;
+        if i >= self.quotas.len() {
+            self.quotas.resize(i + 1, quota::LocalQuota::default());
+        }
+        self.quotas[i].admit(pool, block, now_secs)
+    }
+
+    pub fn idle_return_bucket(&mut self, id: u32, shared: &SharedBucket, now: u64) {
+        if let Some(b) = self.buckets.get_mut(id as usize) {
+            b.idle_return(shared, now);
+        }
+    }
+
+    pub fn idle_return_quota(&mut self, id: u32, pool: &quota::QuotaPool) {
+        if let Some(q) = self.quotas.get_mut(id as usize) {
+            q.idle_return(pool);
+        }
     }
 }
 

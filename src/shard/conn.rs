@@ -265,7 +265,22 @@ impl Conn {
             return self.fail(&info, responses, &err, body_pending);
         };
 
-        // 4–6. (admission, validation, cache: later phases)
+        // 4. Admission: API key, usage plan, quota, method, stage and
+        // account limits, then an in-flight permit held to the end.
+        let _permit = match admit(
+            &self.shard,
+            snap,
+            api,
+            stage,
+            method_id,
+            method.api_key_required,
+            &head,
+        ) {
+            Ok(p) => p,
+            Err(err) => return self.fail(&info, responses, &err, body_pending),
+        };
+
+        // 5–6. (validation, cache: later phases)
 
         // The body, now that the request is known to be routable.
         let body = match self.read_body(&head, snap).await {
@@ -591,6 +606,93 @@ impl Conn {
             self.out.extend_from_slice(b"\r\n");
         } else {
             self.out.extend_from_slice(data);
+        }
+    }
+}
+
+/// Phase 4. Order as API Gateway: key, usage-plan throttle, quota,
+/// method, stage, account; then the in-flight cap. All local integer
+/// arithmetic unless a lease runs out.
+fn admit<'s>(
+    shard: &Rc<Shard>,
+    snap: &'s Snapshot,
+    api: &crate::snapshot::Api,
+    stage: &'s crate::snapshot::Stage,
+    method_id: u32,
+    key_required: bool,
+    head: &RequestHead,
+) -> Result<Permit<'s>, GatewayError> {
+    let t = &snap.throttling;
+    let now = crate::limit::clock_ns();
+    let throttled = |what: &'static str| GatewayError::new(ErrorKind::Throttled, what);
+    let Ok(mut limits) = shard.limits.try_borrow_mut() else {
+        return Err(throttled("limiter busy"));
+    };
+    if key_required {
+        let plan = head
+            .header("x-api-key")
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| t.keys.get(k))
+            .and_then(|plans| plans.iter().find(|p| p.covers(&api.id, &stage.name)))
+            .ok_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::InvalidApiKey,
+                    "missing, unknown or unassociated API key",
+                )
+            })?;
+        if let Some(b) = &plan.throttle {
+            if !limits.admit(b.id, &b.shared, b.lease, now) {
+                return Err(throttled("Key throttle limit exceeded for the usage plan"));
+            }
+        }
+        if let Some(q) = &plan.quota {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if !limits.admit_quota(q.id, &q.pool, q.block, secs) {
+                return Err(GatewayError::new(
+                    ErrorKind::QuotaExceeded,
+                    "Key quota exhausted for the usage plan",
+                ));
+            }
+        }
+    }
+    if let Some(Some(b)) = stage.method_throttles.get(method_id as usize) {
+        if !limits.admit(b.id, &b.shared, b.lease, now) {
+            return Err(throttled("method throttle"));
+        }
+    }
+    if let Some(b) = &stage.throttle {
+        if !limits.admit(b.id, &b.shared, b.lease, now) {
+            return Err(throttled("stage throttle"));
+        }
+    }
+    let a = &t.account;
+    if !limits.admit(a.id, &a.shared, a.lease, now) {
+        return Err(throttled("account rate"));
+    }
+    if !limits.permits.acquire(&t.permits, t.permit_block) {
+        return Err(throttled("account concurrency"));
+    }
+    Ok(Permit {
+        shard: shard.clone(),
+        shared: &t.permits,
+        block: t.permit_block,
+    })
+}
+
+/// An in-flight permit: released when dropped, whatever way the request
+/// ends (response, error, timeout, client gone).
+struct Permit<'a> {
+    shard: Rc<Shard>,
+    shared: &'a crate::limit::concurrency::SharedPermits,
+    block: u64,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut limits) = self.shard.limits.try_borrow_mut() {
+            limits.permits.release(self.shared, self.block);
         }
     }
 }

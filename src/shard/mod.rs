@@ -59,6 +59,8 @@ pub struct Shard {
     pub draining: Cell<bool>,
     /// Never has permits; closed on shutdown to wake whoever waits on it.
     pub stop: Semaphore,
+    /// This shard's leases of the shared limits.
+    pub limits: RefCell<crate::limit::ShardLimits>,
 }
 
 impl Shard {
@@ -84,6 +86,24 @@ impl Shard {
                 format!("no address for backend {}", target.resolve),
             )),
         }
+    }
+
+    /// Hands back leases this shard has not used lately, so an idle shard
+    /// does not sit on tokens or permits another shard needs.
+    fn return_idle_leases(&self) {
+        let snap = self.snapshot();
+        let t = &snap.throttling;
+        let now = crate::limit::clock_ns();
+        let Ok(mut limits) = self.limits.try_borrow_mut() else {
+            return;
+        };
+        for b in &t.buckets {
+            limits.idle_return_bucket(b.id, &b.shared, now);
+        }
+        for q in &t.quotas {
+            limits.idle_return_quota(q.id, &q.pool);
+        }
+        limits.permits.idle_return(&t.permits);
     }
 
     fn refresh_dns(&self) {
@@ -221,6 +241,7 @@ async fn shard_main(
         local_port: addr.port(),
         draining: Cell::new(false),
         stop: Semaphore::new(0),
+        limits: RefCell::new(crate::limit::ShardLimits::default()),
     });
 
     // Housekeeping: new snapshots and the shutdown order every POLL; DNS
@@ -229,8 +250,13 @@ async fn shard_main(
     glommio::spawn_local(async move {
         let mut seen = generation;
         let mut last_second = std::time::Instant::now();
+        let mut ticks: u64 = 0;
         loop {
             glommio::timer::sleep(POLL).await;
+            ticks += 1;
+            if ticks % 10 == 0 {
+                house.return_idle_leases();
+            }
             let g = publisher.generation();
             if g != seen {
                 let snap = publisher.current();

@@ -66,6 +66,9 @@ impl Recorded {
 pub struct Backend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    /// Requests being answered now, and the most ever at once.
+    pub in_flight: Arc<AtomicUsize>,
+    pub max_in_flight: Arc<AtomicUsize>,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
     mode: Arc<Mutex<Mode>>,
 }
@@ -77,18 +80,23 @@ impl Backend {
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let mode = Arc::new(Mutex::new(mode));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
         let (c, r, m) = (connections.clone(), requests.clone(), mode.clone());
+        let (inf, maxf) = (in_flight.clone(), max_in_flight.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 c.fetch_add(1, Ordering::SeqCst);
-                let (r, m) = (r.clone(), m.clone());
-                std::thread::spawn(move || serve(stream, r, m));
+                let (r, m, inf, maxf) = (r.clone(), m.clone(), inf.clone(), maxf.clone());
+                std::thread::spawn(move || serve(stream, r, m, inf, maxf));
             }
         });
         Backend {
             addr,
             connections,
+            in_flight,
+            max_in_flight,
             requests,
             mode,
         }
@@ -118,7 +126,13 @@ impl Backend {
     }
 }
 
-fn serve(mut s: TcpStream, recorded: Arc<Mutex<Vec<Recorded>>>, mode: Arc<Mutex<Mode>>) {
+fn serve(
+    mut s: TcpStream,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    mode: Arc<Mutex<Mode>>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+) {
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -126,6 +140,15 @@ fn serve(mut s: TcpStream, recorded: Arc<Mutex<Vec<Recorded>>>, mode: Arc<Mutex<
             return;
         };
         recorded.lock().unwrap().push(req.clone());
+        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        max_in_flight.fetch_max(now, Ordering::SeqCst);
+        struct Done(Arc<AtomicUsize>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _done = Done(in_flight.clone());
         let mode = mode.lock().unwrap().clone();
         let keep = match mode {
             Mode::Echo => {

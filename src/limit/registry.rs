@@ -1,0 +1,133 @@
+//! Throttling state that outlives snapshots. A reload builds a new
+//! snapshot, but a bucket whose name and rate did not change keeps its
+//! tokens, quotas keep their counts, and the in-flight pool is one for the
+//! life of the process. Ids are stable, so shards index their local leases
+//! by them. Touched when snapshots are built, never per request.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::concurrency::SharedPermits;
+use super::quota::{QuotaPool, QuotaSpec};
+use super::{Rate, SharedBucket};
+
+pub type LimitId = u32;
+
+// Control plane only.
+#[allow(clippy::disallowed_types)]
+type ControlMutex<T> = std::sync::Mutex<T>;
+
+#[derive(Default)]
+struct Inner {
+    buckets: HashMap<String, (Rate, LimitId, Arc<SharedBucket>)>,
+    next_bucket: LimitId,
+    quotas: HashMap<String, (QuotaSpec, LimitId, Arc<QuotaPool>)>,
+    next_quota: LimitId,
+    /// Quota counts read from disk at start, applied when a quota appears.
+    persisted: HashMap<String, (u64, i64)>,
+}
+
+pub struct Registry {
+    inner: ControlMutex<Inner>,
+    pub permits: Arc<SharedPermits>,
+    quota_file: ControlMutex<Option<PathBuf>>,
+}
+
+impl Registry {
+    pub fn new(max_concurrent: u64) -> Arc<Registry> {
+        Arc::new(Registry {
+            inner: ControlMutex::new(Inner::default()),
+            permits: Arc::new(SharedPermits::new(max_concurrent)),
+            quota_file: ControlMutex::new(None),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The bucket called `name` with this rate: the existing one if its
+    /// rate is unchanged, else a new one (with a new id).
+    pub fn bucket(&self, name: &str, rate: Rate) -> (LimitId, Arc<SharedBucket>) {
+        let mut inner = self.lock();
+        if let Some((r, id, b)) = inner.buckets.get(name) {
+            if *r == rate {
+                return (*id, b.clone());
+            }
+        }
+        let id = inner.next_bucket;
+        inner.next_bucket += 1;
+        let b = Arc::new(SharedBucket::new(rate));
+        inner.buckets.insert(name.to_owned(), (rate, id, b.clone()));
+        (id, b)
+    }
+
+    pub fn quota(&self, name: &str, spec: QuotaSpec, now: u64) -> (LimitId, Arc<QuotaPool>) {
+        let mut inner = self.lock();
+        if let Some((s, id, q)) = inner.quotas.get(name) {
+            if *s == spec {
+                return (*id, q.clone());
+            }
+        }
+        let id = inner.next_quota;
+        inner.next_quota += 1;
+        let q = Arc::new(QuotaPool::new(spec));
+        if let Some((period, remaining)) = inner.persisted.get(name) {
+            q.restore(*period, *remaining, now);
+        }
+        inner.quotas.insert(name.to_owned(), (spec, id, q.clone()));
+        (id, q)
+    }
+
+    /// Reads persisted quota counts; later `quota` calls pick them up.
+    pub fn load_quotas(&self, file: &Path) -> Result<(), String> {
+        *match self.quota_file.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        } = Some(file.to_path_buf());
+        let text = match std::fs::read(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("{}: cannot read: {e}", file.display())),
+        };
+        let map: HashMap<String, (u64, i64)> =
+            serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut inner = self.lock();
+        for (name, (_, _, q)) in &inner.quotas {
+            if let Some((period, remaining)) = map.get(name) {
+                q.restore(*period, *remaining, now);
+            }
+        }
+        inner.persisted = map;
+        Ok(())
+    }
+
+    /// Writes every quota's count (atomically) to the quota file.
+    pub fn save_quotas(&self) -> std::io::Result<()> {
+        let file = match self.quota_file.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let Some(file) = file else { return Ok(()) };
+        let map: HashMap<String, (u64, i64)> = {
+            let inner = self.lock();
+            let mut m = inner.persisted.clone();
+            for (name, (_, _, q)) in &inner.quotas {
+                m.insert(name.clone(), q.snapshot());
+            }
+            m
+        };
+        if map.is_empty() {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&map).map_err(std::io::Error::other)?;
+        crate::admin::state::write_atomic(&file, &bytes)
+    }
+}

@@ -1,0 +1,282 @@
+//! Throttling end to end with 2 shards: the account rate and burst, the
+//! in-flight cap against a slow backend (also when clients abort), stage
+//! and method throttles, API keys with usage plans and quotas (persisted
+//! across restarts), and the 429/403 bodies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use support::client::{get, get_with};
+use support::gateway::{mock_method, swagger, swagger_with};
+use support::{Backend, Gateway, Mode, RawClient, Response};
+
+fn keep_alive_burst(gw: &Gateway, path: &str, n: usize, headers: &str) -> Vec<Response> {
+    let mut c = RawClient::connect(gw.addr);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(c.request(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes()));
+    }
+    out
+}
+
+#[test]
+fn account_rate_and_burst_with_aws_429() {
+    let paths = format!(r#"{{"/m": {{"get": {}}}}}"#, mock_method(200, "ok"));
+    let gw = Gateway::builder()
+        .api("l", &swagger(&paths))
+        .stage("l", "p", &[])
+        .default_api("l")
+        .shards(2)
+        .extra("[limits]\nrate = 20\nburst = 10\n")
+        .start();
+    let start = Instant::now();
+    // Two clients (connections land on both shards).
+    let a = std::thread::spawn({
+        let addr = gw.addr;
+        move || {
+            let mut c = RawClient::connect(addr);
+            (0..100)
+                .map(|_| c.request(b"GET /p/m HTTP/1.1\r\nHost: x\r\n\r\n").status)
+                .collect::<Vec<_>>()
+        }
+    });
+    let mut statuses = keep_alive_burst(&gw, "/p/m", 100, "")
+        .iter()
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    statuses.extend(a.join().unwrap());
+    let elapsed = start.elapsed().as_secs_f64();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(ok + limited, 200);
+    // At most burst + rate × elapsed (+1 for the token in progress).
+    let most = 10.0 + 20.0 * elapsed + 1.0;
+    assert!(
+        (ok as f64) <= most,
+        "{ok} admitted in {elapsed:.2}s (at most {most:.0})"
+    );
+    assert!(ok >= 10, "the burst must be admitted: {ok}");
+    let r = keep_alive_burst(&gw, "/p/m", 30, "")
+        .into_iter()
+        .find(|r| r.status == 429)
+        .unwrap();
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "Too Many Requests"})
+    );
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("TooManyRequestsException")
+    );
+    // Tokens come back at the rate.
+    std::thread::sleep(Duration::from_millis(600));
+    let again = keep_alive_burst(&gw, "/p/m", 5, "");
+    assert!(
+        again.iter().filter(|r| r.status == 200).count() >= 5,
+        "refill after 600 ms at 20/s"
+    );
+}
+
+#[test]
+fn concurrency_cap_holds_and_aborted_requests_release_their_permits() {
+    let backend = Backend::start(Mode::Slow(Duration::from_millis(400)));
+    let paths = format!(
+        r#"{{"/slow": {{"get": {}}}}}"#,
+        support::gateway::proxy_method(&format!("http://{}/s", backend.addr), "")
+    );
+    let gw = Gateway::builder()
+        .api("c", &swagger(&paths))
+        .stage("c", "p", &[])
+        .default_api("c")
+        .shards(2)
+        .extra("[limits]\nmax_concurrent = 5\n")
+        .start();
+    let addr = gw.addr;
+    let clients: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || get(addr, "/p/slow").status))
+        .collect();
+    let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        backend.max_in_flight.load(Ordering::SeqCst) <= 5,
+        "backend saw {}",
+        backend.max_in_flight.load(Ordering::SeqCst)
+    );
+    assert!(ok >= 5, "{statuses:?}");
+
+    // 10 requests, 3 of them abandoned by their clients mid-flight.
+    let mut conns = Vec::new();
+    for i in 0..10 {
+        let mut c = RawClient::connect(addr);
+        c.send(b"GET /p/slow HTTP/1.1\r\nHost: x\r\n\r\n");
+        conns.push((i, c));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (i, c) in conns.iter_mut() {
+        if *i % 3 == 0 {
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    drop(conns);
+    // After the backend has answered everything, every permit is back:
+    // five concurrent requests all get through.
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(backend.in_flight.load(Ordering::SeqCst), 0);
+    let clients: Vec<_> = (0..5)
+        .map(|_| std::thread::spawn(move || get(addr, "/p/slow").status))
+        .collect();
+    let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(statuses, vec![200; 5], "permits leaked");
+}
+
+#[test]
+fn stage_and_method_throttles() {
+    let paths = format!(
+        r#"{{"/a": {{"get": {}}}, "/b": {{"get": {}}}}}"#,
+        mock_method(200, "a"),
+        mock_method(200, "b")
+    );
+    let gw = Gateway::builder()
+        .api("t", &swagger(&paths))
+        .default_api("t")
+        .shards(1)
+        .extra("[[stages]]\napi = \"t\"\nname = \"p\"\nthrottle = { rate = 1, burst = 8 }\nmethod_settings = { \"/a/GET\" = { throttle = { rate = 1, burst = 3 } } }\n")
+        .start();
+    let a: Vec<u16> = keep_alive_burst(&gw, "/p/a", 6, "")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(a, vec![200, 200, 200, 429, 429, 429], "method burst 3");
+    // /b has no method limit; the stage's remaining 5 tokens (8 - 3) apply.
+    let b: Vec<u16> = keep_alive_burst(&gw, "/p/b", 7, "")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        b,
+        vec![200, 200, 200, 200, 200, 429, 429],
+        "stage burst 8 shared by all methods"
+    );
+}
+
+fn keyed_api() -> String {
+    let paths = format!(
+        r#"{{"/open": {{"get": {open}}}, "/keyed": {{"get": {keyed}}}}}"#,
+        open = mock_method(200, "open"),
+        keyed = mock_method(200, "keyed").replacen('{', r#"{"security": [{"api_key": []}], "#, 1),
+    );
+    swagger_with(
+        &paths,
+        r#""securityDefinitions": {"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}}"#,
+    )
+}
+
+const GOLD: &str = "gold-key-0123456789abcdef";
+const BRONZE: &str = "bronze-key-0123456789abcd";
+const OTHER: &str = "other-stage-key-012345678";
+
+fn keyed_gateway() -> Gateway {
+    Gateway::builder()
+        .api("k", &keyed_api())
+        .stage("k", "p", &[])
+        .stage("k", "q", &[])
+        .default_api("k")
+        .shards(2)
+        .extra(&format!(
+            r#"[[usage_plans]]
+id = "gold"
+throttle = {{ rate = 1, burst = 3 }}
+api_stages = ["k/p"]
+[[usage_plans]]
+id = "bronze"
+quota = {{ limit = 4, period = "DAY" }}
+api_stages = ["k/p"]
+[[usage_plans]]
+id = "elsewhere"
+api_stages = ["k/q"]
+[[api_keys]]
+name = "gold"
+value = "{GOLD}"
+usage_plans = ["gold"]
+[[api_keys]]
+name = "bronze"
+value = "{BRONZE}"
+usage_plans = ["bronze"]
+[[api_keys]]
+name = "other"
+value = "{OTHER}"
+usage_plans = ["elsewhere"]
+"#
+        ))
+        .start()
+}
+
+#[test]
+fn api_keys_usage_plan_throttles_and_quotas() {
+    let gw = keyed_gateway();
+    // Methods without apiKeyRequired ignore keys.
+    assert_eq!(get(gw.addr, "/p/open").text(), "open");
+    // Missing, unknown, or not in a plan for this stage: 403 Forbidden.
+    for headers in [
+        "",
+        "x-api-key: not-a-known-key-at-all\r\n",
+        &format!("x-api-key: {OTHER}\r\n"),
+    ] {
+        let r = get_with(gw.addr, "/p/keyed", headers);
+        assert_eq!(r.status, 403, "{headers}");
+        assert_eq!(r.json(), serde_json::json!({"message": "Forbidden"}));
+        assert_eq!(r.header("x-amzn-ErrorType"), Some("ForbiddenException"));
+    }
+    assert_eq!(
+        get_with(gw.addr, "/q/keyed", &format!("x-api-key: {OTHER}\r\n")).status,
+        200
+    );
+    // Gold: throttled per key (burst 3).
+    let gold: Vec<u16> = keep_alive_burst(&gw, "/p/keyed", 5, &format!("x-api-key: {GOLD}\r\n"))
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(gold, vec![200, 200, 200, 429, 429]);
+    // Bronze: 4 a day, then 429 Limit Exceeded.
+    let bronze = keep_alive_burst(&gw, "/p/keyed", 6, &format!("x-api-key: {BRONZE}\r\n"));
+    let statuses: Vec<u16> = bronze.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![200, 200, 200, 200, 429, 429]);
+    assert_eq!(
+        bronze[4].json(),
+        serde_json::json!({"message": "Limit Exceeded"})
+    );
+    assert_eq!(
+        bronze[4].header("x-amzn-ErrorType"),
+        Some("LimitExceededException")
+    );
+}
+
+#[test]
+fn quotas_survive_a_restart() {
+    let gw = keyed_gateway();
+    let used: Vec<u16> = keep_alive_burst(&gw, "/p/keyed", 3, &format!("x-api-key: {BRONZE}\r\n"))
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(used, vec![200, 200, 200]);
+    // Graceful stop saves the counts; kill -9 after the periodic save too.
+    std::thread::sleep(Duration::from_millis(2500));
+    let gw = gw.kill9_and_restart();
+    let after: Vec<u16> = keep_alive_burst(&gw, "/p/keyed", 3, &format!("x-api-key: {BRONZE}\r\n"))
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        after,
+        vec![200, 429, 429],
+        "the day's quota (4) was already 3/4 used"
+    );
+}
