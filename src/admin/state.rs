@@ -95,6 +95,8 @@ impl AdminState {
                         .map(|s| StageSource {
                             name: s.stage_name.clone(),
                             variables: s.variables.clone(),
+                            throttle: None,
+                            method_throttles: Vec::new(),
                             file: store.stage_path(api_id, &s.stage_name),
                             path: "$.variables".to_owned(),
                         })
