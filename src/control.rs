@@ -113,6 +113,9 @@ impl Control {
             );
             loaded.settings.server.listen = self.started_listen;
         }
+        if loaded.settings.limits.cluster.is_some() != self.registry.is_cluster() {
+            tracing::warn!("limits.cluster changed: it takes effect after a restart");
+        }
         if loaded.settings.server.shards != self.started_shards {
             tracing::warn!("server.shards changed: it takes effect after a restart");
             loaded.settings.server.shards = self.started_shards;

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod demo;

@@ -252,6 +252,20 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         snap.upstream.dns_refresh,
         Duration::from_secs(2),
     );
+    if let Some(cluster) = &loaded.settings.limits.cluster {
+        let agent = tollgate::cluster::Agent::new(
+            cluster.clone(),
+            loaded.settings.limits.account,
+            loaded.settings.limits.max_concurrent,
+            snap.throttling.account.shared.clone(),
+            registry.permits.clone(),
+        );
+        if let Err(e) = agent.start() {
+            eprintln!("error: cannot start the cluster agent: {e}");
+            return ExitCode::FAILURE;
+        }
+        tracing::info!(redis = %cluster.redis, "account limits shared through Redis");
+    }
     let publisher = tollgate::publish::Publisher::new(Arc::new(snap), shards);
     let control = Arc::new(tollgate::control::Control::new(
         config,

@@ -569,7 +569,7 @@ pub fn build(
         .as_ref()
         .and_then(|id| drafts.iter().position(|d| &d.api.id == id));
     let limits = &settings.limits;
-    registry.permits.set_max(limits.max_concurrent);
+    registry.set_max_concurrent(limits.max_concurrent);
     let now_secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -616,7 +616,14 @@ pub fn build(
             }
         }
     }
-    let account = bucket_ref("account".to_owned(), limits.account);
+    let account = {
+        let (id, shared) = registry.account(limits.account);
+        BucketRef {
+            id,
+            shared,
+            lease: limits.account.lease_size(shards),
+        }
+    };
     let mut all_buckets = vec![account.clone()];
     let mut all_quotas = Vec::new();
     for d in &drafts {

@@ -19,7 +19,7 @@ use crate::snapshot::Snapshot;
 
 pub use compile::{
     build, check_stage_variable, compile, read_config, valid_stage_name, AdminSettings, ApiSource,
-    Loaded, Settings, StageSource,
+    ClusterSettings, KeySettings, LimitSettings, Loaded, PlanSettings, Settings, StageSource,
 };
 
 /// One problem, located.
@@ -122,6 +122,9 @@ pub fn load_with_sources(
     };
     match read_config(config_path, raw, &mut diags, &FsReader) {
         Some(loaded) => {
+            if loaded.settings.limits.cluster.is_some() {
+                registry.set_cluster();
+            }
             let snapshot = build(&loaded.settings, &loaded.apis, registry, &mut diags)?;
             Ok((loaded, snapshot))
         }

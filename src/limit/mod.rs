@@ -62,6 +62,9 @@ pub struct SharedBucket {
     period: u64,
     /// `burst × period`: how far ahead of now `tat` may run.
     tolerance: u64,
+    /// Cluster mode: the bucket is in Redis, and this is the reservoir of
+    /// tokens the cluster agent leased from it; shards lease from here.
+    external: Option<CachePadded<std::sync::atomic::AtomicI64>>,
 }
 
 impl SharedBucket {
@@ -71,7 +74,35 @@ impl SharedBucket {
             tat: CachePadded::new(AtomicU64::new(0)),
             period,
             tolerance: period.saturating_mul(rate.burst.max(1)),
+            external: None,
         }
+    }
+
+    /// A bucket whose tokens come from elsewhere (see `cluster`): starts
+    /// empty; [`SharedBucket::deposit`] adds tokens.
+    pub fn external(rate: Rate) -> SharedBucket {
+        SharedBucket {
+            external: Some(CachePadded::new(std::sync::atomic::AtomicI64::new(0))),
+            ..SharedBucket::new(rate)
+        }
+    }
+
+    pub fn is_external(&self) -> bool {
+        self.external.is_some()
+    }
+
+    /// Cluster mode: tokens the agent brought in (or took out, negative).
+    pub fn deposit(&self, n: i64) {
+        if let Some(e) = &self.external {
+            e.fetch_add(n, Ordering::AcqRel);
+        }
+    }
+
+    /// Cluster mode: tokens waiting in the reservoir.
+    pub fn reservoir(&self) -> i64 {
+        self.external
+            .as_ref()
+            .map_or(0, |e| e.load(Ordering::Acquire))
     }
 
     pub fn period_ns(&self) -> u64 {
@@ -80,6 +111,24 @@ impl SharedBucket {
 
     /// Takes up to `want` tokens; returns how many it got (0 if empty).
     pub fn lease(&self, now: u64, want: u64) -> u64 {
+        if let Some(e) = &self.external {
+            let mut cur = e.load(Ordering::Acquire);
+            loop {
+                if cur <= 0 {
+                    return 0;
+                }
+                let got = (cur as u64).min(want);
+                match e.compare_exchange_weak(
+                    cur,
+                    cur - got as i64,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return got,
+                    Err(actual) => cur = actual,
+                }
+            }
+        }
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
             let base = tat.max(now);
@@ -107,6 +156,10 @@ impl SharedBucket {
         if n == 0 {
             return;
         }
+        if let Some(e) = &self.external {
+            e.fetch_add(n as i64, Ordering::AcqRel);
+            return;
+        }
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
             // The bucket cannot hold more than `burst`: `tat` never goes
@@ -124,6 +177,10 @@ impl SharedBucket {
 
     /// When the next token will be available (for "empty until").
     pub fn next_token_at(&self, now: u64) -> u64 {
+        if self.external.is_some() {
+            // The reservoir refills in steps; look again one token later.
+            return now + self.period.min(1_000_000);
+        }
         let tat = self.tat.load(Ordering::Acquire);
         (tat + self.period)
             .saturating_sub(self.tolerance)

@@ -31,6 +31,9 @@ struct Inner {
 pub struct Registry {
     inner: ControlMutex<Inner>,
     pub permits: Arc<SharedPermits>,
+    /// Cluster mode: the account bucket and the permits are fed by the
+    /// cluster agent from Redis.
+    cluster: std::sync::atomic::AtomicBool,
     quota_file: ControlMutex<Option<PathBuf>>,
 }
 
@@ -39,8 +42,48 @@ impl Registry {
         Arc::new(Registry {
             inner: ControlMutex::new(Inner::default()),
             permits: Arc::new(SharedPermits::new(max_concurrent)),
+            cluster: std::sync::atomic::AtomicBool::new(false),
             quota_file: ControlMutex::new(None),
         })
+    }
+
+    /// Switches the account limits to cluster mode (before any snapshot is
+    /// built): the account bucket becomes a reservoir and the permit pool
+    /// starts empty, both filled by the cluster agent.
+    pub fn set_cluster(&self) {
+        self.cluster
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The account bucket: local GCRA, or the cluster reservoir.
+    pub fn account(&self, rate: Rate) -> (LimitId, Arc<SharedBucket>) {
+        if !self.is_cluster() {
+            return self.bucket("account", rate);
+        }
+        let mut inner = self.lock();
+        if let Some((r, id, b)) = inner.buckets.get("account") {
+            if *r == rate && b.is_external() {
+                return (*id, b.clone());
+            }
+        }
+        let id = inner.next_bucket;
+        inner.next_bucket += 1;
+        let b = Arc::new(SharedBucket::external(rate));
+        inner
+            .buckets
+            .insert("account".to_owned(), (rate, id, b.clone()));
+        (id, b)
+    }
+
+    /// Sets the in-flight cap (local mode only: in cluster mode Redis holds it).
+    pub fn set_max_concurrent(&self, max: u64) {
+        if !self.is_cluster() {
+            self.permits.set_max(max);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
