@@ -59,6 +59,9 @@ pub enum ErrorKind {
     Throttled,
     /// A usage plan's quota for the period is used up.
     QuotaExceeded,
+    /// `Cache-Control: max-age=0` from a client not allowed to invalidate,
+    /// with the FAIL_WITH_403 strategy.
+    InvalidateNotAllowed,
 }
 
 #[derive(Clone, Debug)]
@@ -79,7 +82,8 @@ impl GatewayError {
             | ErrorKind::UnsupportedMediaType
             | ErrorKind::InvalidApiKey
             | ErrorKind::Throttled
-            | ErrorKind::QuotaExceeded => Side::Downstream,
+            | ErrorKind::QuotaExceeded
+            | ErrorKind::InvalidateNotAllowed => Side::Downstream,
             ErrorKind::NoIntegration
             | ErrorKind::UnsupportedIntegration
             | ErrorKind::BadIntegrationUri
@@ -139,6 +143,7 @@ pub fn response_type(kind: ErrorKind) -> ResponseType {
         ErrorKind::InvalidApiKey => ResponseType::InvalidApiKey,
         ErrorKind::Throttled => ResponseType::Throttled,
         ErrorKind::QuotaExceeded => ResponseType::QuotaExceeded,
+        ErrorKind::InvalidateNotAllowed => ResponseType::AccessDenied,
     }
 }
 

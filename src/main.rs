@@ -36,6 +36,17 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Empty a stage's response cache on every shard, through the admin API
+    /// of a running gateway (address and credentials from the config).
+    FlushCache {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The API id.
+        #[arg(long)]
+        api: String,
+        #[arg(long)]
+        stage: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +62,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config, shards } => serve(&config, shards.as_deref()),
+        Command::FlushCache { config, api, stage } => flush_cache(&config, &api, &stage),
     }
 }
 
@@ -339,6 +351,105 @@ fn start_signal_thread(control: Arc<tollgate::control::Control>) -> std::io::Res
             }
         })?;
     Ok(())
+}
+
+fn flush_cache(config: &std::path::Path, api: &str, stage: &str) -> ExitCode {
+    let registry = tollgate::limit::registry::Registry::new(0);
+    let loaded = match tollgate::config::load_with_sources(config, &registry) {
+        Ok((l, _)) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(admin) = &loaded.settings.admin else {
+        eprintln!("error: the config has no [admin] section: there is no admin API to ask");
+        return ExitCode::FAILURE;
+    };
+    let Some(cred) = loaded
+        .settings
+        .credentials
+        .iter()
+        .find(|c| c.permissions.admin)
+    else {
+        eprintln!("error: no credential with the `admin` permission in the config");
+        return ExitCode::FAILURE;
+    };
+    let path = format!("/restapis/{api}/stages/{stage}/cache/data");
+    let host = admin.listen.to_string();
+    let auth = match (&cred.token, &cred.access_key_id, &cred.secret_access_key) {
+        (Some(t), _, _) => format!("Bearer {t}"),
+        (None, Some(key), Some(secret)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let days = (now / 86_400) as i64;
+            let (y, m, d) = tollgate::ids::civil_from_days(days);
+            let rem = now % 86_400;
+            let amz = format!(
+                "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60
+            );
+            let headers: Vec<(&[u8], &[u8])> =
+                vec![(b"host", host.as_bytes()), (b"x-amz-date", amz.as_bytes())];
+            let parts = tollgate::auth::RequestParts {
+                method: b"DELETE",
+                path: path.as_bytes(),
+                query: None,
+                headers: &headers,
+                body: b"",
+            };
+            match tollgate::auth::sign(
+                &parts,
+                key,
+                secret,
+                "us-east-1",
+                "apigateway",
+                &amz,
+                &["host", "x-amz-date"],
+            ) {
+                Ok(a) => format!("{a}\r\nX-Amz-Date: {amz}"),
+                Err(e) => {
+                    eprintln!("error: cannot sign: {e:?}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => {
+            eprintln!("error: the admin credential has no token or access key");
+            return ExitCode::FAILURE;
+        }
+    };
+    let request = format!("DELETE {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let response = (|| -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&admin.listen, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(15)))?;
+        s.write_all(request.as_bytes())?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out)?;
+        Ok(out)
+    })();
+    match response {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let status_line = text.lines().next().unwrap_or("");
+            if status_line.split_whitespace().nth(1) == Some("202") {
+                println!("flushed the cache of {api}/{stage}");
+                ExitCode::SUCCESS
+            } else {
+                let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+                eprintln!("error: {status_line}: {body}");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: cannot reach the admin API at {}: {e}", admin.listen);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn parse_shards(s: &str) -> Result<Shards, String> {

@@ -27,6 +27,28 @@ pub struct Publisher {
     generation: AtomicU64,
     applied: Vec<AtomicU64>,
     shutdown: AtomicBool,
+    /// Messages for shards (cache invalidations and flushes), read by each
+    /// shard's housekeeping task.
+    mailboxes: Vec<ControlMutex<Vec<Mail>>>,
+    has_mail: Vec<AtomicBool>,
+    mail_seq: AtomicU64,
+    mail_done: Vec<AtomicU64>,
+}
+
+/// A message with its sequence number.
+pub type Mail = (u64, Arc<ShardMsg>);
+
+/// Work one shard asks of the others.
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// Store this fresh entry (an authorized `Cache-Control: max-age=0`).
+    CacheReplace {
+        uid: String,
+        key: String,
+        entry: Arc<crate::cache::Entry>,
+    },
+    /// Empty a stage's cache.
+    CacheFlush { uid: String },
 }
 
 impl Publisher {
@@ -36,7 +58,72 @@ impl Publisher {
             generation: AtomicU64::new(1),
             applied: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             shutdown: AtomicBool::new(false),
+            mailboxes: (0..shards).map(|_| ControlMutex::new(Vec::new())).collect(),
+            has_mail: (0..shards).map(|_| AtomicBool::new(false)).collect(),
+            mail_seq: AtomicU64::new(0),
+            mail_done: (0..shards).map(|_| AtomicU64::new(0)).collect(),
         })
+    }
+
+    /// Posts `msg` to every shard but `skip`; returns its sequence number.
+    pub fn post(&self, msg: ShardMsg, skip: Option<usize>) -> u64 {
+        let msg = Arc::new(msg);
+        let seq = self.mail_seq.fetch_add(1, Ordering::AcqRel) + 1;
+        for (i, mailbox) in self.mailboxes.iter().enumerate() {
+            if Some(i) == skip {
+                continue;
+            }
+            let mut m = match mailbox.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            m.push((seq, msg.clone()));
+            self.has_mail[i].store(true, Ordering::Release);
+        }
+        seq
+    }
+
+    /// Has every shard but `skip` handled message `seq`?
+    pub fn delivered(&self, seq: u64, skip: Option<usize>) -> bool {
+        self.mail_done
+            .iter()
+            .enumerate()
+            .all(|(i, d)| Some(i) == skip || d.load(Ordering::Acquire) >= seq)
+    }
+
+    /// A shard's housekeeping: takes its messages (cheap when there are none).
+    pub fn take_mail(&self, shard: usize) -> Vec<Mail> {
+        let Some(flag) = self.has_mail.get(shard) else {
+            return Vec::new();
+        };
+        if !flag.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        match self.mailboxes[shard].lock() {
+            Ok(mut m) => std::mem::take(&mut *m),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+
+    /// A shard handled every message up to `seq`.
+    pub fn mail_done(&self, shard: usize, seq: u64) {
+        if let Some(d) = self.mail_done.get(shard) {
+            d.fetch_max(seq, Ordering::AcqRel);
+        }
+    }
+
+    /// Posts to every shard and waits (blocking; control plane only) until
+    /// all have handled it.
+    pub fn broadcast_and_wait(&self, msg: ShardMsg, timeout: Duration) -> bool {
+        let seq = self.post(msg, None);
+        let until = Instant::now() + timeout;
+        while !self.delivered(seq, None) {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// Makes `snapshot` the one to serve; returns its generation.
@@ -83,6 +170,10 @@ impl Publisher {
         if let Some(a) = self.applied.get(shard) {
             a.store(generation, Ordering::Release);
         }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.applied.len()
     }
 
     pub fn request_shutdown(&self) {

@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub builtin_responses: StageResponses,
     pub demo_backend: Option<SocketAddr>,
     pub throttling: Throttling,
+    /// Who may invalidate cache entries (and call the admin API).
+    pub credentials: Vec<crate::auth::Credential>,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -100,6 +102,7 @@ impl Snapshot {
         targets: Vec<Target>,
         demo_backend: Option<SocketAddr>,
         throttling: Throttling,
+        credentials: Vec<crate::auth::Credential>,
         warnings: Vec<Diagnostic>,
     ) -> Snapshot {
         let mut api_index: HashMap<String, Vec<usize>> = HashMap::new();
@@ -117,6 +120,7 @@ impl Snapshot {
             builtin_responses: GatewayResponses::builtin(),
             demo_backend,
             throttling,
+            credentials,
             warnings,
         }
     }
@@ -331,6 +335,8 @@ pub struct Integration {
     pub timeout: Duration,
     /// In document order; the `default` one (no pattern) is tried last.
     pub responses: Vec<IntegrationResponse>,
+    /// `cacheKeyParameters`: request parameters that are part of the cache key.
+    pub cache_key_params: Vec<crate::cache::KeyParam>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -387,6 +393,9 @@ pub struct Stage {
     pub throttle: Option<BucketRef>,
     /// Per method (same index as [`Api::methods`]).
     pub method_throttles: Vec<Option<BucketRef>>,
+    pub cache: Option<crate::cache::StageCache>,
+    /// Per method: its caching in this stage, if cached.
+    pub method_cache: Vec<Option<crate::cache::MethodCache>>,
 }
 
 #[derive(Debug)]

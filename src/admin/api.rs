@@ -96,6 +96,9 @@ pub(super) fn route(
         }
         (b"PATCH", ["restapis", id, "stages", name]) => patch_stage(admin, state, id, name, body),
         (b"DELETE", ["restapis", id, "stages", name]) => delete_stage(admin, state, id, name),
+        (b"DELETE", ["restapis", id, "stages", name, "cache", "data"]) => {
+            flush_cache(admin, id, name)
+        }
         (b"GET", ["restapis", id, "stages", name, "exports", kind]) => {
             export(state, id, name, kind, head.header("accept"))
         }
@@ -742,6 +745,37 @@ fn delete_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str) -> 
         return r;
     }
     Reply::json(202, &json!({}))
+}
+
+/// FlushStageCache: empties the stage's cache on every shard, for APIs of
+/// the config file and of the admin API alike.
+fn flush_cache(admin: &Admin, id: &str, stage: &str) -> Reply {
+    let publisher = admin.control.publisher();
+    let snap = publisher.current();
+    let host = format!("{id}.execute-api.local");
+    let (api, found) = snap.find(Some(host.as_bytes()), Some(stage));
+    let Some(found) = found else {
+        return if api.is_some() {
+            not_found_stage()
+        } else {
+            not_found_api(id)
+        };
+    };
+    if found.cache.is_none() {
+        return Reply::error(400, "BadRequestException", "The stage has no cache");
+    }
+    let msg = crate::publish::ShardMsg::CacheFlush {
+        uid: format!("{id}/{stage}"),
+    };
+    if publisher.broadcast_and_wait(msg, std::time::Duration::from_secs(5)) {
+        Reply::json(202, &json!({}))
+    } else {
+        Reply::error(
+            500,
+            "InternalServerErrorException",
+            "not every shard confirmed the flush in time",
+        )
+    }
 }
 
 fn export(state: &AdminState, id: &str, name: &str, kind: &str, accept: Option<&[u8]>) -> Reply {

@@ -97,6 +97,8 @@ impl AdminState {
                             variables: s.variables.clone(),
                             throttle: None,
                             method_throttles: Vec::new(),
+                            cache: None,
+                            method_caches: Vec::new(),
                             file: store.stage_path(api_id, &s.stage_name),
                             path: "$.variables".to_owned(),
                         })

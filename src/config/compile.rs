@@ -12,6 +12,7 @@ use super::raw::{RawConfig, RawCredential, RawShards, RawThrottle};
 use super::swagger::{compile_api, ApiDraft, TplPart, UriTemplate};
 use super::{parse_document, Diagnostics, LoadError, SourceReader};
 use crate::auth::{Credential, Permissions};
+use crate::cache::{KeyParam, MethodCache, StageCache, UnauthorizedStrategy};
 use crate::http::request::HeadLimits;
 use crate::http::request::Method;
 use crate::limit::concurrency::SharedPermits;
@@ -37,6 +38,21 @@ pub struct Settings {
     pub admin: Option<AdminSettings>,
     pub credentials: Vec<Credential>,
     pub limits: LimitSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub ttl: Duration,
+    pub capacity_bytes: u64,
+    pub require_authorization: bool,
+    pub unauthorized: UnauthorizedStrategy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MethodCacheSettings {
+    pub enabled: Option<bool>,
+    pub ttl: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -110,6 +126,9 @@ pub struct StageSource {
     pub throttle: Option<Rate>,
     /// `"/items/GET"` → rate.
     pub method_throttles: Vec<(String, Rate)>,
+    pub cache: Option<CacheSettings>,
+    /// `"/items/GET"` → cache override.
+    pub method_caches: Vec<(String, MethodCacheSettings)>,
     /// Where problems with this stage are reported: file and JSON path.
     pub file: PathBuf,
     pub path: String,
@@ -401,6 +420,32 @@ pub fn read_config(
                     .throttle
                     .and_then(|t| check_throttle(file, &format!("{jp}.throttle"), t, diags));
                 let mut method_throttles = Vec::new();
+                let mut method_caches = Vec::new();
+                let cache = s.cache.as_ref().and_then(|c| {
+                    let jp = format!("{jp}.cache");
+                    if c.ttl_seconds > 3600 {
+                        diags.error(file, format!("{jp}.ttl_seconds"), "must be at most 3600 (API Gateway's maximum)");
+                    }
+                    if !(c.capacity_mb > 0.0 && c.capacity_mb <= 1024.0 * 1024.0) {
+                        diags.error(file, format!("{jp}.capacity_mb"), "must be greater than 0");
+                        return None;
+                    }
+                    let Some(unauthorized) = UnauthorizedStrategy::parse(&c.unauthorized_strategy) else {
+                        diags.error(
+                            file,
+                            format!("{jp}.unauthorized_strategy"),
+                            "must be FAIL_WITH_403, SUCCEED_WITH_RESPONSE_HEADER or SUCCEED_WITHOUT_RESPONSE_HEADER",
+                        );
+                        return None;
+                    };
+                    Some(CacheSettings {
+                        enabled: c.enabled && c.ttl_seconds > 0,
+                        ttl: Duration::from_secs(c.ttl_seconds.min(3600)),
+                        capacity_bytes: (c.capacity_mb * 1024.0 * 1024.0) as u64,
+                        require_authorization: c.require_authorization,
+                        unauthorized,
+                    })
+                });
                 for (key, settings) in &s.method_settings {
                     let kp = format!("{jp}.method_settings.{key}");
                     if key.rsplit_once('/').is_none_or(|(p, m)| {
@@ -417,12 +462,30 @@ pub fn read_config(
                             method_throttles.push((key.clone(), rate));
                         }
                     }
+                    if let Some(c) = settings.cache {
+                        if c.ttl_seconds.is_some_and(|t| t > 3600) {
+                            diags.error(
+                                file,
+                                format!("{kp}.cache.ttl_seconds"),
+                                "must be at most 3600",
+                            );
+                        }
+                        method_caches.push((
+                            key.clone(),
+                            MethodCacheSettings {
+                                enabled: c.enabled,
+                                ttl: c.ttl_seconds.map(|t| Duration::from_secs(t.min(3600))),
+                            },
+                        ));
+                    }
                 }
                 api.stages.push(StageSource {
                     name: s.name.clone(),
                     variables: s.variables.clone(),
                     throttle,
                     method_throttles,
+                    cache,
+                    method_caches,
                     file: file.to_path_buf(),
                     path: jp,
                 })
@@ -516,6 +579,7 @@ pub fn build(
             bound.throttle = stage
                 .throttle
                 .map(|r| bucket_ref(format!("stage:{}/{}", source.id, stage.name), r));
+            bind_cache(&source.id, stage, &draft, &mut bound, diags);
             bound.method_throttles = vec![None; draft.api.methods.len()];
             for (key, rate) in &stage.method_throttles {
                 let (path, verb) = key.rsplit_once('/').unwrap_or((key.as_str(), "*"));
@@ -655,6 +719,7 @@ pub fn build(
         targets,
         settings.demo_backend,
         throttling,
+        settings.credentials.clone(),
         std::mem::take(&mut diags.warnings),
     ))
 }
@@ -710,6 +775,8 @@ fn bind_stage(
         responses,
         throttle: None,
         method_throttles: Vec::new(),
+        cache: None,
+        method_cache: Vec::new(),
     }
 }
 
@@ -802,6 +869,70 @@ fn bind_uri(
         path,
         query,
     })
+}
+
+/// The stage cache and each method's caching in it: GET methods are cached
+/// when the stage cache is on; method settings enable, disable or change
+/// the TTL of single methods (`*` matches any path or method).
+fn bind_cache(
+    api_id: &str,
+    stage: &StageSource,
+    draft: &ApiDraft,
+    bound: &mut Stage,
+    diags: &mut Diagnostics,
+) {
+    bound.method_cache = vec![None; draft.api.methods.len()];
+    let Some(cache) = &stage.cache else {
+        if !stage.method_caches.is_empty() {
+            diags.warn(
+                &stage.file,
+                format!("{}.method_settings", stage.path),
+                "method cache settings have no effect without a stage `cache`",
+            );
+        }
+        return;
+    };
+    bound.cache = Some(StageCache {
+        uid: format!("{api_id}/{}", stage.name),
+        capacity_bytes: cache.capacity_bytes,
+        require_authorization: cache.require_authorization,
+        unauthorized: cache.unauthorized,
+    });
+    for (mi, m) in draft.api.methods.iter().enumerate() {
+        let resource = &draft.api.resources[m.resource as usize].path;
+        let mut enabled = cache.enabled && m.http_method == "GET";
+        let mut ttl = cache.ttl;
+        let mut applied = Vec::new();
+        for (key, setting) in &stage.method_caches {
+            let (path, verb) = key.rsplit_once('/').unwrap_or((key.as_str(), "*"));
+            if (path == "*" || path == resource)
+                && (verb == "*" || verb.eq_ignore_ascii_case(&m.http_method))
+            {
+                if let Some(e) = setting.enabled {
+                    enabled = e;
+                }
+                if let Some(t) = setting.ttl {
+                    ttl = t;
+                }
+                applied.push(*setting);
+            }
+        }
+        if !enabled || ttl.is_zero() {
+            continue;
+        }
+        let key_params: Vec<KeyParam> = m
+            .integration
+            .as_ref()
+            .map(|i| i.cache_key_params.clone())
+            .unwrap_or_default();
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(ttl, &key_params, &applied), &mut h);
+        bound.method_cache[mi] = Some(MethodCache {
+            ttl,
+            key_params: key_params.into(),
+            generation: std::hash::Hasher::finish(&h),
+        });
+    }
 }
 
 fn check_throttle(file: &Path, jp: &str, t: RawThrottle, diags: &mut Diagnostics) -> Option<Rate> {

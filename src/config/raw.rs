@@ -182,6 +182,44 @@ pub struct RawStage {
     /// `"/items/GET"` (resource path and method) → settings.
     #[serde(default)]
     pub method_settings: BTreeMap<String, RawMethodSettings>,
+    #[serde(default)]
+    pub cache: Option<RawStageCache>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawStageCache {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_cache_ttl")]
+    pub ttl_seconds: u64,
+    #[serde(default = "default_cache_mb")]
+    pub capacity_mb: f64,
+    #[serde(default = "default_true")]
+    pub require_authorization: bool,
+    #[serde(default = "default_unauthorized_strategy")]
+    pub unauthorized_strategy: String,
+}
+
+fn default_cache_ttl() -> u64 {
+    3600
+}
+
+fn default_cache_mb() -> f64 {
+    64.0
+}
+
+fn default_unauthorized_strategy() -> String {
+    "FAIL_WITH_403".to_owned()
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawMethodCache {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -196,6 +234,8 @@ pub struct RawThrottle {
 pub struct RawMethodSettings {
     #[serde(default)]
     pub throttle: Option<RawThrottle>,
+    #[serde(default)]
+    pub cache: Option<RawMethodCache>,
 }
 
 /// `[limits]`: account-wide limits, as API Gateway's account defaults.

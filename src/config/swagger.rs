@@ -595,6 +595,38 @@ fn compile_integration(
     if diags.errors.len() > errors_before {
         return None;
     }
+    let mut cache_key_params = Vec::new();
+    if let Some(list) = obj.get("cacheKeyParameters") {
+        match list.as_array() {
+            None => diags.error(file, format!("{jp}.cacheKeyParameters"), "must be an array"),
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let p = item.as_str().unwrap_or("");
+                    let param = [
+                        ("method.request.querystring.", 0),
+                        ("method.request.header.", 1),
+                        ("method.request.path.", 2),
+                    ]
+                    .iter()
+                    .find_map(|(prefix, kind)| {
+                        p.strip_prefix(prefix).map(|n| match kind {
+                            0 => crate::cache::KeyParam::Query(n.to_owned()),
+                            1 => crate::cache::KeyParam::Header(n.to_owned()),
+                            _ => crate::cache::KeyParam::Path(n.to_owned()),
+                        })
+                    });
+                    match param {
+                        Some(p) if !p_name_empty(&p) => cache_key_params.push(p),
+                        _ => diags.error(
+                            file,
+                            format!("{jp}.cacheKeyParameters[{i}]"),
+                            "a cache key parameter is method.request.{querystring|header|path}.NAME",
+                        ),
+                    }
+                }
+            }
+        }
+    }
     Some((
         Integration {
             kind,
@@ -605,9 +637,18 @@ fn compile_integration(
             passthrough,
             timeout: Duration::from_millis(timeout_ms),
             responses,
+            cache_key_params,
         },
         uri,
     ))
+}
+
+fn p_name_empty(p: &crate::cache::KeyParam) -> bool {
+    match p {
+        crate::cache::KeyParam::Query(n)
+        | crate::cache::KeyParam::Header(n)
+        | crate::cache::KeyParam::Path(n) => n.is_empty(),
+    }
 }
 
 fn object_field<'a>(

@@ -299,14 +299,59 @@ impl Conn {
         info.body = &body;
         let keep_alive = head.info.keep_alive && !self.shard.draining.get();
 
-        // 7–10. Integration request, call, integration response, write.
-        let result = match &integration.kind {
-            IntegrationKind::Mock => self.mock(&info, integration, keep_alive),
+        // 6. Cache (GET by default, when the stage caches), then 7–10.
+        // Integration request, call, integration response.
+        let method_cache = stage
+            .method_cache
+            .get(method_id as usize)
+            .and_then(Option::as_ref);
+        let produced = match (&stage.cache, method_cache) {
+            (Some(sc), Some(mc)) if head.method() != Method::Head => {
+                match self
+                    .through_cache(snap, &info, stage, sc, mc, integration, method_id)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(err) => return self.fail(&info, responses, &err, body_pending),
+                }
+            }
+            _ => {
+                self.integrate(snap, &info, stage, integration, method_id)
+                    .await
+            }
+        };
+        match produced {
+            Ok(Produced::Full(reply)) => {
+                self.write_reply(&info, &reply, keep_alive);
+                keep_alive
+            }
+            Ok(Produced::Stream(s)) => {
+                let settings = snap.upstream;
+                self.stream_body(
+                    &info, s.status, &s.headers, s.first, s.resp, s.timeout, keep_alive, &settings,
+                )
+                .await
+            }
+            Err(err) => self.fail(&info, responses, &err, body_pending),
+        }
+    }
+
+    /// Runs the integration and returns what it produced.
+    async fn integrate(
+        &mut self,
+        snap: &Snapshot,
+        info: &RequestInfo<'_>,
+        stage: &crate::snapshot::Stage,
+        integration: &crate::snapshot::Integration,
+        method_id: u32,
+    ) -> Result<Produced, GatewayError> {
+        match &integration.kind {
+            IntegrationKind::Mock => self.mock(info, integration).map(Produced::Full),
             IntegrationKind::Http | IntegrationKind::HttpProxy => {
                 let proxy = integration.kind == IntegrationKind::HttpProxy;
                 match &stage.bindings[method_id as usize] {
                     Binding::Upstream(binding) => {
-                        self.call_backend(snap, &info, integration, binding, proxy, keep_alive)
+                        self.call_backend(snap, info, integration, binding, proxy)
                             .await
                     }
                     Binding::Invalid(why) => {
@@ -322,11 +367,99 @@ impl Conn {
                 ErrorKind::UnsupportedIntegration,
                 why.clone(),
             )),
-        };
-        match result {
-            Ok(keep) => keep,
-            Err(err) => self.fail(&info, responses, &err, body_pending),
         }
+    }
+
+    /// Phase 6: serves from this shard's cache partition, coalesces
+    /// concurrent misses, and handles `Cache-Control: max-age=0`.
+    #[allow(clippy::too_many_arguments)]
+    async fn through_cache(
+        &mut self,
+        snap: &Snapshot,
+        info: &RequestInfo<'_>,
+        stage: &crate::snapshot::Stage,
+        sc: &crate::cache::StageCache,
+        mc: &crate::cache::MethodCache,
+        integration: &crate::snapshot::Integration,
+        method_id: u32,
+    ) -> Result<Result<Produced, GatewayError>, GatewayError> {
+        let key = cache_key(info, sc, mc);
+        let mut warning = false;
+        let invalidate = if wants_invalidation(info.head) {
+            if !sc.require_authorization || may_invalidate(snap, info) {
+                true
+            } else {
+                match sc.unauthorized {
+                    crate::cache::UnauthorizedStrategy::FailWith403 => {
+                        return Err(GatewayError::new(
+                            ErrorKind::InvalidateNotAllowed,
+                            "Cache-Control: max-age=0 from a client not allowed to invalidate",
+                        ))
+                    }
+                    crate::cache::UnauthorizedStrategy::SucceedWithResponseHeader => {
+                        warning = true;
+                        false
+                    }
+                    crate::cache::UnauthorizedStrategy::SucceedWithoutResponseHeader => false,
+                }
+            }
+        } else {
+            false
+        };
+        let shards = self.shard.shards;
+        if !invalidate {
+            let now = crate::limit::clock_ns();
+            if let Some(hit) = self.shard.cache.borrow_mut().get(sc, shards, &key, now) {
+                return Ok(Ok(Produced::Full(Reply::from_entry(&hit, warning))));
+            }
+            // Another request is fetching this key: wait for it (bounded),
+            // then look again; if it is still missing, fetch ourselves.
+            let waiting = self.shard.pending.borrow().get(&key).cloned();
+            if let Some(sem) = waiting {
+                let wait = integration.timeout.min(std::time::Duration::from_secs(10));
+                let _ = with_deadline(Instant::now() + wait, sem.acquire(1)).await;
+                let now = crate::limit::clock_ns();
+                if let Some(hit) = self.shard.cache.borrow_mut().get(sc, shards, &key, now) {
+                    return Ok(Ok(Produced::Full(Reply::from_entry(&hit, warning))));
+                }
+            }
+        }
+        let _leader = Pending::claim(&self.shard, &key);
+        let produced = self
+            .integrate(snap, info, stage, integration, method_id)
+            .await;
+        let Ok(Produced::Full(reply)) = &produced else {
+            return Ok(produced);
+        };
+        if (200..300).contains(&reply.status) && reply.body.len() <= crate::cache::MAX_ENTRY_BYTES {
+            let entry = std::sync::Arc::new(crate::cache::Entry {
+                status: reply.status,
+                headers: reply.cacheable_headers(),
+                body: reply.body.clone(),
+                expires: crate::limit::clock_ns() + mc.ttl.as_nanos() as u64,
+            });
+            self.shard
+                .cache
+                .borrow_mut()
+                .insert(sc, shards, key.clone(), entry.clone());
+            if invalidate {
+                // Every shard stores the fresh entry before we answer.
+                let publisher = self.shard.publisher.clone();
+                let seq = publisher.post(
+                    crate::publish::ShardMsg::CacheReplace {
+                        uid: sc.uid.clone(),
+                        key,
+                        entry,
+                    },
+                    Some(self.shard.index),
+                );
+                let until = Instant::now() + std::time::Duration::from_secs(2);
+                while !publisher.delivered(seq, Some(self.shard.index)) && Instant::now() < until {
+                    glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+        }
+        Ok(produced)
     }
 
     /// Every failure ends here: the stage's gateway response for the kind.
@@ -365,8 +498,7 @@ impl Conn {
         &mut self,
         info: &RequestInfo<'_>,
         integration: &crate::snapshot::Integration,
-        keep_alive: bool,
-    ) -> Result<bool, GatewayError> {
+    ) -> Result<Reply, GatewayError> {
         let status = mock_status(info, integration)?;
         let response = select_response(integration, status)?;
         let (content_type, body) =
@@ -374,9 +506,9 @@ impl Conn {
                 Some((ct, pieces)) => {
                     let mut body = Vec::new();
                     template::render(pieces, info, &mut body);
-                    (ct.as_str(), body)
+                    (ct.clone(), body)
                 }
-                None => ("application/json", Vec::new()),
+                None => ("application/json".to_owned(), Vec::new()),
             };
         let headers: Vec<(String, String)> = response
             .headers
@@ -385,17 +517,40 @@ impl Conn {
                 eval_response_source(src, info, &|_| None, b"").map(|v| (name.clone(), clean(&v)))
             })
             .collect();
+        Ok(Reply {
+            status: response.status,
+            content_type: Some(content_type),
+            headers,
+            body: Bytes::from(body),
+            head_length: None,
+        })
+    }
+
+    /// Writes a whole response.
+    fn write_reply(&mut self, info: &RequestInfo<'_>, reply: &Reply, keep_alive: bool) {
+        let head_only = info.head.method() == Method::Head;
+        if let (true, Some(len)) = (head_only, &reply.head_length) {
+            // HEAD through a proxy: the backend's Content-Length describes
+            // the GET body.
+            write_status_line(&mut self.out, reply.status);
+            write_common_headers(&mut self.out, info.request_id, keep_alive);
+            for (n, v) in &reply.headers {
+                write_header(&mut self.out, n.as_bytes(), v.as_bytes());
+            }
+            write_header(&mut self.out, b"Content-Length", len.as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+            return;
+        }
         write_full_response(
             &mut self.out,
-            response.status,
-            Some(content_type.as_bytes()),
-            &headers,
-            &body,
+            reply.status,
+            reply.content_type.as_deref().map(str::as_bytes),
+            &reply.headers,
+            &reply.body,
             info.request_id,
             keep_alive,
-            info.head.method() == Method::Head,
+            head_only,
         );
-        Ok(keep_alive)
     }
 
     /// HTTP and HTTP_PROXY integrations: build the backend request, send it
@@ -407,8 +562,7 @@ impl Conn {
         integration: &crate::snapshot::Integration,
         binding: &crate::snapshot::UpstreamBinding,
         proxy: bool,
-        keep_alive: bool,
-    ) -> Result<bool, GatewayError> {
+    ) -> Result<Produced, GatewayError> {
         if !proxy {
             // Passthrough rules (415) apply to non-proxy integrations; a
             // matching template's body is passed through until mapping
@@ -492,41 +646,28 @@ impl Conn {
 
         match buffered {
             Buffered::Complete(body) => {
-                if client_head_only && proxy {
-                    // HEAD: the backend's Content-Length describes the GET body.
-                    let len = resp.header("content-length").map(|v| v.to_vec());
-                    write_status_line(&mut self.out, status);
-                    write_common_headers(&mut self.out, info.request_id, keep_alive);
-                    for (n, v) in &headers {
-                        write_header(&mut self.out, n.as_bytes(), v.as_bytes());
-                    }
-                    if let Some(len) = len {
-                        write_header(&mut self.out, b"Content-Length", &len);
-                    }
-                    self.out.extend_from_slice(b"\r\n");
+                let head_length = if client_head_only && proxy {
+                    resp.header("content-length")
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
                 } else {
-                    write_full_response(
-                        &mut self.out,
-                        status,
-                        None,
-                        &headers,
-                        &body,
-                        info.request_id,
-                        keep_alive,
-                        client_head_only,
-                    );
-                }
+                    None
+                };
                 resp.release(&self.shard.pool, &settings);
-                Ok(keep_alive)
+                Ok(Produced::Full(Reply {
+                    status,
+                    content_type: None,
+                    headers,
+                    body,
+                    head_length,
+                }))
             }
-            Buffered::Partial(first) => {
-                let timeout = integration.timeout;
-                Ok(self
-                    .stream_body(
-                        info, status, &headers, first, resp, timeout, keep_alive, &settings,
-                    )
-                    .await)
-            }
+            Buffered::Partial(first) => Ok(Produced::Stream(Streamed {
+                status,
+                headers,
+                first,
+                resp,
+                timeout: integration.timeout,
+            })),
         }
     }
 
@@ -679,6 +820,168 @@ fn admit<'s>(
         shared: &t.permits,
         block: t.permit_block,
     })
+}
+
+/// What an integration produced.
+enum Produced {
+    Full(Reply),
+    /// A backend body too large to buffer: the head is known, the body is
+    /// relayed as it arrives.
+    Stream(Streamed),
+}
+
+struct Streamed {
+    status: u16,
+    headers: Vec<(String, String)>,
+    first: BytesMut,
+    resp: Box<UpstreamResponse>,
+    timeout: std::time::Duration,
+}
+
+/// A whole response, before the per-request headers are added.
+struct Reply {
+    status: u16,
+    /// Written when `headers` has no Content-Type.
+    content_type: Option<String>,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    /// HEAD through a proxy: the backend's Content-Length.
+    head_length: Option<String>,
+}
+
+impl Reply {
+    fn from_entry(e: &crate::cache::Entry, warning: bool) -> Reply {
+        let mut headers = e.headers.clone();
+        if warning {
+            // API Gateway's SUCCEED_WITH_RESPONSE_HEADER: served from cache,
+            // with a warning that the invalidation was not honoured.
+            headers.push((
+                "Warning".to_owned(),
+                "199 tollgate \"Cache-Control: max-age=0 ignored: not authorized to invalidate\""
+                    .to_owned(),
+            ));
+        }
+        Reply {
+            status: e.status,
+            content_type: None,
+            headers,
+            body: e.body.clone(),
+            head_length: None,
+        }
+    }
+
+    /// Headers to keep in a cache entry: all but the per-request ones, with
+    /// the content type made explicit.
+    fn cacheable_headers(&self) -> Vec<(String, String)> {
+        let mut h: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("x-amzn-requestid"))
+            .cloned()
+            .collect();
+        if let Some(ct) = &self.content_type {
+            if !h
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            {
+                h.push(("Content-Type".to_owned(), ct.clone()));
+            }
+        }
+        h
+    }
+}
+
+/// Marks a key as being fetched on this shard; waiters are woken when the
+/// fetch ends, however it ends.
+struct Pending {
+    shard: Rc<Shard>,
+    key: String,
+    sem: Rc<glommio::sync::Semaphore>,
+}
+
+impl Pending {
+    fn claim(shard: &Rc<Shard>, key: &str) -> Pending {
+        let sem = Rc::new(glommio::sync::Semaphore::new(0));
+        shard
+            .pending
+            .borrow_mut()
+            .insert(key.to_owned(), sem.clone());
+        Pending {
+            shard: shard.clone(),
+            key: key.to_owned(),
+            sem,
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.shard.pending.try_borrow_mut() {
+            if p.get(&self.key).is_some_and(|s| Rc::ptr_eq(s, &self.sem)) {
+                p.remove(&self.key);
+            }
+        }
+        self.sem.close();
+    }
+}
+
+fn wants_invalidation(head: &RequestHead) -> bool {
+    head.headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"cache-control"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .any(|d| crate::http::request::trim_ows(d).eq_ignore_ascii_case(b"max-age=0"))
+}
+
+/// A credential with `invalidate_cache`, by bearer token or SigV4
+/// (service `execute-api`).
+fn may_invalidate(snap: &Snapshot, info: &RequestInfo<'_>) -> bool {
+    let headers: Vec<(&[u8], &[u8])> = info.head.headers().collect();
+    let parts = crate::auth::RequestParts {
+        method: info.head.method_bytes(),
+        path: info.head.path(),
+        query: info.head.query(),
+        headers: &headers,
+        body: info.body,
+    };
+    crate::auth::authenticate(&snap.credentials, &parts, "execute-api", SystemTime::now())
+        .is_ok_and(|c| c.permissions.invalidate_cache)
+}
+
+fn cache_key(
+    info: &RequestInfo<'_>,
+    sc: &crate::cache::StageCache,
+    mc: &crate::cache::MethodCache,
+) -> String {
+    let (resource, rest, captures) = match &info.route {
+        Some(r) => (r.resource.path.as_str(), r.rest, r.captures),
+        None => ("", "", Captures::default()),
+    };
+    let path_params: Vec<&str> = (0..captures.len())
+        .filter_map(|i| captures.get(rest, i))
+        .collect();
+    let values: Vec<Option<String>> = mc
+        .key_params
+        .iter()
+        .map(|p| match p {
+            crate::cache::KeyParam::Query(n) => info.query_param(n),
+            crate::cache::KeyParam::Header(n) => info.header(n).map(|v| v.into_owned()),
+            crate::cache::KeyParam::Path(n) => info.path_param(n),
+        })
+        .collect();
+    let params: Vec<(&crate::cache::KeyParam, Option<&str>)> = mc
+        .key_params
+        .iter()
+        .zip(values.iter())
+        .map(|(p, v)| (p, v.as_deref()))
+        .collect();
+    crate::cache::key(
+        &sc.uid,
+        mc.generation,
+        info.head.method().as_str(),
+        resource,
+        &path_params,
+        &params,
+    )
 }
 
 /// An in-flight permit: released when dropped, whatever way the request

@@ -23,7 +23,7 @@ use glommio::sync::Semaphore;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::publish::{Publisher, POLL};
+use crate::publish::{Publisher, ShardMsg, POLL};
 use crate::resolve::Resolver;
 use crate::snapshot::{Snapshot, Target};
 use io::Scratch;
@@ -45,6 +45,14 @@ pub enum RuntimeError {
 /// State of one shard, shared by its tasks (never across threads).
 pub struct Shard {
     pub id: usize,
+    /// 0-based position among the shards (mailboxes, acknowledgements).
+    pub index: usize,
+    pub publisher: Arc<Publisher>,
+    pub cache: RefCell<crate::cache::ShardCache>,
+    /// Keys being fetched by a first request; others wait on the semaphore
+    /// (closed when the fetch ends) instead of calling the backend too.
+    pub pending: RefCell<std::collections::HashMap<String, Rc<Semaphore>>>,
+    pub shards: usize,
     // `Rc<Arc<_>>` on purpose: requests clone the `Rc` (a plain increment);
     // cloning the `Arc` would be an atomic on a cache line all shards share.
     #[allow(clippy::redundant_allocation)]
@@ -233,6 +241,11 @@ async fn shard_main(
     let max_connections = snapshot.server.limits.max_connections_per_shard as u64;
     let shard = Rc::new(Shard {
         id,
+        index,
+        publisher: publisher.clone(),
+        cache: RefCell::new(crate::cache::ShardCache::default()),
+        pending: RefCell::new(std::collections::HashMap::new()),
+        shards: publisher.shards(),
         snapshot: RefCell::new(Rc::new(snapshot)),
         scratch: Scratch::new(),
         pool: Pool::default(),
@@ -263,6 +276,20 @@ async fn shard_main(
                 *house.snapshot.borrow_mut() = Rc::new(snap);
                 seen = g;
                 publisher.ack(index, g);
+            }
+            let mail = publisher.take_mail(index);
+            if let Some(last) = mail.last().map(|(seq, _)| *seq) {
+                let mut cache = house.cache.borrow_mut();
+                for (_, msg) in &mail {
+                    match msg.as_ref() {
+                        ShardMsg::CacheReplace { uid, key, entry } => {
+                            cache.insert_by_uid(uid, key.clone(), entry.clone())
+                        }
+                        ShardMsg::CacheFlush { uid } => cache.flush(uid),
+                    }
+                }
+                drop(cache);
+                publisher.mail_done(index, last);
             }
             if publisher.shutting_down() {
                 house.draining.set(true);

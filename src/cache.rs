@@ -1,0 +1,387 @@
+//! The stage response cache, one partition per shard: no lock and no
+//! cross-shard traffic on a hit. Sans-IO: times are `limit::clock_ns()`
+//! values passed in.
+//!
+//! Owns: the cache key (API + stage + method + resource + path parameters +
+//! the method's `cacheKeyParameters`, normalised, and a generation that
+//! changes with the method's cache settings), TTL, the 1 MiB entry limit,
+//! per-stage byte budgets, and hit/miss/eviction/byte counters.
+//! Eviction is `quick_cache`'s unsync cache (CLOCK-Pro-like, weighted by
+//! bytes): chosen over LRU for its hit ratio on skewed key spaces, and its
+//! unsync variant is exactly "one partition per core, no locks".
+//! Read first: [`ShardCache::get`].
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// Responses larger than this are never cached (API Gateway's limit).
+pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnauthorizedStrategy {
+    FailWith403,
+    SucceedWithResponseHeader,
+    SucceedWithoutResponseHeader,
+}
+
+impl UnauthorizedStrategy {
+    pub fn parse(s: &str) -> Option<UnauthorizedStrategy> {
+        match s {
+            "FAIL_WITH_403" => Some(UnauthorizedStrategy::FailWith403),
+            "SUCCEED_WITH_RESPONSE_HEADER" => Some(UnauthorizedStrategy::SucceedWithResponseHeader),
+            "SUCCEED_WITHOUT_RESPONSE_HEADER" => {
+                Some(UnauthorizedStrategy::SucceedWithoutResponseHeader)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A stage's cache settings.
+#[derive(Clone, Debug)]
+pub struct StageCache {
+    /// `api/stage`: names the stage's partition on every shard.
+    pub uid: String,
+    pub capacity_bytes: u64,
+    pub require_authorization: bool,
+    pub unauthorized: UnauthorizedStrategy,
+}
+
+/// Where a cache key parameter comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KeyParam {
+    Query(String),
+    Header(String),
+    Path(String),
+}
+
+/// A method's caching in one stage.
+#[derive(Clone, Debug)]
+pub struct MethodCache {
+    pub ttl: Duration,
+    pub key_params: Arc<[KeyParam]>,
+    /// Changes when the method's cache settings change, so entries cached
+    /// under the old settings are never served again.
+    pub generation: u64,
+}
+
+/// A cached response: everything but the per-request headers (`Date`,
+/// request id, connection handling).
+#[derive(Debug)]
+pub struct Entry {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// `limit::clock_ns()` time after which the entry is stale.
+    pub expires: u64,
+}
+
+impl Entry {
+    fn weight(&self) -> u64 {
+        let h: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        (self.body.len() + h + 64) as u64
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct ByWeight;
+
+impl quick_cache::Weighter<String, Arc<Entry>> for ByWeight {
+    fn weight(&self, key: &String, val: &Arc<Entry>) -> u64 {
+        key.len() as u64 + val.weight()
+    }
+}
+
+/// Counts evictions into the partition's stats.
+#[derive(Clone, Default)]
+struct CountEvictions(Rc<Cell<u64>>);
+
+impl quick_cache::Lifecycle<String, Arc<Entry>> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut Self::RequestState, _key: String, _val: Arc<Entry>) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+type Partition = quick_cache::unsync::Cache<
+    String,
+    Arc<Entry>,
+    ByWeight,
+    foldhash::fast::RandomState,
+    CountEvictions,
+>;
+
+/// Counters of one stage on one shard (summed at scrape time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+struct StagePartition {
+    cache: Partition,
+    evictions: Rc<Cell<u64>>,
+    hits: u64,
+    misses: u64,
+    capacity: u64,
+}
+
+/// One shard's cache: a partition per stage.
+#[derive(Default)]
+pub struct ShardCache {
+    stages: HashMap<String, StagePartition>,
+}
+
+impl ShardCache {
+    fn partition(&mut self, stage: &StageCache, shards: usize) -> &mut StagePartition {
+        let capacity = (stage.capacity_bytes / shards.max(1) as u64).max(64 * 1024);
+        let p = self.stages.entry(stage.uid.clone()).or_insert_with(|| {
+            let evictions = Rc::new(Cell::new(0));
+            StagePartition {
+                cache: Partition::with(
+                    (capacity / 4096).clamp(16, 1 << 20) as usize,
+                    capacity,
+                    ByWeight,
+                    foldhash::fast::RandomState::default(),
+                    CountEvictions(evictions.clone()),
+                ),
+                evictions,
+                hits: 0,
+                misses: 0,
+                capacity,
+            }
+        });
+        if p.capacity != capacity {
+            p.cache.set_capacity(capacity);
+            p.capacity = capacity;
+        }
+        p
+    }
+
+    /// A fresh entry for `key`, counting a hit or a miss.
+    pub fn get(
+        &mut self,
+        stage: &StageCache,
+        shards: usize,
+        key: &str,
+        now: u64,
+    ) -> Option<Arc<Entry>> {
+        let p = self.partition(stage, shards);
+        match p.cache.get(key) {
+            Some(e) if e.expires > now => {
+                p.hits += 1;
+                Some(e.clone())
+            }
+            Some(_) => {
+                p.cache.remove(key);
+                p.misses += 1;
+                None
+            }
+            None => {
+                p.misses += 1;
+                None
+            }
+        }
+    }
+
+    pub fn insert(&mut self, stage: &StageCache, shards: usize, key: String, entry: Arc<Entry>) {
+        if entry.body.len() > MAX_ENTRY_BYTES {
+            return;
+        }
+        self.partition(stage, shards).cache.insert(key, entry);
+    }
+
+    /// Inserts by partition name (for entries sent by another shard).
+    pub fn insert_by_uid(&mut self, uid: &str, key: String, entry: Arc<Entry>) {
+        if let Some(p) = self.stages.get_mut(uid) {
+            p.cache.insert(key, entry);
+        }
+    }
+
+    pub fn flush(&mut self, uid: &str) {
+        if let Some(p) = self.stages.get_mut(uid) {
+            p.cache.clear();
+        }
+    }
+
+    pub fn stats(&self) -> Vec<(String, Stats)> {
+        self.stages
+            .iter()
+            .map(|(uid, p)| {
+                (
+                    uid.clone(),
+                    Stats {
+                        hits: p.hits,
+                        misses: p.misses,
+                        evictions: p.evictions.get(),
+                        bytes: p.cache.weight(),
+                        entries: p.cache.len() as u64,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// Builds the cache key. `params` are the method's key parameters with
+/// their values (absent ones empty), in the method's order; parameters not
+/// in the key never reach it, so they do not split the cache.
+pub fn key(
+    stage_uid: &str,
+    generation: u64,
+    method: &str,
+    resource: &str,
+    path_params: &[&str],
+    params: &[(&KeyParam, Option<&str>)],
+) -> String {
+    let mut k = String::with_capacity(64);
+    k.push_str(stage_uid);
+    k.push('\u{1}');
+    k.push_str(&generation.to_string());
+    k.push('\u{1}');
+    k.push_str(method);
+    k.push('\u{1}');
+    k.push_str(resource);
+    for p in path_params {
+        k.push('\u{1}');
+        k.push_str(p);
+    }
+    for (p, v) in params {
+        k.push('\u{2}');
+        match p {
+            KeyParam::Query(n) => {
+                k.push('q');
+                k.push_str(n);
+            }
+            // Header names are case-insensitive: normalise.
+            KeyParam::Header(n) => {
+                k.push('h');
+                k.push_str(&n.to_ascii_lowercase());
+            }
+            KeyParam::Path(n) => {
+                k.push('p');
+                k.push_str(n);
+            }
+        }
+        k.push('=');
+        k.push_str(v.unwrap_or(""));
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage() -> StageCache {
+        StageCache {
+            uid: "a/s".into(),
+            capacity_bytes: 1 << 20,
+            require_authorization: true,
+            unauthorized: UnauthorizedStrategy::FailWith403,
+        }
+    }
+
+    fn entry(body: &[u8], expires: u64) -> Arc<Entry> {
+        Arc::new(Entry {
+            status: 200,
+            headers: vec![],
+            body: Bytes::copy_from_slice(body),
+            expires,
+        })
+    }
+
+    #[test]
+    fn ttl_and_stats() {
+        let mut c = ShardCache::default();
+        let s = stage();
+        assert!(c.get(&s, 2, "k", 10).is_none());
+        c.insert(&s, 2, "k".into(), entry(b"v", 100));
+        assert_eq!(
+            c.get(&s, 2, "k", 50).map(|e| e.body.clone()),
+            Some(Bytes::from_static(b"v"))
+        );
+        assert!(c.get(&s, 2, "k", 100).is_none(), "expired");
+        let st = c.stats()[0].1;
+        assert_eq!((st.hits, st.misses), (1, 2));
+        c.insert(
+            &s,
+            2,
+            "big".into(),
+            entry(&vec![0u8; MAX_ENTRY_BYTES + 1], 1000),
+        );
+        assert!(c.get(&s, 2, "big", 1).is_none(), "over 1 MiB is not cached");
+    }
+
+    #[test]
+    fn eviction_keeps_the_budget() {
+        let mut c = ShardCache::default();
+        let s = StageCache {
+            capacity_bytes: 200 * 1024,
+            ..stage()
+        };
+        for i in 0..1000 {
+            c.insert(&s, 1, format!("k{i}"), entry(&[0u8; 1000], u64::MAX));
+        }
+        let st = c.stats()[0].1;
+        assert!(st.bytes <= 200 * 1024 * 11 / 10, "{st:?}");
+        assert!(st.evictions > 0);
+    }
+
+    #[test]
+    fn keys_normalise() {
+        let q = KeyParam::Query("type".into());
+        let h = KeyParam::Header("X-Tenant".into());
+        let a = key(
+            "a/s",
+            1,
+            "GET",
+            "/pets",
+            &["1"],
+            &[(&q, Some("dog")), (&h, Some("t"))],
+        );
+        let b = key(
+            "a/s",
+            1,
+            "GET",
+            "/pets",
+            &["1"],
+            &[
+                (&q, Some("dog")),
+                (&KeyParam::Header("x-tenant".into()), Some("t")),
+            ],
+        );
+        assert_eq!(a, b);
+        let c = key(
+            "a/s",
+            2,
+            "GET",
+            "/pets",
+            &["1"],
+            &[(&q, Some("dog")), (&h, Some("t"))],
+        );
+        assert_ne!(a, c, "a new generation is a new key");
+        let d = key(
+            "a/s",
+            1,
+            "GET",
+            "/pets",
+            &["1"],
+            &[(&q, None), (&h, Some("t"))],
+        );
+        assert_ne!(a, d);
+    }
+}
