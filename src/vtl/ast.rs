@@ -44,10 +44,13 @@ pub(crate) enum Node {
         iterable: Expr,
         body: Block,
     },
+    /// `#name(args)`; a name no `#macro` defines prints `literal` (AWS
+    /// prints unknown directives such as `#evaluate(...)` verbatim).
     MacroCall {
         pos: Pos,
         id: usize,
         args: Vec<Expr>,
+        literal: Arc<str>,
     },
     Define {
         var: VarId,
@@ -63,12 +66,12 @@ pub(crate) struct MacroDef {
     pub body: Block,
 }
 
-/// `$root.seg.seg(...)[...]` with its source span (for escaped and, in
-/// Velocity mode, unresolved references).
+/// `$root.seg.seg(...)[...]` with its source text (printed for escaped
+/// and, in Velocity mode, unresolved references).
 #[derive(Debug)]
 pub(crate) struct Reference {
     pub pos: Pos,
-    pub end: Pos,
+    pub text: Arc<str>,
     pub quiet: bool,
     pub root: VarId,
     pub segs: Vec<Seg>,
@@ -121,14 +124,29 @@ pub(crate) enum Expr {
     Float(f64),
     Str(Arc<str>),
     /// A double-quoted string containing `$` or `#`: rendered as a template.
-    Interp { pos: Pos, body: Block },
+    Interp {
+        pos: Pos,
+        body: Block,
+    },
     Ref(Box<Reference>),
     List(Vec<Expr>),
-    Range { pos: Pos, from: Box<Expr>, to: Box<Expr> },
+    Range {
+        pos: Pos,
+        from: Box<Expr>,
+        to: Box<Expr>,
+    },
     Map(Vec<(Expr, Expr)>),
     Not(Box<Expr>),
-    Neg { pos: Pos, expr: Box<Expr> },
-    Bin { pos: Pos, op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Neg {
+        pos: Pos,
+        expr: Box<Expr>,
+    },
+    Bin {
+        pos: Pos,
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -226,21 +226,6 @@ impl Value {
             _ => None,
         }
     }
-
-    /// The key a map lookup uses for this value: maps here are keyed by text
-    /// (see docs/templates.md, "Maps").
-    pub fn to_key(&self) -> Arc<str> {
-        match self {
-            Value::Str(s) => s.clone(),
-            other => {
-                let mut s = String::new();
-                // Keys are scalars in practice; a nested collection key is
-                // printed to its (bounded) text form.
-                let _ = write_display(other, &mut s, 0);
-                Arc::from(s)
-            }
-        }
-    }
 }
 
 /// Velocity 1.7 `#if` truthiness: `false` and null are false, every other
@@ -250,10 +235,17 @@ pub(crate) fn truthy(v: &Value) -> bool {
 }
 
 /// Writes Java's `toString()` of `v`: what a reference prints and what
-/// string concatenation uses.
-pub(crate) fn write_display(v: &Value, out: &mut String, depth: usize) -> Result<(), Nesting> {
+/// string concatenation uses. Stops with [`TextError::TooLong`] once `out`
+/// is longer than `limit` bytes, so a list holding one big string a
+/// thousand times cannot be printed into memory first.
+pub(crate) fn write_display(
+    v: &Value,
+    out: &mut String,
+    depth: usize,
+    limit: usize,
+) -> Result<(), TextError> {
     if depth > MAX_VALUE_NESTING {
-        return Err(Nesting);
+        return Err(TextError::Nesting);
     }
     match v {
         Value::Null => out.push_str("null"),
@@ -262,18 +254,24 @@ pub(crate) fn write_display(v: &Value, out: &mut String, depth: usize) -> Result
             let _ = write!(out, "{i}");
         }
         Value::Float(f) => java::write_double(*f, out),
-        Value::Str(s) => out.push_str(s),
+        Value::Str(s) => {
+            if out.len() + s.len() > limit {
+                return Err(TextError::TooLong);
+            }
+            out.push_str(s);
+        }
         Value::List(list) => {
             let list = list.borrow();
             if list.json {
-                return write_json_items(&list.items, out, depth);
+                return write_json_items(&list.items, out, depth, limit);
             }
             out.push('[');
             for (i, item) in list.items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_display(item, out, depth + 1)?;
+                write_display(item, out, depth + 1, limit)?;
+                check(out, limit)?;
             }
             out.push(']');
         }
@@ -286,14 +284,15 @@ pub(crate) fn write_display(v: &Value, out: &mut String, depth: usize) -> Result
                 }
                 out.push_str(k);
                 out.push('=');
-                write_display(item, out, depth + 1)?;
+                write_display(item, out, depth + 1, limit)?;
+                check(out, limit)?;
             }
             out.push('}');
         }
         Value::Entry(e) => {
-            write_display(&e.0, out, depth + 1)?;
+            write_display(&e.0, out, depth + 1, limit)?;
             out.push('=');
-            write_display(&e.1, out, depth + 1)?;
+            write_display(&e.1, out, depth + 1, limit)?;
         }
         // Java objects without a useful toString() (AWS would print a class
         // name and hash); nothing is the least surprising text.
@@ -307,17 +306,41 @@ pub(crate) fn write_display(v: &Value, out: &mut String, depth: usize) -> Result
     Ok(())
 }
 
-/// A value nested past [`MAX_VALUE_NESTING`].
+/// Why a value could not be turned into text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextError {
+    /// Nested past [`MAX_VALUE_NESTING`].
+    Nesting,
+    /// The text grew past the caller's limit.
+    TooLong,
+}
+
+/// A value nested past [`MAX_VALUE_NESTING`] (the evaluator's error helper
+/// takes this marker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Nesting;
 
-fn write_json_items(items: &[Value], out: &mut String, depth: usize) -> Result<(), Nesting> {
+fn check(out: &str, limit: usize) -> Result<(), TextError> {
+    if out.len() > limit {
+        Err(TextError::TooLong)
+    } else {
+        Ok(())
+    }
+}
+
+fn write_json_items(
+    items: &[Value],
+    out: &mut String,
+    depth: usize,
+    limit: usize,
+) -> Result<(), TextError> {
     out.push('[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_json(item, out, depth + 1)?;
+        write_json(item, out, depth + 1, limit)?;
+        check(out, limit)?;
     }
     out.push(']');
     Ok(())
@@ -325,9 +348,14 @@ fn write_json_items(items: &[Value], out: &mut String, depth: usize) -> Result<(
 
 /// Writes `v` as compact JSON (json-smart's `toJSONString`, which is what a
 /// JSON list prints as).
-pub(crate) fn write_json(v: &Value, out: &mut String, depth: usize) -> Result<(), Nesting> {
+pub(crate) fn write_json(
+    v: &Value,
+    out: &mut String,
+    depth: usize,
+    limit: usize,
+) -> Result<(), TextError> {
     if depth > MAX_VALUE_NESTING {
-        return Err(Nesting);
+        return Err(TextError::Nesting);
     }
     match v {
         Value::Null => out.push_str("null"),
@@ -341,8 +369,13 @@ pub(crate) fn write_json(v: &Value, out: &mut String, depth: usize) -> Result<()
             }
             None => out.push_str("null"),
         },
-        Value::Str(s) => java::write_json_string(s, out),
-        Value::List(list) => write_json_items(&list.borrow().items, out, depth)?,
+        Value::Str(s) => {
+            if out.len() + s.len() > limit {
+                return Err(TextError::TooLong);
+            }
+            java::write_json_string(s, out);
+        }
+        Value::List(list) => write_json_items(&list.borrow().items, out, depth, limit)?,
         Value::Map(map) => {
             let map = map.borrow();
             out.push('{');
@@ -352,17 +385,18 @@ pub(crate) fn write_json(v: &Value, out: &mut String, depth: usize) -> Result<()
                 }
                 java::write_json_string(k, out);
                 out.push(':');
-                write_json(item, out, depth + 1)?;
+                write_json(item, out, depth + 1, limit)?;
+                check(out, limit)?;
             }
             out.push('}');
         }
         Value::Entry(e) => {
             out.push('{');
             let mut key = String::new();
-            write_display(&e.0, &mut key, depth + 1)?;
+            write_display(&e.0, &mut key, depth + 1, limit)?;
             java::write_json_string(&key, out);
             out.push(':');
-            write_json(&e.1, out, depth + 1)?;
+            write_json(&e.1, out, depth + 1, limit)?;
             out.push('}');
         }
         Value::Loop(_)
@@ -379,9 +413,14 @@ pub(crate) fn write_json(v: &Value, out: &mut String, depth: usize) -> Result<()
 /// of one type compare with `equals`, and values of different types compare
 /// their `toString()` forms. A null equals null and the empty string (AWS
 /// records that a missing `$input.path` "equals `$null`" and `== ""`).
-pub(crate) fn loose_eq(a: &Value, b: &Value, depth: usize) -> Result<bool, Nesting> {
+pub(crate) fn loose_eq(
+    a: &Value,
+    b: &Value,
+    depth: usize,
+    limit: usize,
+) -> Result<bool, TextError> {
     if depth > MAX_VALUE_NESTING {
-        return Err(Nesting);
+        return Err(TextError::Nesting);
     }
     Ok(match (a, b) {
         (Value::Null, Value::Null) => true,
@@ -402,7 +441,7 @@ pub(crate) fn loose_eq(a: &Value, b: &Value, depth: usize) -> Result<bool, Nesti
                 return Ok(false);
             }
             for (p, q) in x.items.iter().zip(y.items.iter()) {
-                if !loose_eq(p, q, depth + 1)? {
+                if !loose_eq(p, q, depth + 1, limit)? {
                     return Ok(false);
                 }
             }
@@ -418,7 +457,7 @@ pub(crate) fn loose_eq(a: &Value, b: &Value, depth: usize) -> Result<bool, Nesti
             }
             for (k, v) in x.iter() {
                 match y.get(k) {
-                    Some(w) if loose_eq(v, w, depth + 1)? => {}
+                    Some(w) if loose_eq(v, w, depth + 1, limit)? => {}
                     _ => return Ok(false),
                 }
             }
@@ -427,16 +466,57 @@ pub(crate) fn loose_eq(a: &Value, b: &Value, depth: usize) -> Result<bool, Nesti
         _ => {
             let mut x = String::new();
             let mut y = String::new();
-            write_display(a, &mut x, depth)?;
-            write_display(b, &mut y, depth)?;
+            write_display(a, &mut x, depth, limit)?;
+            write_display(b, &mut y, depth, limit)?;
             x == y
         }
     })
 }
 
+/// Java `equals()` as lists and maps use it (`contains`, `indexOf`,
+/// `remove(Object)`): no conversions between types, so `"1"` is not `1` and
+/// `1` is not `1.0`.
+pub(crate) fn java_equals(a: &Value, b: &Value, depth: usize) -> bool {
+    if depth > MAX_VALUE_NESTING {
+        return false;
+    }
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Float(x), Value::Float(y)) => x == y,
+        (Value::Str(x), Value::Str(y)) => x == y,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::List(x), Value::List(y)) => {
+            Rc::ptr_eq(x, y) || {
+                let (x, y) = (x.borrow(), y.borrow());
+                x.items.len() == y.items.len()
+                    && x.items
+                        .iter()
+                        .zip(y.items.iter())
+                        .all(|(p, q)| java_equals(p, q, depth + 1))
+            }
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            Rc::ptr_eq(x, y) || {
+                let (x, y) = (x.borrow(), y.borrow());
+                x.len() == y.len()
+                    && x.iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| java_equals(v, w, depth + 1)))
+            }
+        }
+        (Value::Entry(x), Value::Entry(y)) => {
+            java_equals(&x.0, &y.0, depth + 1) && java_equals(&x.1, &y.1, depth + 1)
+        }
+        _ => false,
+    }
+}
+
 /// Converts a JSON value to a template value. `budget` is charged one unit
 /// per node so a huge body cannot be converted over and over for free.
-pub(crate) fn from_json(v: &serde_json::Value, budget: &mut dyn FnMut(usize) -> bool) -> Option<Value> {
+pub(crate) fn from_json(
+    v: &serde_json::Value,
+    budget: &mut dyn FnMut(usize) -> bool,
+) -> Option<Value> {
     from_json_at(v, budget, 0)
 }
 
@@ -474,7 +554,10 @@ fn from_json_at(
             }
             let mut out = MapObj::with_capacity(MapKind::Json, map.len());
             for (k, item) in map {
-                out.insert(Arc::from(k.as_str()), from_json_at(item, budget, depth + 1)?);
+                out.insert(
+                    Arc::from(k.as_str()),
+                    from_json_at(item, budget, depth + 1)?,
+                );
             }
             Value::new_map(out)
         }
@@ -497,7 +580,7 @@ mod tests {
 
     fn display(v: &Value) -> String {
         let mut s = String::new();
-        write_display(v, &mut s, 0).unwrap();
+        write_display(v, &mut s, 0, usize::MAX).unwrap();
         s
     }
 
@@ -513,7 +596,10 @@ mod tests {
         let cases = [
             (r#"{"foo":"bar"}"#, "{foo=bar}"),
             (r#"[{"foo":"bar"}]"#, r#"[{"foo":"bar"}]"#),
-            (r#"{"foo":[{"nested":"bar"}]}"#, r#"{foo=[{"nested":"bar"}]}"#),
+            (
+                r#"{"foo":[{"nested":"bar"}]}"#,
+                r#"{foo=[{"nested":"bar"}]}"#,
+            ),
             (
                 r#"{"bigger":"dict","to":"test","with":"separators"}"#,
                 "{bigger=dict, to=test, with=separators}",
@@ -542,8 +628,16 @@ mod tests {
             l.borrow_mut().items.push(v.clone());
         }
         let mut s = String::new();
-        assert_eq!(write_display(&v, &mut s, 0), Err(Nesting));
-        assert_eq!(loose_eq(&v, &v, 0), Ok(true));
+        assert_eq!(
+            write_display(&v, &mut s, 0, usize::MAX),
+            Err(TextError::Nesting)
+        );
+        assert_eq!(loose_eq(&v, &v, 0, usize::MAX), Ok(true));
+        let big = Value::new_list(vec![Value::str("0123456789"); 100], false);
+        assert_eq!(
+            write_display(&big, &mut String::new(), 0, 500),
+            Err(TextError::TooLong)
+        );
     }
 
     #[test]
@@ -558,7 +652,7 @@ mod tests {
             (Value::str("a"), Value::str("b"), false),
         ];
         for (a, b, expected) in cases {
-            assert_eq!(loose_eq(&a, &b, 0), Ok(expected), "{a:?} == {b:?}");
+            assert_eq!(loose_eq(&a, &b, 0, 1024), Ok(expected), "{a:?} == {b:?}");
         }
     }
 
