@@ -76,6 +76,8 @@ impl ContextVar {
 pub enum Var {
     Context(ContextVar),
     StageVar(String),
+    /// `$input.body`: the request (or WebSocket message) body.
+    InputBody,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +90,9 @@ pub enum Piece {
 pub trait Values {
     fn context(&self, var: &ContextVar) -> Option<Cow<'_, str>>;
     fn stage_var(&self, name: &str) -> Option<Cow<'_, str>>;
+    fn input_body(&self) -> Option<Cow<'_, str>> {
+        None
+    }
 }
 
 /// Parses a template. Never fails: text that is not a reference we know is
@@ -175,6 +180,8 @@ fn parse_reference(s: &str) -> Option<(Var, usize)> {
         Var::StageVar(k)
     } else if let Some(rest) = name.strip_prefix("context.") {
         Var::Context(ContextVar::parse(rest))
+    } else if name == "input.body" {
+        Var::InputBody
     } else if let Some(rest) = name.strip_prefix("stageVariables.") {
         if rest.contains('.') {
             return None;
@@ -194,6 +201,7 @@ pub fn bake(pieces: &[Piece], values: &dyn Values) -> Vec<Piece> {
             Piece::Text(t) => Some(Cow::Borrowed(t.as_str())),
             Piece::Var(Var::Context(c)) => values.context(c),
             Piece::Var(Var::StageVar(name)) => values.stage_var(name),
+            Piece::Var(Var::InputBody) => values.input_body(),
         };
         match resolved {
             Some(text) => match out.last_mut() {
@@ -218,6 +226,11 @@ pub fn render(pieces: &[Piece], values: &dyn Values, out: &mut Vec<u8>) {
             }
             Piece::Var(Var::StageVar(name)) => {
                 if let Some(v) = values.stage_var(name) {
+                    out.extend_from_slice(v.as_bytes());
+                }
+            }
+            Piece::Var(Var::InputBody) => {
+                if let Some(v) = values.input_body() {
                     out.extend_from_slice(v.as_bytes());
                 }
             }
@@ -291,7 +304,8 @@ mod tests {
         check("v=$stageVariables['v']", "v=sv");
         check("v=${stageVariables.v}", "v=sv");
         check("missing=$stageVariables.nope|", "missing=|");
-        check("$ 5 and $input.body and $", "$ 5 and $input.body and $");
+        check("$ 5 and $input.json('$') and $", "$ 5 and $input.json('$') and $");
+        check("[$input.body]", "[]");
         check("€$context.requestId€", "€rid€");
         check("${context.requestId", "${context.requestId");
     }
