@@ -25,6 +25,8 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 pub struct Permissions {
     pub admin: bool,
     pub invalidate_cache: bool,
+    /// The `@connections` API of WebSocket APIs.
+    pub manage_connections: bool,
 }
 
 #[derive(Clone)]
@@ -453,6 +455,7 @@ mod tests {
             permissions: Permissions {
                 admin: true,
                 invalidate_cache: false,
+                manage_connections: false,
             },
         }]
     }

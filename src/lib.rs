@@ -27,4 +27,5 @@ pub mod router;
 pub mod shard;
 pub mod snapshot;
 pub mod template;
+pub mod ws;
 pub mod vtl;

@@ -49,6 +49,12 @@ pub enum ShardMsg {
     },
     /// Empty a stage's cache.
     CacheFlush { uid: String },
+    /// An `@connections` operation on a connection the shard owns.
+    Connection {
+        id: String,
+        op: crate::ws::ConnOp,
+        reply: Arc<crate::ws::ReplySlot>,
+    },
 }
 
 impl Publisher {
@@ -81,6 +87,21 @@ impl Publisher {
             self.has_mail[i].store(true, Ordering::Release);
         }
         seq
+    }
+
+    /// Posts to one shard only.
+    pub fn post_to(&self, shard: usize, msg: ShardMsg) -> bool {
+        let Some(mailbox) = self.mailboxes.get(shard) else {
+            return false;
+        };
+        let seq = self.mail_seq.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut m = match mailbox.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.push((seq, Arc::new(msg)));
+        self.has_mail[shard].store(true, Ordering::Release);
+        true
     }
 
     /// Has every shard but `skip` handled message `seq`?

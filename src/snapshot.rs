@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub throttling: Throttling,
     /// Who may invalidate cache entries (and call the admin API).
     pub credentials: Vec<crate::auth::Credential>,
+    pub ws_apis: Vec<crate::ws::WsApi>,
+    pub ws_limits: crate::ws::WsLimits,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -121,8 +123,27 @@ impl Snapshot {
             demo_backend,
             throttling,
             credentials,
+            ws_apis: Vec::new(),
+            ws_limits: crate::ws::WsLimits::default(),
             warnings,
         }
+    }
+
+    pub fn with_websockets(
+        mut self,
+        apis: Vec<crate::ws::WsApi>,
+        limits: crate::ws::WsLimits,
+    ) -> Snapshot {
+        self.ws_apis = apis;
+        self.ws_limits = limits;
+        self
+    }
+
+    /// The WebSocket API a `Host: {apiId}.execute-api.*` names, if any.
+    pub fn ws_api(&self, host: Option<&[u8]>) -> Option<&crate::ws::WsApi> {
+        let id = host.and_then(api_id_from_host)?;
+        let id = std::str::from_utf8(id).ok()?;
+        self.ws_apis.iter().find(|a| a.id == id)
     }
 
     /// The API and stage a request is for. `Host: {apiId}.execute-api.<anything>`

@@ -99,6 +99,7 @@ pub(super) fn route(
         (b"DELETE", ["restapis", id, "stages", name, "cache", "data"]) => {
             flush_cache(admin, id, name)
         }
+        (m, [stage, "@connections", id]) => connections(admin, head, stage, id, m, body),
         (b"GET", ["restapis", id, "stages", name, "exports", kind]) => {
             export(state, id, name, kind, head.header("accept"))
         }
@@ -745,6 +746,78 @@ fn delete_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str) -> 
         return r;
     }
     Reply::json(202, &json!({}))
+}
+
+/// The `@connections` API of a WebSocket API, on the admin listener: the
+/// API is named by `Host: {apiId}.execute-api.*`, or is the only WebSocket
+/// API with that stage.
+fn connections(
+    admin: &Admin,
+    head: &RequestHead,
+    stage: &str,
+    id: &str,
+    method: &[u8],
+    body: &[u8],
+) -> Reply {
+    let publisher = admin.control.publisher();
+    let snap = publisher.current();
+    let api = snap.ws_api(head.host()).or_else(|| {
+        let mut with_stage = snap.ws_apis.iter().filter(|a| a.stage(stage).is_some());
+        match (with_stage.next(), with_stage.next()) {
+            (Some(a), None) => Some(a),
+            _ => None,
+        }
+    });
+    if api.and_then(|a| a.stage(stage)).is_none() {
+        return Reply::error(
+            403,
+            "ForbiddenException",
+            "no WebSocket API with that stage (name it with Host: {apiId}.execute-api.*)",
+        );
+    }
+    let op = match method {
+        b"POST" => {
+            if body.len() > snap.ws_limits.max_message_bytes {
+                return Reply::error(413, "PayloadTooLargeException", "Payload too large");
+            }
+            crate::ws::ConnOp::Send(body.to_vec())
+        }
+        b"GET" => crate::ws::ConnOp::Get,
+        b"DELETE" => crate::ws::ConnOp::Delete,
+        _ => return Reply::error(404, "NotFoundException", "no such operation"),
+    };
+    let reply = match crate::ws::shard_of(id) {
+        None => crate::ws::ConnReply::Gone,
+        Some(owner) => {
+            let slot = std::sync::Arc::new(crate::ws::ReplySlot::default());
+            let msg = crate::publish::ShardMsg::Connection {
+                id: id.to_owned(),
+                op,
+                reply: slot.clone(),
+            };
+            if !publisher.post_to(owner, msg) {
+                crate::ws::ConnReply::Gone
+            } else {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                loop {
+                    if let Some(r) = slot.0.get() {
+                        break r.clone();
+                    }
+                    if std::time::Instant::now() >= until {
+                        break crate::ws::ConnReply::Gone;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+    };
+    let (status, error_type, text) = crate::shard::connection_reply_parts(&reply);
+    Reply {
+        status,
+        error_type,
+        content_type: "application/json",
+        body: text.into_bytes(),
+    }
 }
 
 /// FlushStageCache: empties the stage's cache on every shard, for APIs of

@@ -38,6 +38,8 @@ pub struct Settings {
     pub admin: Option<AdminSettings>,
     pub credentials: Vec<Credential>,
     pub limits: LimitSettings,
+    pub ws_apis: Vec<super::ws::WsApiSettings>,
+    pub ws_limits: crate::ws::WsLimits,
 }
 
 #[derive(Clone, Debug)]
@@ -318,6 +320,9 @@ pub fn read_config(
     });
     let credentials = compile_credentials(file, &raw.credentials, diags);
     let throttling = compile_limits(file, base, &raw, diags);
+    let ws_limits = super::ws::read_limits(file, &raw.websocket, diags);
+    let rest_ids: Vec<String> = raw.apis.iter().map(|a| a.id.clone()).collect();
+    let ws_apis = super::ws::read_apis(file, &raw.websocket_apis, &rest_ids, diags);
     if admin.is_some() && !credentials.iter().any(|c| c.permissions.admin) {
         diags.warn(
             file,
@@ -520,6 +525,8 @@ pub fn read_config(
             admin,
             credentials,
             limits: throttling,
+            ws_apis,
+            ws_limits,
         },
         apis,
     })
@@ -632,6 +639,14 @@ pub fn build(
         .default_api
         .as_ref()
         .and_then(|id| drafts.iter().position(|d| &d.api.id == id));
+    let ws_apis = super::ws::build(
+        &settings.config_path,
+        &settings.ws_apis,
+        &settings.upstream_hosts,
+        &mut targets,
+        &mut target_index,
+        diags,
+    );
     let limits = &settings.limits;
     registry.set_max_concurrent(limits.max_concurrent);
     let now_secs = std::time::SystemTime::now()
@@ -721,7 +736,8 @@ pub fn build(
         throttling,
         settings.credentials.clone(),
         std::mem::take(&mut diags.warnings),
-    ))
+    )
+    .with_websockets(ws_apis, settings.ws_limits))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -780,7 +796,7 @@ fn bind_stage(
     }
 }
 
-fn bind_uri(
+pub(super) fn bind_uri(
     uri: &UriTemplate,
     variables: &BTreeMap<String, String>,
     upstream_hosts: &HashMap<String, String>,
@@ -1199,10 +1215,11 @@ fn compile_credentials(
             match p.as_str() {
                 "admin" => permissions.admin = true,
                 "invalidate_cache" => permissions.invalidate_cache = true,
+                "manage_connections" => permissions.manage_connections = true,
                 other => diags.error(
                     file,
                     format!("{jp}.permissions[{j}]"),
-                    format!("unknown permission `{other}` (expected admin or invalidate_cache)"),
+                    format!("unknown permission `{other}` (expected admin, invalidate_cache or manage_connections)"),
                 ),
             }
         }

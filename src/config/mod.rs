@@ -11,6 +11,7 @@
 mod compile;
 pub mod raw;
 pub mod swagger;
+pub mod ws;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

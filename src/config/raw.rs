@@ -31,6 +31,79 @@ pub struct RawConfig {
     pub usage_plans: Vec<RawUsagePlan>,
     #[serde(default)]
     pub api_keys: Vec<RawApiKey>,
+    #[serde(default)]
+    pub websocket_apis: Vec<RawWsApi>,
+    #[serde(default)]
+    pub websocket: RawWsLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsApi {
+    pub id: String,
+    #[serde(default = "default_route_selection")]
+    pub route_selection_expression: String,
+    pub stages: Vec<RawWsStage>,
+    #[serde(default)]
+    pub routes: Vec<RawWsRoute>,
+}
+
+fn default_route_selection() -> String {
+    "$request.body.action".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsStage {
+    pub name: String,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsRoute {
+    pub key: String,
+    pub integration: RawWsIntegration,
+    #[serde(default)]
+    pub route_response: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsIntegration {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub request_templates: BTreeMap<String, String>,
+    #[serde(default)]
+    pub response_template: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWsLimits {
+    pub max_frame_bytes: u64,
+    pub max_message_bytes: u64,
+    pub idle_timeout_seconds: u64,
+    pub max_connection_seconds: u64,
+    pub send_queue: u64,
+}
+
+impl Default for RawWsLimits {
+    fn default() -> Self {
+        RawWsLimits {
+            max_frame_bytes: 32 * 1024,
+            max_message_bytes: 128 * 1024,
+            idle_timeout_seconds: 600,
+            max_connection_seconds: 7200,
+            send_queue: 64,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,7 +48,16 @@ pub(super) async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
         inbuf: BytesMut::new(),
         out: Vec::new(),
     };
-    conn.run().await;
+    if let Some(upgrade) = conn.run().await {
+        let Conn {
+            shard,
+            stream,
+            peer,
+            inbuf,
+            ..
+        } = conn;
+        super::ws::serve(shard, stream, peer, inbuf, upgrade).await;
+    }
 }
 
 struct Conn {
@@ -76,24 +85,33 @@ enum BodyError {
 }
 
 impl Conn {
-    async fn run(&mut self) {
+    /// Serves requests until the connection ends, or returns a WebSocket
+    /// upgrade for the caller to take over.
+    async fn run(&mut self) -> Option<super::ws::Upgrade> {
         loop {
             let snap = self.shard.snapshot();
             let head = match self.read_head(&snap).await {
                 HeadRead::Head(h) => h,
-                HeadRead::Closed => return,
+                HeadRead::Closed => return None,
                 HeadRead::Refused(status, why) => {
                     let rid = ids::new_request_id();
                     let rid = std::str::from_utf8(&rid).unwrap_or("");
                     tracing::debug!(peer = %self.peer, status, why, "refused request head");
                     write_protocol_error(&mut self.out, status, why, rid);
                     let _ = self.flush().await;
-                    return;
+                    return None;
                 }
             };
-            let keep_alive = self.serve_request(&snap, head).await;
+            let keep_alive = if snap.ws_api(head.host()).is_some() {
+                match self.websocket_request(&snap, head).await {
+                    Ok(upgrade) => return Some(upgrade),
+                    Err(keep) => keep,
+                }
+            } else {
+                self.serve_request(&snap, head).await
+            };
             if self.flush().await.is_err() || !keep_alive {
-                return;
+                return None;
             }
             // Idle connections hold no buffers.
             if self.inbuf.is_empty() {
@@ -103,6 +121,137 @@ impl Conn {
                 self.out = Vec::new();
             }
         }
+    }
+
+    /// A request for a WebSocket API: the upgrade on `/{stage}`, or the
+    /// `@connections` API on `/{stage}/@connections/{id}`. `Err` carries the
+    /// keep-alive decision of an answered request.
+    async fn websocket_request(
+        &mut self,
+        snap: &super::SnapshotRef,
+        head: RequestHead,
+    ) -> Result<super::ws::Upgrade, bool> {
+        let rid = ids::new_request_id();
+        let request_id = std::str::from_utf8(&rid).unwrap_or("").to_owned();
+        let path = String::from_utf8_lossy(head.path()).into_owned();
+        let (stage_name, rest) = split_stage(&path);
+        let api = snap.ws_api(head.host());
+        let stage_ok = api
+            .zip(stage_name)
+            .is_some_and(|(a, s)| a.stage(s).is_some());
+        let body_pending = head.info.body != BodyFraming::None;
+        if !stage_ok {
+            let keep = head.info.keep_alive && !body_pending;
+            let no_body = Bytes::new();
+            let info = RequestInfo {
+                head: &head,
+                request_id: &request_id,
+                peer: self.peer,
+                received: SystemTime::now(),
+                api: None,
+                stage: None,
+                route: None,
+                body: &no_body,
+            };
+            write_gateway_response(
+                &mut self.out,
+                snap.builtin_responses
+                    .get(crate::gateway_response::ResponseType::MissingAuthenticationToken),
+                Some("Missing Authentication Token"),
+                Some(&info),
+                &request_id,
+                keep,
+            );
+            return Err(keep);
+        }
+        let (Some(api), Some(stage)) = (api, stage_name) else {
+            return Err(false);
+        };
+        if rest.is_empty() || rest == "/" {
+            return Ok(super::ws::Upgrade {
+                head,
+                api_id: api.id.clone(),
+                stage: stage.to_owned(),
+                snapshot: snap.clone(),
+            });
+        }
+        // @connections
+        let id = rest
+            .strip_prefix("/@connections/")
+            .map(|id| crate::http::query::decode_path(id.as_bytes()).into_owned());
+        let body = match self.read_body(&head, snap).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) | Err(BodyError::Malformed(_)) | Err(BodyError::Gone) => {
+                write_protocol_error(&mut self.out, 400, "Bad Request", &request_id);
+                return Err(false);
+            }
+        };
+        let keep = head.info.keep_alive && !self.shard.draining.get();
+        let Some(id) = id else {
+            write_aws_error(
+                &mut self.out,
+                403,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+                &request_id,
+                keep,
+            );
+            return Err(keep);
+        };
+        let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
+        let parts = crate::auth::RequestParts {
+            method: head.method_bytes(),
+            path: head.path(),
+            query: head.query(),
+            headers: &headers,
+            body: &body,
+        };
+        let allowed =
+            crate::auth::authenticate(&snap.credentials, &parts, "execute-api", SystemTime::now())
+                .is_ok_and(|c| c.permissions.manage_connections || c.permissions.admin);
+        if !allowed {
+            write_aws_error(
+                &mut self.out,
+                403,
+                "ForbiddenException",
+                "Forbidden",
+                &request_id,
+                keep,
+            );
+            return Err(keep);
+        }
+        let op = match head.method() {
+            Method::Post => {
+                if body.len() > snap.ws_limits.max_message_bytes {
+                    write_aws_error(
+                        &mut self.out,
+                        413,
+                        "PayloadTooLargeException",
+                        "Payload too large",
+                        &request_id,
+                        keep,
+                    );
+                    return Err(keep);
+                }
+                crate::ws::ConnOp::Send(body.to_vec())
+            }
+            Method::Get => crate::ws::ConnOp::Get,
+            Method::Delete => crate::ws::ConnOp::Delete,
+            _ => {
+                write_aws_error(
+                    &mut self.out,
+                    403,
+                    "MissingAuthenticationTokenException",
+                    "Missing Authentication Token",
+                    &request_id,
+                    keep,
+                );
+                return Err(keep);
+            }
+        };
+        let reply = connection_call(&self.shard, &id, op).await;
+        write_connection_reply(&mut self.out, &reply, &request_id, keep);
+        Err(keep)
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -820,6 +969,112 @@ fn admit<'s>(
         shared: &t.permits,
         block: t.permit_block,
     })
+}
+
+/// An `@connections` operation: done here if this shard owns the
+/// connection, else handed to the owner and awaited.
+async fn connection_call(
+    shard: &Rc<Shard>,
+    id: &str,
+    op: crate::ws::ConnOp,
+) -> crate::ws::ConnReply {
+    let Some(owner) = crate::ws::shard_of(id) else {
+        return crate::ws::ConnReply::Gone;
+    };
+    if owner == shard.index {
+        return super::ws::connection_op(shard, id, op);
+    }
+    let reply = Arc::new(crate::ws::ReplySlot::default());
+    let msg = crate::publish::ShardMsg::Connection {
+        id: id.to_owned(),
+        op,
+        reply: reply.clone(),
+    };
+    if !shard.publisher.post_to(owner, msg) {
+        return crate::ws::ConnReply::Gone;
+    }
+    let until = Instant::now() + std::time::Duration::from_secs(2);
+    while Instant::now() < until {
+        if let Some(r) = reply.0.get() {
+            return r.clone();
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    crate::ws::ConnReply::Gone
+}
+
+/// The `@connections` answer in API Gateway's shapes.
+pub fn connection_reply_parts(reply: &crate::ws::ConnReply) -> (u16, Option<&'static str>, String) {
+    use crate::ws::ConnReply;
+    match reply {
+        ConnReply::Sent => (200, None, String::new()),
+        ConnReply::Deleted => (204, None, String::new()),
+        ConnReply::Info {
+            connected_at,
+            last_active_at,
+            source_ip,
+            user_agent,
+        } => (
+            200,
+            None,
+            serde_json::json!({
+                "connectedAt": crate::ws::iso8601(*connected_at),
+                "identity": {"sourceIp": source_ip, "userAgent": user_agent},
+                "lastActiveAt": crate::ws::iso8601(*last_active_at),
+            })
+            .to_string(),
+        ),
+        ConnReply::Gone => (
+            410,
+            Some("GoneException"),
+            "{\"message\":\"Gone\"}".to_owned(),
+        ),
+        ConnReply::LimitExceeded => (
+            429,
+            Some("LimitExceededException"),
+            "{\"message\":\"Limit exceeded: the client is not reading\"}".to_owned(),
+        ),
+    }
+}
+
+fn write_connection_reply(
+    out: &mut Vec<u8>,
+    reply: &crate::ws::ConnReply,
+    request_id: &str,
+    keep: bool,
+) {
+    let (status, error_type, body) = connection_reply_parts(reply);
+    write_status_line(out, status);
+    write_common_headers(out, request_id, keep);
+    if let Some(t) = error_type {
+        write_header(out, b"x-amzn-ErrorType", t.as_bytes());
+    }
+    if !body.is_empty() {
+        write_header(out, b"Content-Type", b"application/json");
+    }
+    if status != 204 {
+        write_content_length(out, body.len() as u64);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+}
+
+fn write_aws_error(
+    out: &mut Vec<u8>,
+    status: u16,
+    error_type: &str,
+    message: &str,
+    request_id: &str,
+    keep: bool,
+) {
+    let body = serde_json::json!({ "message": message }).to_string();
+    write_status_line(out, status);
+    write_common_headers(out, request_id, keep);
+    write_header(out, b"x-amzn-ErrorType", error_type.as_bytes());
+    write_header(out, b"Content-Type", b"application/json");
+    write_content_length(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
 }
 
 /// What an integration produced.

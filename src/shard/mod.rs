@@ -8,8 +8,10 @@
 //! Read first: [`run`], then `conn::serve_connection`.
 
 mod conn;
+pub use conn::connection_reply_parts;
 pub mod io;
 pub mod upstream;
+pub mod ws;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -42,6 +44,12 @@ pub enum RuntimeError {
     Shard(usize, String),
 }
 
+/// A shard's handle on a snapshot: cloning it is a plain increment (the
+/// `Arc` inside is shared by all shards; its count is touched only when a
+/// new snapshot is installed).
+#[allow(clippy::redundant_allocation)]
+pub type SnapshotRef = Rc<Arc<Snapshot>>;
+
 /// State of one shard, shared by its tasks (never across threads).
 pub struct Shard {
     pub id: usize,
@@ -53,10 +61,7 @@ pub struct Shard {
     /// (closed when the fetch ends) instead of calling the backend too.
     pub pending: RefCell<std::collections::HashMap<String, Rc<Semaphore>>>,
     pub shards: usize,
-    // `Rc<Arc<_>>` on purpose: requests clone the `Rc` (a plain increment);
-    // cloning the `Arc` would be an atomic on a cache line all shards share.
-    #[allow(clippy::redundant_allocation)]
-    snapshot: RefCell<Rc<Arc<Snapshot>>>,
+    snapshot: RefCell<SnapshotRef>,
     pub scratch: Scratch,
     pub pool: Pool,
     resolver: Arc<Resolver>,
@@ -69,11 +74,12 @@ pub struct Shard {
     pub stop: Semaphore,
     /// This shard's leases of the shared limits.
     pub limits: RefCell<crate::limit::ShardLimits>,
+    /// Open WebSocket connections by id.
+    pub ws: RefCell<std::collections::HashMap<String, ws::WsHandle>>,
 }
 
 impl Shard {
-    #[allow(clippy::redundant_allocation)]
-    pub fn snapshot(&self) -> Rc<Arc<Snapshot>> {
+    pub fn snapshot(&self) -> SnapshotRef {
         self.snapshot.borrow().clone()
     }
 
@@ -255,6 +261,7 @@ async fn shard_main(
         draining: Cell::new(false),
         stop: Semaphore::new(0),
         limits: RefCell::new(crate::limit::ShardLimits::default()),
+        ws: RefCell::new(std::collections::HashMap::new()),
     });
 
     // Housekeeping: new snapshots and the shutdown order every POLL; DNS
@@ -286,6 +293,14 @@ async fn shard_main(
                             cache.insert_by_uid(uid, key.clone(), entry.clone())
                         }
                         ShardMsg::CacheFlush { uid } => cache.flush(uid),
+                        ShardMsg::Connection { id, op, reply } => {
+                            let op = match op {
+                                crate::ws::ConnOp::Send(d) => crate::ws::ConnOp::Send(d.clone()),
+                                crate::ws::ConnOp::Get => crate::ws::ConnOp::Get,
+                                crate::ws::ConnOp::Delete => crate::ws::ConnOp::Delete,
+                            };
+                            let _ = reply.0.set(ws::connection_op(&house, id, op));
+                        }
                     }
                 }
                 drop(cache);

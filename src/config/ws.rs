@@ -1,0 +1,288 @@
+//! `[[websocket_apis]]` and `[websocket]`: checked at read time, compiled
+//! (stage by stage, like REST integrations) when a snapshot is built.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use super::compile::{bind_uri, check_stage_variable, valid_stage_name};
+use super::raw::{RawWsApi, RawWsLimits};
+use super::swagger::{parse_uri_template, UriTemplate};
+use super::Diagnostics;
+use crate::snapshot::{Target, TargetId};
+use crate::template;
+use crate::ws::{SelectionExpr, WsApi, WsBinding, WsIntegration, WsLimits, WsRoute, WsStage};
+
+#[derive(Clone, Debug)]
+pub struct WsApiSettings {
+    pub id: String,
+    pub selection: SelectionExpr,
+    pub stages: Vec<(String, BTreeMap<String, String>)>,
+    pub routes: Vec<WsRouteSettings>,
+}
+
+#[derive(Clone, Debug)]
+pub struct WsRouteSettings {
+    pub key: String,
+    pub route_response: bool,
+    pub kind: WsRouteKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum WsRouteKind {
+    Mock {
+        request_templates: Vec<(String, String)>,
+        response_template: Option<String>,
+    },
+    Http {
+        uri: String,
+        template: UriTemplate,
+        timeout: Duration,
+    },
+}
+
+pub fn read_limits(file: &Path, raw: &RawWsLimits, diags: &mut Diagnostics) -> WsLimits {
+    let mut positive = |key: &str, v: u64| {
+        if v == 0 {
+            diags.error(file, format!("$.websocket.{key}"), "must be greater than 0");
+        }
+    };
+    positive("max_frame_bytes", raw.max_frame_bytes);
+    positive("max_message_bytes", raw.max_message_bytes);
+    positive("idle_timeout_seconds", raw.idle_timeout_seconds);
+    positive("max_connection_seconds", raw.max_connection_seconds);
+    positive("send_queue", raw.send_queue);
+    WsLimits {
+        max_frame_bytes: raw.max_frame_bytes as usize,
+        max_message_bytes: raw.max_message_bytes as usize,
+        idle_timeout: Duration::from_secs(raw.idle_timeout_seconds),
+        max_duration: Duration::from_secs(raw.max_connection_seconds),
+        send_queue: raw.send_queue.max(1) as usize,
+    }
+}
+
+pub fn read_apis(
+    file: &Path,
+    raw: &[RawWsApi],
+    rest_ids: &[String],
+    diags: &mut Diagnostics,
+) -> Vec<WsApiSettings> {
+    let mut out: Vec<WsApiSettings> = Vec::new();
+    for (i, a) in raw.iter().enumerate() {
+        let jp = format!("$.websocket_apis[{i}]");
+        let errors_before = diags.errors.len();
+        if a.id.is_empty() || !a.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            diags.error(
+                file,
+                format!("{jp}.id"),
+                format!("`{}` is not a valid API id", a.id),
+            );
+        }
+        if rest_ids.contains(&a.id) || out.iter().any(|o| o.id == a.id) {
+            diags.error(
+                file,
+                format!("{jp}.id"),
+                format!("duplicate API id `{}`", a.id),
+            );
+        }
+        let selection = match SelectionExpr::parse(&a.route_selection_expression) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                diags.error(file, format!("{jp}.route_selection_expression"), e);
+                None
+            }
+        };
+        let mut stages = Vec::new();
+        for (j, s) in a.stages.iter().enumerate() {
+            if !valid_stage_name(&s.name) {
+                diags.error(
+                    file,
+                    format!("{jp}.stages[{j}].name"),
+                    format!("`{}` is not a valid stage name", s.name),
+                );
+            }
+            for (k, v) in &s.variables {
+                if let Err(e) = check_stage_variable(k, v) {
+                    diags.error(file, format!("{jp}.stages[{j}].variables.{k}"), e);
+                }
+            }
+            stages.push((s.name.clone(), s.variables.clone()));
+        }
+        if stages.is_empty() {
+            diags.error(
+                file,
+                format!("{jp}.stages"),
+                "a WebSocket API needs at least one stage",
+            );
+        }
+        let mut routes: Vec<WsRouteSettings> = Vec::new();
+        for (j, r) in a.routes.iter().enumerate() {
+            let rp = format!("{jp}.routes[{j}]");
+            if r.key.is_empty() || routes.iter().any(|x| x.key == r.key) {
+                diags.error(
+                    file,
+                    format!("{rp}.key"),
+                    format!("`{}`: route keys must be unique and not empty", r.key),
+                );
+                continue;
+            }
+            let kind = match r.integration.kind.to_ascii_lowercase().as_str() {
+                "mock" => WsRouteKind::Mock {
+                    request_templates: r
+                        .integration
+                        .request_templates
+                        .iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                        .collect(),
+                    response_template: r.integration.response_template.clone(),
+                },
+                "http" => {
+                    let Some(uri) = &r.integration.uri else {
+                        diags.error(
+                            file,
+                            format!("{rp}.integration.uri"),
+                            "an http integration needs a uri",
+                        );
+                        continue;
+                    };
+                    let template = match parse_uri_template(uri) {
+                        Ok(t) if !t.https => t,
+                        Ok(_) => {
+                            diags.error(
+                                file,
+                                format!("{rp}.integration.uri"),
+                                "https:// backends are not supported yet",
+                            );
+                            continue;
+                        }
+                        Err(e) => {
+                            diags.error(file, format!("{rp}.integration.uri"), e);
+                            continue;
+                        }
+                    };
+                    let timeout = r.integration.timeout_ms.unwrap_or(29_000);
+                    if !(50..=29_000).contains(&timeout) {
+                        diags.error(
+                            file,
+                            format!("{rp}.integration.timeout_ms"),
+                            "must be from 50 to 29000",
+                        );
+                    }
+                    WsRouteKind::Http {
+                        uri: uri.clone(),
+                        template,
+                        timeout: Duration::from_millis(timeout),
+                    }
+                }
+                other => {
+                    diags.error(
+                        file,
+                        format!("{rp}.integration.type"),
+                        format!("unknown integration type `{other}` (mock or http)"),
+                    );
+                    continue;
+                }
+            };
+            routes.push(WsRouteSettings {
+                key: r.key.clone(),
+                route_response: r.route_response,
+                kind,
+            });
+        }
+        if diags.errors.len() == errors_before {
+            if let Some(selection) = selection {
+                out.push(WsApiSettings {
+                    id: a.id.clone(),
+                    selection,
+                    stages,
+                    routes,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Compiles the WebSocket APIs, binding HTTP routes per stage.
+pub fn build(
+    file: &Path,
+    apis: &[WsApiSettings],
+    upstream_hosts: &HashMap<String, String>,
+    targets: &mut Vec<Target>,
+    target_index: &mut HashMap<String, TargetId>,
+    diags: &mut Diagnostics,
+) -> Vec<WsApi> {
+    apis.iter()
+        .map(|a| {
+            let stages = a
+                .stages
+                .iter()
+                .map(|(name, variables)| {
+                    let mut bindings = HashMap::new();
+                    for r in &a.routes {
+                        if let WsRouteKind::Http { template, .. } = &r.kind {
+                            match bind_uri(template, variables, upstream_hosts, targets, target_index) {
+                                Ok(b) => {
+                                    bindings.insert(
+                                        r.key.clone(),
+                                        WsBinding {
+                                            target: b.target,
+                                            host_header: b.host_header,
+                                            path: b.path,
+                                        },
+                                    );
+                                }
+                                Err(e) => diags.warn(
+                                    file,
+                                    format!("$.websocket_apis.{}", a.id),
+                                    format!("stage `{name}`, route `{}`: {e}; the route answers with an error in this stage", r.key),
+                                ),
+                            }
+                        }
+                    }
+                    WsStage {
+                        name: name.clone(),
+                        variables: variables.clone(),
+                        bindings,
+                    }
+                })
+                .collect();
+            let routes = a
+                .routes
+                .iter()
+                .map(|r| {
+                    let integration = match &r.kind {
+                        WsRouteKind::Mock {
+                            request_templates,
+                            response_template,
+                        } => WsIntegration::Mock {
+                            request_templates: request_templates
+                                .iter()
+                                .map(|(k, v)| (k.clone(), template::parse(v)))
+                                .collect(),
+                            response_template: response_template.as_deref().map(template::parse),
+                        },
+                        WsRouteKind::Http { uri, timeout, .. } => WsIntegration::Http {
+                            uri: uri.clone(),
+                            timeout: *timeout,
+                        },
+                    };
+                    (
+                        r.key.clone(),
+                        WsRoute {
+                            key: r.key.clone(),
+                            integration,
+                            route_response: r.route_response,
+                        },
+                    )
+                })
+                .collect();
+            WsApi {
+                id: a.id.clone(),
+                selection: a.selection.clone(),
+                stages,
+                routes,
+            }
+        })
+        .collect()
+}

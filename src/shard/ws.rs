@@ -1,0 +1,549 @@
+//! WebSocket connections on a shard: the RFC 6455 handshake (after
+//! `$connect`), the per-connection task (route selection, integrations,
+//! limits, timeouts), `$disconnect`, and the `@connections` operations on
+//! connections this shard owns. Framing is `async-tungstenite` over the
+//! glommio stream.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use async_tungstenite::WebSocketStream;
+use bytes::{Bytes, BytesMut};
+use futures_lite::io::AsyncWriteExt;
+use futures_util::StreamExt;
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::net::TcpStream;
+
+use super::io::with_deadline;
+use super::upstream::{self, Buffered};
+use super::Shard;
+use crate::http::request::RequestHead;
+use crate::http::response::{
+    write_content_length, write_date_header, write_header, write_status_line,
+};
+use crate::snapshot::{Snapshot, UriPart};
+use crate::template::{self, ContextVar, Values};
+use crate::ws::{ConnOp, ConnReply, WsApi, WsIntegration, WsRoute, WsStage};
+
+/// A message for a connection's writer.
+pub enum Out {
+    Text(String),
+    Binary(Bytes),
+    Close(u16, &'static str),
+}
+
+/// What other tasks of the shard know about a connection.
+pub struct WsHandle {
+    sender: LocalSender<Out>,
+    queue: usize,
+    connected_at: SystemTime,
+    last_active: Rc<Cell<SystemTime>>,
+    source_ip: String,
+    user_agent: String,
+}
+
+/// An accepted upgrade request, to be served by [`serve`].
+pub struct Upgrade {
+    pub head: RequestHead,
+    pub api_id: String,
+    pub stage: String,
+    pub snapshot: super::SnapshotRef,
+}
+
+/// Checks an upgrade request (RFC 6455 §4.2.1). `Err` is the status to
+/// answer with.
+pub fn check_handshake(head: &RequestHead) -> Result<String, (u16, &'static str)> {
+    let has_token = |name: &str, token: &[u8]| {
+        head.headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .flat_map(|(_, v)| v.split(|&b| b == b','))
+            .any(|t| crate::http::request::trim_ows(t).eq_ignore_ascii_case(token))
+    };
+    if head.method() != crate::http::request::Method::Get
+        || head.info.version != crate::http::request::Version::Http11
+    {
+        return Err((400, "a WebSocket upgrade is an HTTP/1.1 GET"));
+    }
+    if !has_token("upgrade", b"websocket") || !has_token("connection", b"upgrade") {
+        return Err((426, "Upgrade Required"));
+    }
+    if head.header("sec-websocket-version") != Some(b"13") {
+        return Err((426, "Sec-WebSocket-Version: 13 required"));
+    }
+    let key = head
+        .header("sec-websocket-key")
+        .ok_or((400, "missing Sec-WebSocket-Key"))?;
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD.decode(key) {
+        Ok(k) if k.len() == 16 => {}
+        _ => return Err((400, "invalid Sec-WebSocket-Key")),
+    }
+    Ok(async_tungstenite::tungstenite::handshake::derive_accept_key(key))
+}
+
+/// Values for WebSocket templates: `$context.*` of a connection event.
+struct EventValues<'a> {
+    connection_id: &'a str,
+    route_key: &'a str,
+    event: &'static str,
+    request_id: &'a str,
+    api_id: &'a str,
+    stage: &'a WsStage,
+    body: Cow<'a, str>,
+    source_ip: &'a str,
+}
+
+impl Values for EventValues<'_> {
+    fn context(&self, var: &ContextVar) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(match var {
+            ContextVar::RequestId | ContextVar::ExtendedRequestId => self.request_id,
+            ContextVar::Stage => &self.stage.name,
+            ContextVar::ApiId => self.api_id,
+            ContextVar::SourceIp => self.source_ip,
+            ContextVar::Unsupported(name) => match name.as_str() {
+                "connectionId" => self.connection_id,
+                "routeKey" => self.route_key,
+                "eventType" => self.event,
+                _ => "",
+            },
+            _ => "",
+        }))
+    }
+    fn stage_var(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.stage
+            .variables
+            .get(name)
+            .map(|v| Cow::Borrowed(v.as_str()))
+    }
+    fn input_body(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self.body.as_ref()))
+    }
+}
+
+/// The outcome of running a route's integration.
+struct Outcome {
+    status: u16,
+    /// The body to send back (with a route response).
+    body: Option<Message>,
+}
+
+/// Runs a route's integration for an event.
+#[allow(clippy::too_many_arguments)]
+async fn run_integration(
+    shard: &Shard,
+    snap: &Snapshot,
+    api: &WsApi,
+    stage: &WsStage,
+    route: &WsRoute,
+    connection_id: &str,
+    event: &'static str,
+    message: Option<&Message>,
+    source_ip: &str,
+) -> Result<Outcome, String> {
+    let rid = crate::ids::new_request_id();
+    let request_id = std::str::from_utf8(&rid).unwrap_or("");
+    let (body_bytes, is_text): (Bytes, bool) = match message {
+        Some(Message::Text(t)) => (Bytes::copy_from_slice(t.as_bytes()), true),
+        Some(Message::Binary(b)) => (b.clone(), false),
+        _ => (Bytes::new(), true),
+    };
+    let values = EventValues {
+        connection_id,
+        route_key: &route.key,
+        event,
+        request_id,
+        api_id: &api.id,
+        stage,
+        body: String::from_utf8_lossy(&body_bytes),
+        source_ip,
+    };
+    match &route.integration {
+        WsIntegration::Mock {
+            request_templates,
+            response_template,
+        } => {
+            let status = match request_templates
+                .iter()
+                .find(|(ct, _)| ct == "$default" || ct == "application/json")
+            {
+                None => 200,
+                Some((_, t)) => {
+                    let mut out = Vec::new();
+                    template::render(t, &values, &mut out);
+                    serde_json::from_slice::<serde_json::Value>(&out)
+                        .ok()
+                        .and_then(|v| v.get("statusCode").and_then(serde_json::Value::as_u64))
+                        .map_or(500, |s| s as u16)
+                }
+            };
+            let body = match response_template {
+                None => None,
+                // `$input.body` alone echoes the message as it came.
+                Some(t)
+                    if t.len() == 1
+                        && matches!(t[0], template::Piece::Var(template::Var::InputBody)) =>
+                {
+                    message.cloned()
+                }
+                Some(t) => {
+                    let mut out = Vec::new();
+                    template::render(t, &values, &mut out);
+                    Some(Message::text(String::from_utf8_lossy(&out).into_owned()))
+                }
+            };
+            Ok(Outcome { status, body })
+        }
+        WsIntegration::Http { timeout, .. } => {
+            let binding = stage.bindings.get(&route.key).ok_or_else(|| {
+                format!("route {} has no backend in stage {}", route.key, stage.name)
+            })?;
+            let target = snap
+                .targets
+                .get(binding.target as usize)
+                .ok_or("unknown backend")?;
+            let addrs = shard.addresses(target).map_err(|e| e.to_string())?;
+            let mut req = Vec::with_capacity(256 + body_bytes.len());
+            req.extend_from_slice(b"POST ");
+            let mut any = false;
+            for p in &binding.path {
+                if let UriPart::Text(t) = p {
+                    req.extend_from_slice(t.as_bytes());
+                    any = true;
+                }
+            }
+            if !any {
+                req.push(b'/');
+            }
+            req.extend_from_slice(b" HTTP/1.1\r\n");
+            write_header(&mut req, b"Host", binding.host_header.as_bytes());
+            write_header(
+                &mut req,
+                b"Content-Type",
+                if is_text {
+                    b"application/json"
+                } else {
+                    b"application/octet-stream"
+                },
+            );
+            write_header(&mut req, b"X-Amzn-ConnectionId", connection_id.as_bytes());
+            write_header(&mut req, b"X-Amzn-RouteKey", route.key.as_bytes());
+            write_header(&mut req, b"X-Amzn-Stage", stage.name.as_bytes());
+            write_header(&mut req, b"X-Amzn-EventType", event.as_bytes());
+            write_header(&mut req, b"X-Amzn-RequestId", request_id.as_bytes());
+            write_header(&mut req, b"X-Amzn-Apigateway-Api-Id", api.id.as_bytes());
+            write_content_length(&mut req, body_bytes.len() as u64);
+            req.extend_from_slice(b"\r\n");
+            req.extend_from_slice(&body_bytes);
+            let deadline = Instant::now() + *timeout;
+            let settings = snap.upstream;
+            let mut resp = upstream::send(
+                &shard.pool,
+                &shard.scratch,
+                &settings,
+                &addrs,
+                &req,
+                false,
+                false,
+                deadline,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let body = match resp
+                .buffer_body(&shard.scratch, snap.ws_limits.max_message_bytes, deadline)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Buffered::Complete(b) => b,
+                Buffered::Partial(_) => {
+                    return Err("backend response larger than a WebSocket message".into())
+                }
+            };
+            let status = resp.head.status;
+            resp.release(&shard.pool, &settings);
+            let message = if body.is_empty() {
+                None
+            } else {
+                match std::str::from_utf8(&body) {
+                    Ok(s) => Some(Message::text(s.to_owned())),
+                    Err(_) => Some(Message::binary(body)),
+                }
+            };
+            Ok(Outcome {
+                status,
+                body: message,
+            })
+        }
+    }
+}
+
+/// Answers an upgrade request: `$connect`, then the 101 and the
+/// connection task. Consumes the client connection.
+pub async fn serve(
+    shard: Rc<Shard>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    leftover: BytesMut,
+    up: Upgrade,
+) {
+    let snap = up.snapshot.clone();
+    let Some(api) = snap.ws_apis.iter().find(|a| a.id == up.api_id) else {
+        return;
+    };
+    let Some(stage) = api.stage(&up.stage) else {
+        return;
+    };
+    let accept = match check_handshake(&up.head) {
+        Ok(a) => a,
+        Err((status, why)) => {
+            let _ = refuse(&mut stream, status, why).await;
+            return;
+        }
+    };
+    let connection_id = crate::ws::new_connection_id(shard.index);
+    let source_ip = peer.ip().to_string();
+    let user_agent = up
+        .head
+        .header("user-agent")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+
+    // $connect decides whether the connection opens.
+    if let Some(route) = api.routes.get("$connect") {
+        match run_integration(
+            &shard,
+            &snap,
+            api,
+            stage,
+            route,
+            &connection_id,
+            "CONNECT",
+            None,
+            &source_ip,
+        )
+        .await
+        {
+            Ok(o) if (200..300).contains(&o.status) => {}
+            Ok(o) => {
+                let _ = refuse(&mut stream, o.status, "Forbidden").await;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "$connect integration failed");
+                let _ = refuse(&mut stream, 500, "Internal server error").await;
+                return;
+            }
+        }
+    }
+    let mut head = Vec::with_capacity(256);
+    write_status_line(&mut head, 101);
+    write_header(&mut head, b"Upgrade", b"websocket");
+    write_header(&mut head, b"Connection", b"Upgrade");
+    write_header(&mut head, b"Sec-WebSocket-Accept", accept.as_bytes());
+    write_header(&mut head, b"x-amzn-ConnectionId", connection_id.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    if stream.write_all(&head).await.is_err() {
+        return;
+    }
+
+    let limits = snap.ws_limits;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_frame_size(Some(limits.max_frame_bytes))
+        .max_message_size(Some(limits.max_message_bytes));
+    let ws =
+        WebSocketStream::from_partially_read(stream, leftover.to_vec(), Role::Server, Some(config))
+            .await;
+    let (mut sink, mut incoming) = ws.split();
+    // One slot more than the data queue: a close always fits.
+    let (tx, rx) = local_channel::new_bounded::<Out>(limits.send_queue + 1);
+    let now = SystemTime::now();
+    let last_active = Rc::new(Cell::new(now));
+    shard.ws.borrow_mut().insert(
+        connection_id.clone(),
+        WsHandle {
+            sender: tx,
+            queue: limits.send_queue,
+            connected_at: now,
+            last_active: last_active.clone(),
+            source_ip: source_ip.clone(),
+            user_agent,
+        },
+    );
+    let started = Instant::now();
+    let mut last_activity = Instant::now();
+
+    enum Ev {
+        In(Option<Result<Message, WsError>>),
+        Out(Option<Out>),
+        Timer,
+    }
+    loop {
+        let idle_deadline = last_activity + limits.idle_timeout;
+        let max_deadline = started + limits.max_duration;
+        let deadline = idle_deadline.min(max_deadline);
+        let ev = futures_lite::future::or(
+            async { Ev::In(incoming.next().await) },
+            futures_lite::future::or(async { Ev::Out(rx.recv().await) }, async {
+                let _ = with_deadline(deadline, std::future::pending::<()>()).await;
+                Ev::Timer
+            }),
+        )
+        .await;
+        match ev {
+            Ev::Timer => {
+                // Idle or at the maximum duration: 1001 Going Away.
+                let _ = sink.send(close_message(1001, "Going away")).await;
+                break;
+            }
+            Ev::Out(None) => break,
+            Ev::Out(Some(out)) => {
+                let msg = match out {
+                    Out::Text(t) => Message::text(t),
+                    Out::Binary(b) => Message::binary(b),
+                    Out::Close(code, why) => {
+                        let _ = sink.send(close_message(code, why)).await;
+                        break;
+                    }
+                };
+                if sink.send(msg).await.is_err() {
+                    break;
+                }
+            }
+            Ev::In(None) | Ev::In(Some(Err(WsError::ConnectionClosed))) => break,
+            Ev::In(Some(Err(WsError::Capacity(_)))) => {
+                let _ = sink.send(close_message(1009, "Message too big")).await;
+                break;
+            }
+            Ev::In(Some(Err(e))) => {
+                tracing::debug!(error = %e, "WebSocket read failed");
+                break;
+            }
+            Ev::In(Some(Ok(msg))) => {
+                last_activity = Instant::now();
+                last_active.set(SystemTime::now());
+                match msg {
+                    Message::Text(_) | Message::Binary(_) => {}
+                    Message::Close(_) => {
+                        let _ = sink.close(None).await;
+                        break;
+                    }
+                    // Pings are answered by the protocol layer.
+                    _ => continue,
+                }
+                let data: &[u8] = match &msg {
+                    Message::Text(t) => t.as_bytes(),
+                    Message::Binary(b) => b,
+                    _ => &[],
+                };
+                let key = api.selection.route_key(data);
+                let rid = crate::ids::new_request_id();
+                let request_id = String::from_utf8_lossy(&rid).into_owned();
+                let reply = match api.route(key.as_deref()) {
+                    None => Some(Message::text(
+                        serde_json::json!({"message": "Forbidden", "connectionId": connection_id, "requestId": request_id}).to_string(),
+                    )),
+                    Some(route) => match run_integration(&shard, &snap, api, stage, route, &connection_id, "MESSAGE", Some(&msg), &source_ip).await {
+                        Ok(o) if route.route_response => o.body,
+                        Ok(_) => None,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "WebSocket integration failed");
+                            Some(Message::text(
+                                serde_json::json!({"message": "Internal server error", "connectionId": connection_id, "requestId": request_id}).to_string(),
+                            ))
+                        }
+                    },
+                };
+                if let Some(reply) = reply {
+                    if sink.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    shard.ws.borrow_mut().remove(&connection_id);
+    drop(sink);
+    drop(incoming);
+    // $disconnect: once per connection, whoever closed it (best effort).
+    if let Some(route) = api.routes.get("$disconnect") {
+        let _ = run_integration(
+            &shard,
+            &snap,
+            api,
+            stage,
+            route,
+            &connection_id,
+            "DISCONNECT",
+            None,
+            &source_ip,
+        )
+        .await;
+    }
+}
+
+fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))
+}
+
+async fn refuse(stream: &mut TcpStream, status: u16, why: &str) -> std::io::Result<()> {
+    let body = serde_json::json!({ "message": why }).to_string();
+    let mut out = Vec::with_capacity(256);
+    write_status_line(&mut out, status);
+    write_date_header(&mut out);
+    if status == 426 {
+        write_header(&mut out, b"Sec-WebSocket-Version", b"13");
+    }
+    write_header(&mut out, b"Content-Type", b"application/json");
+    write_content_length(&mut out, body.len() as u64);
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    out.extend_from_slice(body.as_bytes());
+    stream.write_all(&out).await
+}
+
+/// An `@connections` operation on a connection this shard owns.
+pub fn connection_op(shard: &Shard, id: &str, op: ConnOp) -> ConnReply {
+    let registry = shard.ws.borrow();
+    let Some(h) = registry.get(id) else {
+        return ConnReply::Gone;
+    };
+    match op {
+        ConnOp::Get => ConnReply::Info {
+            connected_at: h.connected_at,
+            last_active_at: h.last_active.get(),
+            source_ip: h.source_ip.clone(),
+            user_agent: h.user_agent.clone(),
+        },
+        ConnOp::Delete => {
+            let _ = h
+                .sender
+                .try_send(Out::Close(1000, "Closed by the @connections API"));
+            ConnReply::Deleted
+        }
+        ConnOp::Send(data) => {
+            let out = match String::from_utf8(data) {
+                Ok(s) => Out::Text(s),
+                Err(e) => Out::Binary(Bytes::from(e.into_bytes())),
+            };
+            if h.sender.len() >= h.queue {
+                // A client that does not read cannot make us buffer without
+                // bound: it is disconnected (1013 Try Again Later).
+                let _ = h.sender.try_send(Out::Close(1013, "Send queue full"));
+                return ConnReply::LimitExceeded;
+            }
+            match h.sender.try_send(out) {
+                Ok(()) => ConnReply::Sent,
+                Err(_) => ConnReply::Gone,
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! WebSocket APIs, the parts that are plain code: the compiled API (routes,
+//! integrations, stages), route selection expressions, connection ids and
+//! the `@connections` messages. The connection task itself is in
+//! `shard::ws`.
+//!
+//! Route selection as API Gateway: `$request.body.action` reads a JSON path
+//! of the message, `${request.body.a}/${request.body.b}` interpolates, a
+//! missing path is `""`, a non-JSON message or an unmatched key goes to
+//! `$default`.
+//! Read first: [`SelectionExpr::route_key`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+
+use crate::snapshot::{TargetId, UriPart};
+use crate::template::Piece;
+
+/// A compiled `route_selection_expression`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelectionExpr {
+    parts: Vec<SelPart>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SelPart {
+    Text(String),
+    /// `request.body.a.b` → `["a", "b"]`
+    Body(Vec<String>),
+}
+
+impl SelectionExpr {
+    pub fn parse(expr: &str) -> Result<SelectionExpr, String> {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut rest = expr;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix("\\$") {
+                text.push('$');
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix("${") {
+                let end = after
+                    .find('}')
+                    .ok_or_else(|| format!("unclosed `${{` in `{expr}`"))?;
+                push_text(&mut parts, &mut text);
+                parts.push(body_path(&after[..end])?);
+                rest = &after[end + 1..];
+            } else if let Some(after) = rest.strip_prefix('$') {
+                let end = after
+                    .find(|c: char| {
+                        !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+                    })
+                    .unwrap_or(after.len());
+                push_text(&mut parts, &mut text);
+                parts.push(body_path(&after[..end])?);
+                rest = &after[end..];
+            } else {
+                let c = rest.chars().next().unwrap_or(' ');
+                text.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        push_text(&mut parts, &mut text);
+        if parts.is_empty() {
+            return Err("empty route selection expression".to_owned());
+        }
+        Ok(SelectionExpr { parts })
+    }
+
+    /// The route key for a message; `None` when the message is not JSON
+    /// (it then goes to `$default`).
+    pub fn route_key(&self, message: &[u8]) -> Option<String> {
+        let needs_json = self.parts.iter().any(|p| matches!(p, SelPart::Body(_)));
+        let json: Option<serde_json::Value> = if needs_json {
+            Some(serde_json::from_slice(message).ok()?)
+        } else {
+            None
+        };
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                SelPart::Text(t) => out.push_str(t),
+                SelPart::Body(path) => {
+                    let mut v = json.as_ref();
+                    for k in path {
+                        v = v.and_then(|v| v.get(k));
+                    }
+                    match v {
+                        Some(serde_json::Value::String(s)) => out.push_str(s),
+                        Some(serde_json::Value::Null) | None => {}
+                        Some(other) => out.push_str(&other.to_string()),
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+fn push_text(parts: &mut Vec<SelPart>, text: &mut String) {
+    if !text.is_empty() {
+        parts.push(SelPart::Text(std::mem::take(text)));
+    }
+}
+
+fn body_path(name: &str) -> Result<SelPart, String> {
+    let path = name.strip_prefix("request.body").ok_or_else(|| {
+        format!("`${name}`: only $request.body.* is supported in a route selection expression")
+    })?;
+    let path = path.strip_prefix('.').unwrap_or(path);
+    Ok(SelPart::Body(
+        path.split('.')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    ))
+}
+
+/// A connection id: the owning shard in the first byte, then randomness,
+/// base64 like API Gateway's (`L0SM9cOFvHcCIhw=`).
+pub fn new_connection_id(shard: usize) -> String {
+    let mut bytes = [0u8; 12];
+    bytes[0] = shard as u8;
+    for b in &mut bytes[1..] {
+        *b = fastrand::u8(..);
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The shard that owns a connection id.
+pub fn shard_of(id: &str) -> Option<usize> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(id).ok()?;
+    (bytes.len() == 12).then(|| bytes[0] as usize)
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct WsLimits {
+    pub max_frame_bytes: usize,
+    pub max_message_bytes: usize,
+    pub idle_timeout: Duration,
+    pub max_duration: Duration,
+    pub send_queue: usize,
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        WsLimits {
+            max_frame_bytes: 32 * 1024,
+            max_message_bytes: 128 * 1024,
+            idle_timeout: Duration::from_secs(600),
+            max_duration: Duration::from_secs(7200),
+            send_queue: 64,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct WsApi {
+    pub id: String,
+    pub selection: SelectionExpr,
+    pub stages: Vec<WsStage>,
+    pub routes: HashMap<String, WsRoute>,
+}
+
+impl WsApi {
+    pub fn stage(&self, name: &str) -> Option<&WsStage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// The route for a key: the key's own, else `$default`.
+    pub fn route(&self, key: Option<&str>) -> Option<&WsRoute> {
+        key.and_then(|k| self.routes.get(k))
+            .or_else(|| self.routes.get("$default"))
+    }
+}
+
+#[derive(Debug)]
+pub struct WsStage {
+    pub name: String,
+    pub variables: BTreeMap<String, String>,
+    /// Per route key: where its HTTP integration goes in this stage.
+    pub bindings: HashMap<String, WsBinding>,
+}
+
+#[derive(Debug)]
+pub struct WsBinding {
+    pub target: TargetId,
+    pub host_header: String,
+    pub path: Vec<UriPart>,
+}
+
+#[derive(Debug)]
+pub struct WsRoute {
+    pub key: String,
+    pub integration: WsIntegration,
+    /// Send the integration's response back to the client as a message.
+    pub route_response: bool,
+}
+
+#[derive(Debug)]
+pub enum WsIntegration {
+    Mock {
+        /// `statusCode` template (content type → template); default 200.
+        request_templates: Vec<(String, Vec<Piece>)>,
+        /// The message sent back; `$input.body` alone echoes the message
+        /// as it came (text or binary).
+        response_template: Option<Vec<Piece>>,
+    },
+    Http {
+        uri: String,
+        timeout: Duration,
+    },
+}
+
+/// What the `@connections` API asks of a connection's shard.
+#[derive(Debug)]
+pub enum ConnOp {
+    Send(Vec<u8>),
+    Get,
+    Delete,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnReply {
+    Sent,
+    Info {
+        connected_at: SystemTime,
+        last_active_at: SystemTime,
+        source_ip: String,
+        user_agent: String,
+    },
+    Deleted,
+    Gone,
+    /// The client's send queue is full.
+    LimitExceeded,
+}
+
+/// Where the owning shard puts its answer (set once, read by the asker).
+#[derive(Debug, Default)]
+pub struct ReplySlot(pub OnceLock<ConnReply>);
+
+/// ISO-8601 as API Gateway's `@connections` GET returns it.
+pub fn iso8601(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = crate::ids::civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_table() {
+        let cases: &[(&str, &[u8], Option<&str>)] = &[
+            (
+                "$request.body.action",
+                br#"{"action": "join"}"#,
+                Some("join"),
+            ),
+            ("$request.body.action", br#"{"other": 1}"#, Some("")),
+            ("$request.body.action", b"not json", None),
+            ("$request.body.n", br#"{"n": 5}"#, Some("5")),
+            (
+                "$request.body.a.b",
+                br#"{"a": {"b": "deep"}}"#,
+                Some("deep"),
+            ),
+            (
+                "${request.body.service}/${request.body.action}",
+                br#"{"service": "chat", "action": "join"}"#,
+                Some("chat/join"),
+            ),
+            ("\\$default", b"anything", Some("$default")),
+        ];
+        for (expr, msg, want) in cases {
+            let e = SelectionExpr::parse(expr).unwrap();
+            assert_eq!(e.route_key(msg).as_deref(), *want, "{expr}");
+        }
+        assert!(SelectionExpr::parse("$request.header.x").is_err());
+        assert!(SelectionExpr::parse("${request.body.x").is_err());
+    }
+
+    #[test]
+    fn connection_ids_name_their_shard() {
+        for shard in [0, 1, 7, 63] {
+            let id = new_connection_id(shard);
+            assert_eq!(id.len(), 16);
+            assert_eq!(shard_of(&id), Some(shard));
+        }
+        assert_eq!(shard_of("nope"), None);
+    }
+
+    #[test]
+    fn iso_times() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_478_957);
+        assert_eq!(iso8601(t), "2026-11-24T00:09:17Z");
+    }
+}

@@ -1,0 +1,397 @@
+//! WebSocket APIs end to end with 2 shards and real clients (tungstenite,
+//! and Python `websockets` when installed): `$connect`/`$disconnect`,
+//! route selection, MOCK and HTTP integrations, `@connections` from any
+//! shard and from the admin listener, limits and the idle timeout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
+
+mod support;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::{self, Message};
+use support::gateway::ADMIN_TOKEN;
+use support::{Backend, Gateway, Mode, RawClient};
+
+type Client = tungstenite::WebSocket<TcpStream>;
+
+fn ws_gateway(backend: &Backend, extra_routes: &str, limits: &str) -> Gateway {
+    let b = backend.addr;
+    Gateway::builder()
+        .shards(2)
+        .admin()
+        .extra(&format!(
+            r#"[[credentials]]
+name = "pusher"
+token = "pusher-token-0123456789"
+permissions = ["manage_connections"]
+[[websocket_apis]]
+id = "chat"
+route_selection_expression = "$request.body.action"
+stages = [{{ name = "prod", variables = {{}} }}]
+[[websocket_apis.routes]]
+key = "$connect"
+integration = {{ type = "http", uri = "http://{b}/connect" }}
+[[websocket_apis.routes]]
+key = "$disconnect"
+integration = {{ type = "http", uri = "http://{b}/disconnect" }}
+[[websocket_apis.routes]]
+key = "whoami"
+integration = {{ type = "mock", response_template = "{{\"connectionId\": \"$context.connectionId\", \"route\": \"$context.routeKey\", \"stage\": \"$context.stage\"}}" }}
+route_response = true
+[[websocket_apis.routes]]
+key = "echo"
+integration = {{ type = "mock", response_template = "$input.body" }}
+route_response = true
+[[websocket_apis.routes]]
+key = "quiet"
+integration = {{ type = "mock", response_template = "not sent" }}
+route_response = false
+{extra_routes}
+[websocket]
+{limits}
+"#
+        ))
+        .start()
+}
+
+const DEFAULT_ROUTE: &str = "[[websocket_apis.routes]]\nkey = \"$default\"\nintegration = { type = \"http\", uri = \"http://BACKEND/echo\" }\nroute_response = true\n";
+
+fn connect(gw: &Gateway) -> Result<(Client, String), tungstenite::Error> {
+    let stream = TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let req = tungstenite::handshake::client::Request::builder()
+        .uri(format!("ws://{}/prod", gw.addr))
+        .header("Host", "chat.execute-api.local")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header(
+            "Sec-WebSocket-Key",
+            tungstenite::handshake::client::generate_key(),
+        )
+        .body(())
+        .unwrap();
+    match tungstenite::client(req, stream) {
+        Ok((ws, resp)) => {
+            let id = resp
+                .headers()
+                .get("x-amzn-ConnectionId")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            Ok((ws, id))
+        }
+        Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
+        Err(tungstenite::HandshakeError::Interrupted(_)) => panic!("handshake interrupted"),
+    }
+}
+
+fn text(ws: &mut Client) -> String {
+    loop {
+        match ws.read().unwrap() {
+            Message::Text(t) => return t.as_str().to_owned(),
+            Message::Binary(b) => return String::from_utf8_lossy(&b).into_owned(),
+            _ => continue,
+        }
+    }
+}
+
+#[test]
+fn connect_route_and_disconnect() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = ws_gateway(
+        &backend,
+        &DEFAULT_ROUTE.replace("BACKEND", &backend.addr.to_string()),
+        "",
+    );
+    let (mut ws, id) = connect(&gw).expect("connect");
+    assert_eq!(id.len(), 16);
+    // $connect reached the backend with the connection's context.
+    let c = backend
+        .recorded()
+        .into_iter()
+        .find(|r| r.target == "/connect")
+        .expect("$connect called");
+    assert_eq!(c.header("x-amzn-eventtype"), Some("CONNECT"));
+    assert_eq!(c.header("x-amzn-connectionid"), Some(id.as_str()));
+    // A MOCK route answers with context values.
+    ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+    assert_eq!(v["connectionId"], id.as_str());
+    assert_eq!(v["route"], "whoami");
+    assert_eq!(v["stage"], "prod");
+    // `$input.body` alone echoes, binary stays binary.
+    ws.send(Message::binary(
+        b"{\"action\": \"echo\", \"x\": 1}".to_vec(),
+    ))
+    .unwrap();
+    match ws.read().unwrap() {
+        Message::Binary(b) => assert_eq!(&b[..], b"{\"action\": \"echo\", \"x\": 1}"),
+        other => panic!("{other:?}"),
+    }
+    // No route response: nothing comes back (the next answer is whoami's).
+    ws.send(Message::text(r#"{"action": "quiet"}"#)).unwrap();
+    ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
+    assert!(text(&mut ws).contains("whoami"));
+    // Non-JSON and unmatched keys go to $default (an HTTP integration).
+    ws.send(Message::text("plain text")).unwrap();
+    let echoed: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+    assert_eq!(echoed["body"], "plain text");
+    assert_eq!(echoed["target"], "/echo");
+    ws.send(Message::text(r#"{"action": "nope"}"#)).unwrap();
+    let echoed: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+    let hdrs: Vec<(String, String)> =
+        serde_json::from_value::<Vec<(String, String)>>(echoed["headers"].clone()).unwrap();
+    assert!(hdrs
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("x-amzn-routekey") && v == "$default"));
+    // Close: $disconnect once.
+    ws.close(None).unwrap();
+    let _ = ws.read();
+    let until = Instant::now() + Duration::from_secs(3);
+    while backend
+        .recorded()
+        .iter()
+        .filter(|r| r.target == "/disconnect")
+        .count()
+        == 0
+        && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let d: Vec<_> = backend
+        .recorded()
+        .into_iter()
+        .filter(|r| r.target == "/disconnect")
+        .collect();
+    assert_eq!(d.len(), 1, "$disconnect exactly once");
+    assert_eq!(d[0].header("x-amzn-connectionid"), Some(id.as_str()));
+}
+
+#[test]
+fn connect_can_refuse_and_missing_default_answers_forbidden() {
+    let backend = Backend::start(Mode::Fixed {
+        status: 401,
+        headers: vec![],
+        body: b"no".to_vec(),
+    });
+    let gw = ws_gateway(&backend, "", "");
+    match connect(&gw) {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 401),
+        other => panic!(
+            "expected a refused handshake, got {:?}",
+            other.map(|(_, id)| id)
+        ),
+    }
+    backend.set_mode(Mode::Echo);
+    let (mut ws, id) = connect(&gw).unwrap();
+    ws.send(Message::text(r#"{"action": "unrouted"}"#)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+    assert_eq!(v["message"], "Forbidden");
+    assert_eq!(v["connectionId"], id.as_str());
+    // The connection is kept.
+    ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
+    assert!(text(&mut ws).contains(&id));
+    // Unknown stage and plain GETs on a WebSocket API.
+    let mut c = RawClient::connect(gw.addr);
+    let r = c.request(b"GET /nostage HTTP/1.1\r\nHost: chat.execute-api.local\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    assert_eq!(r.status, 403);
+    let mut c = RawClient::connect(gw.addr);
+    let r = c.request(b"GET /prod HTTP/1.1\r\nHost: chat.execute-api.local\r\n\r\n");
+    assert_eq!(r.status, 426);
+}
+
+fn call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    token: &str,
+) -> support::Response {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: chat.execute-api.local\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let mut c = RawClient::connect(addr);
+    c.send(&req);
+    c.read_response(method == "HEAD")
+}
+
+#[test]
+fn connections_api_reaches_the_owner_from_any_shard_and_the_admin_listener() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = ws_gateway(&backend, "", "");
+    let mut clients: Vec<(Client, String)> = (0..6).map(|_| connect(&gw).unwrap()).collect();
+    for (i, (ws, id)) in clients.iter_mut().enumerate() {
+        let enc = id
+            .replace('=', "%3D")
+            .replace('/', "%2F")
+            .replace('+', "%2B");
+        // Through the data plane (whichever shard the call lands on).
+        let r = call(
+            gw.addr,
+            "POST",
+            &format!("/prod/@connections/{enc}"),
+            format!("hello {i}").as_bytes(),
+            "pusher-token-0123456789",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(text(ws), format!("hello {i}"));
+        // Through the admin listener.
+        let r = call(
+            gw.admin.unwrap(),
+            "POST",
+            &format!("/prod/@connections/{enc}"),
+            b"from admin",
+            ADMIN_TOKEN,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(text(ws), "from admin");
+        let r = call(
+            gw.addr,
+            "GET",
+            &format!("/prod/@connections/{enc}"),
+            b"",
+            "pusher-token-0123456789",
+        );
+        assert_eq!(r.status, 200);
+        let v = r.json();
+        assert_eq!(v["identity"]["sourceIp"], "127.0.0.1");
+        assert!(v["connectedAt"].as_str().unwrap().ends_with('Z'));
+        assert!(v["lastActiveAt"].is_string());
+    }
+    // Wrong credentials.
+    let id = clients[0]
+        .1
+        .replace('=', "%3D")
+        .replace('/', "%2F")
+        .replace('+', "%2B");
+    let r = call(
+        gw.addr,
+        "POST",
+        &format!("/prod/@connections/{id}"),
+        b"x",
+        "wrong-token-0123456789",
+    );
+    assert_eq!(r.status, 403);
+    // DELETE closes the connection; then it is gone.
+    let r = call(
+        gw.addr,
+        "DELETE",
+        &format!("/prod/@connections/{id}"),
+        b"",
+        "pusher-token-0123456789",
+    );
+    assert_eq!(r.status, 204);
+    let ws = &mut clients[0].0;
+    let closed = loop {
+        match ws.read() {
+            Ok(Message::Close(_)) | Err(_) => break true,
+            Ok(_) => continue,
+        }
+    };
+    assert!(closed);
+    std::thread::sleep(Duration::from_millis(100));
+    let r = call(
+        gw.addr,
+        "POST",
+        &format!("/prod/@connections/{id}"),
+        b"x",
+        "pusher-token-0123456789",
+    );
+    assert_eq!(r.status, 410);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("GoneException"));
+    let r = call(
+        gw.addr,
+        "GET",
+        "/prod/@connections/AAAAAAAAAAAAAAAA",
+        b"",
+        "pusher-token-0123456789",
+    );
+    assert_eq!(r.status, 410);
+}
+
+#[test]
+fn limits_and_idle_timeout() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = ws_gateway(
+        &backend,
+        "",
+        "max_message_bytes = 1000\nmax_frame_bytes = 1000\nidle_timeout_seconds = 1\n",
+    );
+    // Too large a message: closed with 1009.
+    let (mut ws, _) = connect(&gw).unwrap();
+    ws.send(Message::text(format!(
+        "{{\"action\": \"echo\", \"pad\": \"{}\"}}",
+        "x".repeat(2000)
+    )))
+    .unwrap();
+    let code = loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => break Some(u16::from(f.code)),
+            Ok(Message::Close(None)) | Err(_) => break None,
+            Ok(_) => continue,
+        }
+    };
+    assert_eq!(code, Some(1009));
+    // Idle: closed after the timeout with 1001.
+    let (mut ws, _) = connect(&gw).unwrap();
+    let start = Instant::now();
+    let code = loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => break Some(u16::from(f.code)),
+            Ok(Message::Close(None)) | Err(_) => break None,
+            Ok(_) => continue,
+        }
+    };
+    assert_eq!(code, Some(1001));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn python_websockets_client() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import websockets"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("python websockets not installed (pip install websockets); skipping");
+        return;
+    }
+    let backend = Backend::start(Mode::Echo);
+    let gw = ws_gateway(&backend, "", "");
+    let script = format!(
+        r#"
+import asyncio, json, websockets
+async def main():
+    # The URI names the API (Host header); host/port say where to connect.
+    async with websockets.connect("ws://chat.execute-api.local:{port}/prod", host="127.0.0.1", port={port}) as ws:
+        await ws.send(json.dumps({{"action": "whoami"}}))
+        print(json.loads(await ws.recv())["route"])
+        await ws.send(json.dumps({{"action": "echo", "n": 7}}))
+        print(json.loads(await ws.recv())["n"])
+asyncio.run(main())
+"#,
+        port = gw.addr.port()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "whoami\n7");
+}
