@@ -45,6 +45,7 @@ pub struct Snapshot {
     /// Who may invalidate cache entries (and call the admin API).
     pub credentials: Vec<crate::auth::Credential>,
     pub ws_apis: Vec<crate::ws::WsApi>,
+    ws_default: Option<usize>,
     pub ws_limits: crate::ws::WsLimits,
     pub warnings: Vec<Diagnostic>,
 }
@@ -124,6 +125,7 @@ impl Snapshot {
             throttling,
             credentials,
             ws_apis: Vec::new(),
+            ws_default: None,
             ws_limits: crate::ws::WsLimits::default(),
             warnings,
         }
@@ -133,17 +135,24 @@ impl Snapshot {
         mut self,
         apis: Vec<crate::ws::WsApi>,
         limits: crate::ws::WsLimits,
+        default_api: Option<&str>,
     ) -> Snapshot {
+        self.ws_default = default_api.and_then(|d| apis.iter().position(|a| a.id == d));
         self.ws_apis = apis;
         self.ws_limits = limits;
         self
     }
 
-    /// The WebSocket API a `Host: {apiId}.execute-api.*` names, if any.
+    /// The WebSocket API a `Host: {apiId}.execute-api.*` names, or the
+    /// default API when it is a WebSocket API and the host names none.
     pub fn ws_api(&self, host: Option<&[u8]>) -> Option<&crate::ws::WsApi> {
-        let id = host.and_then(api_id_from_host)?;
-        let id = std::str::from_utf8(id).ok()?;
-        self.ws_apis.iter().find(|a| a.id == id)
+        match host.and_then(api_id_from_host) {
+            Some(id) => {
+                let id = std::str::from_utf8(id).ok()?;
+                self.ws_apis.iter().find(|a| a.id == id)
+            }
+            None => self.ws_default.map(|i| &self.ws_apis[i]),
+        }
     }
 
     /// The API and stage a request is for. `Host: {apiId}.execute-api.<anything>`

@@ -379,11 +379,11 @@ pub fn read_config(
         }
     }
     if let Some(id) = &raw.server.default_api {
-        if !seen_ids.contains_key(id) {
+        if !seen_ids.contains_key(id) && !raw.websocket_apis.iter().any(|w| &w.id == id) {
             diags.error(
                 file,
                 "$.server.default_api",
-                format!("no API with id `{id}` in [[apis]]"),
+                format!("no API with id `{id}` in [[apis]] or [[websocket_apis]]"),
             );
         }
     }
@@ -737,7 +737,7 @@ pub fn build(
         settings.credentials.clone(),
         std::mem::take(&mut diags.warnings),
     )
-    .with_websockets(ws_apis, settings.ws_limits))
+    .with_websockets(ws_apis, settings.ws_limits, settings.default_api.as_deref()))
 }
 
 #[allow(clippy::too_many_arguments)]
