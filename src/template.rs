@@ -304,7 +304,10 @@ mod tests {
         check("v=$stageVariables['v']", "v=sv");
         check("v=${stageVariables.v}", "v=sv");
         check("missing=$stageVariables.nope|", "missing=|");
-        check("$ 5 and $input.json('$') and $", "$ 5 and $input.json('$') and $");
+        check(
+            "$ 5 and $input.json('$') and $",
+            "$ 5 and $input.json('$') and $",
+        );
         check("[$input.body]", "[]");
         check("€$context.requestId€", "€rid€");
         check("${context.requestId", "${context.requestId");
