@@ -9,8 +9,8 @@
 
 pub mod admin;
 pub mod auth;
-pub mod cluster;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod demo;
@@ -27,5 +27,5 @@ pub mod router;
 pub mod shard;
 pub mod snapshot;
 pub mod template;
-pub mod ws;
 pub mod vtl;
+pub mod ws;
