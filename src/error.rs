@@ -62,6 +62,10 @@ pub enum ErrorKind {
     /// `Cache-Control: max-age=0` from a client not allowed to invalidate,
     /// with the FAIL_WITH_403 strategy.
     InvalidateNotAllowed,
+    /// A mapping template read a body that is not JSON.
+    TemplateBadBody,
+    /// A mapping template failed (budget, runtime error, bad override).
+    TemplateFailed,
 }
 
 #[derive(Clone, Debug)]
@@ -83,12 +87,14 @@ impl GatewayError {
             | ErrorKind::InvalidApiKey
             | ErrorKind::Throttled
             | ErrorKind::QuotaExceeded
-            | ErrorKind::InvalidateNotAllowed => Side::Downstream,
+            | ErrorKind::InvalidateNotAllowed
+            | ErrorKind::TemplateBadBody => Side::Downstream,
             ErrorKind::NoIntegration
             | ErrorKind::UnsupportedIntegration
             | ErrorKind::BadIntegrationUri
             | ErrorKind::NoIntegrationResponse
-            | ErrorKind::MockStatusMissing => Side::Config,
+            | ErrorKind::MockStatusMissing
+            | ErrorKind::TemplateFailed => Side::Config,
             ErrorKind::UpstreamTimeout
             | ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamReset
@@ -119,6 +125,7 @@ impl GatewayError {
                 Some("Network error communicating with endpoint")
             }
             ErrorKind::BodyTooLarge => Some("Request Too Long"),
+            ErrorKind::TemplateBadBody => Some("Could not parse request body into json"),
             _ => self.response_type().default_message(),
         }
     }
@@ -144,6 +151,8 @@ pub fn response_type(kind: ErrorKind) -> ResponseType {
         ErrorKind::Throttled => ResponseType::Throttled,
         ErrorKind::QuotaExceeded => ResponseType::QuotaExceeded,
         ErrorKind::InvalidateNotAllowed => ResponseType::AccessDenied,
+        ErrorKind::TemplateBadBody => ResponseType::BadRequestBody,
+        ErrorKind::TemplateFailed => ResponseType::ApiConfigurationError,
     }
 }
 

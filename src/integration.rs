@@ -28,6 +28,7 @@ use crate::snapshot::{
     ResponseParamSource, Stage, UpstreamBinding, UriPart,
 };
 use crate::template::{self, ContextVar, Values};
+use crate::vtl;
 
 /// The matched route of a request.
 #[derive(Clone, Copy)]
@@ -51,6 +52,23 @@ pub struct RequestInfo<'a> {
 }
 
 impl<'a> RequestInfo<'a> {
+    /// The same request with another body (a request template's output).
+    pub fn with_body<'b>(&self, body: &'b Bytes) -> RequestInfo<'b>
+    where
+        'a: 'b,
+    {
+        RequestInfo {
+            head: self.head,
+            request_id: self.request_id,
+            peer: self.peer,
+            received: self.received,
+            api: self.api,
+            stage: self.stage,
+            route: self.route,
+            body,
+        }
+    }
+
     /// Raw (still percent-encoded) value of a path parameter.
     pub fn path_param_raw(&self, name: &str) -> Option<&'a str> {
         let route = self.route.as_ref()?;
@@ -215,15 +233,16 @@ pub fn media_type(value: Option<&[u8]>) -> String {
 
 /// Picks the request template for the request's content type under the
 /// integration's passthrough behaviour. `Ok(None)` means pass the body
-/// through untouched; `Err` is 415.
+/// through untouched (also for an empty template, as API Gateway); `Err`
+/// is 415.
 pub fn request_template<'i>(
     integration: &'i Integration,
     content_type: Option<&[u8]>,
-) -> Result<Option<&'i str>, GatewayError> {
+) -> Result<Option<&'i vtl::Template>, GatewayError> {
     let mt = media_type(content_type);
     let templates = &integration.request_templates;
     if let Some((_, t)) = templates.iter().find(|(ct, _)| *ct == mt) {
-        return Ok(Some(t.as_str()));
+        return Ok((!t.is_empty()).then_some(t.as_ref()));
     }
     let unsupported = || {
         GatewayError::new(
@@ -238,18 +257,138 @@ pub fn request_template<'i>(
     }
 }
 
-/// The status a MOCK integration answers: `statusCode` of its (rendered)
-/// request template, or of the passed-through body.
-pub fn mock_status(info: &RequestInfo<'_>, integration: &Integration) -> Result<u16, GatewayError> {
-    let rendered = match request_template(integration, info.head.header("content-type"))? {
-        Some(t) => {
-            let mut out = Vec::new();
-            template::render(&template::parse(t), info, &mut out);
-            out
+/// What a mapping template sees of a request, owned so that templates can
+/// borrow it (`vtl::Input`).
+pub struct TemplateData {
+    pub path: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub context: std::collections::BTreeMap<String, String>,
+}
+
+impl TemplateData {
+    pub fn new(info: &RequestInfo<'_>) -> TemplateData {
+        let path = match &info.route {
+            Some(r) => r
+                .resource
+                .param_names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| {
+                    r.captures
+                        .get(r.rest, i)
+                        .map(|v| (n.clone(), query::decode_path(v.as_bytes()).into_owned()))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let query = info
+            .head
+            .query()
+            .map(|q| {
+                query::pairs(q)
+                    .map(|(n, v)| {
+                        (
+                            query::decode_component(n).into_owned(),
+                            query::decode_component(v).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let headers = info
+            .head
+            .headers()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect();
+        let mut context = std::collections::BTreeMap::new();
+        for (key, var) in [
+            ("requestId", ContextVar::RequestId),
+            ("extendedRequestId", ContextVar::ExtendedRequestId),
+            ("stage", ContextVar::Stage),
+            ("apiId", ContextVar::ApiId),
+            ("accountId", ContextVar::AccountId),
+            ("httpMethod", ContextVar::HttpMethod),
+            ("resourcePath", ContextVar::ResourcePath),
+            ("resourceId", ContextVar::ResourceId),
+            ("path", ContextVar::Path),
+            ("protocol", ContextVar::Protocol),
+            ("identity.sourceIp", ContextVar::SourceIp),
+            ("identity.userAgent", ContextVar::UserAgent),
+            ("requestTime", ContextVar::RequestTime),
+            ("requestTimeEpoch", ContextVar::RequestTimeEpoch),
+            ("domainName", ContextVar::DomainName),
+            ("domainPrefix", ContextVar::DomainPrefix),
+        ] {
+            if let Some(v) = info.context(&var) {
+                context.insert(key.to_owned(), v.into_owned());
+            }
         }
-        None if info.body.is_empty() => b"{}".to_vec(),
-        None => info.body.to_vec(),
-    };
+        TemplateData {
+            path,
+            query,
+            headers,
+            context,
+        }
+    }
+
+    pub fn input<'a>(&'a self, body: &'a [u8], info: &'a RequestInfo<'_>) -> vtl::Input<'a> {
+        static NO_VARS: std::sync::OnceLock<std::collections::BTreeMap<String, String>> =
+            std::sync::OnceLock::new();
+        vtl::Input {
+            body,
+            path: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            stage_variables: info
+                .stage
+                .map(|s| &s.variables)
+                .unwrap_or_else(|| NO_VARS.get_or_init(Default::default)),
+            context: &self.context,
+        }
+    }
+}
+
+/// Renders a mapping template; failures map to API Gateway's answers.
+pub fn render_template(
+    t: &vtl::Template,
+    input: &vtl::Input<'_>,
+) -> Result<vtl::Rendered, GatewayError> {
+    t.render(input, &vtl::Limits::default())
+        .map_err(|e| match e.kind {
+            vtl::RenderErrorKind::InvalidJsonBody => GatewayError::new(
+                ErrorKind::TemplateBadBody,
+                format!("Could not parse request body into json: {e}"),
+            ),
+            _ => GatewayError::new(
+                ErrorKind::TemplateFailed,
+                format!("Execution failed due to configuration error: mapping template: {e}"),
+            ),
+        })
+}
+
+/// The status a MOCK integration answers: `statusCode` of its rendered
+/// request template (or of the passed-through body), and the overrides
+/// the template set.
+pub fn mock_status(
+    info: &RequestInfo<'_>,
+    data: &TemplateData,
+    integration: &Integration,
+) -> Result<(u16, vtl::Overrides), GatewayError> {
+    let (rendered, overrides) =
+        match request_template(integration, info.head.header("content-type"))? {
+            Some(t) => {
+                let r = render_template(t, &data.input(info.body, info))?;
+                (r.body.into_bytes(), r.overrides)
+            }
+            None if info.body.is_empty() => (b"{}".to_vec(), vtl::Overrides::default()),
+            None => (info.body.to_vec(), vtl::Overrides::default()),
+        };
     let missing = || {
         GatewayError::new(
             ErrorKind::MockStatusMissing,
@@ -257,11 +396,13 @@ pub fn mock_status(info: &RequestInfo<'_>, integration: &Integration) -> Result<
         )
     };
     let v: serde_json::Value = serde_json::from_slice(&rendered).map_err(|_| missing())?;
-    v.get("statusCode")
+    let status = v
+        .get("statusCode")
         .and_then(serde_json::Value::as_u64)
         .filter(|s| (200..=599).contains(s))
         .map(|s| s as u16)
-        .ok_or_else(missing)
+        .ok_or_else(missing)?;
+    Ok((status, overrides))
 }
 
 /// Selects the integration response for a status: the first matching
@@ -332,6 +473,7 @@ pub fn build_upstream_request(
     binding: &UpstreamBinding,
     proxy: bool,
     local_port: u16,
+    overrides: &vtl::Overrides,
     out: &mut Vec<u8>,
 ) -> Method {
     let method = integration.http_method.unwrap_or(info.head.method());
@@ -349,6 +491,11 @@ pub fn build_upstream_request(
         match part {
             UriPart::Text(t) => out.extend_from_slice(t.as_bytes()),
             UriPart::Param(name) => {
+                // `$context.requestOverride.path.X` wins over any mapping.
+                if let Some((_, v)) = overrides.request_path.iter().rev().find(|(n, _)| n == name) {
+                    encode_component(v, out);
+                    continue;
+                }
                 let mapped = integration
                     .request_parameters
                     .iter()
@@ -408,6 +555,9 @@ pub fn build_upstream_request(
     }
     for (target, src) in &integration.request_parameters {
         if let ParamTarget::Query(name) = target {
+            if overrides.request_query.iter().any(|(n, _)| n == name) {
+                continue;
+            }
             if let Some(v) = info.eval(src) {
                 sep(out);
                 encode_component(name, out);
@@ -415,6 +565,12 @@ pub fn build_upstream_request(
                 encode_component(&v, out);
             }
         }
+    }
+    for (name, v) in &overrides.request_query {
+        sep(out);
+        encode_component(name, out);
+        out.push(b'=');
+        encode_component(v, out);
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     write_header(out, b"Host", binding.host_header.as_bytes());
@@ -483,8 +639,25 @@ pub fn build_upstream_request(
             write_header(out, b"X-Amzn-Apigateway-Api-Id", api.id.as_bytes());
         }
     }
+    let clean = |v: &str| -> String {
+        v.chars()
+            .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
+            .collect()
+    };
+    for (name, v) in &overrides.request_headers {
+        if crate::config::swagger::is_token(name) && !is_hop_by_hop(name.as_bytes()) {
+            write_header(out, name.as_bytes(), clean(v).as_bytes());
+        }
+    }
     for (target, src) in &integration.request_parameters {
         if let ParamTarget::Header(name) = target {
+            if overrides
+                .request_headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
             if let Some(v) = info.eval(src) {
                 // Header values may not carry CR/LF: a mapped value is data.
                 let clean: String = v

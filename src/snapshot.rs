@@ -24,7 +24,7 @@ use crate::limit::quota::QuotaPool;
 use crate::limit::registry::LimitId;
 use crate::limit::SharedBucket;
 use crate::router::{ResourceId, RouteTrie};
-use crate::template::{ContextVar, Piece};
+use crate::template::ContextVar;
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -360,7 +360,7 @@ pub struct Integration {
     pub uri: Option<String>,
     pub request_parameters: Vec<(ParamTarget, ParamSource)>,
     /// Content type (lowercase) → template text, in document order.
-    pub request_templates: Vec<(String, String)>,
+    pub request_templates: Vec<(String, Arc<crate::vtl::Template>)>,
     pub passthrough: Passthrough,
     pub timeout: Duration,
     /// In document order; the `default` one (no pattern) is tried last.
@@ -398,7 +398,7 @@ pub struct IntegrationResponse {
     pub status: u16,
     pub headers: Vec<(String, ResponseParamSource)>,
     /// Content type → template, in document order.
-    pub templates: Vec<(String, Vec<Piece>)>,
+    pub templates: Vec<(String, Arc<crate::vtl::Template>)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

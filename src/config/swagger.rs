@@ -530,16 +530,17 @@ fn compile_integration(
     let mut request_templates = Vec::new();
     if let Some(t) = object_field(file, jp, obj, "requestTemplates", diags) {
         for (ct, text) in t {
-            match text.as_str() {
-                Some(s) => request_templates.push((ct.to_ascii_lowercase(), s.to_owned())),
-                None if text.is_null() => {
-                    request_templates.push((ct.to_ascii_lowercase(), String::new()))
+            let tp = format!("{jp}.requestTemplates.{ct}");
+            let source = match text {
+                Value::String(s) => s.as_str(),
+                Value::Null => "",
+                _ => {
+                    diags.error(file, &tp, "must be a string");
+                    continue;
                 }
-                None => diags.error(
-                    file,
-                    format!("{jp}.requestTemplates.{ct}"),
-                    "must be a string",
-                ),
+            };
+            if let Some(t) = compile_vtl(file, &tp, source, diags) {
+                request_templates.push((ct.to_ascii_lowercase(), t));
             }
         }
     }
@@ -651,6 +652,28 @@ fn p_name_empty(p: &crate::cache::KeyParam) -> bool {
     }
 }
 
+/// Compiles a mapping template; a syntax error is reported with the JSON
+/// path of the template and the line and column inside it.
+fn compile_vtl(
+    file: &Path,
+    jp: &str,
+    source: &str,
+    diags: &mut Diagnostics,
+) -> Option<std::sync::Arc<crate::vtl::Template>> {
+    // API Gateway refuses templates over 300 KB.
+    if source.len() > 300 * 1024 {
+        diags.error(file, jp, "a mapping template is at most 300 KB");
+        return None;
+    }
+    match crate::vtl::compile(source) {
+        Ok(t) => Some(std::sync::Arc::new(t)),
+        Err(e) => {
+            diags.error(file, jp, format!("template error: {e}"));
+            None
+        }
+    }
+}
+
 fn object_field<'a>(
     file: &Path,
     jp: &str,
@@ -727,14 +750,17 @@ fn compile_integration_response(
     let mut templates = Vec::new();
     if let Some(t) = object_field(file, rp, obj, "responseTemplates", diags) {
         for (ct, text) in t {
-            match text {
-                Value::String(s) => templates.push((ct.to_ascii_lowercase(), template::parse(s))),
-                Value::Null => templates.push((ct.to_ascii_lowercase(), Vec::new())),
-                _ => diags.error(
-                    file,
-                    format!("{rp}.responseTemplates.{ct}"),
-                    "must be a string",
-                ),
+            let tp = format!("{rp}.responseTemplates.{ct}");
+            let source = match text {
+                Value::String(s) => s.as_str(),
+                Value::Null => "",
+                _ => {
+                    diags.error(file, &tp, "must be a string");
+                    continue;
+                }
+            };
+            if let Some(t) = compile_vtl(file, &tp, source, diags) {
+                templates.push((ct.to_ascii_lowercase(), t));
             }
         }
     }

@@ -26,13 +26,12 @@ use crate::http::request::{
 use crate::http::response::{is_hop_by_hop, write_content_length, write_header, write_status_line};
 use crate::ids;
 use crate::integration::{
-    self, build_upstream_request, eval_response_source, mock_status, select_response,
-    select_template, write_common_headers, write_full_response, write_gateway_response,
-    write_protocol_error, RequestInfo, RouteMatch,
+    self, build_upstream_request, eval_response_source, mock_status, render_template,
+    select_response, select_template, write_common_headers, write_full_response,
+    write_gateway_response, write_protocol_error, RequestInfo, RouteMatch, TemplateData,
 };
 use crate::router::Captures;
 use crate::snapshot::{Binding, IntegrationKind, Snapshot};
-use crate::template;
 
 pub(super) async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
     let peer = stream
@@ -648,26 +647,37 @@ impl Conn {
         info: &RequestInfo<'_>,
         integration: &crate::snapshot::Integration,
     ) -> Result<Reply, GatewayError> {
-        let status = mock_status(info, integration)?;
+        let data = TemplateData::new(info);
+        let (status, request_overrides) = mock_status(info, &data, integration)?;
         let response = select_response(integration, status)?;
-        let (content_type, body) =
+        // A MOCK has no integration response body: templates see an empty one.
+        let (content_type, body, overrides) =
             match select_template(&response.templates, info.head.header("accept")) {
-                Some((ct, pieces)) => {
-                    let mut body = Vec::new();
-                    template::render(pieces, info, &mut body);
-                    (ct.clone(), body)
+                Some((ct, t)) if !t.is_empty() => {
+                    let r = render_template(t, &data.input(b"", info))?;
+                    (ct.clone(), r.body.into_bytes(), r.overrides)
                 }
-                None => ("application/json".to_owned(), Vec::new()),
+                Some((ct, _)) => (ct.clone(), Vec::new(), Default::default()),
+                None => (
+                    "application/json".to_owned(),
+                    Vec::new(),
+                    Default::default(),
+                ),
             };
-        let headers: Vec<(String, String)> = response
+        let mut headers: Vec<(String, String)> = response
             .headers
             .iter()
             .filter_map(|(name, src)| {
                 eval_response_source(src, info, &|_| None, b"").map(|v| (name.clone(), clean(&v)))
             })
             .collect();
+        apply_response_overrides(&mut headers, &request_overrides);
+        apply_response_overrides(&mut headers, &overrides);
         Ok(Reply {
-            status: response.status,
+            status: overrides
+                .status
+                .or(request_overrides.status)
+                .unwrap_or(response.status),
             content_type: Some(content_type),
             headers,
             body: Bytes::from(body),
@@ -712,24 +722,43 @@ impl Conn {
         binding: &crate::snapshot::UpstreamBinding,
         proxy: bool,
     ) -> Result<Produced, GatewayError> {
+        // Mapping templates (non-proxy integrations only): built on demand,
+        // so requests through routes without templates pay nothing.
+        let has_templates = !proxy
+            && (!integration.request_templates.is_empty()
+                || integration
+                    .responses
+                    .iter()
+                    .any(|r| !r.templates.is_empty()));
+        let data = has_templates.then(|| TemplateData::new(info));
+        let mut request_overrides = crate::vtl::Overrides::default();
+        let mut transformed: Option<Bytes> = None;
         if !proxy {
-            // Passthrough rules (415) apply to non-proxy integrations; a
-            // matching template's body is passed through until mapping
-            // templates are evaluated (check warns).
-            integration::request_template(integration, info.head.header("content-type"))?;
+            // Passthrough rules (415), then the request template.
+            if let Some(t) =
+                integration::request_template(integration, info.head.header("content-type"))?
+            {
+                if let Some(data) = &data {
+                    let r = render_template(t, &data.input(info.body, info))?;
+                    request_overrides = r.overrides;
+                    transformed = Some(Bytes::from(r.body));
+                }
+            }
         }
         let target = snap
             .targets
             .get(binding.target as usize)
             .ok_or_else(|| GatewayError::new(ErrorKind::BadIntegrationUri, "unknown backend"))?;
         let addrs = self.shard.addresses(target)?;
-        let mut request = Vec::with_capacity(512 + info.body.len());
+        let sent_body = transformed.as_ref().unwrap_or(info.body);
+        let mut request = Vec::with_capacity(512 + sent_body.len());
         let method = build_upstream_request(
-            info,
+            &info.with_body(sent_body),
             integration,
             binding,
             proxy,
             self.shard.local_port,
+            &request_overrides,
             &mut request,
         );
         let deadline = Instant::now() + integration.timeout;
@@ -750,14 +779,30 @@ impl Conn {
         // Integration response: status and headers.
         let client_head_only = info.head.method() == Method::Head;
         let mut headers: Vec<(String, String)> = Vec::new();
-        let status;
-        let buffered = resp
-            .buffer_body(
-                &self.shard.scratch,
-                settings.buffer_response_bytes,
-                deadline,
-            )
+        let mut status;
+        let selected = if proxy {
+            None
+        } else {
+            Some(select_response(integration, resp.head.status)?)
+        };
+        // A response template needs the whole body (up to the body limit).
+        let template = selected.and_then(|s| {
+            select_template(&s.templates, info.head.header("accept")).filter(|(_, t)| !t.is_empty())
+        });
+        let buffer_limit = if template.is_some() {
+            snap.server.limits.max_body_bytes as usize
+        } else {
+            settings.buffer_response_bytes
+        };
+        let mut buffered = resp
+            .buffer_body(&self.shard.scratch, buffer_limit, deadline)
             .await?;
+        if template.is_some() && matches!(buffered, Buffered::Partial(_)) {
+            return Err(GatewayError::new(
+                ErrorKind::TemplateFailed,
+                "integration response larger than the body limit for a mapping template",
+            ));
+        }
         if proxy {
             status = resp.head.status;
             for (name, value) in resp.headers() {
@@ -769,8 +814,7 @@ impl Conn {
                     String::from_utf8_lossy(value).into_owned(),
                 ));
             }
-        } else {
-            let selected = select_response(integration, resp.head.status)?;
+        } else if let Some(selected) = selected {
             status = selected.status;
             let body_so_far: &[u8] = match &buffered {
                 Buffered::Complete(b) => b,
@@ -791,6 +835,23 @@ impl Conn {
                     headers.push((name.clone(), clean(&v)));
                 }
             }
+            apply_response_overrides(&mut headers, &request_overrides);
+            if let (Some((ct, t)), Some(data), Buffered::Complete(body)) =
+                (template, &data, &buffered)
+            {
+                let r = render_template(t, &data.input(body, info))?;
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+                headers.push(("Content-Type".to_owned(), ct.clone()));
+                apply_response_overrides(&mut headers, &r.overrides);
+                if let Some(s) = r.overrides.status.or(request_overrides.status) {
+                    status = s;
+                }
+                buffered = Buffered::Complete(Bytes::from(r.body));
+            } else if let Some(s) = request_overrides.status {
+                status = s;
+            }
+        } else {
+            status = resp.head.status;
         }
 
         match buffered {
@@ -1075,6 +1136,14 @@ fn write_aws_error(
     write_content_length(out, body.len() as u64);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body.as_bytes());
+}
+
+/// `$context.responseOverride.header.X` replaces header X.
+fn apply_response_overrides(headers: &mut Vec<(String, String)>, o: &crate::vtl::Overrides) {
+    for (name, value) in &o.response_headers {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        headers.push((name.clone(), clean(value)));
+    }
 }
 
 /// What an integration produced.
