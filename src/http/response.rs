@@ -169,9 +169,14 @@ pub fn parse_upstream_head(
     max_head_bytes: usize,
 ) -> Result<ParsedResponse, UpstreamHeadError> {
     let window = &buf[..buf.len().min(max_head_bytes)];
-    let mut headers = [httparse::EMPTY_HEADER; MAX_UPSTREAM_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(window) {
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_UPSTREAM_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        window,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             return if window.len() >= max_head_bytes {
