@@ -66,6 +66,10 @@ pub enum ErrorKind {
     TemplateBadBody,
     /// A mapping template failed (budget, runtime error, bad override).
     TemplateFailed,
+    /// Method request validation: a required parameter is missing or blank.
+    BadRequestParameters,
+    /// Method request validation: the body does not match its model.
+    BadRequestBody,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +80,11 @@ pub struct GatewayError {
     pub retryable: bool,
     /// For logs: what exactly happened.
     pub detail: Cow<'static, str>,
+    /// A message for the client other than the type's default
+    /// (`Missing required request parameters: [a, b]`).
+    pub client_message: Option<String>,
+    /// `$context.error.validationErrorString`.
+    pub validation: Option<String>,
 }
 
 impl GatewayError {
@@ -88,7 +97,9 @@ impl GatewayError {
             | ErrorKind::Throttled
             | ErrorKind::QuotaExceeded
             | ErrorKind::InvalidateNotAllowed
-            | ErrorKind::TemplateBadBody => Side::Downstream,
+            | ErrorKind::TemplateBadBody
+            | ErrorKind::BadRequestParameters
+            | ErrorKind::BadRequestBody => Side::Downstream,
             ErrorKind::NoIntegration
             | ErrorKind::UnsupportedIntegration
             | ErrorKind::BadIntegrationUri
@@ -106,7 +117,21 @@ impl GatewayError {
             side,
             retryable: false,
             detail: detail.into(),
+            client_message: None,
+            validation: None,
         }
+    }
+
+    /// A method request validation failure, with AWS's message and detail.
+    pub fn invalid(invalid: &crate::validate::Invalid) -> GatewayError {
+        let kind = match invalid {
+            crate::validate::Invalid::Parameters { .. } => ErrorKind::BadRequestParameters,
+            crate::validate::Invalid::Body { .. } => ErrorKind::BadRequestBody,
+        };
+        let mut e = GatewayError::new(kind, invalid.message().to_owned());
+        e.client_message = Some(invalid.message().to_owned());
+        e.validation = Some(invalid.validation_error_string().to_owned());
+        e
     }
 
     pub fn retryable(mut self) -> GatewayError {
@@ -119,7 +144,10 @@ impl GatewayError {
     }
 
     /// `$context.error.message`: what the client is told.
-    pub fn message(&self) -> Option<&'static str> {
+    pub fn message(&self) -> Option<&str> {
+        if let Some(m) = &self.client_message {
+            return Some(m);
+        }
         match self.kind {
             ErrorKind::UpstreamConnect | ErrorKind::UpstreamUnresolved => {
                 Some("Network error communicating with endpoint")
@@ -153,6 +181,8 @@ pub fn response_type(kind: ErrorKind) -> ResponseType {
         ErrorKind::InvalidateNotAllowed => ResponseType::AccessDenied,
         ErrorKind::TemplateBadBody => ResponseType::BadRequestBody,
         ErrorKind::TemplateFailed => ResponseType::ApiConfigurationError,
+        ErrorKind::BadRequestParameters => ResponseType::BadRequestParameters,
+        ErrorKind::BadRequestBody => ResponseType::BadRequestBody,
     }
 }
 

@@ -133,6 +133,21 @@ impl<'a> RequestInfo<'a> {
     }
 }
 
+impl crate::validate::RequestView for RequestInfo<'_> {
+    fn path_param(&self, name: &str) -> Option<String> {
+        RequestInfo::path_param(self, name)
+    }
+    fn query_param(&self, name: &str) -> Option<String> {
+        RequestInfo::query_param(self, name)
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        RequestInfo::header(self, name).map(Cow::into_owned)
+    }
+    fn body(&self) -> &[u8] {
+        self.body
+    }
+}
+
 impl Values for RequestInfo<'_> {
     fn context(&self, var: &ContextVar) -> Option<Cow<'_, str>> {
         let v: Cow<'_, str> = match var {
@@ -733,6 +748,7 @@ struct ErrorValues<'a, 'b> {
     request_id: &'a str,
     kind: ResponseType,
     message: Option<&'a str>,
+    validation: Option<&'a str>,
 }
 
 impl Values for ErrorValues<'_, '_> {
@@ -744,7 +760,9 @@ impl Values for ErrorValues<'_, '_> {
                 None => "null".to_owned(),
             })),
             ContextVar::ErrorResponseType => Some(Cow::Borrowed(self.kind.name())),
-            ContextVar::ErrorValidationErrorString => Some(Cow::Borrowed("")),
+            ContextVar::ErrorValidationErrorString => {
+                Some(Cow::Borrowed(self.validation.unwrap_or("")))
+            }
             ContextVar::RequestId | ContextVar::ExtendedRequestId => {
                 Some(Cow::Borrowed(self.request_id))
             }
@@ -763,7 +781,7 @@ impl Values for ErrorValues<'_, '_> {
 pub fn write_gateway_response(
     out: &mut Vec<u8>,
     rendered: &Rendered,
-    message: Option<&str>,
+    err: Option<&GatewayError>,
     info: Option<&RequestInfo<'_>>,
     request_id: &str,
     keep_alive: bool,
@@ -772,7 +790,11 @@ pub fn write_gateway_response(
         info,
         request_id,
         kind: rendered.kind,
-        message,
+        message: match err {
+            Some(e) => e.message(),
+            None => rendered.kind.default_message(),
+        },
+        validation: err.and_then(|e| e.validation.as_deref()),
     };
     let mut body = Vec::with_capacity(64);
     template::render(&rendered.body, &values, &mut body);
@@ -823,7 +845,7 @@ pub fn write_protocol_error(out: &mut Vec<u8>, status: u16, message: &str, reque
     out.extend_from_slice(body.as_bytes());
 }
 
-pub fn error_message(err: &GatewayError) -> Option<&'static str> {
+pub fn error_message(err: &GatewayError) -> Option<&str> {
     err.message()
 }
 

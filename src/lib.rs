@@ -27,5 +27,7 @@ pub mod router;
 pub mod shard;
 pub mod snapshot;
 pub mod template;
+pub mod template_cli;
+pub mod validate;
 pub mod vtl;
 pub mod ws;

@@ -36,6 +36,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Render a mapping template against a sample request, without deploying
+    /// anything.
+    Template(tollgate::template_cli::TemplateArgs),
     /// Empty a stage's response cache on every shard, through the admin API
     /// of a running gateway (address and credentials from the config).
     FlushCache {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Serve { config, shards } => serve(&config, shards.as_deref()),
         Command::FlushCache { config, api, stage } => flush_cache(&config, &api, &stage),
+        Command::Template(args) => tollgate::template_cli::run(&args),
     }
 }
 

@@ -321,6 +321,8 @@ pub struct MethodDef {
     pub integration: Option<Integration>,
     /// The operation's `security` names an API key (`x-api-key` header).
     pub api_key_required: bool,
+    /// Method request validation (`x-amazon-apigateway-request-validator`).
+    pub validator: Option<crate::validate::MethodValidator>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

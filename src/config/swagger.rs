@@ -203,11 +203,13 @@ pub fn compile_api(
                                 .filter_map(Value::as_object)
                                 .any(|r| r.keys().any(|k| api_key_schemes.iter().any(|s| s == k)))
                         });
+                    let validator = crate::validate::compile(doc, item, op, file, &op_path, diags);
                     methods.push(MethodDef {
                         http_method: http_method.to_owned(),
                         resource: resource_id,
                         integration,
                         api_key_required,
+                        validator,
                     });
                     uris.push(uri);
                 }

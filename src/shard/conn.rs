@@ -156,7 +156,7 @@ impl Conn {
                 &mut self.out,
                 snap.builtin_responses
                     .get(crate::gateway_response::ResponseType::MissingAuthenticationToken),
-                Some("Missing Authentication Token"),
+                None,
                 Some(&info),
                 &request_id,
                 keep,
@@ -445,6 +445,13 @@ impl Conn {
         };
         body_pending = false;
         info.body = &body;
+
+        // 5. Method request validation: required parameters, then the body.
+        if let Some(v) = &method.validator {
+            if let Err(invalid) = v.check(&info) {
+                return self.fail(&info, responses, &GatewayError::invalid(&invalid), false);
+            }
+        }
         let keep_alive = head.info.keep_alive && !self.shard.draining.get();
 
         // 6. Cache (GET by default, when the stage caches), then 7–10.
@@ -632,7 +639,7 @@ impl Conn {
         write_gateway_response(
             &mut self.out,
             rendered,
-            integration::error_message(err),
+            Some(err),
             Some(info),
             info.request_id,
             keep_alive,
