@@ -394,11 +394,14 @@ fn shipped_config_serves_the_petstore_with_its_demo_backend() {
     let dir = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     std::fs::create_dir_all(dir.path().join("apis")).unwrap();
-    std::fs::copy(
-        format!("{root}/config/apis/petstore.json"),
-        dir.path().join("apis/petstore.json"),
-    )
-    .unwrap();
+    for entry in std::fs::read_dir(format!("{root}/config/apis")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("apis").join(entry.file_name()),
+        )
+        .unwrap();
+    }
     let demo_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
