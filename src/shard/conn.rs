@@ -14,7 +14,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::io::AsyncWriteExt;
 use glommio::net::TcpStream;
 
-use super::io::{read_some, with_deadline};
+use super::io::read_some;
 use super::upstream::{self, Buffered, UpstreamResponse};
 use super::Shard;
 use crate::error::{ErrorKind, GatewayError, Side};
@@ -281,21 +281,18 @@ impl Conn {
                 deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
             }
             let until = deadline.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
-            let idle = self.inbuf.is_empty();
             let shard = self.shard.clone();
-            let reading = with_deadline(
-                until,
-                read_some(&mut self.stream, &shard.scratch, &mut self.inbuf),
-            );
-            // An idle keep-alive connection also ends when the shard drains.
+            let idle = self.inbuf.is_empty();
+            let reading = read_some(&mut self.stream, &shard.scratch, &mut self.inbuf);
+            // An idle keep-alive connection also ends when the shard drains
+            // (the idle timers all fire then).
             let read = if idle {
-                futures_lite::future::or(reading, async {
-                    let _ = shard.stop.acquire(1).await;
-                    Some(Ok(0))
-                })
-                .await
+                if shard.draining.get() {
+                    return HeadRead::Closed;
+                }
+                shard.idle_timers.deadline(until, reading).await
             } else {
-                reading.await
+                shard.timers.deadline(until, reading).await
             };
             match read {
                 Some(Ok(0)) | Some(Err(_)) => return HeadRead::Closed,
@@ -348,11 +345,14 @@ impl Conn {
     }
 
     async fn fill(&mut self, timeout: std::time::Duration) -> Result<(), BodyError> {
-        let read = with_deadline(
-            Instant::now() + timeout,
-            read_some(&mut self.stream, &self.shard.scratch, &mut self.inbuf),
-        )
-        .await;
+        let shard = self.shard.clone();
+        let read = shard
+            .timers
+            .deadline(
+                Instant::now() + timeout,
+                read_some(&mut self.stream, &shard.scratch, &mut self.inbuf),
+            )
+            .await;
         match read {
             Some(Ok(n)) if n > 0 => Ok(()),
             _ => Err(BodyError::Gone),
@@ -572,7 +572,11 @@ impl Conn {
             let waiting = self.shard.pending.borrow().get(&key).cloned();
             if let Some(sem) = waiting {
                 let wait = integration.timeout.min(std::time::Duration::from_secs(10));
-                let _ = with_deadline(Instant::now() + wait, sem.acquire(1)).await;
+                let _ = self
+                    .shard
+                    .timers
+                    .deadline(Instant::now() + wait, sem.acquire(1))
+                    .await;
                 let now = crate::limit::clock_ns();
                 if let Some(hit) = self.shard.cache.borrow_mut().get(sc, shards, &key, now) {
                     return Ok(Ok(Produced::Full(Reply::from_entry(&hit, warning))));
@@ -773,6 +777,7 @@ impl Conn {
         let mut resp = upstream::send(
             &self.shard.pool,
             &self.shard.scratch,
+            &self.shard.timers,
             &settings,
             &addrs,
             &request,
@@ -802,7 +807,12 @@ impl Conn {
             settings.buffer_response_bytes
         };
         let mut buffered = resp
-            .buffer_body(&self.shard.scratch, buffer_limit, deadline)
+            .buffer_body(
+                &self.shard.scratch,
+                &self.shard.timers,
+                buffer_limit,
+                deadline,
+            )
             .await?;
         if template.is_some() && matches!(buffered, Buffered::Partial(_)) {
             return Err(GatewayError::new(
@@ -931,7 +941,11 @@ impl Conn {
         }
         loop {
             match resp
-                .next_chunk(&self.shard.scratch, Instant::now() + read_timeout)
+                .next_chunk(
+                    &self.shard.scratch,
+                    &self.shard.timers,
+                    Instant::now() + read_timeout,
+                )
                 .await
             {
                 Ok(Some(chunk)) => {

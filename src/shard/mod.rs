@@ -63,6 +63,11 @@ pub struct Shard {
     pub shards: usize,
     snapshot: RefCell<SnapshotRef>,
     pub scratch: Scratch,
+    /// Deadlines of requests (header, body, integration timeouts).
+    pub timers: io::Timers,
+    /// Deadlines of idle waits (keep-alive, WebSocket idle); all fire at
+    /// once when the shard drains.
+    pub idle_timers: io::Timers,
     pub pool: Pool,
     resolver: Arc<Resolver>,
     dns: RefCell<(u64, Arc<crate::resolve::Table>)>,
@@ -254,6 +259,8 @@ async fn shard_main(
         shards: publisher.shards(),
         snapshot: RefCell::new(Rc::new(snapshot)),
         scratch: Scratch::new(),
+        timers: io::Timers::default(),
+        idle_timers: io::Timers::default(),
         pool: Pool::default(),
         dns: RefCell::new((resolver.generation(), resolver.table())),
         resolver,
@@ -274,6 +281,9 @@ async fn shard_main(
         loop {
             glommio::timer::sleep(POLL).await;
             ticks += 1;
+            let now = std::time::Instant::now();
+            house.timers.tick(now);
+            house.idle_timers.tick(now);
             if ticks % 10 == 0 {
                 house.return_idle_leases();
             }
@@ -308,10 +318,15 @@ async fn shard_main(
             }
             if publisher.shutting_down() {
                 house.draining.set(true);
-                // Wakes everything waiting on `stop`: the accept loop and
-                // idle keep-alive connections.
+                // Wakes the accept loop (waiting on `stop`) and every idle
+                // keep-alive or WebSocket connection.
                 house.stop.close();
-                return;
+                house.idle_timers.fire_all();
+                // Requests in flight still need their deadlines.
+                loop {
+                    glommio::timer::sleep(POLL).await;
+                    house.timers.tick(std::time::Instant::now());
+                }
             }
             if last_second.elapsed() >= Duration::from_secs(1) {
                 last_second = std::time::Instant::now();

@@ -17,7 +17,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::io::AsyncWriteExt;
 use glommio::net::TcpStream;
 
-use super::io::{read_some, with_deadline, Scratch};
+use super::io::{read_some, Scratch, Timers};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::response::{parse_upstream_head, ParsedResponse, ResponseFraming, UpstreamHead};
@@ -111,6 +111,7 @@ enum Attempt {
 pub async fn send(
     pool: &Pool,
     scratch: &Scratch,
+    timers: &Timers,
     settings: &UpstreamSettings,
     addrs: &[SocketAddr],
     request: &[u8],
@@ -162,7 +163,7 @@ pub async fn send(
             }
         }
     };
-    match with_deadline(deadline, fut).await {
+    match timers.deadline(deadline, fut).await {
         Some(r) => r,
         None => Err(GatewayError::new(
             ErrorKind::UpstreamTimeout,
@@ -319,6 +320,7 @@ impl UpstreamResponse {
     pub async fn next_chunk(
         &mut self,
         scratch: &Scratch,
+        timers: &Timers,
         deadline: Instant,
     ) -> Result<Option<Bytes>, GatewayError> {
         loop {
@@ -365,11 +367,12 @@ impl UpstreamResponse {
                     }
                 }
             }
-            let read = with_deadline(
-                deadline,
-                read_some(&mut self.stream, scratch, &mut self.buf),
-            )
-            .await;
+            let read = timers
+                .deadline(
+                    deadline,
+                    read_some(&mut self.stream, scratch, &mut self.buf),
+                )
+                .await;
             match read {
                 None => {
                     self.spoiled = true;
@@ -406,6 +409,7 @@ impl UpstreamResponse {
     pub async fn buffer_body(
         &mut self,
         scratch: &Scratch,
+        timers: &Timers,
         limit: usize,
         deadline: Instant,
     ) -> Result<Buffered, GatewayError> {
@@ -422,7 +426,7 @@ impl UpstreamResponse {
             }
         }
         let mut acc = BytesMut::new();
-        while let Some(chunk) = self.next_chunk(scratch, deadline).await? {
+        while let Some(chunk) = self.next_chunk(scratch, timers, deadline).await? {
             acc.extend_from_slice(&chunk);
             if acc.len() > limit {
                 return Ok(Buffered::Partial(acc));

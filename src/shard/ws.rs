@@ -20,7 +20,6 @@ use futures_util::StreamExt;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::TcpStream;
 
-use super::io::with_deadline;
 use super::upstream::{self, Buffered};
 use super::Shard;
 use crate::http::request::RequestHead;
@@ -245,6 +244,7 @@ async fn run_integration(
             let mut resp = upstream::send(
                 &shard.pool,
                 &shard.scratch,
+                &shard.timers,
                 &settings,
                 &addrs,
                 &req,
@@ -255,7 +255,12 @@ async fn run_integration(
             .await
             .map_err(|e| e.to_string())?;
             let body = match resp
-                .buffer_body(&shard.scratch, snap.ws_limits.max_message_bytes, deadline)
+                .buffer_body(
+                    &shard.scratch,
+                    &shard.timers,
+                    snap.ws_limits.max_message_bytes,
+                    deadline,
+                )
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -391,7 +396,8 @@ pub async fn serve(
         let ev = futures_lite::future::or(
             async { Ev::In(incoming.next().await) },
             futures_lite::future::or(async { Ev::Out(rx.recv().await) }, async {
-                let _ = with_deadline(deadline, std::future::pending::<()>()).await;
+                // Idle timers fire early when the shard drains.
+                shard.idle_timers.sleep_until(deadline).await;
                 Ev::Timer
             }),
         )
