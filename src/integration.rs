@@ -628,7 +628,8 @@ pub fn build_upstream_request(
             out.extend_from_slice(prev);
             out.extend_from_slice(b", ");
         }
-        out.extend_from_slice(info.peer.ip().to_string().as_bytes());
+        // Formatted straight into the buffer: no String per request.
+        let _ = std::io::Write::write_fmt(out, format_args!("{}", info.peer.ip()));
         out.extend_from_slice(b"\r\nX-Forwarded-Port: ");
         crate::http::response::write_u64(out, u64::from(local_port));
         out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
