@@ -32,6 +32,9 @@ pub struct Control {
     started_shards: Shards,
     registry: Arc<Registry>,
     state: ControlMutex<State>,
+    reloads_ok: std::sync::atomic::AtomicU64,
+    reloads_failed: std::sync::atomic::AtomicU64,
+    started_at: std::time::SystemTime,
 }
 
 struct State {
@@ -58,6 +61,9 @@ impl Control {
             resolver,
             registry,
             state: ControlMutex::new(State { loaded, extra }),
+            reloads_ok: Default::default(),
+            reloads_failed: Default::default(),
+            started_at: std::time::SystemTime::now(),
         }
     }
 
@@ -86,6 +92,41 @@ impl Control {
     /// snapshot and publishes it. On any error the old snapshot keeps
     /// serving and the errors are returned (and logged by the caller).
     pub fn reload(&self) -> Result<u64, LoadError> {
+        let r = self.reload_inner();
+        self.count(r.is_ok());
+        r
+    }
+
+    fn count(&self, ok: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if ok {
+            self.reloads_ok.fetch_add(1, Relaxed);
+        } else {
+            self.reloads_failed.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The Prometheus text of every shard's counters, merged.
+    pub fn metrics_text(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (reports, missing) = self.publisher.collect_metrics(Duration::from_secs(2));
+        let total = crate::metrics::merge(&reports);
+        let control = crate::metrics::ControlValues {
+            generation: self.publisher.generation(),
+            reloads_ok: self.reloads_ok.load(Relaxed),
+            reloads_failed: self.reloads_failed.load(Relaxed),
+            shards: self.publisher.shards() as u64,
+            start_time_seconds: self
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            shards_missing: missing as u64,
+            log_write_errors: self.registry.logs.write_errors.load(Relaxed),
+        };
+        crate::metrics::render(&self.registry.metrics.all(), total, control)
+    }
+
+    fn reload_inner(&self) -> Result<u64, LoadError> {
         let mut diags = Diagnostics::default();
         let text = std::fs::read_to_string(&self.config_path).map_err(|e| {
             diags.error(&self.config_path, "$", format!("cannot read file: {e}"));
@@ -133,7 +174,9 @@ impl Control {
     pub fn set_extra(&self, extra: Vec<ApiSource>) -> Result<u64, LoadError> {
         let mut diags = Diagnostics::default();
         let mut state = self.lock();
-        let snapshot = build_snapshot(&state.loaded, &extra, &self.registry, &mut diags)?;
+        let snapshot = build_snapshot(&state.loaded, &extra, &self.registry, &mut diags);
+        self.count(snapshot.is_ok());
+        let snapshot = snapshot?;
         state.extra = extra;
         let generation = self.install(snapshot);
         drop(state);

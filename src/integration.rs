@@ -786,7 +786,7 @@ pub fn write_gateway_response(
     info: Option<&RequestInfo<'_>>,
     request_id: &str,
     keep_alive: bool,
-) {
+) -> usize {
     let values = ErrorValues {
         info,
         request_id,
@@ -829,8 +829,11 @@ pub fn write_gateway_response(
     let head_only = info.is_some_and(|i| i.head.method() == Method::Head);
     write_content_length(out, body.len() as u64);
     out.extend_from_slice(b"\r\n");
-    if !head_only {
+    if head_only {
+        0
+    } else {
         out.extend_from_slice(&body);
+        body.len()
     }
 }
 

@@ -7,6 +7,7 @@
 //! per-request logic is plain code in `http`, `router`, `integration`,
 //! `gateway_response`, `template` and `error`.
 
+pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod cache;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod ids;
 pub mod integration;
 pub mod limit;
+pub mod metrics;
 pub mod preflight;
 pub mod publish;
 pub mod resolve;

@@ -301,7 +301,11 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
             }
         }
     }
-    if let Err(e) = start_signal_thread(control.clone()) {
+    if let Err(e) = registry.logs.start() {
+        eprintln!("error: cannot start the access-log writer: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = start_signal_thread(control.clone(), registry.logs.clone()) {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
@@ -310,6 +314,10 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     });
     if let Err(e) = registry.save_quotas() {
         tracing::warn!(error = %e, "cannot save quota counts");
+    }
+    // The shards handed over their last lines when they stopped.
+    if !registry.logs.sync(Duration::from_secs(5)) {
+        tracing::warn!("access logs: the last lines may not be written");
     }
     match result {
         Ok(()) => {
@@ -323,10 +331,14 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     }
 }
 
-/// SIGHUP reloads; SIGTERM/SIGINT drain and stop (a second one exits now).
-fn start_signal_thread(control: Arc<tollgate::control::Control>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
+/// SIGHUP reloads; SIGUSR1 reopens the access logs; SIGTERM/SIGINT drain
+/// and stop (a second one exits now).
+fn start_signal_thread(
+    control: Arc<tollgate::control::Control>,
+    logs: Arc<tollgate::access_log::Sinks>,
+) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])?;
     std::thread::Builder::new()
         .name("tollgate-signals".into())
         .spawn(move || {
@@ -343,6 +355,7 @@ fn start_signal_thread(control: Arc<tollgate::control::Control>) -> std::io::Res
                             );
                         }
                     },
+                    SIGUSR1 => logs.reopen(),
                     _ => {
                         if control.publisher().shutting_down() {
                             tracing::warn!("second stop signal: exiting now");

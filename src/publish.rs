@@ -49,6 +49,10 @@ pub enum ShardMsg {
     },
     /// Empty a stage's cache.
     CacheFlush { uid: String },
+    /// Report the shard's counters.
+    Metrics {
+        reply: Arc<crate::metrics::ReportSlot>,
+    },
     /// An `@connections` operation on a connection the shard owns.
     Connection {
         id: String,
@@ -173,6 +177,36 @@ impl Publisher {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Has every shard taken a snapshot (and no shutdown been ordered)?
+    pub fn ready(&self) -> bool {
+        !self.shutting_down() && self.applied.iter().all(|a| a.load(Ordering::Acquire) >= 1)
+    }
+
+    /// Asks every shard for its counters and waits (blocking; control
+    /// plane only) up to `timeout`. Returns the reports that came and how
+    /// many shards did not answer.
+    pub fn collect_metrics(&self, timeout: Duration) -> (Vec<crate::metrics::ShardReport>, usize) {
+        let slots: Vec<_> = (0..self.shards())
+            .map(|i| {
+                let slot = Arc::new(crate::metrics::ReportSlot::default());
+                self.post_to(
+                    i,
+                    ShardMsg::Metrics {
+                        reply: slot.clone(),
+                    },
+                );
+                slot
+            })
+            .collect();
+        let until = Instant::now() + timeout;
+        while Instant::now() < until && slots.iter().any(|s| s.0.get().is_none()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let reports: Vec<_> = slots.iter().filter_map(|s| s.0.get().cloned()).collect();
+        let missing = slots.len() - reports.len();
+        (reports, missing)
     }
 
     pub fn current(&self) -> Arc<Snapshot> {

@@ -48,6 +48,8 @@ pub struct Snapshot {
     ws_default: Option<usize>,
     pub ws_limits: crate::ws::WsLimits,
     pub warnings: Vec<Diagnostic>,
+    /// Access-log destinations (shared by every snapshot of the process).
+    pub log_sinks: Arc<crate::access_log::Sinks>,
 }
 
 /// A shared bucket as a request sees it.
@@ -128,7 +130,13 @@ impl Snapshot {
             ws_default: None,
             ws_limits: crate::ws::WsLimits::default(),
             warnings,
+            log_sinks: Arc::new(crate::access_log::Sinks::default()),
         }
+    }
+
+    pub fn with_log_sinks(mut self, sinks: Arc<crate::access_log::Sinks>) -> Snapshot {
+        self.log_sinks = sinks;
+        self
     }
 
     pub fn with_websockets(
@@ -223,6 +231,8 @@ pub struct ServerSettings {
     pub limits: Limits,
     pub io_memory: usize,
     pub shutdown_grace: Duration,
+    /// Count requests for `/metrics` (off: no per-request counting).
+    pub metrics: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -428,6 +438,12 @@ pub struct Stage {
     pub cache: Option<crate::cache::StageCache>,
     /// Per method: its caching in this stage, if cached.
     pub method_cache: Vec<Option<crate::cache::MethodCache>>,
+    /// Per method: its metric series.
+    pub metric_ids: Vec<u32>,
+    /// The series of requests that reach the stage but no method.
+    pub metric_unmatched: u32,
+    /// Where and how requests of the stage are logged.
+    pub access_log: Option<crate::access_log::AccessLog>,
 }
 
 #[derive(Debug)]

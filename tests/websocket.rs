@@ -171,6 +171,20 @@ fn connect_route_and_disconnect() {
         .collect();
     assert_eq!(d.len(), 1, "$disconnect exactly once");
     assert_eq!(d[0].header("x-amzn-connectionid"), Some(id.as_str()));
+
+    // The metrics saw one connection, six messages in and five out.
+    let m = RawClient::connect(gw.admin.unwrap()).request(
+        format!("GET /metrics HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let text = m.text();
+    for line in [
+        r#"tollgate_websocket_connections_opened_total{api="chat",stage="prod"} 1"#,
+        r#"tollgate_websocket_connections{api="chat",stage="prod"} 0"#,
+        r#"tollgate_websocket_messages_total{api="chat",stage="prod",direction="in"} 6"#,
+        r#"tollgate_websocket_messages_total{api="chat",stage="prod",direction="out"} 5"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
 }
 
 #[test]

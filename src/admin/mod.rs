@@ -62,6 +62,15 @@ impl Reply {
         }
     }
 
+    pub fn text(status: u16, text: &str) -> Reply {
+        Reply {
+            status,
+            error_type: None,
+            content_type: "text/plain; charset=utf-8",
+            body: text.as_bytes().to_vec(),
+        }
+    }
+
     /// AWS's error shape: `x-amzn-ErrorType` and `{"message": ...}`.
     pub fn error(status: u16, error_type: &'static str, message: impl Into<String>) -> Reply {
         Reply {
@@ -91,6 +100,19 @@ impl Admin {
 
     /// Authenticates and serves one request.
     pub fn handle(&self, head: &RequestHead, body: &[u8]) -> Reply {
+        // Health checks need no credentials (load balancers, systemd).
+        let get = head.method_bytes() == b"GET";
+        match head.path() {
+            b"/healthz" if get => return Reply::text(200, "ok\n"),
+            b"/readyz" if get => {
+                return if self.control.publisher().ready() {
+                    Reply::text(200, "ready\n")
+                } else {
+                    Reply::text(503, "not ready\n")
+                };
+            }
+            _ => {}
+        }
         let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
         let parts = RequestParts {
             method: head.method_bytes(),
@@ -116,6 +138,14 @@ impl Admin {
                 let (kind, message) = e.aws_error();
                 return Reply::error(403, kind, message);
             }
+        }
+        if head.path() == b"/metrics" && get {
+            return Reply {
+                status: 200,
+                error_type: None,
+                content_type: crate::metrics::CONTENT_TYPE,
+                body: self.control.metrics_text().into_bytes(),
+            };
         }
         let mut state = match self.state.lock() {
             Ok(s) => s,

@@ -99,6 +99,7 @@ impl AdminState {
                             method_throttles: Vec::new(),
                             cache: None,
                             method_caches: Vec::new(),
+                            access_log: None,
                             file: store.stage_path(api_id, &s.stage_name),
                             path: "$.variables".to_owned(),
                         })

@@ -131,6 +131,7 @@ pub struct StageSource {
     pub cache: Option<CacheSettings>,
     /// `"/items/GET"` → cache override.
     pub method_caches: Vec<(String, MethodCacheSettings)>,
+    pub access_log: Option<crate::access_log::AccessLogSpec>,
     /// Where problems with this stage are reported: file and JSON path.
     pub file: PathBuf,
     pub path: String,
@@ -484,6 +485,18 @@ pub fn read_config(
                         ));
                     }
                 }
+                let access_log = s.access_log.as_ref().and_then(|a| {
+                    match crate::access_log::Format::parse(&a.format) {
+                        Ok(format) => Some(crate::access_log::AccessLogSpec {
+                            format,
+                            target: crate::access_log::Target::new(&a.path, base),
+                        }),
+                        Err(e) => {
+                            diags.error(file, format!("{jp}.access_log.format"), e);
+                            None
+                        }
+                    }
+                });
                 api.stages.push(StageSource {
                     name: s.name.clone(),
                     variables: s.variables.clone(),
@@ -491,6 +504,7 @@ pub fn read_config(
                     method_throttles,
                     cache,
                     method_caches,
+                    access_log,
                     file: file.to_path_buf(),
                     path: jp,
                 })
@@ -517,6 +531,7 @@ pub fn read_config(
                 limits,
                 io_memory: (raw.server.io_memory_kib as usize) * 1024,
                 shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
+                metrics: raw.server.metrics,
             },
             upstream,
             upstream_hosts,
@@ -587,6 +602,33 @@ pub fn build(
                 .throttle
                 .map(|r| bucket_ref(format!("stage:{}/{}", source.id, stage.name), r));
             bind_cache(&source.id, stage, &draft, &mut bound, diags);
+            let series = |resource: &str, method: &str| {
+                registry.metrics.id(crate::metrics::Labels {
+                    api: source.id.clone(),
+                    stage: stage.name.clone(),
+                    resource: resource.to_owned(),
+                    method: method.to_owned(),
+                })
+            };
+            bound.metric_unmatched = series("", "");
+            bound.metric_ids = draft
+                .api
+                .methods
+                .iter()
+                .map(|m| {
+                    series(
+                        &draft.api.resources[m.resource as usize].path,
+                        &m.http_method,
+                    )
+                })
+                .collect();
+            bound.access_log = stage
+                .access_log
+                .as_ref()
+                .map(|spec| crate::access_log::AccessLog {
+                    sink: registry.logs.id(&spec.target),
+                    format: spec.format.clone(),
+                });
             bound.method_throttles = vec![None; draft.api.methods.len()];
             for (key, rate) in &stage.method_throttles {
                 let (path, verb) = key.rsplit_once('/').unwrap_or((key.as_str(), "*"));
@@ -737,7 +779,8 @@ pub fn build(
         settings.credentials.clone(),
         std::mem::take(&mut diags.warnings),
     )
-    .with_websockets(ws_apis, settings.ws_limits, settings.default_api.as_deref()))
+    .with_websockets(ws_apis, settings.ws_limits, settings.default_api.as_deref())
+    .with_log_sinks(registry.logs.clone()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -793,6 +836,9 @@ fn bind_stage(
         method_throttles: Vec::new(),
         cache: None,
         method_cache: Vec::new(),
+        metric_ids: Vec::new(),
+        metric_unmatched: crate::metrics::UNROUTED,
+        access_log: None,
     }
 }
 

@@ -163,6 +163,9 @@ pub struct RawServer {
     /// After SIGTERM: how long in-flight requests may take to finish.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// Count requests for `/metrics` on the admin listener.
+    #[serde(default = "default_true")]
+    pub metrics: bool,
 }
 
 fn default_shutdown_grace_ms() -> u64 {
@@ -257,6 +260,22 @@ pub struct RawStage {
     pub method_settings: BTreeMap<String, RawMethodSettings>,
     #[serde(default)]
     pub cache: Option<RawStageCache>,
+    #[serde(default)]
+    pub access_log: Option<RawAccessLog>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// One line per request, with `$context` variables.
+    pub format: String,
+    /// A file (relative to the config file) or `-` for stdout.
+    #[serde(default = "default_access_log_path")]
+    pub path: String,
+}
+
+fn default_access_log_path() -> String {
+    "-".to_owned()
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -35,6 +35,10 @@ pub struct Registry {
     /// cluster agent from Redis.
     cluster: std::sync::atomic::AtomicBool,
     quota_file: ControlMutex<Option<PathBuf>>,
+    /// Metric series ids (stable across reloads, like the limit ids).
+    pub metrics: crate::metrics::Keys,
+    /// Access-log destinations and the queue to their writer.
+    pub logs: Arc<crate::access_log::Sinks>,
 }
 
 impl Registry {
@@ -44,6 +48,8 @@ impl Registry {
             permits: Arc::new(SharedPermits::new(max_concurrent)),
             cluster: std::sync::atomic::AtomicBool::new(false),
             quota_file: ControlMutex::new(None),
+            metrics: crate::metrics::Keys::default(),
+            logs: Arc::new(crate::access_log::Sinks::default()),
         })
     }
 

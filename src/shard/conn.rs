@@ -18,7 +18,7 @@ use super::io::read_some;
 use super::upstream::{self, Buffered, UpstreamResponse};
 use super::Shard;
 use crate::error::{ErrorKind, GatewayError, Side};
-use crate::gateway_response::StageResponses;
+use crate::gateway_response::{ResponseType, StageResponses};
 use crate::http::chunked::{write_chunk_header, ChunkedDecoder, LAST_CHUNK};
 use crate::http::request::{
     parse_head, BodyFraming, HeadError, Method, Parsed, RequestHead, Version,
@@ -40,12 +40,15 @@ pub(super) async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let write_timeout = shard.snapshot().server.limits.write_timeout;
     let _ = stream.set_write_timeout(Some(write_timeout));
+    let counted = shard.clone();
+    let _open = Gauge::up(&counted.connections);
     let mut conn = Conn {
         shard,
         stream,
         peer,
         inbuf: BytesMut::new(),
         out: Vec::new(),
+        rec: Record::default(),
     };
     if let Some(upgrade) = conn.run().await {
         let Conn {
@@ -67,6 +70,37 @@ struct Conn {
     inbuf: BytesMut,
     /// The response being built.
     out: Vec<u8>,
+    /// What the current request came to, for metrics and the access log.
+    rec: Record,
+}
+
+/// Filled in as a request is served; read once it is answered.
+#[derive(Default)]
+struct Record {
+    series: u32,
+    method_id: Option<u32>,
+    status: u16,
+    body_len: u64,
+    integration_ns: Option<u64>,
+    integration_status: Option<u16>,
+    /// Gateway response type, message and validation error.
+    error: Option<(ResponseType, String, Option<String>)>,
+}
+
+/// Counts one up while alive.
+struct Gauge<'a>(&'a std::cell::Cell<u64>);
+
+impl<'a> Gauge<'a> {
+    fn up(c: &'a std::cell::Cell<u64>) -> Gauge<'a> {
+        c.set(c.get() + 1);
+        Gauge(c)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 enum HeadRead {
@@ -360,20 +394,102 @@ impl Conn {
     }
 
     /// The phases of one request. Returns whether the connection stays open.
+    /// Serves one request of a REST API, then counts and logs it.
     async fn serve_request(&mut self, snap: &Arc<Snapshot>, head: RequestHead) -> bool {
         let rid_buf = ids::new_request_id();
         let request_id = std::str::from_utf8(&rid_buf).unwrap_or("");
+        let started = Instant::now();
         let received = SystemTime::now();
+        self.rec = Record::default();
+        let keep_alive = {
+            let shard = self.shard.clone();
+            let _in_flight = Gauge::up(&shard.in_flight);
+            self.answer(snap, &head, request_id, received).await
+        };
+        self.record(snap, &head, request_id, received, started);
+        keep_alive
+    }
+
+    /// Metrics and the access-log line of the request just answered.
+    fn record(
+        &mut self,
+        snap: &Snapshot,
+        head: &RequestHead,
+        request_id: &str,
+        received: SystemTime,
+        started: Instant,
+    ) {
+        let latency = started.elapsed();
+        let rec = &self.rec;
+        if snap.server.metrics {
+            self.shard
+                .metrics
+                .borrow_mut()
+                .request(&crate::metrics::Observation {
+                    series: rec.series,
+                    status: rec.status,
+                    latency_ns: latency.as_nanos() as u64,
+                    integration_ns: rec.integration_ns,
+                    error: rec.error.as_ref().map(|e| e.0),
+                });
+        }
+        let path = head.path();
+        let (stage_name, _) = split_stage(std::str::from_utf8(path).unwrap_or(""));
+        let (Some(api), Some(stage)) = snap.find(head.host(), stage_name) else {
+            return;
+        };
+        let Some(log) = &stage.access_log else {
+            return;
+        };
+        let resource_path = rec
+            .method_id
+            .and_then(|m| api.methods.get(m as usize))
+            .map_or("", |m| api.resource(m.resource).path.as_str());
+        let entry = crate::access_log::Entry {
+            request_id,
+            source_ip: self.peer.ip(),
+            user_agent: head.header("user-agent"),
+            api_key: head.header("x-api-key"),
+            http_method: head.method().as_str(),
+            resource_path,
+            path,
+            status: rec.status,
+            response_length: rec.body_len,
+            request_time: received,
+            response_latency_ms: latency.as_millis() as u64,
+            integration_latency_ms: rec.integration_ns.map(|ns| ns / 1_000_000),
+            integration_status: rec.integration_status,
+            error_message: rec.error.as_ref().map(|e| e.1.as_str()),
+            error_type: rec.error.as_ref().map(|e| e.0),
+            validation_error: rec.error.as_ref().and_then(|e| e.2.as_deref()),
+            stage: &stage.name,
+            api_id: &api.id,
+            domain_name: head.host().unwrap_or_default(),
+        };
+        self.shard.logs.borrow_mut().log(log, &entry);
+    }
+
+    async fn answer(
+        &mut self,
+        snap: &Arc<Snapshot>,
+        head: &RequestHead,
+        request_id: &str,
+        received: SystemTime,
+    ) -> bool {
         let no_body = Bytes::new();
         let mut body_pending = head.info.body != BodyFraming::None;
 
         // 2. API and stage: Host names the API; the first segment is the stage.
         let Ok(path) = std::str::from_utf8(head.path()) else {
+            self.rec.status = 400;
             write_protocol_error(&mut self.out, 400, "Bad Request", request_id);
             return false;
         };
         let (stage_name, rest) = split_stage(path);
         let (api, stage) = snap.find(head.host(), stage_name);
+        if let Some(s) = stage {
+            self.rec.series = s.metric_unmatched;
+        }
 
         // 3. Route: resource by path, then method (explicit beats ANY).
         let mut captures = Captures::default();
@@ -387,7 +503,7 @@ impl Conn {
         };
         let method_id = route.and_then(|r| r.resource.method_for(head.method()));
         let mut info = RequestInfo {
-            head: &head,
+            head,
             request_id,
             peer: self.peer,
             received,
@@ -405,6 +521,10 @@ impl Conn {
             return self.fail(&info, responses, &err, body_pending);
         };
         let method = &api.methods[method_id as usize];
+        self.rec.method_id = Some(method_id);
+        if let Some(&series) = stage.metric_ids.get(method_id as usize) {
+            self.rec.series = series;
+        }
         let Some(integration) = method.integration.as_ref() else {
             let err = GatewayError::new(
                 ErrorKind::NoIntegration,
@@ -422,7 +542,7 @@ impl Conn {
             stage,
             method_id,
             method.api_key_required,
-            &head,
+            head,
         ) {
             Ok(p) => p,
             Err(err) => return self.fail(&info, responses, &err, body_pending),
@@ -431,13 +551,14 @@ impl Conn {
         // 5–6. (validation, cache: later phases)
 
         // The body, now that the request is known to be routable.
-        let body = match self.read_body(&head, snap).await {
+        let body = match self.read_body(head, snap).await {
             Ok(b) => b,
             Err(BodyError::TooLarge) => {
                 let err = GatewayError::new(ErrorKind::BodyTooLarge, "request body over the limit");
                 return self.fail(&info, responses, &err, true);
             }
             Err(BodyError::Malformed(why)) => {
+                self.rec.status = 400;
                 write_protocol_error(&mut self.out, 400, why, request_id);
                 return false;
             }
@@ -493,6 +614,22 @@ impl Conn {
 
     /// Runs the integration and returns what it produced.
     async fn integrate(
+        &mut self,
+        snap: &Snapshot,
+        info: &RequestInfo<'_>,
+        stage: &crate::snapshot::Stage,
+        integration: &crate::snapshot::Integration,
+        method_id: u32,
+    ) -> Result<Produced, GatewayError> {
+        let started = Instant::now();
+        let r = self
+            .run_integration(snap, info, stage, integration, method_id)
+            .await;
+        self.rec.integration_ns = Some(started.elapsed().as_nanos() as u64);
+        r
+    }
+
+    async fn run_integration(
         &mut self,
         snap: &Snapshot,
         info: &RequestInfo<'_>,
@@ -640,7 +777,7 @@ impl Conn {
         // An unread body would be parsed as the next request: close instead.
         let keep_alive = info.head.info.keep_alive && !body_pending && !self.shard.draining.get();
         let rendered = responses.get(err.response_type());
-        write_gateway_response(
+        let body_len = write_gateway_response(
             &mut self.out,
             rendered,
             Some(err),
@@ -648,6 +785,20 @@ impl Conn {
             info.request_id,
             keep_alive,
         );
+        self.rec.status = rendered.status;
+        self.rec.body_len = body_len as u64;
+        // The message is kept only for an access log (no allocation per
+        // refused request otherwise).
+        let logged = info.stage.is_some_and(|s| s.access_log.is_some());
+        self.rec.error = Some((
+            err.response_type(),
+            if logged {
+                err.message().unwrap_or_default().to_owned()
+            } else {
+                String::new()
+            },
+            if logged { err.validation.clone() } else { None },
+        ));
         keep_alive
     }
 
@@ -699,6 +850,12 @@ impl Conn {
     /// Writes a whole response.
     fn write_reply(&mut self, info: &RequestInfo<'_>, reply: &Reply, keep_alive: bool) {
         let head_only = info.head.method() == Method::Head;
+        self.rec.status = reply.status;
+        self.rec.body_len = if head_only {
+            0
+        } else {
+            reply.body.len() as u64
+        };
         if let (true, Some(len)) = (head_only, &reply.head_length) {
             // HEAD through a proxy: the backend's Content-Length describes
             // the GET body.
@@ -787,6 +944,7 @@ impl Conn {
         )
         .await?;
         drop(request);
+        self.rec.integration_status = Some(resp.head.status);
 
         // Integration response: status and headers.
         let client_head_only = info.head.method() == Method::Head;
@@ -921,6 +1079,7 @@ impl Conn {
             // An HTTP/1.0 client: the body ends when we close.
             keep_alive = false;
         }
+        self.rec.status = status;
         write_status_line(&mut self.out, status);
         write_common_headers(&mut self.out, info.request_id, keep_alive);
         for (n, v) in headers {
@@ -972,6 +1131,7 @@ impl Conn {
         if data.is_empty() {
             return;
         }
+        self.rec.body_len += data.len() as u64;
         if chunked {
             write_chunk_header(&mut self.out, data.len());
             self.out.extend_from_slice(data);

@@ -81,6 +81,13 @@ pub struct Shard {
     pub limits: RefCell<crate::limit::ShardLimits>,
     /// Open WebSocket connections by id.
     pub ws: RefCell<std::collections::HashMap<String, ws::WsHandle>>,
+    /// This shard's counters, merged with the others' when scraped.
+    pub metrics: RefCell<crate::metrics::ShardMetrics>,
+    /// Access-log lines waiting for the next hand-over to the writer.
+    pub logs: RefCell<crate::access_log::ShardLogs>,
+    pub in_flight: Cell<u64>,
+    /// Open client connections.
+    pub connections: Cell<u64>,
 }
 
 impl Shard {
@@ -123,6 +130,28 @@ impl Shard {
             limits.idle_return_quota(q.id, &q.pool);
         }
         limits.permits.idle_return(&t.permits);
+    }
+
+    /// What this shard counted, for a scrape.
+    fn report(&self) -> crate::metrics::ShardReport {
+        let mut r = self.metrics.borrow().report();
+        r.cache = self.cache.borrow().stats();
+        r.upstream_opened = self.pool.opened.get();
+        r.upstream_reused = self.pool.reused.get();
+        r.upstream_idle = self.pool.idle_count() as u64;
+        r.in_flight = self.in_flight.get();
+        r.connections = self.connections.get();
+        r.ws_open = self.ws.borrow().len() as u64;
+        r.log_dropped = self.logs.borrow().dropped;
+        r
+    }
+
+    /// Hands buffered access-log lines to the writer.
+    fn flush_logs(&self) {
+        let snap = self.snapshot.borrow();
+        if let Ok(mut logs) = self.logs.try_borrow_mut() {
+            logs.flush(&snap.log_sinks);
+        }
     }
 
     fn refresh_dns(&self) {
@@ -269,6 +298,10 @@ async fn shard_main(
         stop: Semaphore::new(0),
         limits: RefCell::new(crate::limit::ShardLimits::default()),
         ws: RefCell::new(std::collections::HashMap::new()),
+        metrics: RefCell::new(crate::metrics::ShardMetrics::default()),
+        logs: RefCell::new(crate::access_log::ShardLogs::default()),
+        in_flight: Cell::new(0),
+        connections: Cell::new(0),
     });
 
     // Housekeeping: new snapshots and the shutdown order every POLL; DNS
@@ -284,6 +317,7 @@ async fn shard_main(
             let now = std::time::Instant::now();
             house.timers.tick(now);
             house.idle_timers.tick(now);
+            house.flush_logs();
             if ticks % 10 == 0 {
                 house.return_idle_leases();
             }
@@ -303,6 +337,11 @@ async fn shard_main(
                             cache.insert_by_uid(uid, key.clone(), entry.clone())
                         }
                         ShardMsg::CacheFlush { uid } => cache.flush(uid),
+                        ShardMsg::Metrics { reply } => {
+                            drop(cache);
+                            let _ = reply.0.set(house.report());
+                            cache = house.cache.borrow_mut();
+                        }
                         ShardMsg::Connection { id, op, reply } => {
                             let op = match op {
                                 crate::ws::ConnOp::Send(d) => crate::ws::ConnOp::Send(d.clone()),
@@ -326,6 +365,14 @@ async fn shard_main(
                 loop {
                     glommio::timer::sleep(POLL).await;
                     house.timers.tick(std::time::Instant::now());
+                    house.flush_logs();
+                    // Scrapes still get an answer while draining.
+                    for (seq, msg) in publisher.take_mail(index) {
+                        if let ShardMsg::Metrics { reply } = msg.as_ref() {
+                            let _ = reply.0.set(house.report());
+                        }
+                        publisher.mail_done(index, seq);
+                    }
                 }
             }
             if last_second.elapsed() >= Duration::from_secs(1) {
@@ -383,6 +430,7 @@ async fn shard_main(
     while permits.available() < max_connections && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+    shard.flush_logs();
     let left = max_connections - permits.available();
     if left > 0 {
         tracing::warn!(

@@ -381,6 +381,12 @@ pub async fn serve(
             user_agent,
         },
     );
+    let count = |f: &dyn Fn(&mut crate::metrics::WsStats)| {
+        if snap.server.metrics {
+            f(shard.metrics.borrow_mut().ws(&api.id, &up.stage));
+        }
+    };
+    count(&|s| s.opened += 1);
     let started = Instant::now();
     let mut last_activity = Instant::now();
 
@@ -421,6 +427,7 @@ pub async fn serve(
                 if sink.send(msg).await.is_err() {
                     break;
                 }
+                count(&|s| s.messages_out += 1);
             }
             Ev::In(None) | Ev::In(Some(Err(WsError::ConnectionClosed))) => break,
             Ev::In(Some(Err(WsError::Capacity(_)))) => {
@@ -443,6 +450,7 @@ pub async fn serve(
                     // Pings are answered by the protocol layer.
                     _ => continue,
                 }
+                count(&|s| s.messages_in += 1);
                 let data: &[u8] = match &msg {
                     Message::Text(t) => t.as_bytes(),
                     Message::Binary(b) => b,
@@ -470,11 +478,13 @@ pub async fn serve(
                     if sink.send(reply).await.is_err() {
                         break;
                     }
+                    count(&|s| s.messages_out += 1);
                 }
             }
         }
     }
     shard.ws.borrow_mut().remove(&connection_id);
+    count(&|s| s.closed += 1);
     drop(sink);
     drop(incoming);
     // $disconnect: once per connection, whoever closed it (best effort).

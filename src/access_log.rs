@@ -1,0 +1,749 @@
+//! Access logs: one line per request of a stage, in the format the user
+//! wrote with API Gateway's `$context` variables, to stdout or a file.
+//!
+//! Owns: the format ([`Format`], compiled when the config loads; unknown
+//! variables are errors), the shard side (lines formatted into a bounded
+//! per-shard buffer per destination, handed over every housekeeping tick;
+//! when the buffer or the hand-over queue is full, lines are dropped and
+//! counted, never waited for) and the writer thread that owns the files
+//! and reopens them on SIGUSR1.
+//! Read first: [`Format::parse`], then [`ShardLogs`], then [`Sinks`].
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::gateway_response::ResponseType;
+
+// Control plane only (destinations are named when snapshots are built).
+#[allow(clippy::disallowed_types)]
+type ControlMutex<T> = std::sync::Mutex<T>;
+
+/// Where a stage's lines go.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Stdout,
+    File(PathBuf),
+}
+
+impl Target {
+    /// `"-"` is stdout; anything else a path relative to `base`.
+    pub fn new(path: &str, base: &Path) -> Target {
+        if path == "-" {
+            Target::Stdout
+        } else {
+            Target::File(base.join(path))
+        }
+    }
+}
+
+/// A stage's access log as configured.
+#[derive(Clone, Debug)]
+pub struct AccessLogSpec {
+    pub format: Format,
+    pub target: Target,
+}
+
+/// A stage's access log, compiled.
+#[derive(Debug)]
+pub struct AccessLog {
+    pub sink: u32,
+    pub format: Format,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Var(Var),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Var {
+    RequestId,
+    SourceIp,
+    UserAgent,
+    ApiKey,
+    HttpMethod,
+    ResourcePath,
+    Path,
+    Protocol,
+    Status,
+    ResponseLength,
+    RequestTime,
+    RequestTimeEpoch,
+    ResponseLatency,
+    IntegrationLatency,
+    IntegrationStatus,
+    ErrorMessage,
+    ErrorMessageString,
+    ErrorResponseType,
+    ValidationError,
+    Stage,
+    ApiId,
+    DomainName,
+    DomainPrefix,
+    /// Known to API Gateway but without a value here (account ids,
+    /// authorizers, WAF, X-Ray): written as `-`.
+    Absent,
+}
+
+/// The variables of API Gateway's access logs.
+const VARS: &[(&str, Var)] = &[
+    ("integration.integrationStatus", Var::IntegrationStatus),
+    ("error.validationErrorString", Var::ValidationError),
+    ("identity.cognitoIdentityPoolId", Var::Absent),
+    ("identity.cognitoIdentityId", Var::Absent),
+    ("identity.principalOrgId", Var::Absent),
+    ("error.messageString", Var::ErrorMessageString),
+    ("integration.requestId", Var::Absent),
+    ("awsEndpointRequestId", Var::Absent),
+    ("error.responseType", Var::ErrorResponseType),
+    ("identity.accountId", Var::Absent),
+    ("identity.userAgent", Var::UserAgent),
+    ("integration.latency", Var::IntegrationLatency),
+    ("integration.status", Var::IntegrationStatus),
+    ("integration.error", Var::Absent),
+    ("identity.sourceIp", Var::SourceIp),
+    ("integrationLatency", Var::IntegrationLatency),
+    ("identity.apiKeyId", Var::Absent),
+    ("extendedRequestId", Var::RequestId),
+    ("integrationStatus", Var::IntegrationStatus),
+    ("requestTimeEpoch", Var::RequestTimeEpoch),
+    ("identity.userArn", Var::Absent),
+    ("identity.apiKey", Var::ApiKey),
+    ("identity.caller", Var::Absent),
+    ("responseLatency", Var::ResponseLatency),
+    ("wafResponseCode", Var::Absent),
+    ("error.message", Var::ErrorMessage),
+    ("responseLength", Var::ResponseLength),
+    ("identity.user", Var::Absent),
+    ("deploymentId", Var::Absent),
+    ("domainPrefix", Var::DomainPrefix),
+    ("resourcePath", Var::ResourcePath),
+    ("xrayTraceId", Var::Absent),
+    ("requestTime", Var::RequestTime),
+    ("domainName", Var::DomainName),
+    ("httpMethod", Var::HttpMethod),
+    ("resourceId", Var::Absent),
+    ("requestId", Var::RequestId),
+    ("webaclArn", Var::Absent),
+    ("accountId", Var::Absent),
+    ("protocol", Var::Protocol),
+    ("status", Var::Status),
+    ("apiId", Var::ApiId),
+    ("stage", Var::Stage),
+    ("path", Var::Path),
+];
+
+/// A compiled line format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Format {
+    parts: Vec<Part>,
+}
+
+impl Format {
+    /// Compiles `text`. `$context.name` (or `${context.name}`) is a
+    /// variable; `authorizer.*` and `requestOverride.*` /
+    /// `responseOverride.*` names are accepted and written as `-`.
+    pub fn parse(text: &str) -> Result<Format, String> {
+        if text.contains(['\n', '\r']) {
+            return Err("the format must be one line".into());
+        }
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            lit.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let (braced, body) = match after.strip_prefix('{') {
+                Some(b) => (true, b),
+                None => (false, after),
+            };
+            let Some(name_start) = body.strip_prefix("context.") else {
+                lit.push('$');
+                rest = after;
+                continue;
+            };
+            let (var, len) = if braced {
+                let end = name_start
+                    .find('}')
+                    .ok_or_else(|| format!("unclosed `${{` at `{}`", &rest[at..]))?;
+                let name = &name_start[..end];
+                (lookup_exact(name)?.0, end + 1)
+            } else {
+                let run = name_start
+                    .char_indices()
+                    .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+                    .map_or(name_start.len(), |(i, _)| i);
+                lookup_prefix(&name_start[..run])?
+            };
+            if !lit.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut lit)));
+            }
+            parts.push(Part::Var(var));
+            let consumed = 1 + usize::from(braced) + "context.".len() + len;
+            rest = &rest[at + consumed..];
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            parts.push(Part::Text(lit));
+        }
+        if !parts.iter().any(|p| matches!(p, Part::Var(_))) {
+            return Err("the format has no $context variable".into());
+        }
+        Ok(Format { parts })
+    }
+
+    /// Appends one line (with its newline) for `e` to `out`.
+    pub fn write(&self, e: &Entry<'_>, out: &mut Vec<u8>) {
+        for p in &self.parts {
+            match p {
+                Part::Text(t) => out.extend_from_slice(t.as_bytes()),
+                Part::Var(v) => write_var(*v, e, out),
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+fn lookup_exact(name: &str) -> Result<(Var, usize), String> {
+    if is_opaque(name) {
+        return Ok((Var::Absent, name.len()));
+    }
+    VARS.iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, v)| (v, name.len()))
+        .ok_or_else(|| format!("unknown variable `$context.{name}`"))
+}
+
+/// The longest known name at the start of `run` that ends at a name
+/// boundary (`$context.status.` is `status` followed by a dot).
+fn lookup_prefix(run: &str) -> Result<(Var, usize), String> {
+    let found = VARS
+        .iter()
+        .filter(|(name, _)| {
+            run.starts_with(name)
+                && matches!(run[name.len()..].chars().next(), None | Some('.'))
+                && !continues_name(&run[name.len()..])
+        })
+        .max_by_key(|(name, _)| name.len());
+    if let Some((name, var)) = found {
+        return Ok((*var, name.len()));
+    }
+    if is_opaque(run) {
+        return Ok((Var::Absent, run.len()));
+    }
+    Err(format!(
+        "unknown variable `$context.{}`",
+        run.trim_end_matches('.')
+    ))
+}
+
+/// `.x` after a known name means a longer, unknown name.
+fn continues_name(after: &str) -> bool {
+    after
+        .strip_prefix('.')
+        .and_then(|s| s.chars().next())
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+fn is_opaque(name: &str) -> bool {
+    [
+        "authorizer.",
+        "requestOverride.",
+        "responseOverride.",
+        "customDomain.",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p) && name.len() > p.len())
+}
+
+/// One request, as the access log sees it.
+#[derive(Debug)]
+pub struct Entry<'a> {
+    pub request_id: &'a str,
+    pub source_ip: IpAddr,
+    pub user_agent: Option<&'a [u8]>,
+    pub api_key: Option<&'a [u8]>,
+    pub http_method: &'a str,
+    pub resource_path: &'a str,
+    pub path: &'a [u8],
+    pub status: u16,
+    pub response_length: u64,
+    pub request_time: SystemTime,
+    pub response_latency_ms: u64,
+    pub integration_latency_ms: Option<u64>,
+    pub integration_status: Option<u16>,
+    pub error_message: Option<&'a str>,
+    pub error_type: Option<ResponseType>,
+    pub validation_error: Option<&'a str>,
+    pub stage: &'a str,
+    pub api_id: &'a str,
+    pub domain_name: &'a [u8],
+}
+
+fn write_var(v: Var, e: &Entry<'_>, out: &mut Vec<u8>) {
+    match v {
+        Var::RequestId => escaped(e.request_id.as_bytes(), out),
+        Var::SourceIp => {
+            let _ = write!(out, "{}", e.source_ip);
+        }
+        Var::UserAgent => opt(e.user_agent, out),
+        Var::ApiKey => opt(e.api_key, out),
+        Var::HttpMethod => escaped(e.http_method.as_bytes(), out),
+        Var::ResourcePath => opt(Some(e.resource_path.as_bytes()), out),
+        Var::Path => escaped(e.path, out),
+        Var::Protocol => out.extend_from_slice(b"HTTP/1.1"),
+        Var::Status => number(u64::from(e.status), out),
+        Var::ResponseLength => number(e.response_length, out),
+        Var::RequestTime => {
+            out.extend_from_slice(clf_time(e.request_time).as_bytes());
+        }
+        Var::RequestTimeEpoch => number(
+            e.request_time
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            out,
+        ),
+        Var::ResponseLatency => number(e.response_latency_ms, out),
+        Var::IntegrationLatency => match e.integration_latency_ms {
+            Some(ms) => number(ms, out),
+            None => out.push(b'-'),
+        },
+        Var::IntegrationStatus => match e.integration_status {
+            Some(s) => number(u64::from(s), out),
+            None => out.push(b'-'),
+        },
+        Var::ErrorMessage => opt(e.error_message.map(str::as_bytes), out),
+        Var::ErrorMessageString => match e.error_message {
+            Some(m) => {
+                out.push(b'"');
+                escaped(m.as_bytes(), out);
+                out.push(b'"');
+            }
+            None => out.push(b'-'),
+        },
+        Var::ErrorResponseType => opt(e.error_type.map(|t| t.name().as_bytes()), out),
+        Var::ValidationError => opt(e.validation_error.map(str::as_bytes), out),
+        Var::Stage => escaped(e.stage.as_bytes(), out),
+        Var::ApiId => escaped(e.api_id.as_bytes(), out),
+        Var::DomainName => opt(Some(e.domain_name), out),
+        Var::DomainPrefix => {
+            let prefix = e
+                .domain_name
+                .split(|&b| b == b'.')
+                .next()
+                .unwrap_or_default();
+            opt(Some(prefix), out)
+        }
+        Var::Absent => out.push(b'-'),
+    }
+}
+
+fn number(n: u64, out: &mut Vec<u8>) {
+    let mut b = itoa_buf(n);
+    out.extend_from_slice(b.as_mut_slice());
+}
+
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(mut n: u64) -> Digits {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Digits { buf, start: i }
+}
+
+/// Empty values are `-`, as API Gateway writes them.
+fn opt(v: Option<&[u8]>, out: &mut Vec<u8>) {
+    match v {
+        Some(v) if !v.is_empty() => escaped(v, out),
+        _ => out.push(b'-'),
+    }
+}
+
+/// Values are escaped so that a line stays one line and JSON formats stay
+/// JSON: `"` and `\` get a backslash, control bytes become `\uXXXX`.
+/// Client-supplied bytes cannot forge log lines.
+fn escaped(v: &[u8], out: &mut Vec<u8>) {
+    for &b in v {
+        match b {
+            b'"' | b'\\' => {
+                out.push(b'\\');
+                out.push(b);
+            }
+            0..=0x1f | 0x7f => {
+                let _ = write!(out, "\\u{:04x}", b);
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+/// `23/Nov/2026:23:49:01 +0000`, as `$context.requestTime` is written.
+pub fn clf_time(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = crate::ids::civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!(
+        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(m as usize).clamp(1, 12) - 1],
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// Per-shard buffer of one destination may hold this much before lines
+/// are dropped.
+pub const SHARD_BUFFER_BYTES: usize = 1 << 20;
+/// Batches waiting for the writer, across all shards.
+const QUEUE_BATCHES: usize = 1024;
+
+struct Batch {
+    sink: u32,
+    data: Vec<u8>,
+    lines: u64,
+}
+
+/// One shard's pending lines, by destination.
+#[derive(Default)]
+pub struct ShardLogs {
+    bufs: Vec<(Vec<u8>, u64)>,
+    pub dropped: u64,
+}
+
+impl ShardLogs {
+    /// Formats one line for `log` unless its buffer is full.
+    pub fn log(&mut self, log: &AccessLog, entry: &Entry<'_>) {
+        let i = log.sink as usize;
+        if i >= self.bufs.len() {
+            self.bufs.resize_with(i + 1, Default::default);
+        }
+        let (buf, lines) = &mut self.bufs[i];
+        if buf.len() >= SHARD_BUFFER_BYTES {
+            self.dropped += 1;
+            return;
+        }
+        log.format.write(entry, buf);
+        *lines += 1;
+    }
+
+    /// Hands the buffered lines to the writer (never blocks).
+    pub fn flush(&mut self, sinks: &Sinks) {
+        for (sink, (buf, lines)) in self.bufs.iter_mut().enumerate() {
+            if buf.is_empty() {
+                continue;
+            }
+            let batch = Batch {
+                sink: sink as u32,
+                data: std::mem::take(buf),
+                lines: std::mem::take(lines),
+            };
+            match sinks.tx.try_send(Msg::Lines(batch)) {
+                Ok(()) => {}
+                Err(
+                    TrySendError::Full(Msg::Lines(b)) | TrySendError::Disconnected(Msg::Lines(b)),
+                ) => {
+                    self.dropped += b.lines;
+                    // Keep the allocation for the next lines.
+                    let mut data = b.data;
+                    data.clear();
+                    *buf = data;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+enum Msg {
+    Lines(Batch),
+    /// Write what came before, then answer.
+    Sync(Sender<()>),
+}
+
+/// The destinations (named when snapshots are built) and the queue to the
+/// writer thread.
+pub struct Sinks {
+    targets: ControlMutex<(HashMap<Target, u32>, Vec<Target>)>,
+    tx: Sender<Msg>,
+    rx: ControlMutex<Option<Receiver<Msg>>>,
+    reopen: AtomicBool,
+    pub write_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for Sinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sinks").finish_non_exhaustive()
+    }
+}
+
+impl Default for Sinks {
+    fn default() -> Sinks {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_BATCHES);
+        Sinks {
+            targets: ControlMutex::new((HashMap::new(), Vec::new())),
+            tx,
+            rx: ControlMutex::new(Some(rx)),
+            reopen: AtomicBool::new(false),
+            write_errors: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Sinks {
+    /// The id of a destination (the same for the life of the process).
+    pub fn id(&self, target: &Target) -> u32 {
+        let mut g = match self.targets.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(&id) = g.0.get(target) {
+            return id;
+        }
+        let id = g.1.len() as u32;
+        g.1.push(target.clone());
+        g.0.insert(target.clone(), id);
+        id
+    }
+
+    fn target(&self, id: u32) -> Option<Target> {
+        let g = match self.targets.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.1.get(id as usize).cloned()
+    }
+
+    /// Asks the writer to reopen its files (log rotation).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
+    }
+
+    /// Starts the writer thread (once).
+    pub fn start(self: &Arc<Self>) -> std::io::Result<()> {
+        let rx = match self.rx.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        let Some(rx) = rx else { return Ok(()) };
+        let sinks = self.clone();
+        std::thread::Builder::new()
+            .name("tollgate-access-log".into())
+            .spawn(move || writer(&sinks, &rx))?;
+        Ok(())
+    }
+
+    /// Waits (up to `timeout`) until what was queued before is written.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.tx.send_timeout(Msg::Sync(tx), timeout).is_err() {
+            return false;
+        }
+        rx.recv_timeout(timeout).is_ok()
+    }
+}
+
+enum Open {
+    Stdout,
+    File(std::io::BufWriter<std::fs::File>),
+    Failed,
+}
+
+fn open(target: &Target) -> Open {
+    match target {
+        Target::Stdout => Open::Stdout,
+        Target::File(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => Open::File(std::io::BufWriter::with_capacity(64 * 1024, f)),
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot open the access log");
+                Open::Failed
+            }
+        },
+    }
+}
+
+fn writer(sinks: &Sinks, rx: &Receiver<Msg>) {
+    let mut files: HashMap<u32, Open> = HashMap::new();
+    loop {
+        if sinks.reopen.swap(false, Ordering::AcqRel) {
+            flush_all(sinks, &mut files);
+            files.clear();
+            tracing::info!("access logs reopened");
+        }
+        let msg = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(m) => m,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                flush_all(sinks, &mut files);
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        };
+        match msg {
+            Msg::Lines(b) => {
+                let f = files
+                    .entry(b.sink)
+                    .or_insert_with(|| match sinks.target(b.sink) {
+                        Some(t) => open(&t),
+                        None => Open::Failed,
+                    });
+                let ok = match f {
+                    Open::Stdout => std::io::stdout().lock().write_all(&b.data).is_ok(),
+                    Open::File(w) => w.write_all(&b.data).is_ok(),
+                    Open::Failed => false,
+                };
+                if !ok {
+                    sinks.write_errors.fetch_add(b.lines, Ordering::Relaxed);
+                    // Try to open again with the next batch.
+                    files.remove(&b.sink);
+                }
+                if rx.is_empty() {
+                    flush_all(sinks, &mut files);
+                }
+            }
+            Msg::Sync(done) => {
+                flush_all(sinks, &mut files);
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+fn flush_all(sinks: &Sinks, files: &mut HashMap<u32, Open>) {
+    for f in files.values_mut() {
+        let ok = match f {
+            Open::Stdout => std::io::stdout().lock().flush().is_ok(),
+            Open::File(w) => w.flush().is_ok(),
+            Open::Failed => true,
+        };
+        if !ok {
+            sinks.write_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry<'static> {
+        Entry {
+            request_id: "abc",
+            source_ip: "10.0.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            user_agent: Some(b"curl/8 \"x\"\n"),
+            api_key: None,
+            http_method: "GET",
+            resource_path: "/pets/{petId}",
+            path: b"/prod/pets/1",
+            status: 200,
+            response_length: 42,
+            request_time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            response_latency_ms: 3,
+            integration_latency_ms: Some(2),
+            integration_status: Some(200),
+            error_message: None,
+            error_type: None,
+            validation_error: None,
+            stage: "prod",
+            api_id: "petstore",
+            domain_name: b"petstore.example.com",
+        }
+    }
+
+    fn line(format: &str) -> String {
+        let f = Format::parse(format).unwrap_or_else(|e| panic!("{format}: {e}"));
+        let mut out = Vec::new();
+        f.write(&entry(), &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn clf_like() {
+        assert_eq!(
+            line("$context.identity.sourceIp - - [$context.requestTime] \"$context.httpMethod $context.resourcePath $context.protocol\" $context.status $context.responseLength $context.requestId"),
+            "10.0.0.1 - - [14/Nov/2023:22:13:20 +0000] \"GET /pets/{petId} HTTP/1.1\" 200 42 abc\n"
+        );
+    }
+
+    #[test]
+    fn json_stays_json() {
+        let l = line(
+            r#"{"ua":"$context.identity.userAgent","err":"$context.error.message","lat":$context.integrationLatency,"s":"$context.status."}"#,
+        );
+        let v: serde_json::Value = serde_json::from_str(l.trim_end()).unwrap_or_default();
+        assert_eq!(v["ua"], "curl/8 \"x\"\n");
+        assert_eq!(v["err"], "-");
+        assert_eq!(v["lat"], 2);
+        assert_eq!(v["s"], "200.");
+    }
+
+    #[test]
+    fn braces_and_opaque_names() {
+        assert_eq!(
+            line("${context.status}x $context.authorizer.claims.sub $context.xrayTraceId"),
+            "200x - -\n"
+        );
+    }
+
+    #[test]
+    fn unknown_variables_are_errors() {
+        let e = Format::parse("$context.statuss").err().unwrap_or_default();
+        assert!(e.contains("$context.statuss"), "{e}");
+        assert!(Format::parse("$context.status.code").is_err());
+        assert!(Format::parse("plain text").is_err());
+        assert!(Format::parse("${context.status").is_err());
+        assert!(Format::parse("$context.status\n").is_err());
+        // A `$` that is not a variable is text.
+        assert_eq!(line("$5 $context.status"), "$5 200\n");
+    }
+
+    #[test]
+    fn shard_buffer_is_bounded() {
+        let sinks = Sinks::default();
+        let log = AccessLog {
+            sink: sinks.id(&Target::Stdout),
+            format: Format::parse("$context.requestId").unwrap_or_else(|e| panic!("{e}")),
+        };
+        let mut s = ShardLogs::default();
+        let big = "x".repeat(1000);
+        let mut e = entry();
+        e.request_id = Box::leak(big.into_boxed_str());
+        for _ in 0..2000 {
+            s.log(&log, &e);
+        }
+        assert!(s.dropped > 0);
+        assert!(s.bufs[0].0.len() < SHARD_BUFFER_BYTES + 2000);
+    }
+}

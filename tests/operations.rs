@@ -1,0 +1,567 @@
+//! Operations: `/metrics` (checked with the Prometheus Python client's
+//! OpenMetrics parser), `/healthz` and `/readyz`, access logs in the
+//! user's `$context` format (to a file, reopened on SIGUSR1) and the
+//! metrics switch.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::gateway::{mock_method, proxy_method, swagger, ADMIN_TOKEN};
+use support::{Backend, Gateway, Mode, RawClient, Response};
+
+fn admin_get(admin: SocketAddr, path: &str, auth: Option<&str>) -> Response {
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    RawClient::connect(admin).request(
+        format!("GET {path} HTTP/1.1\r\nHost: admin\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+fn get(gw: &Gateway, path: &str, headers: &str) -> Response {
+    RawClient::connect(gw.addr).request(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// Parses OpenMetrics text with `prometheus_client` (Python) and returns
+/// every sample as `name{labels}` → value, labels sorted. `None` when the
+/// parser is not installed.
+fn parse_openmetrics(text: &str) -> Option<HashMap<String, f64>> {
+    let script = r#"
+import sys
+try:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+except ImportError:
+    print("NO-PARSER"); sys.exit(0)
+text = sys.stdin.read()
+for fam in text_string_to_metric_families(text):
+    for s in fam.samples:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+        print(f"{s.name}{{{labels}}} {s.value!r}")
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if stdout.trim() == "NO-PARSER" {
+        eprintln!("SKIP: python3 prometheus_client is not installed; parsed by hand");
+        return None;
+    }
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser rejected the output: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        stdout
+            .lines()
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+            .collect(),
+    )
+}
+
+/// A fallback reader for the same shape (when Python's parser is absent).
+fn parse_by_hand(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(k, v)| {
+            let (name, labels) = match k.split_once('{') {
+                Some((n, rest)) => {
+                    let mut ls: Vec<&str> = rest.trim_end_matches('}').split(',').collect();
+                    ls.sort();
+                    (n, ls.join(","))
+                }
+                None => (k, String::new()),
+            };
+            (format!("{name}{{{labels}}}"), v.parse().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+fn scrape(admin: SocketAddr) -> (String, HashMap<String, f64>) {
+    let r = admin_get(admin, "/metrics", Some(ADMIN_TOKEN));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        r.header("content-type")
+    );
+    let text = r.text();
+    let samples = parse_openmetrics(&text).unwrap_or_else(|| parse_by_hand(&text));
+    (text, samples)
+}
+
+fn sample(samples: &HashMap<String, f64>, key: &str) -> f64 {
+    *samples
+        .get(key)
+        .unwrap_or_else(|| panic!("no sample {key} in:\n{:#?}", sorted(samples)))
+}
+
+fn sorted(s: &HashMap<String, f64>) -> Vec<(&String, &f64)> {
+    let mut v: Vec<_> = s.iter().collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+const ROUTE: &str = r#"api="shop",method="GET",resource="/items/{id}",stage="prod""#;
+
+fn shop_doc(backend: SocketAddr) -> String {
+    swagger(&format!(
+        r#"{{"/items/{{id}}": {{"get": {}}}, "/hello": {{"get": {}}}}}"#,
+        proxy_method(
+            &format!("http://{backend}/items/{{id}}"),
+            r#", "requestParameters": {"integration.request.path.id": "method.request.path.id"}"#
+        ),
+        mock_method(200, r#"{"hello":"world"}"#)
+    ))
+}
+
+#[test]
+fn metrics_count_every_shard_and_parse_as_openmetrics() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = Gateway::builder()
+        .shards(2)
+        .api("shop", &shop_doc(backend.addr))
+        .default_api("shop")
+        .extra("[[stages]]\napi = \"shop\"\nname = \"prod\"\nmethod_settings = { \"/hello/GET\" = { throttle = { rate = 1, burst = 1 } } }\n")
+        .admin()
+        .start();
+    let admin = gw.admin.expect("admin listener");
+
+    // No credentials, wrong credentials: no metrics.
+    assert_eq!(admin_get(admin, "/metrics", None).status, 403);
+    assert_eq!(admin_get(admin, "/metrics", Some("wrong")).status, 403);
+
+    // Separate connections: SO_REUSEPORT spreads them over both shards.
+    for i in 0..20 {
+        let r = get(&gw, &format!("/prod/items/{i}"), "");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(get(&gw, "/prod/nothing", "").status, 403);
+    assert_eq!(get(&gw, "/nostage/items/1", "").status, 403);
+    // The MOCK route allows one request per second: the second is a 429.
+    let first = get(&gw, "/prod/hello", "");
+    assert_eq!(first.status, 200);
+    let mut throttled = 0;
+    let mut mock_ok = 1;
+    for _ in 0..3 {
+        match get(&gw, "/prod/hello", "").status {
+            429 => throttled += 1,
+            200 => mock_ok += 1,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert!(throttled >= 1);
+
+    let (text, s) = scrape(admin);
+    assert_eq!(
+        sample(
+            &s,
+            &format!("tollgate_requests_total{{{ROUTE},status=\"2xx\"}}")
+        ),
+        20.0,
+        "{text}"
+    );
+    let hello = r#"api="shop",method="GET",resource="/hello",stage="prod""#;
+    assert_eq!(
+        sample(
+            &s,
+            &format!("tollgate_requests_total{{{hello},status=\"2xx\"}}")
+        ),
+        mock_ok as f64
+    );
+    assert_eq!(
+        sample(
+            &s,
+            &format!("tollgate_requests_total{{{hello},status=\"4xx\"}}")
+        ),
+        throttled as f64
+    );
+    assert_eq!(
+        sample(&s, &format!("tollgate_throttled_requests_total{{{hello}}}")),
+        throttled as f64
+    );
+    // The unknown resource counts under its stage; the unknown stage under
+    // no API.
+    assert_eq!(
+        sample(
+            &s,
+            r#"tollgate_requests_total{api="shop",method="",resource="",stage="prod",status="4xx"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &s,
+            r#"tollgate_requests_total{api="",method="",resource="",stage="",status="4xx"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &s,
+            r#"tollgate_gateway_responses_total{type="MISSING_AUTHENTICATION_TOKEN"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(&s, r#"tollgate_gateway_responses_total{type="THROTTLED"}"#),
+        throttled as f64
+    );
+    // Histograms: every request observed, in cumulative buckets.
+    assert_eq!(
+        sample(
+            &s,
+            &format!("tollgate_request_duration_seconds_count{{{ROUTE}}}")
+        ),
+        20.0
+    );
+    assert_eq!(
+        sample(
+            &s,
+            r#"tollgate_request_duration_seconds_bucket{api="shop",le="+Inf",method="GET",resource="/items/{id}",stage="prod"}"#
+        ),
+        20.0
+    );
+    assert_eq!(
+        sample(
+            &s,
+            &format!("tollgate_integration_duration_seconds_count{{{ROUTE}}}")
+        ),
+        20.0
+    );
+    let sum = sample(
+        &s,
+        &format!("tollgate_request_duration_seconds_sum{{{ROUTE}}}"),
+    );
+    assert!(sum > 0.0 && sum < 20.0, "{sum}");
+    // Upstream connections: every request went to the backend, on new or
+    // pooled connections.
+    let opened = sample(&s, "tollgate_upstream_connections_opened_total{}");
+    let reused = sample(&s, "tollgate_upstream_connections_reused_total{}");
+    assert_eq!(opened + reused, 20.0);
+    assert!(opened >= 1.0 && opened <= backend.connection_count() as f64);
+    assert_eq!(sample(&s, "tollgate_shards{}"), 2.0);
+    assert_eq!(sample(&s, "tollgate_scrape_shards_missing{}"), 0.0);
+    assert_eq!(sample(&s, "tollgate_config_generation{}"), 1.0);
+    // Every client connection was closed (at most one may still be
+    // closing).
+    assert!(sample(&s, "tollgate_client_connections{}") <= 1.0);
+    assert_eq!(sample(&s, "tollgate_requests_in_flight{}"), 0.0);
+
+    // A reload counts, and moves the generation; the counts stay.
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(10)));
+    let (_, s) = scrape(admin);
+    assert_eq!(
+        sample(&s, r#"tollgate_config_reloads_total{result="success"}"#),
+        1.0
+    );
+    assert_eq!(sample(&s, "tollgate_config_generation{}"), 2.0);
+    assert_eq!(
+        sample(
+            &s,
+            &format!("tollgate_requests_total{{{ROUTE},status=\"2xx\"}}")
+        ),
+        20.0
+    );
+    // A broken config counts as a failed reload.
+    std::fs::write(gw.dir.path().join("shop.json"), "{ not json").unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("reload failed", 1, Duration::from_secs(10)));
+    let (_, s) = scrape(admin);
+    assert_eq!(
+        sample(&s, r#"tollgate_config_reloads_total{result="failure"}"#),
+        1.0
+    );
+}
+
+#[test]
+fn health_endpoints_need_no_credentials() {
+    let gw = Gateway::builder()
+        .api(
+            "a",
+            &swagger(&format!(
+                r#"{{"/x": {{"get": {}}}}}"#,
+                mock_method(200, "{}")
+            )),
+        )
+        .stage("a", "prod", &[])
+        .admin()
+        .start();
+    let admin = gw.admin.unwrap();
+    let h = admin_get(admin, "/healthz", None);
+    assert_eq!((h.status, h.text().as_str()), (200, "ok\n"));
+    let r = admin_get(admin, "/readyz", None);
+    assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
+    // Anything else still needs credentials.
+    assert_eq!(admin_get(admin, "/restapis", None).status, 403);
+}
+
+#[test]
+fn readyz_fails_while_draining() {
+    let backend = Backend::start(Mode::Slow(Duration::from_millis(1500)));
+    let gw = Gateway::builder()
+        .api(
+            "a",
+            &swagger(&format!(
+                r#"{{"/slow": {{"get": {}}}}}"#,
+                proxy_method(&format!("http://{}/slow", backend.addr), "")
+            )),
+        )
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .admin()
+        .start();
+    let admin = gw.admin.unwrap();
+    let addr = gw.addr;
+    // A request in flight keeps the process draining for a while.
+    let slow = std::thread::spawn(move || {
+        RawClient::connect(addr)
+            .request(b"GET /prod/slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .status
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    gw.signal("TERM");
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut saw_503 = false;
+    while Instant::now() < until {
+        if admin_get(admin, "/readyz", None).status == 503 {
+            saw_503 = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(saw_503, "readyz stayed 200 while draining");
+    assert_eq!(admin_get(admin, "/healthz", None).status, 200);
+    assert_eq!(slow.join().unwrap(), 200);
+}
+
+#[test]
+fn metrics_switch_off_counts_nothing() {
+    let gw = Gateway::builder()
+        .api(
+            "a",
+            &swagger(&format!(
+                r#"{{"/x": {{"get": {}}}}}"#,
+                mock_method(200, "{}")
+            )),
+        )
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .server("metrics", "false")
+        .admin()
+        .start();
+    for _ in 0..5 {
+        assert_eq!(get(&gw, "/prod/x", "").status, 200);
+    }
+    let (text, s) = scrape(gw.admin.unwrap());
+    assert!(
+        !s.keys().any(|k| k.starts_with("tollgate_requests_total")),
+        "{text}"
+    );
+    // Process-wide values are still there.
+    assert_eq!(sample(&s, "tollgate_shards{}"), 1.0);
+}
+
+fn wait_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= n || Instant::now() > until {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn access_log_json_lines_and_reopen_on_sigusr1() {
+    let backend = Backend::start(Mode::Echo);
+    let format = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","method":"$context.httpMethod","resource":"$context.resourcePath","path":"$context.path","status":$context.status,"len":$context.responseLength,"integrationStatus":"$context.integrationStatus","integrationLatency":"$context.integrationLatency","error":"$context.error.responseType","message":"$context.error.message","ua":"$context.identity.userAgent","stage":"$context.stage","api":"$context.apiId","time":"$context.requestTime"}"#;
+    let gw = Gateway::builder()
+        .shards(2)
+        .api("shop", &shop_doc(backend.addr))
+        .default_api("shop")
+        .extra(&format!(
+            "[[stages]]\napi = \"shop\"\nname = \"prod\"\naccess_log = {{ path = \"access.log\", format = '{format}' }}\n"
+        ))
+        .start();
+    let log = gw.dir.path().join("access.log");
+
+    let ok = get(&gw, "/prod/items/7", "User-Agent: tester \"quoted\"\r\n");
+    assert_eq!(ok.status, 200);
+    let missing = get(&gw, "/prod/nothing", "");
+    assert_eq!(missing.status, 403);
+    let mock = get(&gw, "/prod/hello", "");
+    assert_eq!(mock.status, 200);
+
+    let lines = wait_lines(&log, 3);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let entries: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let by_id = |r: &Response| {
+        let id = r.header("x-amzn-requestid").unwrap();
+        entries
+            .iter()
+            .find(|e| e["requestId"] == id)
+            .unwrap_or_else(|| panic!("no line for {id}: {lines:?}"))
+            .clone()
+    };
+    let e = by_id(&ok);
+    assert_eq!(e["ip"], "127.0.0.1");
+    assert_eq!(e["method"], "GET");
+    assert_eq!(e["resource"], "/items/{id}");
+    assert_eq!(e["path"], "/prod/items/7");
+    assert_eq!(e["status"], 200);
+    assert_eq!(e["len"], ok.body.len());
+    assert_eq!(e["integrationStatus"], "200");
+    assert!(e["integrationLatency"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .is_ok());
+    assert_eq!(e["error"], "-");
+    assert_eq!(e["ua"], "tester \"quoted\"");
+    assert_eq!(e["stage"], "prod");
+    assert_eq!(e["api"], "shop");
+    assert!(e["time"].as_str().unwrap().ends_with(" +0000"));
+
+    let e = by_id(&missing);
+    assert_eq!(e["status"], 403);
+    assert_eq!(e["resource"], "-");
+    assert_eq!(e["error"], "MISSING_AUTHENTICATION_TOKEN");
+    assert_eq!(e["message"], "Missing Authentication Token");
+    assert_eq!(e["len"], missing.body.len());
+    assert_eq!(e["integrationStatus"], "-");
+
+    let e = by_id(&mock);
+    assert_eq!(e["resource"], "/hello");
+    assert_eq!(e["integrationStatus"], "-");
+    assert_eq!(e["len"], mock.body.len());
+
+    // logrotate: move the file away, SIGUSR1, new lines go to a new file.
+    let rotated = gw.dir.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    gw.signal("USR1");
+    assert!(gw.wait_log("access logs reopened", 1, Duration::from_secs(5)));
+    let after = get(&gw, "/prod/items/8", "");
+    assert_eq!(after.status, 200);
+    let fresh = wait_lines(&log, 1);
+    assert_eq!(fresh.len(), 1, "{fresh:?}");
+    assert!(fresh[0].contains(after.header("x-amzn-requestid").unwrap()));
+    assert_eq!(wait_lines(&rotated, 3).len(), 3);
+}
+
+#[test]
+fn access_log_lines_written_before_exit() {
+    let gw = Gateway::builder()
+        .api("a", &swagger(&format!(r#"{{"/x": {{"get": {}}}}}"#, mock_method(200, "{}"))))
+        .default_api("a")
+        .extra("[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = { path = \"a.log\", format = \"$context.requestId $context.status\" }\n")
+        .start();
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        let r = get(&gw, "/prod/x", "");
+        ids.push(r.header("x-amzn-requestid").unwrap().to_owned());
+    }
+    let log = gw.dir.path().join("a.log");
+    let mut gw = gw;
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(Duration::from_secs(15)), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 50);
+    for (line, id) in lines.iter().zip(&ids) {
+        assert_eq!(*line, format!("{id} 200"));
+    }
+}
+
+#[test]
+fn bad_access_log_format_is_a_located_error() {
+    let b = Gateway::builder()
+        .api("a", &swagger(&format!(r#"{{"/x": {{"get": {}}}}}"#, mock_method(200, "{}"))))
+        .extra("[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = { format = \"$context.requestId $context.stauts\" }\n");
+    let (_dir, path) = b.write();
+    let out = Command::new(support::gateway::bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(err.contains("tollgate.toml"), "{err}");
+    assert!(err.contains("$.stages[0].access_log.format"), "{err}");
+    assert!(err.contains("$context.stauts"), "{err}");
+}
+
+#[test]
+fn cache_metrics_per_stage() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = Gateway::builder()
+        .shards(1)
+        .api("shop", &shop_doc(backend.addr))
+        .default_api("shop")
+        .extra("[[stages]]\napi = \"shop\"\nname = \"prod\"\ncache = { ttl_seconds = 60 }\n")
+        .admin()
+        .start();
+    for _ in 0..3 {
+        assert_eq!(get(&gw, "/prod/items/1", "").status, 200);
+    }
+    assert_eq!(get(&gw, "/prod/items/2", "").status, 200);
+    assert_eq!(backend.request_count(), 2);
+    let (_, s) = scrape(gw.admin.unwrap());
+    let stage = r#"api="shop",stage="prod""#;
+    assert_eq!(
+        sample(&s, &format!("tollgate_cache_hits_total{{{stage}}}")),
+        2.0
+    );
+    assert_eq!(
+        sample(&s, &format!("tollgate_cache_misses_total{{{stage}}}")),
+        2.0
+    );
+    assert_eq!(
+        sample(&s, &format!("tollgate_cache_entries{{{stage}}}")),
+        2.0
+    );
+    assert!(sample(&s, &format!("tollgate_cache_bytes{{{stage}}}")) > 0.0);
+    // A hit does not call the integration: two integration observations.
+    assert_eq!(
+        sample(
+            &s,
+            &format!("tollgate_integration_duration_seconds_count{{{ROUTE}}}")
+        ),
+        2.0
+    );
+}
