@@ -22,6 +22,7 @@ pub mod ids;
 pub mod integration;
 pub mod limit;
 pub mod metrics;
+pub mod notify;
 pub mod preflight;
 pub mod publish;
 pub mod resolve;

@@ -311,6 +311,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     }
     let result = tollgate::shard::run(publisher, shards, resolver, grace, |started| {
         tracing::info!(addr = %started.addr, shards = started.shards, "tollgate listening");
+        tollgate::notify::notify("READY=1");
     });
     if let Err(e) = registry.save_quotas() {
         tracing::warn!(error = %e, "cannot save quota counts");
@@ -344,7 +345,12 @@ fn start_signal_thread(
         .spawn(move || {
             for signal in signals.forever() {
                 match signal {
-                    SIGHUP => match control.reload() {
+                    SIGHUP => match {
+                        tollgate::notify::notify("RELOADING=1");
+                        let r = control.reload();
+                        tollgate::notify::notify("READY=1");
+                        r
+                    } {
                         Ok(generation) => tracing::info!(generation, "configuration reloaded"),
                         Err(e) => {
                             for w in &e.warnings {
@@ -362,6 +368,7 @@ fn start_signal_thread(
                             std::process::exit(1);
                         }
                         tracing::info!("stop signal: draining connections");
+                        tollgate::notify::notify("STOPPING=1");
                         control.shutdown();
                     }
                 }

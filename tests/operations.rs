@@ -565,3 +565,92 @@ fn cache_metrics_per_stage() {
         2.0
     );
 }
+
+#[test]
+fn systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tollgate.service"),
+    )
+    .unwrap();
+    for needed in [
+        "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "LimitMEMLOCK=",
+        "LimitNOFILE=",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(unit.contains(needed), "the unit lacks {needed}");
+    }
+    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("SKIP: systemd-analyze is not installed");
+        return;
+    };
+    if !version.status.success() {
+        eprintln!("SKIP: systemd-analyze does not run here");
+        return;
+    }
+    // Verified with the paths pointing at the binary under test.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tollgate.service");
+    let bin = support::gateway::bin();
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/tollgate", bin.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("Unknown key") && !err.contains("Failed"),
+        "systemd-analyze verify: {err}"
+    );
+}
+
+#[test]
+fn systemd_notifications_follow_the_lifecycle() {
+    let b = Gateway::builder()
+        .api(
+            "a",
+            &swagger(&format!(
+                r#"{{"/x": {{"get": {}}}}}"#,
+                mock_method(200, "{}")
+            )),
+        )
+        .stage("a", "prod", &[]);
+    let (dir, config) = b.write();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = Command::new(support::gateway::bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut recv = || {
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(recv(), "READY=1");
+    let pid = child.id().to_string();
+    let kill = |sig: &str| {
+        Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()
+            .unwrap()
+    };
+    kill("HUP");
+    assert_eq!(recv(), "RELOADING=1");
+    assert_eq!(recv(), "READY=1");
+    kill("TERM");
+    assert_eq!(recv(), "STOPPING=1");
+    assert!(child.wait().unwrap().success());
+}
