@@ -345,12 +345,7 @@ fn start_signal_thread(
         .spawn(move || {
             for signal in signals.forever() {
                 match signal {
-                    SIGHUP => match {
-                        tollgate::notify::notify("RELOADING=1");
-                        let r = control.reload();
-                        tollgate::notify::notify("READY=1");
-                        r
-                    } {
+                    SIGHUP => match reload(&control) {
                         Ok(generation) => tracing::info!(generation, "configuration reloaded"),
                         Err(e) => {
                             for w in &e.warnings {
@@ -375,6 +370,14 @@ fn start_signal_thread(
             }
         })?;
     Ok(())
+}
+
+/// A reload, announced to systemd.
+fn reload(control: &tollgate::control::Control) -> Result<u64, tollgate::config::LoadError> {
+    tollgate::notify::notify("RELOADING=1");
+    let r = control.reload();
+    tollgate::notify::notify("READY=1");
+    r
 }
 
 fn flush_cache(config: &std::path::Path, api: &str, stage: &str) -> ExitCode {
