@@ -45,6 +45,9 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// Connecting to the backend failed (refused, unreachable).
     UpstreamConnect,
+    /// The TLS handshake with the backend failed (certificate not trusted,
+    /// wrong name, no common protocol).
+    UpstreamTls,
     /// The backend closed or reset the connection before a full response.
     UpstreamReset,
     /// The backend's response could not be parsed.
@@ -108,6 +111,7 @@ impl GatewayError {
             | ErrorKind::TemplateFailed => Side::Config,
             ErrorKind::UpstreamTimeout
             | ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamTls
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamMalformed
             | ErrorKind::UpstreamUnresolved => Side::Upstream,
@@ -149,7 +153,7 @@ impl GatewayError {
             return Some(m);
         }
         match self.kind {
-            ErrorKind::UpstreamConnect | ErrorKind::UpstreamUnresolved => {
+            ErrorKind::UpstreamConnect | ErrorKind::UpstreamTls | ErrorKind::UpstreamUnresolved => {
                 Some("Network error communicating with endpoint")
             }
             ErrorKind::BodyTooLarge => Some("Request Too Long"),
@@ -172,6 +176,7 @@ pub fn response_type(kind: ErrorKind) -> ResponseType {
         ErrorKind::UnsupportedMediaType => ResponseType::UnsupportedMediaType,
         ErrorKind::UpstreamTimeout => ResponseType::IntegrationTimeout,
         ErrorKind::UpstreamConnect => ResponseType::IntegrationFailure,
+        ErrorKind::UpstreamTls => ResponseType::IntegrationFailure,
         ErrorKind::UpstreamReset => ResponseType::IntegrationFailure,
         ErrorKind::UpstreamMalformed => ResponseType::IntegrationFailure,
         ErrorKind::UpstreamUnresolved => ResponseType::IntegrationFailure,
@@ -202,6 +207,7 @@ mod tests {
             (ErrorKind::NoRoute, 403),
             (ErrorKind::UpstreamTimeout, 504),
             (ErrorKind::UpstreamConnect, 504),
+            (ErrorKind::UpstreamTls, 504),
             (ErrorKind::UpstreamReset, 504),
             (ErrorKind::UpstreamMalformed, 504),
             (ErrorKind::BodyTooLarge, 413),

@@ -49,6 +49,8 @@ pub struct RequestInfo<'a> {
     pub stage: Option<&'a Stage>,
     pub route: Option<RouteMatch<'a>>,
     pub body: &'a Bytes,
+    /// The client's certificate, on a mutual-TLS connection.
+    pub client_cert: Option<&'a crate::tls::ClientCert>,
 }
 
 impl<'a> RequestInfo<'a> {
@@ -66,6 +68,7 @@ impl<'a> RequestInfo<'a> {
             stage: self.stage,
             route: self.route,
             body,
+            client_cert: self.client_cert,
         }
     }
 
@@ -186,6 +189,9 @@ impl Values for RequestInfo<'_> {
             | ContextVar::ErrorMessageString
             | ContextVar::ErrorResponseType
             | ContextVar::ErrorValidationErrorString => return None,
+            ContextVar::ClientCert(f) => {
+                Cow::Borrowed(self.client_cert.and_then(|c| c.field(f)).unwrap_or(""))
+            }
             ContextVar::Unsupported(_) => Cow::Borrowed(""),
         };
         Some(v)
@@ -342,6 +348,13 @@ impl TemplateData {
         ] {
             if let Some(v) = info.context(&var) {
                 context.insert(key.to_owned(), v.into_owned());
+            }
+        }
+        if let Some(c) = info.client_cert {
+            for f in crate::tls::ClientCert::FIELDS {
+                if let Some(v) = c.field(f) {
+                    context.insert(format!("identity.clientCert.{f}"), v.to_owned());
+                }
             }
         }
         TemplateData {

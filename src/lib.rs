@@ -31,6 +31,7 @@ pub mod shard;
 pub mod snapshot;
 pub mod template;
 pub mod template_cli;
+pub mod tls;
 pub mod validate;
 pub mod vtl;
 pub mod ws;

@@ -310,6 +310,9 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = tollgate::shard::run(publisher, shards, resolver, grace, |started| {
+        if let Some(tls) = started.tls_addr {
+            tracing::info!(addr = %tls, "tollgate TLS listening");
+        }
         tracing::info!(addr = %started.addr, shards = started.shards, "tollgate listening");
         tollgate::notify::notify("READY=1");
     });

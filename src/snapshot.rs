@@ -50,6 +50,11 @@ pub struct Snapshot {
     pub warnings: Vec<Diagnostic>,
     /// Access-log destinations (shared by every snapshot of the process).
     pub log_sinks: Arc<crate::access_log::Sinks>,
+    /// The TLS listener's configuration (certificates read when this
+    /// snapshot was built).
+    pub tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// For `https://` integrations (when there are any).
+    pub tls_client: Option<Arc<crate::tls::ClientConfigs>>,
 }
 
 /// A shared bucket as a request sees it.
@@ -131,7 +136,19 @@ impl Snapshot {
             ws_limits: crate::ws::WsLimits::default(),
             warnings,
             log_sinks: Arc::new(crate::access_log::Sinks::default()),
+            tls_server: None,
+            tls_client: None,
         }
+    }
+
+    pub fn with_tls(
+        mut self,
+        server: Option<Arc<rustls::ServerConfig>>,
+        client: Option<Arc<crate::tls::ClientConfigs>>,
+    ) -> Snapshot {
+        self.tls_server = server;
+        self.tls_client = client;
+        self
     }
 
     pub fn with_log_sinks(mut self, sinks: Arc<crate::access_log::Sinks>) -> Snapshot {
@@ -233,6 +250,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Count requests for `/metrics` (off: no per-request counting).
     pub metrics: bool,
+    /// The TLS listener, when configured.
+    pub tls: Option<crate::tls::TlsSpec>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -266,6 +285,19 @@ pub struct Target {
     pub resolve: String,
     /// Known without DNS (an IP literal).
     pub fixed: Option<SocketAddr>,
+    /// `https://`: the name to send and verify.
+    pub tls: Option<TargetTls>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetTls {
+    /// The integration's host (not the `upstream_hosts` address it may be
+    /// sent to): SNI and certificate name.
+    pub server_name: rustls_pki_types::ServerName<'static>,
+    /// `tlsConfig.insecureSkipVerification`.
+    pub insecure: bool,
+    /// Pooled connections are shared only by the same name and setting.
+    pub pool_key: u64,
 }
 
 #[derive(Debug)]

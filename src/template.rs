@@ -34,6 +34,8 @@ pub enum ContextVar {
     ErrorMessageString,
     ErrorResponseType,
     ErrorValidationErrorString,
+    /// `identity.clientCert.<field>` (mutual TLS).
+    ClientCert(&'static str),
     /// A variable API Gateway has but this gateway does not fill (authorizer
     /// claims, Cognito identity, ...): renders empty.
     Unsupported(String),
@@ -62,7 +64,13 @@ impl ContextVar {
             "error.messageString" => ContextVar::ErrorMessageString,
             "error.responseType" => ContextVar::ErrorResponseType,
             "error.validationErrorString" => ContextVar::ErrorValidationErrorString,
-            other => ContextVar::Unsupported(other.to_owned()),
+            other => match other
+                .strip_prefix("identity.clientCert.")
+                .and_then(|f| crate::tls::ClientCert::FIELDS.iter().find(|&&k| k == f))
+            {
+                Some(f) => ContextVar::ClientCert(f),
+                None => ContextVar::Unsupported(other.to_owned()),
+            },
         }
     }
 

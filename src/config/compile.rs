@@ -40,6 +40,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub ws_apis: Vec<super::ws::WsApiSettings>,
     pub ws_limits: crate::ws::WsLimits,
+    /// CA bundle for `https://` integrations (else the system's roots).
+    pub upstream_ca: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -191,6 +193,50 @@ pub fn read_config(
             ),
         );
     }
+    let tls = raw.server.tls.as_ref().and_then(|t| {
+        let listen = parse_socket_addr(&t.listen);
+        if listen.is_none() {
+            diags.error(
+                file,
+                "$.server.tls.listen",
+                format!("`{}` is not an address like 0.0.0.0:8443", t.listen),
+            );
+        }
+        if t.certificates.is_empty() {
+            diags.error(
+                file,
+                "$.server.tls.certificates",
+                "at least one certificate is needed",
+            );
+        }
+        let client_auth = match (t.client_auth.as_deref(), &t.client_ca) {
+            (None, None) => crate::tls::ClientAuth::None,
+            (None | Some("required"), Some(_)) => crate::tls::ClientAuth::Required,
+            (Some("optional"), Some(_)) => crate::tls::ClientAuth::Optional,
+            (Some("required" | "optional"), None) => {
+                diags.error(file, "$.server.tls.client_auth", "needs client_ca");
+                crate::tls::ClientAuth::None
+            }
+            (Some(other), _) => {
+                diags.error(
+                    file,
+                    "$.server.tls.client_auth",
+                    format!("`{other}`: expected \"optional\" or \"required\""),
+                );
+                crate::tls::ClientAuth::None
+            }
+        };
+        Some(crate::tls::TlsSpec {
+            listen: listen?,
+            certificates: t
+                .certificates
+                .iter()
+                .map(|c| (resolve_path(base, &c.cert), resolve_path(base, &c.key)))
+                .collect(),
+            client_ca: t.client_ca.as_deref().map(|p| resolve_path(base, p)),
+            client_auth,
+        })
+    });
     let shards = match &raw.server.shards {
         None => Shards::Auto,
         Some(RawShards::Word(w)) if w == "auto" => Shards::Auto,
@@ -532,6 +578,7 @@ pub fn read_config(
                 io_memory: (raw.server.io_memory_kib as usize) * 1024,
                 shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
                 metrics: raw.server.metrics,
+                tls,
             },
             upstream,
             upstream_hosts,
@@ -542,6 +589,11 @@ pub fn read_config(
             limits: throttling,
             ws_apis,
             ws_limits,
+            upstream_ca: raw
+                .upstream
+                .ca_file
+                .as_deref()
+                .map(|p| resolve_path(base, p)),
         },
         apis,
     })
@@ -671,6 +723,40 @@ pub fn build(
         }
         drafts.push(draft);
     }
+    let tls_server =
+        settings.server.tls.as_ref().and_then(|spec| {
+            match crate::tls::server_config(spec, &registry.tls) {
+                Ok(c) => Some(c),
+                Err(errors) => {
+                    for e in errors {
+                        let at = spec
+                            .certificates
+                            .iter()
+                            .enumerate()
+                            .find_map(|(i, (c, k))| {
+                                if *c == e.file {
+                                    Some(format!("$.server.tls.certificates[{i}].cert"))
+                                } else if *k == e.file {
+                                    Some(format!("$.server.tls.certificates[{i}].key"))
+                                } else {
+                                    None
+                                }
+                            })
+                            .or_else(|| {
+                                (spec.client_ca.as_ref() == Some(&e.file))
+                                    .then(|| "$.server.tls.client_ca".to_owned())
+                            })
+                            .unwrap_or_else(|| "$.server.tls".to_owned());
+                        diags.error(
+                            &settings.config_path,
+                            at,
+                            format!("{}: {}", e.file.display(), e.problem),
+                        );
+                    }
+                    None
+                }
+            }
+        });
     if !diags.errors.is_empty() {
         return Err(LoadError {
             errors: std::mem::take(&mut diags.errors),
@@ -689,6 +775,24 @@ pub fn build(
         &mut target_index,
         diags,
     );
+    let tls_client = if targets.iter().any(|t| t.tls.is_some()) {
+        match crate::tls::client_configs(settings.upstream_ca.as_deref()) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                diags.error(
+                    &settings.config_path,
+                    "$.upstream.ca_file",
+                    format!("{}: {}", e.file.display(), e.problem),
+                );
+                return Err(LoadError {
+                    errors: std::mem::take(&mut diags.errors),
+                    warnings: std::mem::take(&mut diags.warnings),
+                });
+            }
+        }
+    } else {
+        None
+    };
     let limits = &settings.limits;
     registry.set_max_concurrent(limits.max_concurrent);
     let now_secs = std::time::SystemTime::now()
@@ -780,7 +884,8 @@ pub fn build(
         std::mem::take(&mut diags.warnings),
     )
     .with_websockets(ws_apis, settings.ws_limits, settings.default_api.as_deref())
-    .with_log_sinks(registry.logs.clone()))
+    .with_log_sinks(registry.logs.clone())
+    .with_tls(tls_server, tls_client))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -862,10 +967,12 @@ pub(super) fn bind_uri(
     }
     // A stage variable may carry a scheme (`http://host:port`) and even a
     // path prefix; API Gateway users write both.
-    let (authority, extra_path) = normalise_authority(&authority)?;
+    let (authority, extra_path, scheme) = normalise_authority(&authority)?;
+    let https = scheme.unwrap_or(uri.https);
     let (host, port) = split_host_port(&authority)
         .ok_or_else(|| format!("`{authority}` is not a valid host[:port]"))?;
-    let port = port.unwrap_or(80);
+    let default_port = if https { 443 } else { 80 };
+    let port = port.unwrap_or(default_port);
     let host_lower = host.to_ascii_lowercase();
     let mapped = upstream_hosts
         .get(&format!("{host_lower}:{port}"))
@@ -875,16 +982,40 @@ pub(super) fn bind_uri(
         Some(to) => to.clone(),
         None => format!("{host}:{port}"),
     };
-    let target = match target_index.get(&resolve) {
+    let tls = if https {
+        let name = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = rustls_pki_types::ServerName::try_from(name.to_owned())
+            .map_err(|e| format!("`{host}` is not a TLS server name: {e}"))?;
+        let insecure = uri.insecure_skip_verification;
+        let pool_key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (name.to_ascii_lowercase(), insecure).hash(&mut h);
+            h.finish() | 1
+        };
+        Some(crate::snapshot::TargetTls {
+            server_name,
+            insecure,
+            pool_key,
+        })
+    } else {
+        None
+    };
+    let index_key = match &tls {
+        None => resolve.clone(),
+        Some(t) => format!("https://{resolve}#{:?}#{}", t.server_name, t.insecure),
+    };
+    let target = match target_index.get(&index_key) {
         Some(&id) => id,
         None => {
             let fixed = parse_socket_addr(&resolve);
             targets.push(Target {
                 resolve: resolve.clone(),
                 fixed,
+                tls,
             });
             let id = (targets.len() - 1) as TargetId;
-            target_index.insert(resolve, id);
+            target_index.insert(index_key, id);
             id
         }
     };
@@ -920,7 +1051,7 @@ pub(super) fn bind_uri(
         }
     }
     let query = fill(&uri.query)?;
-    let host_header = if port == 80 {
+    let host_header = if port == default_port {
         host.to_owned()
     } else {
         format!("{host}:{port}")
@@ -1282,19 +1413,24 @@ fn compile_credentials(
     out
 }
 
-/// Strips an `http://` a stage variable may carry and splits off a path.
-fn normalise_authority(a: &str) -> Result<(String, Option<String>), String> {
+/// The authority with the scheme a stage variable may carry
+/// (`Some(true)` for `https://`) and a path split off.
+type Authority = (String, Option<String>, Option<bool>);
+
+/// Strips an `http://` or `https://` a stage variable may carry and splits
+/// off a path.
+fn normalise_authority(a: &str) -> Result<Authority, String> {
     let lower = a.to_ascii_lowercase();
-    let rest = if lower.starts_with("http://") {
-        &a[7..]
+    let (rest, scheme) = if lower.starts_with("http://") {
+        (&a[7..], Some(false))
     } else if lower.starts_with("https://") {
-        return Err("https:// backends are not supported yet".to_owned());
+        (&a[8..], Some(true))
     } else {
-        a
+        (a, None)
     };
     match rest.find('/') {
-        Some(i) => Ok((rest[..i].to_owned(), Some(rest[i..].to_owned()))),
-        None => Ok((rest.to_owned(), None)),
+        Some(i) => Ok((rest[..i].to_owned(), Some(rest[i..].to_owned()), scheme)),
+        None => Ok((rest.to_owned(), None, scheme)),
     }
 }
 

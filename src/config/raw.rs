@@ -166,6 +166,27 @@ pub struct RawServer {
     /// Count requests for `/metrics` on the admin listener.
     #[serde(default = "default_true")]
     pub metrics: bool,
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub listen: String,
+    pub certificates: Vec<RawCertificate>,
+    #[serde(default)]
+    pub client_ca: Option<String>,
+    /// `optional` or `required` (the default when `client_ca` is set).
+    #[serde(default)]
+    pub client_auth: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub cert: String,
+    pub key: String,
 }
 
 fn default_shutdown_grace_ms() -> u64 {
@@ -222,6 +243,8 @@ pub struct RawUpstream {
     /// Responses up to this size are read whole and sent in one write;
     /// larger ones are streamed.
     pub buffer_response_bytes: u64,
+    /// CA bundle (PEM) for `https://` integrations instead of the system's.
+    pub ca_file: Option<String>,
 }
 
 impl Default for RawUpstream {
@@ -233,6 +256,7 @@ impl Default for RawUpstream {
             max_response_head_bytes: 64 * 1024,
             dns_refresh_seconds: 30,
             buffer_response_bytes: 256 * 1024,
+            ca_file: None,
         }
     }
 }

@@ -42,6 +42,8 @@ pub enum TplPart {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UriTemplate {
     pub https: bool,
+    /// `tlsConfig.insecureSkipVerification`: accept any certificate.
+    pub insecure_skip_verification: bool,
     pub authority: Vec<TplPart>,
     pub path: Vec<TplPart>,
     pub query: Vec<TplPart>,
@@ -482,11 +484,19 @@ fn compile_integration(
                 "missing: http and http_proxy integrations need the backend URL",
             ),
             Some(text) => match parse_uri_template(text) {
-                Ok(t) => {
-                    if t.https {
-                        let why = "https:// backends are not supported yet (TLS to backends); this method answers 500 (API_CONFIGURATION_ERROR)".to_owned();
-                        diags.warn(file, format!("{jp}.uri"), &why);
-                        kind = IntegrationKind::Unsupported(why);
+                Ok(mut t) => {
+                    let skip = obj
+                        .get("tlsConfig")
+                        .and_then(|c| c.get("insecureSkipVerification"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    if skip {
+                        t.insecure_skip_verification = true;
+                        diags.warn(
+                            file,
+                            format!("{jp}.tlsConfig.insecureSkipVerification"),
+                            "backend certificates are NOT verified for this integration: anyone between the gateway and the backend can read and change its traffic",
+                        );
                     }
                     uri = Some(t);
                 }
@@ -1071,6 +1081,7 @@ pub fn parse_uri_template(uri: &str) -> Result<UriTemplate, String> {
     }
     Ok(UriTemplate {
         https,
+        insecure_skip_verification: false,
         authority,
         path,
         query,

@@ -39,6 +39,8 @@ pub struct Registry {
     pub metrics: crate::metrics::Keys,
     /// Access-log destinations and the queue to their writer.
     pub logs: Arc<crate::access_log::Sinks>,
+    /// TLS session resumption state (survives reloads).
+    pub tls: crate::tls::Shared,
 }
 
 impl Registry {
@@ -50,6 +52,7 @@ impl Registry {
             quota_file: ControlMutex::new(None),
             metrics: crate::metrics::Keys::default(),
             logs: Arc::new(crate::access_log::Sinks::default()),
+            tls: crate::tls::Shared::default(),
         })
     }
 

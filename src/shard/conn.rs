@@ -15,6 +15,7 @@ use futures_lite::io::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use super::io::read_some;
+use super::stream::Stream;
 use super::upstream::{self, Buffered, UpstreamResponse};
 use super::Shard;
 use crate::error::{ErrorKind, GatewayError, Side};
@@ -33,13 +34,63 @@ use crate::integration::{
 use crate::router::Captures;
 use crate::snapshot::{Binding, IntegrationKind, Snapshot};
 
-pub(super) async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
+/// Socket options every client connection gets; returns the peer.
+fn prepare(shard: &Shard, stream: &TcpStream) -> SocketAddr {
     let peer = stream
         .peer_addr()
         .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
     let _ = stream.set_nodelay(true);
     let write_timeout = shard.snapshot().server.limits.write_timeout;
     let _ = stream.set_write_timeout(Some(write_timeout));
+    peer
+}
+
+pub(super) async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = prepare(&shard, &stream);
+    serve_stream(shard, Stream::Plain(stream), peer, None).await;
+}
+
+/// A connection to the TLS listener: the handshake (bounded by the
+/// header-read timeout), then the same serving as plain connections.
+pub(super) async fn serve_tls(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let peer = prepare(&shard, &stream);
+    let timeout = shard.snapshot().server.limits.header_read_timeout;
+    let accept = futures_rustls::TlsAcceptor::from(config).accept(stream);
+    let tls = match shard
+        .timers
+        .deadline(Instant::now() + timeout, accept)
+        .await
+    {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        None => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let client_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| crate::tls::ClientCert::from_der(c))
+        .map(Rc::new);
+    serve_stream(shard, Stream::Tls(Box::new(tls)), peer, client_cert).await;
+}
+
+async fn serve_stream(
+    shard: Rc<Shard>,
+    stream: Stream,
+    peer: SocketAddr,
+    client_cert: Option<Rc<crate::tls::ClientCert>>,
+) {
     let counted = shard.clone();
     let _open = Gauge::up(&counted.connections);
     let mut conn = Conn {
@@ -49,6 +100,7 @@ pub(super) async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
         inbuf: BytesMut::new(),
         out: Vec::new(),
         rec: Record::default(),
+        client_cert,
     };
     if let Some(upgrade) = conn.run().await {
         let Conn {
@@ -59,12 +111,24 @@ pub(super) async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
             ..
         } = conn;
         super::ws::serve(shard, stream, peer, inbuf, upgrade).await;
+    } else if conn.stream.is_tls() {
+        // close_notify, so the client can tell a complete response from a
+        // cut one (best effort, bounded).
+        let until = Instant::now() + std::time::Duration::from_millis(500);
+        let _ = conn
+            .shard
+            .timers
+            .deadline(
+                until,
+                futures_lite::io::AsyncWriteExt::close(&mut conn.stream),
+            )
+            .await;
     }
 }
 
 struct Conn {
     shard: Rc<Shard>,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     /// Bytes read and not yet consumed. Empty (and unallocated) while idle.
     inbuf: BytesMut,
@@ -72,6 +136,8 @@ struct Conn {
     out: Vec<u8>,
     /// What the current request came to, for metrics and the access log.
     rec: Record,
+    /// The client's certificate, on a mutual-TLS connection.
+    client_cert: Option<Rc<crate::tls::ClientCert>>,
 }
 
 /// Filled in as a request is served; read once it is answered.
@@ -185,6 +251,7 @@ impl Conn {
                 stage: None,
                 route: None,
                 body: &no_body,
+                client_cert: None,
             };
             write_gateway_response(
                 &mut self.out,
@@ -291,7 +358,11 @@ impl Conn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let r = self.stream.write_all(&self.out).await;
+        let mut r = self.stream.write_all(&self.out).await;
+        if r.is_ok() && self.stream.is_tls() {
+            // rustls may hold records back until flushed.
+            r = self.stream.flush().await;
+        }
         self.out.clear();
         r
     }
@@ -478,6 +549,7 @@ impl Conn {
     ) -> bool {
         let no_body = Bytes::new();
         let mut body_pending = head.info.body != BodyFraming::None;
+        let client_cert = self.client_cert.clone();
 
         // 2. API and stage: Host names the API; the first segment is the stage.
         let Ok(path) = std::str::from_utf8(head.path()) else {
@@ -511,6 +583,7 @@ impl Conn {
             stage,
             route,
             body: &no_body,
+            client_cert: client_cert.as_deref(),
         };
         let responses = stage.map_or(&snap.builtin_responses, |s| &s.responses);
         let (Some(api), Some(stage), Some(method_id)) = (api, stage, method_id) else {
@@ -918,6 +991,7 @@ impl Conn {
             .get(binding.target as usize)
             .ok_or_else(|| GatewayError::new(ErrorKind::BadIntegrationUri, "unknown backend"))?;
         let addrs = self.shard.addresses(target)?;
+        let tls = upstream::TlsTo::for_target(snap, target)?;
         let sent_body = transformed.as_ref().unwrap_or(info.body);
         let mut request = Vec::with_capacity(512 + sent_body.len());
         let method = build_upstream_request(
@@ -937,6 +1011,7 @@ impl Conn {
             &self.shard.timers,
             &settings,
             &addrs,
+            tls,
             &request,
             method.is_idempotent(),
             method == Method::Head,

@@ -10,6 +10,7 @@
 mod conn;
 pub use conn::connection_reply_parts;
 pub mod io;
+pub mod stream;
 pub mod upstream;
 pub mod ws;
 
@@ -165,6 +166,8 @@ impl Shard {
 /// A listening address, announced once every shard has bound it.
 pub struct Started {
     pub addr: SocketAddr,
+    /// The TLS listener's address, when there is one.
+    pub tls_addr: Option<SocketAddr>,
     pub shards: usize,
 }
 
@@ -193,6 +196,21 @@ pub fn run(
             source: std::io::Error::other("no local address"),
         })?;
 
+    let (tls_probe, tls_addr) = match &snapshot.server.tls {
+        Some(t) => {
+            let probe = bind_probe(t.listen)?;
+            let a = probe
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .ok_or_else(|| RuntimeError::Bind {
+                    addr: t.listen,
+                    source: std::io::Error::other("no local address"),
+                })?;
+            (Some(probe), Some(a))
+        }
+        None => (None, None),
+    };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let placement = if shards <= cpus {
         PoolPlacement::MaxSpread(shards, None)
@@ -203,17 +221,20 @@ pub fn run(
     let next_index = Arc::new(AtomicUsize::new(0));
     let io_memory = snapshot.server.io_memory;
     drop(snapshot);
-    let handles = LocalExecutorPoolBuilder::new(placement)
-        .name("tollgate-shard")
-        .io_memory(io_memory)
-        .on_all_shards(move || {
-            let publisher = publisher.clone();
-            let resolver = resolver.clone();
-            let bound_tx = bound_tx.clone();
-            let index = next_index.fetch_add(1, Ordering::Relaxed);
-            async move { shard_main(index, publisher, resolver, addr, bound_tx, grace).await }
-        })
-        .map_err(|e| RuntimeError::Executors(e.to_string()))?;
+    let handles =
+        LocalExecutorPoolBuilder::new(placement)
+            .name("tollgate-shard")
+            .io_memory(io_memory)
+            .on_all_shards(move || {
+                let publisher = publisher.clone();
+                let resolver = resolver.clone();
+                let bound_tx = bound_tx.clone();
+                let index = next_index.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    shard_main(index, publisher, resolver, addr, tls_addr, bound_tx, grace).await
+                }
+            })
+            .map_err(|e| RuntimeError::Executors(e.to_string()))?;
 
     for _ in 0..shards {
         match bound_rx.recv() {
@@ -232,7 +253,12 @@ pub fn run(
         }
     }
     drop(probe);
-    on_started(Started { addr, shards });
+    drop(tls_probe);
+    on_started(Started {
+        addr,
+        tls_addr,
+        shards,
+    });
 
     for (i, r) in handles.join_all().into_iter().enumerate() {
         if let Err(e) = r {
@@ -261,6 +287,7 @@ async fn shard_main(
     publisher: Arc<Publisher>,
     resolver: Arc<Resolver>,
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     bound: mpsc::Sender<Result<usize, String>>,
     grace: Duration,
 ) {
@@ -269,6 +296,14 @@ async fn shard_main(
         Ok(l) => l,
         Err(e) => {
             let _ = bound.send(Err(e.to_string()));
+            return;
+        }
+    };
+    let tls_listener = match tls_addr.map(TcpListener::bind) {
+        None => None,
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => {
+            let _ = bound.send(Err(format!("TLS listener: {e}")));
             return;
         }
     };
@@ -386,6 +421,32 @@ async fn shard_main(
     .detach();
 
     let permits = Rc::new(Semaphore::new(max_connections));
+    let tls_loop = tls_listener
+        .map(|l| glommio::spawn_local(accept_loop(shard.clone(), l, permits.clone(), true)));
+    accept_loop(shard.clone(), listener, permits.clone(), false).await;
+    if let Some(t) = tls_loop {
+        t.await;
+    }
+    // Draining: no new connections; wait for the open ones to finish their
+    // requests, up to the grace period.
+    let deadline = std::time::Instant::now() + grace;
+    while permits.available() < max_connections && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    shard.flush_logs();
+    let left = max_connections - permits.available();
+    if left > 0 {
+        tracing::warn!(
+            shard = id,
+            connections = left,
+            "grace period over; closing connections"
+        );
+    }
+}
+
+/// Accepts until the shard stops. Plain and TLS listeners share the
+/// shard's connection permits.
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, permits: Rc<Semaphore>, tls: bool) {
     loop {
         let stopped = async {
             let _ = shard.stop.acquire(1).await;
@@ -409,34 +470,32 @@ async fn shard_main(
             None => break,
             Some(Ok(stream)) => {
                 let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    conn::serve_connection(shard, stream).await;
-                    drop(permit);
-                })
-                .detach();
+                if tls {
+                    // The configuration of the snapshot in force: a reload
+                    // with new certificates applies to new handshakes.
+                    let Some(config) = shard.snapshot().tls_server.clone() else {
+                        drop(permit);
+                        continue;
+                    };
+                    glommio::spawn_local(async move {
+                        conn::serve_tls(shard, stream, config).await;
+                        drop(permit);
+                    })
+                    .detach();
+                } else {
+                    glommio::spawn_local(async move {
+                        conn::serve_connection(shard, stream).await;
+                        drop(permit);
+                    })
+                    .detach();
+                }
             }
             Some(Err(e)) => {
                 drop(permit);
-                tracing::warn!(shard = id, error = %e, "accept failed");
+                tracing::warn!(shard = shard.id, error = %e, "accept failed");
                 // EMFILE and friends: back off instead of spinning.
                 glommio::timer::sleep(Duration::from_millis(50)).await;
             }
         }
-    }
-    // Draining: no new connections; wait for the open ones to finish their
-    // requests, up to the grace period.
-    drop(listener);
-    let deadline = std::time::Instant::now() + grace;
-    while permits.available() < max_connections && std::time::Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(5)).await;
-    }
-    shard.flush_logs();
-    let left = max_connections - permits.available();
-    if left > 0 {
-        tracing::warn!(
-            shard = id,
-            connections = left,
-            "grace period over; closing connections"
-        );
     }
 }

@@ -18,28 +18,64 @@ use futures_lite::io::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use super::io::{read_some, Scratch, Timers};
+use super::stream::UpStream;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::response::{parse_upstream_head, ParsedResponse, ResponseFraming, UpstreamHead};
 use crate::snapshot::UpstreamSettings;
 
 struct Idle {
-    stream: TcpStream,
+    stream: UpStream,
     since: Instant,
+}
+
+/// A pooled connection is reusable for the same address and the same TLS
+/// identity (0: plain; else [`crate::snapshot::TargetTls::pool_key`]).
+type PoolKey = (SocketAddr, u64);
+
+/// TLS towards a backend: the client configuration and the name to send
+/// (SNI) and verify.
+#[derive(Clone, Copy)]
+pub struct TlsTo<'a> {
+    pub config: &'a std::sync::Arc<rustls::ClientConfig>,
+    pub target: &'a crate::snapshot::TargetTls,
+}
+
+impl<'a> TlsTo<'a> {
+    /// How to reach `target`: plain (`None`) or TLS with the snapshot's
+    /// client configuration.
+    pub fn for_target(
+        snap: &'a crate::snapshot::Snapshot,
+        target: &'a crate::snapshot::Target,
+    ) -> Result<Option<TlsTo<'a>>, GatewayError> {
+        let Some(t) = &target.tls else {
+            return Ok(None);
+        };
+        let Some(c) = &snap.tls_client else {
+            return Err(GatewayError::new(
+                ErrorKind::UpstreamTls,
+                "no TLS client configuration in this snapshot",
+            ));
+        };
+        Ok(Some(TlsTo {
+            config: if t.insecure { &c.insecure } else { &c.verified },
+            target: t,
+        }))
+    }
 }
 
 #[derive(Default)]
 pub struct Pool {
-    idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: RefCell<HashMap<PoolKey, Vec<Idle>>>,
     /// Connections opened and reuses, for tests and metrics.
     pub opened: std::cell::Cell<u64>,
     pub reused: std::cell::Cell<u64>,
 }
 
 impl Pool {
-    fn checkout(&self, addr: SocketAddr, max_idle_age: Duration) -> Option<TcpStream> {
+    fn checkout(&self, key: PoolKey, max_idle_age: Duration) -> Option<UpStream> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(&key)?;
         let now = Instant::now();
         while let Some(c) = list.pop() {
             if now.duration_since(c.since) < max_idle_age {
@@ -50,9 +86,9 @@ impl Pool {
         None
     }
 
-    fn checkin(&self, addr: SocketAddr, stream: TcpStream, settings: &UpstreamSettings) {
+    fn checkin(&self, key: PoolKey, stream: UpStream, settings: &UpstreamSettings) {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(addr).or_default();
+        let list = idle.entry(key).or_default();
         if list.len() < settings.max_idle_per_host {
             list.push(Idle {
                 stream,
@@ -80,8 +116,9 @@ impl Pool {
 pub struct UpstreamResponse {
     pub head: UpstreamHead,
     pub raw_head: Bytes,
-    stream: TcpStream,
+    stream: UpStream,
     addr: SocketAddr,
+    key: PoolKey,
     buf: BytesMut,
     remaining: u64,
     decoder: ChunkedDecoder,
@@ -114,11 +151,13 @@ pub async fn send(
     timers: &Timers,
     settings: &UpstreamSettings,
     addrs: &[SocketAddr],
+    tls: Option<TlsTo<'_>>,
     request: &[u8],
     idempotent: bool,
     head_request: bool,
     deadline: Instant,
 ) -> Result<Box<UpstreamResponse>, GatewayError> {
+    let tls_key = tls.map_or(0, |t| t.target.pool_key);
     let fut = async {
         let mut retried = false;
         loop {
@@ -126,9 +165,10 @@ pub async fn send(
             let pooled = if retried {
                 None
             } else {
-                addrs
-                    .iter()
-                    .find_map(|&a| pool.checkout(a, settings.idle_timeout).map(|s| (a, s)))
+                addrs.iter().find_map(|&a| {
+                    pool.checkout((a, tls_key), settings.idle_timeout)
+                        .map(|s| (a, s))
+                })
             };
             let reused = pooled.is_some();
             let (addr, stream) = match pooled {
@@ -137,14 +177,14 @@ pub async fn send(
                     p
                 }
                 None => {
-                    let c = connect_any(addrs, settings, deadline).await?;
+                    let c = connect_any(addrs, settings, tls, deadline).await?;
                     pool.opened.set(pool.opened.get() + 1);
                     c
                 }
             };
             match attempt(
                 stream,
-                addr,
+                (addr, tls_key),
                 scratch,
                 settings,
                 request,
@@ -177,8 +217,9 @@ pub async fn send(
 async fn connect_any(
     addrs: &[SocketAddr],
     settings: &UpstreamSettings,
+    tls: Option<TlsTo<'_>>,
     deadline: Instant,
-) -> Result<(SocketAddr, TcpStream), GatewayError> {
+) -> Result<(SocketAddr, UpStream), GatewayError> {
     let mut last = GatewayError::new(ErrorKind::UpstreamUnresolved, "no backend address");
     for &addr in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -186,7 +227,21 @@ async fn connect_any(
         match TcpStream::connect_timeout(addr, budget).await {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
-                return Ok((addr, s));
+                let Some(tls) = tls else {
+                    return Ok((addr, UpStream::Plain(s)));
+                };
+                // The handshake shares the integration deadline (the
+                // caller bounds the whole exchange by it).
+                let connector = futures_rustls::TlsConnector::from(tls.config.clone());
+                match connector.connect(tls.target.server_name.clone(), s).await {
+                    Ok(t) => return Ok((addr, UpStream::Tls(Box::new(t)))),
+                    Err(e) => {
+                        last = GatewayError::new(
+                            ErrorKind::UpstreamTls,
+                            format!("TLS with {addr} ({:?}): {e}", tls.target.server_name),
+                        );
+                    }
+                }
             }
             Err(e) => {
                 let msg = format!("connect to {addr}: {e}");
@@ -207,8 +262,8 @@ fn is_timeout(e: &glommio::GlommioError<()>) -> bool {
 }
 
 async fn attempt(
-    mut stream: TcpStream,
-    addr: SocketAddr,
+    mut stream: UpStream,
+    key: PoolKey,
     scratch: &Scratch,
     settings: &UpstreamSettings,
     request: &[u8],
@@ -223,7 +278,12 @@ async fn attempt(
             Attempt::Failed(e)
         }
     };
-    if let Err(e) = stream.write_all(request).await {
+    let addr = key.0;
+    let mut written = stream.write_all(request).await;
+    if written.is_ok() && stream.is_tls() {
+        written = stream.flush().await;
+    }
+    if let Err(e) = written {
         return failed(ErrorKind::UpstreamReset, format!("write to {addr}: {e}"));
     }
     let mut buf = BytesMut::new();
@@ -280,6 +340,7 @@ async fn attempt(
                         raw_head: raw,
                         stream,
                         addr,
+                        key,
                         buf,
                         remaining,
                         decoder: ChunkedDecoder::new(),
@@ -442,7 +503,7 @@ impl UpstreamResponse {
     /// Returns the connection to the pool if the exchange left it clean.
     pub fn release(self, pool: &Pool, settings: &UpstreamSettings) {
         if self.done && !self.spoiled && self.head.keep_alive && self.buf.is_empty() {
-            pool.checkin(self.addr, self.stream, settings);
+            pool.checkin(self.key, self.stream, settings);
         }
     }
 }

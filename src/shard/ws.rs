@@ -18,7 +18,6 @@ use bytes::{Bytes, BytesMut};
 use futures_lite::io::AsyncWriteExt;
 use futures_util::StreamExt;
 use glommio::channels::local_channel::{self, LocalSender};
-use glommio::net::TcpStream;
 
 use super::upstream::{self, Buffered};
 use super::Shard;
@@ -207,6 +206,7 @@ async fn run_integration(
                 .get(binding.target as usize)
                 .ok_or("unknown backend")?;
             let addrs = shard.addresses(target).map_err(|e| e.to_string())?;
+            let tls = upstream::TlsTo::for_target(snap, target).map_err(|e| e.to_string())?;
             let mut req = Vec::with_capacity(256 + body_bytes.len());
             req.extend_from_slice(b"POST ");
             let mut any = false;
@@ -247,6 +247,7 @@ async fn run_integration(
                 &shard.timers,
                 &settings,
                 &addrs,
+                tls,
                 &req,
                 false,
                 false,
@@ -291,7 +292,7 @@ async fn run_integration(
 /// connection task. Consumes the client connection.
 pub async fn serve(
     shard: Rc<Shard>,
-    mut stream: TcpStream,
+    mut stream: super::stream::Stream,
     peer: SocketAddr,
     leftover: BytesMut,
     up: Upgrade,
@@ -352,7 +353,7 @@ pub async fn serve(
     write_header(&mut head, b"Sec-WebSocket-Accept", accept.as_bytes());
     write_header(&mut head, b"x-amzn-ConnectionId", connection_id.as_bytes());
     head.extend_from_slice(b"\r\n");
-    if stream.write_all(&head).await.is_err() {
+    if stream.write_all(&head).await.is_err() || stream.flush().await.is_err() {
         return;
     }
 
@@ -511,7 +512,7 @@ fn close_message(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-async fn refuse(stream: &mut TcpStream, status: u16, why: &str) -> std::io::Result<()> {
+async fn refuse(stream: &mut super::stream::Stream, status: u16, why: &str) -> std::io::Result<()> {
     let body = serde_json::json!({ "message": why }).to_string();
     let mut out = Vec::with_capacity(256);
     write_status_line(&mut out, status);
@@ -523,7 +524,8 @@ async fn refuse(stream: &mut TcpStream, status: u16, why: &str) -> std::io::Resu
     write_content_length(&mut out, body.len() as u64);
     out.extend_from_slice(b"Connection: close\r\n\r\n");
     out.extend_from_slice(body.as_bytes());
-    stream.write_all(&out).await
+    stream.write_all(&out).await?;
+    stream.flush().await
 }
 
 /// An `@connections` operation on a connection this shard owns.

@@ -23,6 +23,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     /// The admin listener, when the config has `[admin]`.
     pub admin: Option<SocketAddr>,
+    /// The TLS listener, when the config has `[server.tls]`.
+    pub tls: Option<SocketAddr>,
     child: Child,
     pub dir: tempfile::TempDir,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -310,9 +312,18 @@ pub fn start_with_config(dir: tempfile::TempDir, config: &Path, extra_args: &[&s
         .and_then(|l| l.split("addr=").nth(1))
         .and_then(|a| a.split_whitespace().next())
         .and_then(|a| a.parse().ok());
+    let tls = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("tollgate TLS listening"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .and_then(|a| a.parse().ok());
     Gateway {
         addr,
         admin,
+        tls,
         child,
         dir,
         log,
