@@ -24,8 +24,8 @@ use crate::http::response::{
 use crate::ids;
 use crate::router::Captures;
 use crate::snapshot::{
-    Api, Integration, IntegrationResponse, ParamSource, ParamTarget, Passthrough, Resource,
-    ResponseParamSource, Stage, UpstreamBinding, UriPart,
+    Api, ContentHandling, Integration, IntegrationResponse, ParamSource, ParamTarget, Passthrough,
+    Resource, ResponseParamSource, Stage, UpstreamBinding, UriPart,
 };
 use crate::template::{self, ContextVar, Values};
 use crate::vtl;
@@ -275,6 +275,74 @@ pub fn request_template<'i>(
         Passthrough::WhenNoMatch => Ok(None),
         Passthrough::WhenNoTemplates if templates.is_empty() => Ok(None),
         Passthrough::WhenNoTemplates | Passthrough::Never => Err(unsupported()),
+    }
+}
+
+/// A body conversion `contentHandling` (or the API's binary media types)
+/// calls for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conversion {
+    None,
+    /// Binary → base64 text.
+    Encode,
+    /// Base64 text → binary.
+    Decode,
+}
+
+/// Integration request: `binary` when the request's content type is one
+/// of the API's binary media types.
+pub fn request_conversion(binary: bool, ch: Option<ContentHandling>) -> Conversion {
+    match (binary, ch) {
+        (true, Some(ContentHandling::ConvertToText)) => Conversion::Encode,
+        (false, Some(ContentHandling::ConvertToBinary)) => Conversion::Decode,
+        _ => Conversion::None,
+    }
+}
+
+/// Integration response: `binary` for the backend's content type,
+/// `accept_binary` for the client's first `Accept` type. Without
+/// `contentHandling` the body follows what the client accepts, as API
+/// Gateway does.
+pub fn response_conversion(
+    binary: bool,
+    accept_binary: bool,
+    ch: Option<ContentHandling>,
+) -> Conversion {
+    match ch {
+        Some(ContentHandling::ConvertToText) if binary => Conversion::Encode,
+        Some(ContentHandling::ConvertToBinary) if !binary => Conversion::Decode,
+        Some(_) => Conversion::None,
+        None => match (binary, accept_binary) {
+            (false, true) => Conversion::Decode,
+            (true, false) => Conversion::Encode,
+            _ => Conversion::None,
+        },
+    }
+}
+
+/// Applies `c` to `body`. A body that is not base64 fails with 500
+/// API_CONFIGURATION_ERROR, as API Gateway does.
+pub fn convert(body: &[u8], c: Conversion) -> Result<Option<Bytes>, GatewayError> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match c {
+        Conversion::None => Ok(None),
+        Conversion::Encode => Ok(Some(Bytes::from(b64.encode(body)))),
+        Conversion::Decode => {
+            let text: Vec<u8> = body
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            b64.decode(&text)
+                .map(|d| Some(Bytes::from(d)))
+                .map_err(|e| {
+                    GatewayError::new(
+                        ErrorKind::TemplateFailed,
+                        format!("CONVERT_TO_BINARY: the body is not base64: {e}"),
+                    )
+                })
+        }
     }
 }
 

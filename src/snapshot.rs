@@ -313,6 +313,39 @@ pub struct Api {
     pub stages: Vec<Stage>,
     pub stage_index: HashMap<String, usize>,
     pub gateway_responses: GatewayResponses,
+    /// `x-amazon-apigateway-binary-media-types`.
+    pub binary_media_types: BinaryMediaTypes,
+}
+
+/// `contentHandling` of an integration request or response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentHandling {
+    ConvertToText,
+    ConvertToBinary,
+}
+
+/// The media types an API treats as binary (lowercase; `image/*` and
+/// `*/*` wildcards).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BinaryMediaTypes(pub Vec<String>);
+
+impl BinaryMediaTypes {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Is `media_type` (lowercase, no parameters) binary for this API?
+    pub fn matches(&self, media_type: &str) -> bool {
+        self.0.iter().any(|t| {
+            t == "*/*"
+                || t == media_type
+                || t.strip_suffix("/*").is_some_and(|major| {
+                    media_type
+                        .strip_prefix(major)
+                        .is_some_and(|rest| rest.starts_with('/'))
+                })
+        })
+    }
 }
 
 impl Api {
@@ -411,6 +444,8 @@ pub struct Integration {
     pub responses: Vec<IntegrationResponse>,
     /// `cacheKeyParameters`: request parameters that are part of the cache key.
     pub cache_key_params: Vec<crate::cache::KeyParam>,
+    /// `contentHandling` of the integration request.
+    pub content_handling: Option<ContentHandling>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -443,6 +478,7 @@ pub struct IntegrationResponse {
     pub headers: Vec<(String, ResponseParamSource)>,
     /// Content type → template, in document order.
     pub templates: Vec<(String, Arc<crate::vtl::Template>)>,
+    pub content_handling: Option<ContentHandling>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

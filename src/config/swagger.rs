@@ -105,6 +105,7 @@ pub fn compile_api(
         .to_owned();
 
     let gateway_responses = compile_gateway_responses(file, root, diags);
+    let binary_media_types = compile_binary_media_types(file, root, diags);
     let api_key_schemes = api_key_schemes(root);
     check_refs(file, doc, doc, "$", diags);
     let shared_params = root.get("parameters").and_then(Value::as_object);
@@ -233,6 +234,7 @@ pub fn compile_api(
             stages: Vec::new(),
             stage_index: HashMap::new(),
             gateway_responses,
+            binary_media_types,
         },
         uris,
     })
@@ -651,9 +653,70 @@ fn compile_integration(
             timeout: Duration::from_millis(timeout_ms),
             responses,
             cache_key_params,
+            content_handling: content_handling(file, jp, obj, diags),
         },
         uri,
     ))
+}
+
+/// `contentHandling`: CONVERT_TO_TEXT, CONVERT_TO_BINARY or absent.
+fn content_handling(
+    file: &Path,
+    jp: &str,
+    obj: &serde_json::Map<String, Value>,
+    diags: &mut Diagnostics,
+) -> Option<crate::snapshot::ContentHandling> {
+    match obj.get("contentHandling")? {
+        Value::String(s) if s == "CONVERT_TO_TEXT" => {
+            Some(crate::snapshot::ContentHandling::ConvertToText)
+        }
+        Value::String(s) if s == "CONVERT_TO_BINARY" => {
+            Some(crate::snapshot::ContentHandling::ConvertToBinary)
+        }
+        Value::Null => None,
+        other => {
+            diags.error(
+                file,
+                format!("{jp}.contentHandling"),
+                format!("`{other}`: expected CONVERT_TO_TEXT or CONVERT_TO_BINARY"),
+            );
+            None
+        }
+    }
+}
+
+/// `x-amazon-apigateway-binary-media-types`: a list of media types.
+fn compile_binary_media_types(
+    file: &Path,
+    root: &serde_json::Map<String, Value>,
+    diags: &mut Diagnostics,
+) -> crate::snapshot::BinaryMediaTypes {
+    let key = "x-amazon-apigateway-binary-media-types";
+    let mut out = Vec::new();
+    match root.get(key) {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                match v.as_str() {
+                    // API Gateway's API escapes `/` as `~1`; exports may carry it.
+                    Some(t)
+                        if t.replace("~1", "/")
+                            .split_once('/')
+                            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty()) =>
+                    {
+                        out.push(t.replace("~1", "/").trim().to_ascii_lowercase())
+                    }
+                    _ => diags.error(
+                        file,
+                        format!("$.{key}[{i}]"),
+                        "a binary media type is `type/subtype`, `type/*` or `*/*`",
+                    ),
+                }
+            }
+        }
+        Some(_) => diags.error(file, format!("$.{key}"), "must be a list of media types"),
+    }
+    crate::snapshot::BinaryMediaTypes(out)
 }
 
 fn p_name_empty(p: &crate::cache::KeyParam) -> bool {
@@ -782,6 +845,7 @@ fn compile_integration_response(
         status,
         headers,
         templates,
+        content_handling: content_handling(file, rp, obj, diags),
     })
 }
 

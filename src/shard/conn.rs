@@ -29,7 +29,8 @@ use crate::ids;
 use crate::integration::{
     self, build_upstream_request, eval_response_source, mock_status, render_template,
     select_response, select_template, write_common_headers, write_full_response,
-    write_gateway_response, write_protocol_error, RequestInfo, RouteMatch, TemplateData,
+    write_gateway_response, write_protocol_error, Conversion, RequestInfo, RouteMatch,
+    TemplateData,
 };
 use crate::router::Captures;
 use crate::snapshot::{Binding, IntegrationKind, Snapshot};
@@ -974,16 +975,38 @@ impl Conn {
         let data = has_templates.then(|| TemplateData::new(info));
         let mut request_overrides = crate::vtl::Overrides::default();
         let mut transformed: Option<Bytes> = None;
+        let binary_types = info.api.map(|a| &a.binary_media_types);
+        let is_binary = |ct: Option<&[u8]>| {
+            binary_types.is_some_and(|b| !b.is_empty() && b.matches(&integration::media_type(ct)))
+        };
         if !proxy {
+            // Binary bodies (the API's binary media types) pass through
+            // untouched unless CONVERT_TO_TEXT makes them base64 text;
+            // CONVERT_TO_BINARY decodes a text body (after its template).
+            let binary_in = is_binary(info.head.header("content-type"));
+            let conversion =
+                integration::request_conversion(binary_in, integration.content_handling);
+            let text_body = match conversion {
+                Conversion::Encode => integration::convert(info.body, conversion)?,
+                _ => None,
+            };
             // Passthrough rules (415), then the request template.
             if let Some(t) =
                 integration::request_template(integration, info.head.header("content-type"))?
             {
-                if let Some(data) = &data {
-                    let r = render_template(t, &data.input(info.body, info))?;
+                if let (Some(data), false) = (&data, binary_in && text_body.is_none()) {
+                    let input = text_body.as_ref().unwrap_or(info.body);
+                    let r = render_template(t, &data.input(input, info))?;
                     request_overrides = r.overrides;
                     transformed = Some(Bytes::from(r.body));
                 }
+            }
+            if transformed.is_none() {
+                transformed = text_body;
+            }
+            if conversion == Conversion::Decode {
+                let text = transformed.as_ref().unwrap_or(info.body);
+                transformed = integration::convert(text, conversion)?;
             }
         }
         let target = snap
@@ -1030,11 +1053,27 @@ impl Conn {
         } else {
             Some(select_response(integration, resp.head.status)?)
         };
-        // A response template needs the whole body (up to the body limit).
-        let template = selected.and_then(|s| {
+        // Content handling: from the backend's content type and the
+        // client's first Accept type.
+        let conversion = match selected {
+            Some(s) if !proxy => integration::response_conversion(
+                is_binary(resp.header("content-type")),
+                is_binary(info.head.header("accept")),
+                s.content_handling,
+            ),
+            _ => Conversion::None,
+        };
+        let binary_out = match conversion {
+            Conversion::Decode => true,
+            Conversion::Encode => false,
+            Conversion::None => !proxy && is_binary(resp.header("content-type")),
+        };
+        // A response template needs the whole body (up to the body limit);
+        // a binary result never goes through one.
+        let template = selected.filter(|_| !binary_out).and_then(|s| {
             select_template(&s.templates, info.head.header("accept")).filter(|(_, t)| !t.is_empty())
         });
-        let buffer_limit = if template.is_some() {
+        let buffer_limit = if template.is_some() || conversion != Conversion::None {
             snap.server.limits.max_body_bytes as usize
         } else {
             settings.buffer_response_bytes
@@ -1047,11 +1086,18 @@ impl Conn {
                 deadline,
             )
             .await?;
-        if template.is_some() && matches!(buffered, Buffered::Partial(_)) {
+        if (template.is_some() || conversion != Conversion::None)
+            && matches!(buffered, Buffered::Partial(_))
+        {
             return Err(GatewayError::new(
                 ErrorKind::TemplateFailed,
-                "integration response larger than the body limit for a mapping template",
+                "integration response larger than the body limit for a mapping template or content conversion",
             ));
+        }
+        if let Buffered::Complete(body) = &buffered {
+            if let Some(converted) = integration::convert(body, conversion)? {
+                buffered = Buffered::Complete(converted);
+            }
         }
         if proxy {
             status = resp.head.status;
