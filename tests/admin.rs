@@ -574,3 +574,94 @@ fn acknowledged_changes_survive_kill_9() {
         }
     }
 }
+
+/// PATCH of a stage's cache and method throttling (API Gateway's paths),
+/// served at once and kept across a restart.
+#[test]
+fn stage_cache_and_throttling_settings() {
+    let backend = support::Backend::start(support::Mode::Echo);
+    let gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let doc = swagger(&format!(
+        r#"{{"/items": {{"get": {}}}, "/other": {{"get": {}}}}}"#,
+        support::gateway::proxy_method(&format!("http://{}/items", backend.addr), ""),
+        mock_method(200, "other"),
+    ));
+    let id = import(admin, &doc);
+    assert_eq!(deploy(admin, &id, "prod", "{}").status, 201);
+    let patch = |ops: &str| {
+        call(
+            admin,
+            "PATCH",
+            &format!("/restapis/{id}/stages/prod"),
+            format!(r#"{{"patchOperations": {ops}}}"#).as_bytes(),
+        )
+    };
+    // Cache on for every method, 60 s.
+    let r = patch(
+        r#"[{"op": "replace", "path": "/cacheClusterEnabled", "value": "true"},
+            {"op": "replace", "path": "/cacheClusterSize", "value": "1.6"},
+            {"op": "replace", "path": "/*/*/caching/enabled", "value": "true"},
+            {"op": "replace", "path": "/*/*/caching/ttlInSeconds", "value": "60"}]"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["cacheClusterEnabled"], true);
+    assert_eq!(v["cacheClusterSize"], "1.6");
+    assert_eq!(v["methodSettings"]["*/*"]["cachingEnabled"], true);
+    assert_eq!(v["methodSettings"]["*/*"]["cacheTtlInSeconds"], 60);
+    for _ in 0..8 {
+        assert_eq!(invoke(&gw, &id, "/prod/items").status, 200);
+    }
+    // Each of the two shards fills its own partition once.
+    assert!(
+        backend.request_count() <= 2,
+        "served from the cache: {} backend calls",
+        backend.request_count()
+    );
+
+    // A throttle on GET /other only.
+    let r = patch(
+        r#"[{"op": "replace", "path": "/~1other/GET/throttling/rateLimit", "value": "1"},
+            {"op": "replace", "path": "/~1other/GET/throttling/burstLimit", "value": "1"}]"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["methodSettings"]["~1other/GET"]["throttlingRateLimit"],
+        1.0
+    );
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| invoke(&gw, &id, "/prod/other").status)
+        .collect();
+    assert_eq!(statuses[0], 200);
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // /items is not throttled by it.
+    for _ in 0..4 {
+        assert_eq!(invoke(&gw, &id, "/prod/items").status, 200);
+    }
+
+    // Invalid values change nothing.
+    for bad in [
+        r#"[{"op": "replace", "path": "/cacheClusterSize", "value": "3"}]"#,
+        r#"[{"op": "replace", "path": "/*/*/caching/ttlInSeconds", "value": "4000"}]"#,
+        r#"[{"op": "replace", "path": "/~1other/GET/throttling/rateLimit", "value": "fast"}]"#,
+        r#"[{"op": "replace", "path": "/other/GET/throttling/rateLimit", "value": "1"}]"#,
+    ] {
+        assert_eq!(patch(bad).status, 400, "{bad}");
+    }
+    let r = call(admin, "GET", &format!("/restapis/{id}/stages/prod"), b"");
+    assert_eq!(r.json()["cacheClusterSize"], "1.6");
+
+    // Kept across a restart.
+    let gw = gw.kill9_and_restart();
+    let admin = gw.admin.expect("admin listener");
+    let r = call(admin, "GET", &format!("/restapis/{id}/stages/prod"), b"");
+    assert_eq!(
+        r.json()["methodSettings"]["~1other/GET"]["throttlingBurstLimit"],
+        1
+    );
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| invoke(&gw, &id, "/prod/other").status)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+}

@@ -181,9 +181,25 @@ fn stage_json(s: &StageRecord) -> Value {
     let mut v = json!({
         "deploymentId": s.deployment_id,
         "stageName": s.stage_name,
-        "cacheClusterEnabled": false,
-        "cacheClusterStatus": "NOT_AVAILABLE",
-        "methodSettings": {},
+        "cacheClusterEnabled": s.cache_cluster_enabled,
+        "cacheClusterSize": s.cache_cluster_size,
+        "cacheClusterStatus": if s.cache_cluster_enabled { "AVAILABLE" } else { "NOT_AVAILABLE" },
+        "methodSettings": s.method_settings.iter().map(|(k, m)| {
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            // API Gateway reports the defaults too.
+            if let Some(o) = v.as_object_mut() {
+                o.entry("cachingEnabled").or_insert(json!(false));
+                o.entry("cacheTtlInSeconds").or_insert(json!(300));
+                o.entry("requireAuthorizationForCacheControl").or_insert(json!(true));
+                o.entry("unauthorizedCacheControlHeaderStrategy").or_insert(json!("FAIL_WITH_403"));
+                o.entry("metricsEnabled").or_insert(json!(false));
+                o.entry("dataTraceEnabled").or_insert(json!(false));
+                o.entry("cacheDataEncrypted").or_insert(json!(false));
+                o.entry("throttlingBurstLimit").or_insert(json!(5000));
+                o.entry("throttlingRateLimit").or_insert(json!(10000.0));
+            }
+            (k.clone(), v)
+        }).collect::<serde_json::Map<String, Value>>(),
         "tracingEnabled": false,
         "createdDate": s.created_date,
         "lastUpdatedDate": s.last_updated_date,
@@ -546,6 +562,10 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
         .or_default()
         .insert(dep_id.clone(), dep.clone());
     let mut stage_rec = None;
+    let cache = match cache_fields(&req) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     if let Some(name) = stage_name {
         let stages = next.stages.entry(id.to_owned()).or_default();
         let rec = match stages.get(name) {
@@ -567,6 +587,9 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
                 variables,
                 created_date: t,
                 last_updated_date: t,
+                cache_cluster_enabled: cache.0,
+                cache_cluster_size: cache.1.clone(),
+                method_settings: Default::default(),
             },
         };
         stages.insert(name.to_owned(), rec.clone());
@@ -627,6 +650,10 @@ fn create_stage(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) ->
             "Invalid deployment identifier specified",
         );
     }
+    let cache = match cache_fields(&req) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let variables = match parse_variables(req.get("variables")) {
         Ok(v) => v,
         Err(r) => return r,
@@ -643,8 +670,143 @@ fn create_stage(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) ->
         variables,
         created_date: t,
         last_updated_date: t,
+        cache_cluster_enabled: cache.0,
+        cache_cluster_size: cache.1,
+        method_settings: Default::default(),
     };
     save_stage(admin, state, rec, 201)
+}
+
+/// `cacheClusterEnabled` and `cacheClusterSize` of a create call.
+fn cache_fields(req: &Value) -> Result<(bool, String), Reply> {
+    let enabled = req
+        .get("cacheClusterEnabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let size = match req.get("cacheClusterSize").and_then(Value::as_str) {
+        None => super::state::default_cache_size(),
+        Some(s) if super::state::CACHE_SIZES.contains(&s) => s.to_owned(),
+        Some(s) => return Err(bad_cache_size(s)),
+    };
+    Ok((enabled, size))
+}
+
+fn bad_cache_size(s: &str) -> Reply {
+    Reply::error(
+        400,
+        "BadRequestException",
+        format!(
+            "Invalid cache cluster size {s}: must be one of {}",
+            super::state::CACHE_SIZES.join(", ")
+        ),
+    )
+}
+
+/// A `methodSettings` patch: `/{key}/{group}/{field}` where the key is
+/// `*/*` or `{resource path, / as ~1}/{METHOD}`.
+fn patch_method_setting<'a>(
+    rec: &mut StageRecord,
+    kind: &str,
+    path: &str,
+    value: Option<&'a str>,
+) -> Result<(), Reply> {
+    let bad = |why: String| Reply::error(400, "BadRequestException", why);
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if kind == "remove" && parts.len() == 2 {
+        rec.method_settings
+            .remove(&format!("{}/{}", parts[0], parts[1]));
+        return Ok(());
+    }
+    let [res, method, group, field] = parts[..] else {
+        return Err(bad(format!("Invalid method setting path {path}")));
+    };
+    let valid_method = method == "*"
+        || matches!(
+            method,
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "ANY"
+        );
+    if !(res == "*" || res.starts_with("~1")) || !valid_method || (res == "*") != (method == "*") {
+        return Err(bad(format!(
+            "Invalid method setting key {res}/{method}: use */* or ~1path/METHOD"
+        )));
+    }
+    let key = format!("{res}/{method}");
+    let entry = rec.method_settings.entry(key).or_default();
+    let need = |v: Option<&'a str>| -> Result<&'a str, Reply> {
+        v.ok_or_else(|| bad(format!("Invalid patch: {path} needs a value")))
+    };
+    let remove = kind == "remove";
+    match (group, field) {
+        ("throttling", "rateLimit") => {
+            entry.throttling_rate_limit = if remove {
+                None
+            } else {
+                let v: f64 = need(value)?
+                    .parse()
+                    .map_err(|_| bad(format!("Invalid rate limit for {path}")))?;
+                if !(v >= 0.0 && v.is_finite()) {
+                    return Err(bad(format!("Invalid rate limit for {path}")));
+                }
+                Some(v)
+            }
+        }
+        ("throttling", "burstLimit") => {
+            entry.throttling_burst_limit = if remove {
+                None
+            } else {
+                Some(
+                    need(value)?
+                        .parse()
+                        .map_err(|_| bad(format!("Invalid burst limit for {path}")))?,
+                )
+            }
+        }
+        ("caching", "enabled") => {
+            entry.caching_enabled = if remove {
+                None
+            } else {
+                Some(need(value)? == "true")
+            }
+        }
+        ("caching", "ttlInSeconds") => {
+            entry.cache_ttl_in_seconds = if remove {
+                None
+            } else {
+                let t: u64 = need(value)?
+                    .parse()
+                    .map_err(|_| bad(format!("Invalid TTL for {path}")))?;
+                if t > 3600 {
+                    return Err(bad("Cache ttl must be between 0 and 3600".into()));
+                }
+                Some(t)
+            }
+        }
+        ("caching", "requireAuthorizationForCacheControl") => {
+            entry.require_authorization_for_cache_control = if remove {
+                None
+            } else {
+                Some(need(value)? == "true")
+            }
+        }
+        ("caching", "unauthorizedCacheControlHeaderStrategy") => {
+            entry.unauthorized_cache_control_header_strategy = if remove {
+                None
+            } else {
+                let v = need(value)?;
+                if crate::cache::UnauthorizedStrategy::parse(v).is_none() {
+                    return Err(bad(format!("Invalid strategy {v}")));
+                }
+                Some(v.to_owned())
+            }
+        }
+        // Accepted and kept for API Gateway compatibility; no effect here.
+        ("metrics", "enabled")
+        | ("logging", "loglevel")
+        | ("logging", "dataTrace")
+        | ("caching", "dataEncrypted") => {}
+        _ => return Err(bad(format!("Invalid method setting path {path}"))),
+    }
+    Ok(())
 }
 
 fn save_stage(admin: &Admin, state: &mut AdminState, rec: StageRecord, status: u16) -> Reply {
@@ -712,11 +874,25 @@ fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body
                 rec.deployment_id = dep.to_owned();
             }
             ("replace", "/description") => rec.description = value.map(str::to_owned),
+            ("replace", "/cacheClusterEnabled") => rec.cache_cluster_enabled = value == Some("true"),
+            ("replace", "/cacheClusterSize") => match value {
+                Some(v) if super::state::CACHE_SIZES.contains(&v) => {
+                    rec.cache_cluster_size = v.to_owned()
+                }
+                other => return bad_cache_size(other.unwrap_or("")),
+            },
+            ("replace" | "add" | "remove", p)
+                if p.starts_with("/*/") || p.starts_with("/~1") =>
+            {
+                if let Err(r) = patch_method_setting(&mut rec, kind, p, value) {
+                    return r;
+                }
+            }
             _ => {
                 return Reply::error(
                     400,
                     "BadRequestException",
-                    format!("Invalid patch operation specified. Must be one of: [add, remove, replace] on /variables/*, /deploymentId, /description; got {kind} {path}"),
+                    format!("Invalid patch operation specified. Must be one of: [add, remove, replace] on /variables/*, /deploymentId, /description, /cacheClusterEnabled, /cacheClusterSize, /{{resource}}/{{method}}/throttling|caching/*; got {kind} {path}"),
                 )
             }
         }

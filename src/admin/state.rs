@@ -58,6 +58,126 @@ pub struct StageRecord {
     pub variables: BTreeMap<String, String>,
     pub created_date: u64,
     pub last_updated_date: u64,
+    #[serde(default)]
+    pub cache_cluster_enabled: bool,
+    /// GB, as API Gateway names cache sizes ("0.5" … "237").
+    #[serde(default = "default_cache_size")]
+    pub cache_cluster_size: String,
+    /// `*/*` or `{resource path with / as ~1}/{METHOD}` → settings.
+    #[serde(default)]
+    pub method_settings: BTreeMap<String, MethodSettingRecord>,
+}
+
+pub fn default_cache_size() -> String {
+    "0.5".to_owned()
+}
+
+/// API Gateway's cache sizes in GB.
+pub const CACHE_SIZES: [&str; 8] = ["0.5", "1.6", "6.1", "13.5", "28.4", "58.2", "118", "237"];
+
+/// One entry of a stage's `methodSettings` (API Gateway's names).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodSettingRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttling_rate_limit: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttling_burst_limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caching_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl_in_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_authorization_for_cache_control: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unauthorized_cache_control_header_strategy: Option<String>,
+}
+
+/// Method throttles, the stage cache and method cache settings, keyed as
+/// the compiler takes them (`*/*`, `/items/GET`).
+type StageLimits = (
+    Vec<(String, crate::limit::Rate)>,
+    Option<crate::config::CacheSettings>,
+    Vec<(String, crate::config::MethodCacheSettings)>,
+);
+
+impl StageRecord {
+    /// The stage's throttling and caching as the compiler takes them.
+    pub fn limits_and_cache(&self) -> StageLimits {
+        // `~1pets/GET` → `/pets/GET`; `*/*` stays.
+        let key = |k: &str| {
+            if k.starts_with('*') {
+                k.to_owned()
+            } else {
+                format!("/{}", k.replace("~1", "/").trim_start_matches('/'))
+            }
+        };
+        let ordered = self
+            .method_settings
+            .iter()
+            .filter(|(k, _)| k.as_str() == "*/*")
+            .chain(
+                self.method_settings
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "*/*"),
+            );
+        let mut throttles = Vec::new();
+        let mut caches = Vec::new();
+        for (k, m) in ordered {
+            if let (Some(rate), Some(burst)) = (m.throttling_rate_limit, m.throttling_burst_limit) {
+                if rate > 0.0 && burst > 0 {
+                    throttles.push((
+                        key(k),
+                        crate::limit::Rate {
+                            per_second: rate,
+                            burst,
+                        },
+                    ));
+                }
+            }
+            if m.caching_enabled.is_some() || m.cache_ttl_in_seconds.is_some() {
+                caches.push((
+                    key(k),
+                    crate::config::MethodCacheSettings {
+                        enabled: m.caching_enabled,
+                        ttl: m
+                            .cache_ttl_in_seconds
+                            .map(|t| std::time::Duration::from_secs(t.min(3600))),
+                    },
+                ));
+            }
+        }
+        let cache = self.cache_cluster_enabled.then(|| {
+            let all = self.method_settings.get("*/*");
+            let gb: f64 = self.cache_cluster_size.parse().unwrap_or(0.5);
+            // API Gateway caches only methods whose settings enable it.
+            if !caches.iter().any(|(k, _)| k == "*/*") {
+                caches.insert(
+                    0,
+                    (
+                        "*/*".to_owned(),
+                        crate::config::MethodCacheSettings {
+                            enabled: Some(false),
+                            ttl: None,
+                        },
+                    ),
+                );
+            }
+            crate::config::CacheSettings {
+                enabled: true,
+                ttl: std::time::Duration::from_secs(300),
+                capacity_bytes: (gb * 1024.0 * 1024.0 * 1024.0) as u64,
+                require_authorization: all
+                    .and_then(|m| m.require_authorization_for_cache_control)
+                    .unwrap_or(true),
+                unauthorized: all
+                    .and_then(|m| m.unauthorized_cache_control_header_strategy.as_deref())
+                    .and_then(crate::cache::UnauthorizedStrategy::parse)
+                    .unwrap_or(crate::cache::UnauthorizedStrategy::FailWith403),
+            }
+        });
+        (throttles, cache, caches)
+    }
 }
 
 /// Everything accepted, in memory.
@@ -92,16 +212,19 @@ impl AdminState {
                     doc: Arc::new(dep.definition.clone()),
                     stages: stages
                         .iter()
-                        .map(|s| StageSource {
-                            name: s.stage_name.clone(),
-                            variables: s.variables.clone(),
-                            throttle: None,
-                            method_throttles: Vec::new(),
-                            cache: None,
-                            method_caches: Vec::new(),
-                            access_log: None,
-                            file: store.stage_path(api_id, &s.stage_name),
-                            path: "$.variables".to_owned(),
+                        .map(|s| {
+                            let (method_throttles, cache, method_caches) = s.limits_and_cache();
+                            StageSource {
+                                name: s.stage_name.clone(),
+                                variables: s.variables.clone(),
+                                throttle: None,
+                                method_throttles,
+                                cache,
+                                method_caches,
+                                access_log: None,
+                                file: store.stage_path(api_id, &s.stage_name),
+                                path: "$.variables".to_owned(),
+                            }
                         })
                         .collect(),
                 });
@@ -341,6 +464,9 @@ mod tests {
                 variables: BTreeMap::new(),
                 created_date: 1,
                 last_updated_date: 1,
+                cache_cluster_enabled: false,
+                cache_cluster_size: default_cache_size(),
+                method_settings: BTreeMap::new(),
             })
             .unwrap();
         // A torn write from a crash.

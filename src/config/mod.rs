@@ -20,7 +20,8 @@ use crate::snapshot::Snapshot;
 
 pub use compile::{
     build, check_stage_variable, compile, read_config, valid_stage_name, AdminSettings, ApiSource,
-    ClusterSettings, KeySettings, LimitSettings, Loaded, PlanSettings, Settings, StageSource,
+    CacheSettings, ClusterSettings, KeySettings, LimitSettings, Loaded, MethodCacheSettings,
+    PlanSettings, Settings, StageSource,
 };
 
 /// One problem, located.
