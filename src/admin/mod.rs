@@ -17,7 +17,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 
@@ -197,6 +197,67 @@ pub fn start(settings: &AdminSettings, admin: Arc<Admin>) -> std::io::Result<Soc
     Ok(addr)
 }
 
+/// How long a client may wait before its next request, take to send a
+/// head once it started, and take to send a whole request.
+const IDLE: Duration = Duration::from_secs(60);
+const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Reads with deadlines that bytes do not renew (a client trickling its
+/// head one byte at a time is cut off, as on the data listener): the idle
+/// wait until the first byte, then [`HEAD_DEADLINE`] for the head and
+/// [`REQUEST_DEADLINE`] for the whole request.
+struct Deadlined<'a> {
+    stream: &'a TcpStream,
+    created: Instant,
+    started: Option<Instant>,
+    head_done: bool,
+    /// The last bytes seen, to find the end of the head across reads.
+    tail: Vec<u8>,
+}
+
+impl<'a> Deadlined<'a> {
+    fn new(stream: &'a TcpStream, started: bool) -> Deadlined<'a> {
+        let now = Instant::now();
+        Deadlined {
+            stream,
+            created: now,
+            started: started.then_some(now),
+            head_done: false,
+            tail: Vec::new(),
+        }
+    }
+}
+
+impl std::io::Read for Deadlined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let until = match self.started {
+            None => self.created + IDLE,
+            Some(t) if self.head_done => t + REQUEST_DEADLINE,
+            Some(t) => t + HEAD_DEADLINE,
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let n = (&*self.stream).read(buf)?;
+        if n > 0 {
+            self.started.get_or_insert_with(Instant::now);
+            if !self.head_done {
+                self.tail.extend_from_slice(&buf[..n]);
+                if self.tail.windows(4).any(|w| w == b"\r\n\r\n") {
+                    self.head_done = true;
+                    self.tail = Vec::new();
+                } else if self.tail.len() > 3 {
+                    self.tail.drain(..self.tail.len() - 3);
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 fn serve(admin: &Admin, mut stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
@@ -213,8 +274,9 @@ fn serve(admin: &Admin, mut stream: TcpStream) {
         };
         let request_id = crate::ids::new_request_id();
         let request_id = std::str::from_utf8(&request_id).unwrap_or("");
+        let mut timed = Deadlined::new(&stream, !buf.is_empty());
         let (head, body) = match read_request(
-            &mut stream,
+            &mut timed,
             &mut buf,
             &limits,
             MAX_DOCUMENT_BYTES,
