@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{self, ApiSource, Diagnostics, LoadError, Loaded};
+use crate::config::{self, ApiSource, Diagnostics, KeySettings, LoadError, Loaded, PlanSettings};
 use crate::limit::registry::Registry;
 use crate::publish::Publisher;
 use crate::resolve::Resolver;
@@ -39,16 +39,34 @@ pub struct Control {
 
 struct State {
     loaded: Loaded,
-    /// APIs from the admin API's state, served beside the config's.
-    extra: Vec<ApiSource>,
+    /// What the admin API's state serves beside the config's.
+    extra: Extra,
+}
+
+/// What the admin API has accepted, to serve beside the config file's:
+/// deployed APIs, usage plans and enabled API keys. Plans and keys carry
+/// the file of their record, where problems with them are reported.
+#[derive(Clone, Debug, Default)]
+pub struct Extra {
+    pub apis: Vec<ApiSource>,
+    pub plans: Vec<(PathBuf, PlanSettings)>,
+    /// A key's `name` is its record id: throttle buckets and quota counts
+    /// are kept per plan id + key id.
+    pub keys: Vec<(PathBuf, KeySettings)>,
+}
+
+impl Extra {
+    pub fn is_empty(&self) -> bool {
+        self.apis.is_empty() && self.plans.is_empty() && self.keys.is_empty()
+    }
 }
 
 impl Control {
-    /// `extra`: the admin-defined APIs the published snapshot was built with.
+    /// `extra`: what of the admin state the published snapshot was built with.
     pub fn new(
         config_path: &Path,
         loaded: Loaded,
-        extra: Vec<ApiSource>,
+        extra: Extra,
         publisher: Arc<Publisher>,
         resolver: Arc<Resolver>,
         registry: Arc<Registry>,
@@ -79,6 +97,28 @@ impl Control {
     /// Is `id` an API of the config file?
     pub fn has_config_api(&self, id: &str) -> bool {
         self.lock().loaded.apis.iter().any(|a| a.id == id)
+    }
+
+    /// Is `id` a usage plan of the config file?
+    pub fn has_config_plan(&self, id: &str) -> bool {
+        self.lock()
+            .loaded
+            .settings
+            .limits
+            .plans
+            .iter()
+            .any(|p| p.id == id)
+    }
+
+    /// Is `value` the value of an (enabled) API key of the config file?
+    pub fn has_config_key_value(&self, value: &str) -> bool {
+        self.lock()
+            .loaded
+            .settings
+            .limits
+            .keys
+            .iter()
+            .any(|k| k.value == value)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -169,9 +209,9 @@ impl Control {
         Ok(generation)
     }
 
-    /// Replaces the admin-defined APIs and publishes the result. On error
-    /// nothing changes.
-    pub fn set_extra(&self, extra: Vec<ApiSource>) -> Result<u64, LoadError> {
+    /// Replaces what the admin state serves and publishes the result. On
+    /// error nothing changes.
+    pub fn set_extra(&self, extra: Extra) -> Result<u64, LoadError> {
         let mut diags = Diagnostics::default();
         let mut state = self.lock();
         let snapshot = build_snapshot(&state.loaded, &extra, &self.registry, &mut diags);
@@ -184,7 +224,7 @@ impl Control {
     }
 
     /// Builds what `set_extra` would publish, without publishing it.
-    pub fn try_extra(&self, extra: &[ApiSource]) -> Result<Snapshot, LoadError> {
+    pub fn try_extra(&self, extra: &Extra) -> Result<Snapshot, LoadError> {
         let mut diags = Diagnostics::default();
         let state = self.lock();
         build_snapshot(&state.loaded, extra, &self.registry, &mut diags)
@@ -218,15 +258,17 @@ impl Control {
 }
 
 /// Config APIs first; an admin API with the id of a config API is not
-/// served (the config file wins) and is reported.
+/// served (the config file wins) and is reported. Likewise for usage plans
+/// (by id) and API keys (by value); an admin key keeps only its admin
+/// plans, never a config plan that shadowed one of them.
 pub fn build_snapshot(
     loaded: &Loaded,
-    extra: &[ApiSource],
+    extra: &Extra,
     registry: &Registry,
     diags: &mut Diagnostics,
 ) -> Result<Snapshot, LoadError> {
     let mut sources: Vec<ApiSource> = loaded.apis.clone();
-    for e in extra {
+    for e in &extra.apis {
         if loaded.apis.iter().any(|a| a.id == e.id) {
             diags.warn(
                 &e.file,
@@ -240,5 +282,47 @@ pub fn build_snapshot(
         }
         sources.push(e.clone());
     }
-    config::build(&loaded.settings, &sources, registry, diags)
+    if extra.plans.is_empty() && extra.keys.is_empty() {
+        return config::build(&loaded.settings, &sources, registry, diags);
+    }
+    let mut settings = loaded.settings.clone();
+    let limits = &mut settings.limits;
+    let config_plans = limits.plans.len();
+    let mut served_plans: Vec<&str> = Vec::new();
+    for (file, plan) in &extra.plans {
+        if limits.plans[..config_plans].iter().any(|p| p.id == plan.id) {
+            diags.warn(
+                file,
+                "$.id",
+                format!(
+                    "usage plan `{}` is also defined in the config file; the config file's plan is used",
+                    plan.id
+                ),
+            );
+            continue;
+        }
+        served_plans.push(&plan.id);
+        limits.plans.push(plan.clone());
+    }
+    let config_keys = limits.keys.len();
+    for (file, key) in &extra.keys {
+        if limits.keys[..config_keys]
+            .iter()
+            .any(|k| k.value == key.value)
+        {
+            diags.warn(
+                file,
+                "$.value",
+                format!(
+                    "API key `{}` has the value of a key of the config file; the config file's key is used",
+                    key.name
+                ),
+            );
+            continue;
+        }
+        let mut key = key.clone();
+        key.plans.retain(|p| served_plans.contains(&p.as_str()));
+        limits.keys.push(key);
+    }
+    config::build(&settings, &sources, registry, diags)
 }

@@ -232,9 +232,10 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         }
     }
     let grace = snap.server.shutdown_grace;
-    // APIs accepted by the admin API are served from the start.
+    // APIs, usage plans and API keys accepted by the admin API are served
+    // from the start.
     let mut admin_parts = None;
-    let mut extra = Vec::new();
+    let mut extra = tollgate::control::Extra::default();
     let mut snap = snap;
     if let Some(admin) = &loaded.settings.admin {
         let (store, state) = match tollgate::admin::Admin::open(admin) {
@@ -244,7 +245,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        extra = state.sources(&store);
+        extra = state.extra(&store);
         if !extra.is_empty() {
             let mut diags = tollgate::config::Diagnostics::default();
             snap = match tollgate::control::build_snapshot(&loaded, &extra, &registry, &mut diags) {

@@ -450,7 +450,7 @@ fn delete_api(admin: &Admin, state: &mut AdminState, id: &str) -> Reply {
 fn check_publishable(admin: &Admin, next: &AdminState) -> Result<(), Reply> {
     admin
         .control
-        .try_extra(&next.sources(&admin.store))
+        .try_extra(&next.extra(&admin.store))
         .map(|_| ())
         .map_err(|e| {
             let lines: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
@@ -461,7 +461,7 @@ fn check_publishable(admin: &Admin, next: &AdminState) -> Result<(), Reply> {
 fn publish(admin: &Admin, next: &AdminState) -> Result<(), Reply> {
     admin
         .control
-        .set_extra(next.sources(&admin.store))
+        .set_extra(next.extra(&admin.store))
         .map(|_| ())
         .map_err(|e| {
             let lines: Vec<String> = e.errors.iter().map(ToString::to_string).collect();

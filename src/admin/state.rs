@@ -1,13 +1,17 @@
 //! What the admin API has accepted: REST APIs (their current definition),
 //! deployments (immutable copies of a definition) and stages (a deployment
-//! plus variables), and the state directory that keeps them.
+//! plus variables), API keys and usage plans (with the keys they hold), and
+//! the state directory that keeps them.
 //!
 //! Every accepted change is written before it is acknowledged: each record
 //! is its own file, written to a temporary name, fsynced, renamed over the
 //! old one, and the directory fsynced. A `kill -9` at any moment leaves
 //! every file either old or new, never half-written. Deleting an API
 //! removes its record first (the commit point); leftovers of a deleted API
-//! are ignored and cleaned at the next start.
+//! are ignored and cleaned at the next start. A usage plan's record holds
+//! the ids of its keys, so adding or removing a key is one write; deleting
+//! an API key removes its record first, and links to a key that is gone
+//! are ignored.
 //! Read first: [`Store::open`].
 
 use std::collections::BTreeMap;
@@ -18,7 +22,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ApiSource, StageSource};
+use crate::config::{ApiSource, KeySettings, PlanSettings, StageSource};
+use crate::control::Extra;
+use crate::limit::quota::{Period, QuotaSpec};
+use crate::limit::Rate;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -180,15 +187,154 @@ impl StageRecord {
     }
 }
 
+/// An API key (`create-api-key`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    pub enabled: bool,
+    pub value: String,
+    pub created_date: u64,
+    pub last_updated_date: u64,
+}
+
+impl std::fmt::Debug for ApiKeyRecord {
+    // Key values never reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A usage plan (`create-usage-plan`) and the ids of its API keys.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsagePlanRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub api_stages: Vec<ApiStageRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaRecord>,
+    /// API key ids (usage plan keys).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    pub created_date: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiStageRecord {
+    pub api_id: String,
+    pub stage: String,
+}
+
+/// A plan's per-key throttle; both limits are set (checked on every change).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottleRecord {
+    pub rate_limit: f64,
+    pub burst_limit: u64,
+}
+
+/// A plan's per-key quota; `period` is DAY, WEEK or MONTH, `offset` days.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaRecord {
+    pub limit: u64,
+    #[serde(default)]
+    pub offset: u64,
+    pub period: String,
+}
+
+impl UsagePlanRecord {
+    /// The plan as the compiler takes it. Values were checked when they
+    /// were accepted; a record edited by hand to something invalid loses
+    /// that limit rather than stopping the gateway.
+    pub fn settings(&self) -> PlanSettings {
+        PlanSettings {
+            id: self.id.clone(),
+            throttle: self
+                .throttle
+                .filter(|t| t.rate_limit > 0.0 && t.rate_limit.is_finite() && t.burst_limit > 0)
+                .map(|t| Rate {
+                    per_second: t.rate_limit,
+                    burst: t.burst_limit,
+                }),
+            quota: self.quota.as_ref().and_then(|q| {
+                Some(QuotaSpec {
+                    limit: q.limit,
+                    period: Period::parse(&q.period)?,
+                    offset: q.offset,
+                })
+            }),
+            api_stages: self
+                .api_stages
+                .iter()
+                .map(|s| (s.api_id.clone(), s.stage.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// Everything accepted, in memory.
 #[derive(Clone, Debug, Default)]
 pub struct AdminState {
     pub apis: BTreeMap<String, RestApiRecord>,
     pub deployments: BTreeMap<String, BTreeMap<String, DeploymentRecord>>,
     pub stages: BTreeMap<String, BTreeMap<String, StageRecord>>,
+    pub keys: BTreeMap<String, ApiKeyRecord>,
+    pub plans: BTreeMap<String, UsagePlanRecord>,
 }
 
 impl AdminState {
+    /// Everything the state serves: deployed APIs, usage plans, and the
+    /// enabled API keys with the plans that hold them.
+    pub fn extra(&self, store: &Store) -> Extra {
+        let plans = self
+            .plans
+            .values()
+            .map(|p| (store.plan_path(&p.id), p.settings()))
+            .collect();
+        let keys = self
+            .keys
+            .values()
+            .filter(|k| k.enabled)
+            .map(|k| {
+                (
+                    store.key_path(&k.id),
+                    KeySettings {
+                        name: k.id.clone(),
+                        value: k.value.clone(),
+                        plans: self
+                            .plans
+                            .values()
+                            .filter(|p| p.keys.contains(&k.id))
+                            .map(|p| p.id.clone())
+                            .collect(),
+                    },
+                )
+            })
+            .collect();
+        Extra {
+            apis: self.sources(store),
+            plans,
+            keys,
+        }
+    }
+
     /// The deployed APIs to serve: one source per deployment some stage
     /// points at.
     pub fn sources(&self, store: &Store) -> Vec<ApiSource> {
@@ -242,7 +388,7 @@ impl Store {
     /// Opens (creating if needed) a state directory and loads it. A record
     /// that cannot be read is an error naming its file: nothing is guessed.
     pub fn open(dir: &Path) -> Result<(Store, AdminState), String> {
-        for sub in ["restapis", "deployments", "stages"] {
+        for sub in ["restapis", "deployments", "stages", "apikeys", "usageplans"] {
             fs::create_dir_all(dir.join(sub))
                 .map_err(|e| format!("{}: cannot create: {e}", dir.join(sub).display()))?;
         }
@@ -278,6 +424,16 @@ impl Store {
                 }
             }
         }
+        for path in list_json(&dir.join("apikeys"))? {
+            let rec: ApiKeyRecord = read_json(&path)?;
+            state.keys.insert(rec.id.clone(), rec);
+        }
+        for path in list_json(&dir.join("usageplans"))? {
+            let mut rec: UsagePlanRecord = read_json(&path)?;
+            // Links to keys deleted just before a crash.
+            rec.keys.retain(|k| state.keys.contains_key(k));
+            state.plans.insert(rec.id.clone(), rec);
+        }
         // Leftovers of APIs deleted just before a crash.
         for sub in ["deployments", "stages"] {
             for api_dir in list_dirs(&dir.join(sub))? {
@@ -310,6 +466,30 @@ impl Store {
             .join("stages")
             .join(api)
             .join(format!("{stage}.json"))
+    }
+
+    pub fn key_path(&self, id: &str) -> PathBuf {
+        self.dir.join("apikeys").join(format!("{id}.json"))
+    }
+
+    pub fn plan_path(&self, id: &str) -> PathBuf {
+        self.dir.join("usageplans").join(format!("{id}.json"))
+    }
+
+    pub fn put_key(&self, rec: &ApiKeyRecord) -> std::io::Result<()> {
+        write_json(&self.key_path(&rec.id), rec)
+    }
+
+    pub fn delete_key(&self, id: &str) -> std::io::Result<()> {
+        remove_durably(&self.key_path(id))
+    }
+
+    pub fn put_plan(&self, rec: &UsagePlanRecord) -> std::io::Result<()> {
+        write_json(&self.plan_path(&rec.id), rec)
+    }
+
+    pub fn delete_plan(&self, id: &str) -> std::io::Result<()> {
+        remove_durably(&self.plan_path(id))
     }
 
     pub fn put_api(&self, rec: &RestApiRecord) -> std::io::Result<()> {
@@ -487,5 +667,60 @@ mod tests {
         std::fs::write(dir.path().join("restapis/bad.json"), "{").unwrap();
         let err = Store::open(dir.path()).err().unwrap();
         assert!(err.contains("restapis/bad.json"), "{err}");
+    }
+
+    #[test]
+    fn keys_and_plans_round_trip_and_dangling_links_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let key = |id: &str, enabled: bool| ApiKeyRecord {
+            id: id.into(),
+            name: format!("{id}-name"),
+            description: None,
+            customer_id: None,
+            enabled,
+            value: format!("{id}-value-0123456789abcdef"),
+            created_date: 1,
+            last_updated_date: 1,
+        };
+        store.put_key(&key("k1", true)).unwrap();
+        store.put_key(&key("k2", false)).unwrap();
+        store
+            .put_plan(&UsagePlanRecord {
+                id: "p1".into(),
+                name: "gold".into(),
+                description: None,
+                api_stages: vec![ApiStageRecord {
+                    api_id: "a".into(),
+                    stage: "s".into(),
+                }],
+                throttle: Some(ThrottleRecord {
+                    rate_limit: 2.0,
+                    burst_limit: 3,
+                }),
+                quota: Some(QuotaRecord {
+                    limit: 5,
+                    offset: 0,
+                    period: "DAY".into(),
+                }),
+                keys: vec!["k1".into(), "k2".into(), "gone".into()],
+                created_date: 1,
+            })
+            .unwrap();
+        let (store, state) = Store::open(dir.path()).unwrap();
+        assert_eq!(state.keys.len(), 2);
+        assert_eq!(state.plans["p1"].keys, vec!["k1", "k2"]);
+        let extra = state.extra(&store);
+        assert_eq!(extra.plans.len(), 1);
+        let plan = &extra.plans[0].1;
+        assert_eq!(plan.api_stages, vec![("a".to_owned(), "s".to_owned())]);
+        assert_eq!(plan.throttle.map(|r| r.burst), Some(3));
+        assert_eq!(plan.quota.map(|q| q.limit), Some(5));
+        // Only the enabled key is served, named by its id.
+        assert_eq!(extra.keys.len(), 1);
+        assert_eq!(extra.keys[0].1.name, "k1");
+        assert_eq!(extra.keys[0].1.plans, vec!["p1"]);
+        // The value never reaches Debug output.
+        assert!(!format!("{:?}", state.keys["k1"]).contains("k1-value"));
     }
 }
