@@ -1,8 +1,11 @@
 //! The management operations: import, update (overwrite/merge), delete,
-//! deployments, stages, exports. Each mutation follows one order:
+//! deployments, stages, exports; API keys and usage plans in `keys.rs`.
+//! Each mutation follows one order:
 //! compute the new state → build the snapshot it implies (any error: 400,
 //! nothing changed) → write it durably → publish to every shard →
 //! acknowledge.
+
+mod keys;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -98,6 +101,22 @@ pub(super) fn route(
         (b"DELETE", ["restapis", id, "stages", name]) => delete_stage(admin, state, id, name),
         (b"DELETE", ["restapis", id, "stages", name, "cache", "data"]) => {
             flush_cache(admin, id, name)
+        }
+        (b"GET", ["apikeys"]) => keys::list_keys(state, &param),
+        (b"POST", ["apikeys"]) => keys::create_key(admin, state, body),
+        (b"GET", ["apikeys", id]) => keys::get_key(state, id, flag(param("includeValue"))),
+        (b"PATCH", ["apikeys", id]) => keys::patch_key(admin, state, id, body),
+        (b"DELETE", ["apikeys", id]) => keys::delete_key(admin, state, id),
+        (b"GET", ["usageplans"]) => keys::list_plans(state, param("keyId")),
+        (b"POST", ["usageplans"]) => keys::create_plan(admin, state, body),
+        (b"GET", ["usageplans", id]) => keys::get_plan(state, id),
+        (b"PATCH", ["usageplans", id]) => keys::patch_plan(admin, state, id, body),
+        (b"DELETE", ["usageplans", id]) => keys::delete_plan(admin, state, id),
+        (b"GET", ["usageplans", id, "keys"]) => keys::list_plan_keys(state, id, param("name")),
+        (b"POST", ["usageplans", id, "keys"]) => keys::create_plan_key(admin, state, id, body),
+        (b"GET", ["usageplans", id, "keys", key]) => keys::get_plan_key(state, id, key),
+        (b"DELETE", ["usageplans", id, "keys", key]) => {
+            keys::delete_plan_key(admin, state, id, key)
         }
         (m, [stage, "@connections", id]) => connections(admin, head, stage, id, m, body),
         (b"GET", ["restapis", id, "stages", name, "exports", kind]) => {
