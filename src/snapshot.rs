@@ -26,6 +26,10 @@ use crate::limit::SharedBucket;
 use crate::router::{ResourceId, RouteTrie};
 use crate::template::ContextVar;
 
+/// Maps looked up per request whose keys come from the configuration (a
+/// client cannot add keys, so a fast seeded hash is safe here).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 pub struct Snapshot {
     pub config_path: PathBuf,
@@ -34,7 +38,7 @@ pub struct Snapshot {
     pub apis: Vec<Api>,
     /// API id → its compiled deployments (one for a config API; one per
     /// deployment in use for an admin API).
-    api_index: HashMap<String, Vec<usize>>,
+    api_index: FastMap<String, Vec<usize>>,
     pub default_api: Option<usize>,
     /// Backend hosts named by integrations, indexed by [`TargetId`].
     pub targets: Vec<Target>,
@@ -115,7 +119,7 @@ impl Snapshot {
         credentials: Vec<crate::auth::Credential>,
         warnings: Vec<Diagnostic>,
     ) -> Snapshot {
-        let mut api_index: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut api_index: FastMap<String, Vec<usize>> = FastMap::default();
         for (i, a) in apis.iter().enumerate() {
             api_index.entry(a.id.clone()).or_default().push(i);
         }
@@ -311,7 +315,7 @@ pub struct Api {
     pub resources: Vec<Resource>,
     pub methods: Vec<MethodDef>,
     pub stages: Vec<Stage>,
-    pub stage_index: HashMap<String, usize>,
+    pub stage_index: FastMap<String, usize>,
     pub gateway_responses: GatewayResponses,
     /// `x-amazon-apigateway-binary-media-types`.
     pub binary_media_types: BinaryMediaTypes,

@@ -251,7 +251,7 @@ impl Default for RawUpstream {
     fn default() -> Self {
         RawUpstream {
             connect_timeout_ms: 5_000,
-            max_idle_per_host: 256,
+            max_idle_per_host: 1024,
             idle_timeout_ms: 60_000,
             max_response_head_bytes: 64 * 1024,
             dns_refresh_seconds: 30,

@@ -5,7 +5,6 @@
 //! JSON path, and none stops the walk: one run lists them all.
 //! Read first: [`compile_api`].
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -232,7 +231,7 @@ pub fn compile_api(
             resources,
             methods,
             stages: Vec::new(),
-            stage_index: HashMap::new(),
+            stage_index: crate::snapshot::FastMap::default(),
             gateway_responses,
             binary_media_types,
         },

@@ -9,7 +9,6 @@
 //! Read first: [`send`].
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -66,7 +65,7 @@ impl<'a> TlsTo<'a> {
 
 #[derive(Default)]
 pub struct Pool {
-    idle: RefCell<HashMap<PoolKey, Vec<Idle>>>,
+    idle: RefCell<crate::snapshot::FastMap<PoolKey, Vec<Idle>>>,
     /// Connections opened and reuses, for tests and metrics.
     pub opened: std::cell::Cell<u64>,
     pub reused: std::cell::Cell<u64>,
