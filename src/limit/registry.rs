@@ -25,7 +25,30 @@ struct Inner {
     quotas: HashMap<String, (QuotaSpec, LimitId, Arc<QuotaPool>)>,
     next_quota: LimitId,
     /// Quota counts read from disk at start, applied when a quota appears.
-    persisted: HashMap<String, (u64, i64)>,
+    persisted: HashMap<String, Saved>,
+}
+
+/// A quota count as saved: `(period, remaining)` from older files, or
+/// `(period, remaining, limit)`, so that a changed limit keeps what was
+/// used.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Saved {
+    WithLimit(u64, i64, u64),
+    Old(u64, i64),
+}
+
+impl Saved {
+    /// `(period, remaining)` under a quota of `limit`.
+    fn remaining_under(self, limit: u64) -> (u64, i64) {
+        match self {
+            Saved::Old(p, r) => (p, r),
+            Saved::WithLimit(p, r, old) => {
+                let used = old as i64 - r;
+                (p, limit as i64 - used)
+            }
+        }
+    }
 }
 
 pub struct Registry {
@@ -128,8 +151,14 @@ impl Registry {
         let id = inner.next_quota;
         inner.next_quota += 1;
         let q = Arc::new(QuotaPool::new(spec));
-        if let Some((period, remaining)) = inner.persisted.get(name) {
-            q.restore(*period, *remaining, now);
+        // A changed quota keeps what was used in this period.
+        let carried = inner.quotas.get(name).map(|(old, _, pool)| {
+            let (period, remaining) = pool.snapshot();
+            Saved::WithLimit(period, remaining, old.limit)
+        });
+        if let Some(saved) = carried.or_else(|| inner.persisted.get(name).copied()) {
+            let (period, remaining) = saved.remaining_under(spec.limit);
+            q.restore(period, remaining, now);
         }
         inner.quotas.insert(name.to_owned(), (spec, id, q.clone()));
         (id, q)
@@ -146,15 +175,16 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(format!("{}: cannot read: {e}", file.display())),
         };
-        let map: HashMap<String, (u64, i64)> =
+        let map: HashMap<String, Saved> =
             serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", file.display()))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut inner = self.lock();
-        for (name, (_, _, q)) in &inner.quotas {
-            if let Some((period, remaining)) = map.get(name) {
-                q.restore(*period, *remaining, now);
+        for (name, (spec, _, q)) in &inner.quotas {
+            if let Some(saved) = map.get(name) {
+                let (period, remaining) = saved.remaining_under(spec.limit);
+                q.restore(period, remaining, now);
             }
         }
         inner.persisted = map;
@@ -168,11 +198,15 @@ impl Registry {
             Err(p) => p.into_inner().clone(),
         };
         let Some(file) = file else { return Ok(()) };
-        let map: HashMap<String, (u64, i64)> = {
+        let map: HashMap<String, Saved> = {
             let inner = self.lock();
             let mut m = inner.persisted.clone();
-            for (name, (_, _, q)) in &inner.quotas {
-                m.insert(name.clone(), q.snapshot());
+            for (name, (spec, _, q)) in &inner.quotas {
+                let (period, remaining) = q.snapshot();
+                m.insert(
+                    name.clone(),
+                    Saved::WithLimit(period, remaining, spec.limit),
+                );
             }
             m
         };
@@ -181,5 +215,60 @@ impl Registry {
         }
         let bytes = serde_json::to_vec(&map).map_err(std::io::Error::other)?;
         crate::admin::state::write_atomic(&file, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limit::quota::Period;
+
+    fn spec(limit: u64) -> QuotaSpec {
+        QuotaSpec {
+            limit,
+            period: Period::Day,
+            offset: 0,
+        }
+    }
+
+    #[test]
+    fn a_changed_quota_keeps_what_was_used() {
+        let r = Registry::new(10);
+        let now = 1_800_000_000;
+        let (_, q) = r.quota("plan/key", spec(5), now);
+        assert_eq!(q.take(now, 3).1, 3);
+        // Raised: 3 of 1000 used, 997 left.
+        let (_, q) = r.quota("plan/key", spec(1000), now);
+        assert_eq!(q.take(now, 2000).1, 997);
+        // Lowered below what was used: nothing left.
+        let (_, q) = r.quota("plan/key", spec(500), now);
+        assert_eq!(q.take(now, 1).1, 0);
+    }
+
+    #[test]
+    fn saved_counts_follow_the_limit_and_old_files_load() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("quotas.json");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let r = Registry::new(10);
+        r.load_quotas(&file).unwrap_or_else(|e| panic!("{e}"));
+        let (_, q) = r.quota("p/k", spec(5), now);
+        assert_eq!(q.take(now, 4).1, 4);
+        r.save_quotas().unwrap_or_else(|e| panic!("{e}"));
+        // A restart with the limit raised to 100: 96 left.
+        let r = Registry::new(10);
+        r.load_quotas(&file).unwrap_or_else(|e| panic!("{e}"));
+        let (_, q) = r.quota("p/k", spec(100), now);
+        assert_eq!(q.take(now, 1000).1, 96);
+        // A file from before limits were saved: `[period, remaining]`.
+        let period = crate::limit::quota::period_start(&spec(5), now);
+        std::fs::write(&file, format!("{{\"p/k\": [{period}, 2]}}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = Registry::new(10);
+        r.load_quotas(&file).unwrap_or_else(|e| panic!("{e}"));
+        let (_, q) = r.quota("p/k", spec(5), now);
+        assert_eq!(q.take(now, 10).1, 2);
     }
 }
