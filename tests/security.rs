@@ -759,7 +759,6 @@ fn expect_100_continue_is_not_sent_for_a_body_over_the_limit() {
 /// error response, not the shard: with one shard, nothing would answer
 /// afterwards.
 #[test]
-#[ignore = "bugs in src/vtl/parse.rs normalize_path (a backslash before a multi-byte character in a quoted name) and serde_json_path 0.7.2 (a path ending in a \\u escape): each panics, the panic ends the shard, and its listener then accepts nothing"]
 fn a_jsonpath_from_request_data_cannot_take_down_a_shard() {
     let template = serde_json::Value::String(
         "#set($x = $input.json($input.params('p'))){\"statusCode\": 200}".to_owned(),

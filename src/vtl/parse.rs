@@ -1325,11 +1325,38 @@ fn translate_quotes(p: &str) -> String {
 /// become `$.a` / `$['a-b']`.
 pub(crate) fn compile_path(path: &str) -> Result<CompiledPath, String> {
     let normalized = normalize_path(path);
-    let parsed = JsonPath::parse(&normalized).map_err(|e| e.to_string())?;
+    check_escapes(&normalized)?;
+    // serde_json_path 0.7 can panic on malformed input that reaches it
+    // (a path often comes from request data at run time): a panic here
+    // is an invalid path, never a dead shard.
+    let parsed = std::panic::catch_unwind(|| JsonPath::parse(&normalized))
+        .map_err(|_| format!("invalid JSONPath `{path}`"))?
+        .map_err(|e| e.to_string())?;
     Ok(CompiledPath {
         path: parsed,
         definite: is_definite(&normalized),
     })
+}
+
+/// A `\u` escape in a quoted name must have its four hex digits (a
+/// truncated one panics inside serde_json_path 0.7.2).
+fn check_escapes(path: &str) -> Result<(), String> {
+    let b = path.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'u') {
+                let hex = b.get(i + 2..i + 6);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return Err(format!("invalid JSONPath `{path}`: incomplete \\u escape"));
+                }
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 fn normalize_path(path: &str) -> String {
@@ -1350,16 +1377,20 @@ fn normalize_path(path: &str) -> String {
     while i < b.len() {
         let c = b[i];
         if let Some(q) = quote {
+            // Whole characters: a quoted name may hold any Unicode.
+            let len_at = |at: usize| src[at..].chars().next().map_or(1, char::len_utf8);
             if c == b'\\' && i + 1 < b.len() {
-                out.push_str(&src[i..i + 2]);
-                i += 2;
+                let end = i + 1 + len_at(i + 1);
+                out.push_str(&src[i..end]);
+                i = end;
                 continue;
             }
             if c == q {
                 quote = None;
             }
-            out.push(c as char);
-            i += 1;
+            let end = i + len_at(i);
+            out.push_str(&src[i..end]);
+            i = end;
             continue;
         }
         match c {
