@@ -202,10 +202,14 @@ impl Format {
 
     /// Appends one line (with its newline) for `e` to `out`.
     pub fn write(&self, e: &Entry<'_>, out: &mut Vec<u8>) {
+        self.write_cached(e, out, &mut TimeCache::default());
+    }
+
+    fn write_cached(&self, e: &Entry<'_>, out: &mut Vec<u8>, time: &mut TimeCache) {
         for p in &self.parts {
             match p {
                 Part::Text(t) => out.extend_from_slice(t.as_bytes()),
-                Part::Var(v) => write_var(*v, e, out),
+                Part::Var(v) => write_var(*v, e, out, time),
             }
         }
         out.push(b'\n');
@@ -288,12 +292,30 @@ pub struct Entry<'a> {
     pub domain_name: &'a [u8],
 }
 
-fn write_var(v: Var, e: &Entry<'_>, out: &mut Vec<u8>) {
+/// `$context.requestTime` of the last second formatted (a shard logs
+/// many requests per second).
+#[derive(Default)]
+struct TimeCache {
+    secs: u64,
+    text: String,
+}
+
+fn write_var(v: Var, e: &Entry<'_>, out: &mut Vec<u8>, time: &mut TimeCache) {
     match v {
         Var::RequestId => escaped(e.request_id.as_bytes(), out),
-        Var::SourceIp => {
-            let _ = write!(out, "{}", e.source_ip);
-        }
+        Var::SourceIp => match e.source_ip {
+            IpAddr::V4(v4) => {
+                for (i, o) in v4.octets().iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    number(u64::from(*o), out);
+                }
+            }
+            ip => {
+                let _ = write!(out, "{ip}");
+            }
+        },
         Var::UserAgent => opt(e.user_agent, out),
         Var::ApiKey => opt(e.api_key, out),
         Var::HttpMethod => escaped(e.http_method.as_bytes(), out),
@@ -303,7 +325,15 @@ fn write_var(v: Var, e: &Entry<'_>, out: &mut Vec<u8>) {
         Var::Status => number(u64::from(e.status), out),
         Var::ResponseLength => number(e.response_length, out),
         Var::RequestTime => {
-            out.extend_from_slice(clf_time(e.request_time).as_bytes());
+            let secs = e
+                .request_time
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if time.text.is_empty() || time.secs != secs {
+                time.secs = secs;
+                time.text = clf_time(e.request_time);
+            }
+            out.extend_from_slice(time.text.as_bytes());
         }
         Var::RequestTimeEpoch => number(
             e.request_time
@@ -388,6 +418,13 @@ fn opt(v: Option<&[u8]>, out: &mut Vec<u8>) {
 /// JSON: `"` and `\` get a backslash, control bytes become `\uXXXX`.
 /// Client-supplied bytes cannot forge log lines.
 fn escaped(v: &[u8], out: &mut Vec<u8>) {
+    if !v
+        .iter()
+        .any(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f)
+    {
+        out.extend_from_slice(v);
+        return;
+    }
     for &b in v {
         match b {
             b'"' | b'\\' => {
@@ -438,6 +475,7 @@ struct Batch {
 pub struct ShardLogs {
     bufs: Vec<(Vec<u8>, u64)>,
     pub dropped: u64,
+    time: TimeCache,
 }
 
 impl ShardLogs {
@@ -452,7 +490,7 @@ impl ShardLogs {
             self.dropped += 1;
             return;
         }
-        log.format.write(entry, buf);
+        log.format.write_cached(entry, buf, &mut self.time);
         *lines += 1;
     }
 

@@ -307,12 +307,13 @@ async fn shard_main(
             return;
         }
     };
-    let _ = bound.send(Ok(id));
-    drop(bound);
-
+    // Acknowledge the snapshot before reporting bound, so that the start-up
+    // line (and /readyz) never precede a shard that has no configuration.
     let generation = publisher.generation();
     let snapshot = publisher.current();
     publisher.ack(index, generation);
+    let _ = bound.send(Ok(id));
+    drop(bound);
     let max_connections = snapshot.server.limits.max_connections_per_shard as u64;
     let shard = Rc::new(Shard {
         id,
@@ -444,6 +445,21 @@ async fn shard_main(
     }
 }
 
+/// Runs a connection so that a panic in it (a bug: malformed input is
+/// answered, never a panic) closes that connection and is logged, instead
+/// of ending the shard and every connection on it.
+async fn contained(conn: impl std::future::Future<Output = ()>) {
+    use futures_util::FutureExt;
+    if let Err(p) = std::panic::AssertUnwindSafe(conn).catch_unwind().await {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic = %what, "a connection task panicked; the connection was closed");
+    }
+}
+
 /// Accepts until the shard stops. Plain and TLS listeners share the
 /// shard's connection permits.
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, permits: Rc<Semaphore>, tls: bool) {
@@ -478,13 +494,13 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, permits: Rc<Semaph
                         continue;
                     };
                     glommio::spawn_local(async move {
-                        conn::serve_tls(shard, stream, config).await;
+                        contained(conn::serve_tls(shard, stream, config)).await;
                         drop(permit);
                     })
                     .detach();
                 } else {
                     glommio::spawn_local(async move {
-                        conn::serve_connection(shard, stream).await;
+                        contained(conn::serve_connection(shard, stream)).await;
                         drop(permit);
                     })
                     .detach();
