@@ -654,3 +654,65 @@ fn systemd_notifications_follow_the_lifecycle() {
     assert_eq!(recv(), "STOPPING=1");
     assert!(child.wait().unwrap().success());
 }
+
+/// Shards are pinned among the CPUs the process may use (`taskset`), not
+/// all online CPUs.
+#[test]
+fn shards_stay_within_the_inherited_cpu_affinity() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 || Command::new("taskset").arg("--version").output().is_err() {
+        eprintln!("SKIP: needs two CPUs and taskset");
+        return;
+    }
+    let last = (cpus - 1).to_string();
+    let b = Gateway::builder()
+        .api(
+            "a",
+            &swagger(&format!(
+                r#"{{"/x": {{"get": {}}}}}"#,
+                mock_method(200, "{}")
+            )),
+        )
+        .stage("a", "prod", &[])
+        .shards(1);
+    let (dir, config) = b.write();
+    let mut child = Command::new("taskset")
+        .args(["-c", &last])
+        .arg(support::gateway::bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut shard_cpus = Vec::new();
+    // Past start-up: a new thread first inherits the mask, then is pinned.
+    std::thread::sleep(Duration::from_millis(700));
+    let until = Instant::now() + Duration::from_secs(10);
+    while shard_cpus.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.starts_with("tollgate-shard") {
+                let status =
+                    std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+                if let Some(l) = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")) {
+                    shard_cpus.push(l.split(':').nth(1).unwrap_or("").trim().to_owned());
+                }
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(dir);
+    assert!(!shard_cpus.is_empty(), "no shard thread found");
+    assert!(
+        shard_cpus.iter().all(|c| *c == last),
+        "{shard_cpus:?} (allowed: {last})"
+    );
+}

@@ -211,9 +211,15 @@ pub fn run(
         }
         None => (None, None),
     };
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Shards are pinned, one per CPU, among the CPUs this process may use
+    // (`taskset`, cgroup cpusets), not all online ones.
+    let allowed = allowed_cpus();
+    let cpus = allowed.as_ref().map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        glommio::CpuSet::len,
+    );
     let placement = if shards <= cpus {
-        PoolPlacement::MaxSpread(shards, None)
+        PoolPlacement::MaxSpread(shards, allowed)
     } else {
         PoolPlacement::Unbound(shards)
     };
@@ -266,6 +272,15 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// The online CPUs in this process's affinity mask.
+fn allowed_cpus() -> Option<glommio::CpuSet> {
+    let mask = rustix::thread::sched_getaffinity(None).ok()?;
+    let set = glommio::CpuSet::online()
+        .ok()?
+        .filter(|l| mask.is_set(l.cpu));
+    (!set.is_empty()).then_some(set)
 }
 
 fn bind_probe(addr: SocketAddr) -> Result<socket2::Socket, RuntimeError> {
