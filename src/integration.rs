@@ -473,12 +473,25 @@ pub fn render_template(
 /// the template set.
 pub fn mock_status(
     info: &RequestInfo<'_>,
-    data: &TemplateData,
+    data: Option<&TemplateData>,
     integration: &Integration,
 ) -> Result<(u16, vtl::Overrides), GatewayError> {
     let (rendered, overrides) =
         match request_template(integration, info.head.header("content-type"))? {
+            // The usual `{"statusCode": 200}`: no request data needed.
+            Some(t) if t.static_output().is_some() => (
+                t.static_output().unwrap_or_default().as_bytes().to_vec(),
+                vtl::Overrides::default(),
+            ),
             Some(t) => {
+                let owned;
+                let data = match data {
+                    Some(d) => d,
+                    None => {
+                        owned = TemplateData::new(info);
+                        &owned
+                    }
+                };
                 let r = render_template(t, &data.input(info.body, info))?;
                 (r.body.into_bytes(), r.overrides)
             }

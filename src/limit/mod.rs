@@ -238,9 +238,14 @@ impl LocalBucket {
 /// Nanoseconds since the first call in this process (a monotonic clock
 /// all shards share; `Instant` is vDSO-cheap).
 pub fn clock_ns() -> u64 {
+    clock_ns_at(std::time::Instant::now())
+}
+
+/// [`clock_ns`] at an instant already read.
+pub fn clock_ns_at(at: std::time::Instant) -> u64 {
     static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let epoch = EPOCH.get_or_init(std::time::Instant::now);
-    epoch.elapsed().as_nanos() as u64
+    at.saturating_duration_since(*epoch).as_nanos() as u64
 }
 
 /// A shard's leases of every limit, indexed by the registry's stable ids.

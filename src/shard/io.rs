@@ -124,6 +124,12 @@ impl Timers {
         }
     }
 
+    /// The time of the last tick (at most one tick old), or now before the
+    /// first tick: for deadlines, which fire at tick resolution anyway.
+    pub fn coarse_now(&self) -> Instant {
+        self.last_tick.get().unwrap_or_else(Instant::now)
+    }
+
     /// Fires every slot now (shutdown: idle waits end at once).
     pub fn fire_all(&self) {
         self.earliest.set(Some(Instant::now()));

@@ -366,6 +366,7 @@ async fn shard_main(
             glommio::timer::sleep(POLL).await;
             ticks += 1;
             let now = std::time::Instant::now();
+            crate::http::response::tick_clock(now);
             house.timers.tick(now);
             house.idle_timers.tick(now);
             house.flush_logs();

@@ -47,6 +47,9 @@ pub struct Template {
     output_hint: usize,
     /// The one empty string null references evaluate to.
     empty: Arc<str>,
+    /// The output, when the template is plain text (no references or
+    /// directives): rendering it needs no request data at all.
+    static_output: Option<Box<str>>,
 }
 
 /// A syntax error, with the 1-based line and column (in characters) where
@@ -221,7 +224,19 @@ pub fn compile_with(source: &str, options: &CompileOptions) -> Result<Template, 
     })?;
     let uses_stage_variables = parsed.uses_stage_variables;
     let output_hint = text_len(&parsed.root);
+    let static_output = parsed
+        .root
+        .iter()
+        .try_fold(String::new(), |mut acc, n| match n {
+            ast::Node::Text(t) => {
+                acc.push_str(t);
+                Some(acc)
+            }
+            _ => None,
+        })
+        .map(String::into_boxed_str);
     Ok(Template {
+        static_output,
         source: source.into(),
         parsed,
         options: options.clone(),
@@ -256,6 +271,11 @@ impl Template {
     /// empty `application/json` template means passthrough).
     pub fn is_empty(&self) -> bool {
         self.source.chars().all(char::is_whitespace)
+    }
+
+    /// The output of a plain-text template (the same for every request).
+    pub fn static_output(&self) -> Option<&str> {
+        self.static_output.as_deref()
     }
 
     /// The source text the template was compiled from.

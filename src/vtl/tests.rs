@@ -460,3 +460,23 @@ fn template_is_send_sync_and_empty_check() {
     assert!(compile(" \n\t").unwrap().is_empty());
     assert!(!compile(" x ").unwrap().is_empty());
 }
+
+#[test]
+fn plain_text_templates_have_a_static_output() {
+    let t = |s: &str| compile(s).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        t("{\"statusCode\": 200}").static_output(),
+        Some("{\"statusCode\": 200}")
+    );
+    assert_eq!(t("ok").static_output(), Some("ok"));
+    assert_eq!(t("$input.body").static_output(), None);
+    assert_eq!(t("#if(true)x#end").static_output(), None);
+    // Whatever the static output is, rendering gives the same text.
+    for src in ["a ## comment\nb", "x #* block *# y", "plain\n\ttext"] {
+        let tpl = t(src);
+        if let Some(s) = tpl.static_output() {
+            let out = render(src).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s, out.body, "{src:?}");
+        }
+    }
+}
