@@ -1310,6 +1310,7 @@ impl Conn {
 /// Phase 4. Order as API Gateway: key, usage-plan throttle, quota,
 /// method, stage, account; then the in-flight cap. All local integer
 /// arithmetic unless a lease runs out.
+#[allow(clippy::too_many_arguments)]
 fn admit<'s>(
     shard: &Rc<Shard>,
     snap: &'s Snapshot,
