@@ -100,6 +100,7 @@ async fn serve_stream(
         peer,
         inbuf: BytesMut::new(),
         out: Vec::new(),
+        out_body: None,
         rec: Record::default(),
         client_cert,
     };
@@ -130,6 +131,9 @@ async fn serve_stream(
 /// Body buffers grow by at most this much (or by doubling) per read.
 const BODY_STEP: usize = 64 * 1024;
 
+/// Response bodies at least this large are not copied behind the head.
+const SEPARATE_BODY: usize = 16 * 1024;
+
 struct Conn {
     shard: Rc<Shard>,
     stream: Stream,
@@ -138,6 +142,8 @@ struct Conn {
     inbuf: BytesMut,
     /// The response being built.
     out: Vec<u8>,
+    /// A large body to write after `out` (not copied into it).
+    out_body: Option<Bytes>,
     /// What the current request came to, for metrics and the access log.
     rec: Record,
     /// The client's certificate, on a mutual-TLS connection.
@@ -363,6 +369,11 @@ impl Conn {
             return Ok(());
         }
         let mut r = self.stream.write_all(&self.out).await;
+        if let Some(body) = self.out_body.take() {
+            if r.is_ok() {
+                r = self.stream.write_all(&body).await;
+            }
+        }
         if r.is_ok() && self.stream.is_tls() {
             // rustls may hold records back until flushed.
             r = self.stream.flush().await;
@@ -986,6 +997,12 @@ impl Conn {
             self.out.extend_from_slice(b"\r\n");
             return;
         }
+        // A large body is written from its own buffer after the head: a
+        // second write costs less than copying it (64 KiB responses).
+        let separate = !head_only
+            && reply.body.len() >= SEPARATE_BODY
+            && reply.status != 204
+            && reply.status != 304;
         write_full_response(
             &mut self.out,
             reply.status,
@@ -994,8 +1011,11 @@ impl Conn {
             &reply.body,
             info.request_id,
             keep_alive,
-            head_only,
+            head_only || separate,
         );
+        if separate {
+            self.out_body = Some(reply.body.clone());
+        }
     }
 
     /// HTTP and HTTP_PROXY integrations: build the backend request, send it
