@@ -833,12 +833,12 @@ impl Conn {
             return Ok(produced);
         };
         if (200..300).contains(&reply.status) && reply.body.len() <= crate::cache::MAX_ENTRY_BYTES {
-            let entry = std::sync::Arc::new(crate::cache::Entry {
-                status: reply.status,
-                headers: reply.cacheable_headers(),
-                body: reply.body.clone(),
-                expires: crate::limit::clock_ns() + mc.ttl.as_nanos() as u64,
-            });
+            let entry = std::sync::Arc::new(crate::cache::Entry::new(
+                reply.status,
+                reply.cacheable_headers(),
+                &reply.body,
+                crate::limit::clock_ns() + mc.ttl.as_nanos() as u64,
+            ));
             self.shard
                 .cache
                 .borrow_mut()
