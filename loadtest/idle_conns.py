@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """Open N idle keep-alive HTTP/1.1 connections, one request each, and hold them.
 
-Used by `loadtest/run` for scenario (f) (memory per idle connection).
+Used by `loadtest/run` for scenarios (f) (memory per idle connection) and
+(j) (memory per idle WebSocket connection, with `--ws`).
 
-    idle_conns.py HOST PORT PATH COUNT
+    idle_conns.py [--ws] HOST PORT PATH COUNT
+
+With `--ws`, the request is a WebSocket upgrade (`GET PATH` with `Upgrade:
+websocket`), which must answer 101; the connection then stays open, idle.
+`check` sends one text message (`idle-check`, not JSON) on every connection
+and expects it echoed back in one text frame.
 
 Protocol on stdout/stdin (line based):
   * prints `OPENED ok=<n> failed=<n> secs=<t>` once every connection has made
@@ -14,6 +20,8 @@ Protocol on stdout/stdin (line based):
       `exit` or EOF closes everything and exits.
 """
 
+import base64
+import os
 import resource
 import socket
 import sys
@@ -58,8 +66,55 @@ def read_response(sock, buf=b""):
     return status, rest[length:]
 
 
+def read_upgrade(sock):
+    """Reads the answer to an upgrade request; returns its status."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionResetError("closed before response head")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    if rest:
+        raise ValueError("unexpected bytes after the 101 head")
+    return int(head.split(b"\r\n")[0].split()[1])
+
+
+CHECK_MESSAGE = b"idle-check"
+
+
+def ws_frame(payload):
+    """One masked text frame (client to server), payload under 126 bytes."""
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def read_ws_echo(sock):
+    """Reads one unmasked frame from the server; returns (opcode, payload)."""
+    buf = b""
+    while True:
+        if len(buf) >= 2:
+            n = buf[1] & 0x7F
+            hl = 2 if n < 126 else (4 if n == 126 else 10)
+            if len(buf) >= hl:
+                if n == 126:
+                    n = int.from_bytes(buf[2:4], "big")
+                elif n == 127:
+                    n = int.from_bytes(buf[2:10], "big")
+                if len(buf) >= hl + n:
+                    return buf[0] & 0x0F, buf[hl:hl + n]
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionResetError("closed before the echo")
+        buf += chunk
+
+
 def main():
-    host, port, path, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    args = sys.argv[1:]
+    ws = args[:1] == ["--ws"]
+    if ws:
+        args = args[1:]
+    host, port, path, count = args[0], int(args[1]), args[2], int(args[3])
     raise_nofile(count + 256)
     request = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (path, host, port)).encode()
     conns = []
@@ -70,10 +125,19 @@ def main():
         try:
             s = socket.create_connection((host, port), timeout=10)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.sendall(request)
-            status, _ = read_response(s)
-            if status != 200:
-                raise ValueError("status %d" % status)
+            if ws:
+                key = base64.b64encode(os.urandom(16)).decode()
+                s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n"
+                           % (path, host, port, key)).encode())
+                status = read_upgrade(s)
+                if status != 101:
+                    raise ValueError("status %d" % status)
+            else:
+                s.sendall(request)
+                status, _ = read_response(s)
+                if status != 200:
+                    raise ValueError("status %d" % status)
             conns.append(s)
         except (OSError, ValueError) as e:
             failed += 1
@@ -90,9 +154,15 @@ def main():
             t0 = time.monotonic()
             for s in conns:
                 try:
-                    s.sendall(request)
-                    status, _ = read_response(s)
-                    if status == 200:
+                    if ws:
+                        s.sendall(ws_frame(CHECK_MESSAGE))
+                        opcode, payload = read_ws_echo(s)
+                        good = opcode == 1 and payload == CHECK_MESSAGE
+                    else:
+                        s.sendall(request)
+                        status, _ = read_response(s)
+                        good = status == 200
+                    if good:
                         ok += 1
                     else:
                         bad += 1
