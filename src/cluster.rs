@@ -141,7 +141,6 @@ impl Agent {
         let lease_permits = redis::Script::new(LEASE_PERMITS);
         let return_permits = redis::Script::new(RETURN_PERMITS);
         let period_us = (1_000_000.0 / self.rate.per_second).max(1.0) as u64;
-        let tol_us = period_us * self.rate.burst.max(1);
         // Keep about 5 ms of tokens at hand, and a few permit blocks.
         let token_target = ((self.rate.per_second / 200.0) as i64).max(1);
         let permit_block = (self.max_concurrent / 50).clamp(1, 256) as i64;
@@ -197,6 +196,12 @@ impl Agent {
                     let level = self.bucket.reservoir();
                     if level < token_target {
                         let want = token_target * 2 - level;
+                        // Every host may hold up to 2 × target tokens it
+                        // leased but has not spent; Redis's bucket keeps
+                        // that much less burst, so all hosts together never
+                        // admit more than rate + burst in a second.
+                        let held_max = hosts.saturating_mul(2 * token_target as u64);
+                        let tol_us = period_us * self.rate.burst.saturating_sub(held_max).max(1);
                         let got: i64 = lease_tokens
                             .key(self.key("tokens"))
                             .arg(period_us)
@@ -204,7 +209,7 @@ impl Agent {
                             .arg(want)
                             .invoke(c)?;
                         self.bucket.deposit(got);
-                    } else if level > token_target * 8 {
+                    } else if level > token_target * 2 {
                         // Idle: give most back so other hosts can use them.
                         let back = level - token_target;
                         self.bucket.deposit(-back);
