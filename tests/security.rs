@@ -739,6 +739,85 @@ fn declared_content_length_does_not_reserve_memory_up_front() {
     assert_eq!(support::client::get(gw.addr, "/prod/after").status, 200);
 }
 
+/// With the process's descriptor limit lowered to a few above what it
+/// uses, connections beyond it are not accepted (accept fails with EMFILE
+/// and the shard backs off); the gateway keeps running, serves the ones it
+/// holds, and serves new ones once descriptors are free again.
+#[test]
+fn file_descriptor_exhaustion_is_survived() {
+    let paths = format!(r#"{{"/mock": {{"get": {}}}}}"#, mock_method(200, "ok"));
+    let mut gw = Gateway::builder()
+        .api("a", &swagger(&paths))
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .shards(1)
+        .start();
+    let pid = gw.pid();
+    assert_eq!(support::client::get(gw.addr, "/prod/mock").status, 200);
+    let used = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let limit = used + 8;
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("prlimit(1) (util-linux)");
+    assert!(status.success());
+    let request = b"GET /prod/mock HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(gw.addr).expect("connect (the kernel's backlog)");
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let _ = s.write_all(request);
+        held.push(s);
+    }
+    let mut served = 0;
+    for s in &mut held {
+        let mut buf = [0u8; 512];
+        if let Ok(n) = s.read(&mut buf) {
+            if buf[..n].starts_with(b"HTTP/1.1 200") {
+                served += 1;
+            }
+        }
+    }
+    assert!(
+        (1..40).contains(&served),
+        "{served} of 40 connections served with {limit} descriptors"
+    );
+    assert!(
+        gw.wait_log("accept failed", 1, Duration::from_secs(2)),
+        "no accept failure logged:\n{}",
+        gw.log().join("\n")
+    );
+    assert!(
+        gw.is_running(),
+        "the gateway died:\n{}",
+        gw.log().join("\n")
+    );
+    drop(held);
+    // The backlog drains (those clients are gone) and new clients are served.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = TcpStream::connect(gw.addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let _ = c.write_all(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut buf = [0u8; 512];
+        let n = c.read(&mut buf).unwrap_or(0);
+        if buf[..n].starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "not served again after descriptors were freed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gw.is_running());
+}
+
 /// RFC 9110 §10.1.1: a server that will refuse the body should answer with
 /// the final status instead of inviting the client to send it with 100.
 #[test]
