@@ -226,6 +226,13 @@ impl<'t> Machine<'t> {
         };
         let context = self.input.context;
         if let Some(v) = context.get(&key) {
+            // AWS gives the epoch as a number (`$context.requestTimeEpoch > 0`
+            // is true there); everything else is a string.
+            if key == "requestTimeEpoch" {
+                if let Ok(n) = v.parse::<i64>() {
+                    return Some(Value::Int(n));
+                }
+            }
             return Some(Value::str(v));
         }
         let dotted = format!("{key}.");

@@ -37,6 +37,7 @@ fn req() -> Req {
             ("identity.userAgent", "curl"),
             ("stage", "prod"),
             ("authorizer.claims.sub", "user-1"),
+            ("requestTimeEpoch", "1795491144037"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -68,6 +69,17 @@ fn check(src: &str, expected: &str) {
         Ok(out) => assert_eq!(out.body, expected, "template {src:?}"),
         Err(e) => panic!("template {src:?}: {e}"),
     }
+}
+
+#[test]
+fn request_time_epoch_is_a_number() {
+    check("$context.requestTimeEpoch", "1795491144037");
+    check("#if($context.requestTimeEpoch > 0)yes#{else}no#end", "yes");
+    check(
+        "#set($s = $context.requestTimeEpoch / 1000)$s",
+        "1795491144",
+    );
+    check("#if($context.stage > 0)yes#{else}no#end", "no");
 }
 
 #[test]
