@@ -111,15 +111,16 @@ impl Pool {
     }
 }
 
-/// One read of body bytes from the backend into `dst`, within `deadline`;
-/// `Ok(0)` at the end of the stream.
+/// One read of body bytes from the backend into `dst`, within `deadline`.
+/// The end of the stream is `Ok(0)` if the body ends there (`eof_ends`),
+/// else an error.
 async fn read_body_bytes(
     stream: &mut UpStream,
     addr: SocketAddr,
-    scratch: &Scratch,
-    timers: &Timers,
+    (scratch, timers): (&Scratch, &Timers),
     deadline: Instant,
     dst: &mut BytesMut,
+    eof_ends: bool,
 ) -> Result<usize, GatewayError> {
     match timers
         .deadline(deadline, read_some(stream, scratch, dst))
@@ -128,6 +129,10 @@ async fn read_body_bytes(
         None => Err(GatewayError::new(
             ErrorKind::UpstreamTimeout,
             format!("{addr} stalled mid-body"),
+        )),
+        Some(Ok(0)) if !eof_ends => Err(GatewayError::new(
+            ErrorKind::UpstreamReset,
+            format!("{addr} closed the connection mid-body"),
         )),
         Some(Ok(n)) => Ok(n),
         Some(Err(e)) => Err(GatewayError::new(
@@ -453,27 +458,21 @@ impl UpstreamResponse {
                     }
                 }
             }
+            let until_close = self.head.framing == ResponseFraming::UntilClose;
             let got = read_body_bytes(
                 &mut self.stream,
                 self.addr,
-                scratch,
-                timers,
+                (scratch, timers),
                 deadline,
                 &mut self.buf,
+                until_close,
             )
             .await;
             match got {
-                Ok(0) if self.head.framing == ResponseFraming::UntilClose => {
+                Ok(0) => {
                     self.done = true;
                     self.spoiled = true;
                     return Ok(None);
-                }
-                Ok(0) => {
-                    self.spoiled = true;
-                    return Err(GatewayError::new(
-                        ErrorKind::UpstreamReset,
-                        format!("{} closed the connection mid-body", self.addr),
-                    ));
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -515,25 +514,15 @@ impl UpstreamResponse {
                 let got = read_body_bytes(
                     &mut self.stream,
                     self.addr,
-                    scratch,
-                    timers,
+                    (scratch, timers),
                     deadline,
                     &mut acc,
+                    false,
                 )
                 .await;
-                match got {
-                    Ok(0) => {
-                        self.spoiled = true;
-                        return Err(GatewayError::new(
-                            ErrorKind::UpstreamReset,
-                            format!("{} closed the connection mid-body", self.addr),
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.spoiled = true;
-                        return Err(e);
-                    }
+                if let Err(e) = got {
+                    self.spoiled = true;
+                    return Err(e);
                 }
             }
             if acc.len() > n {
