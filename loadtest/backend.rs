@@ -18,12 +18,13 @@
 //! chunked request bodies are skipped, `Connection: close` and HTTP/1.0 are
 //! honoured. Responses are built once at start-up. No `unsafe`, no runtime.
 
+#[path = "common.rs"]
+mod common;
+
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
-
-use socket2::{Domain, Protocol, Socket, Type};
 
 const READ_BUF: usize = 64 * 1024;
 const MAX_HEAD: usize = 64 * 1024;
@@ -96,19 +97,8 @@ fn parse_opts() -> Opts {
         body_size: 2,
         threads: thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let (key, inline) = match a.split_once('=') {
-            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-            None => (a.clone(), None),
-        };
-        if key == "-h" || key == "--help" {
-            usage("help");
-        }
-        let value = match inline.or_else(|| args.next()) {
-            Some(v) => v,
-            None => usage(&format!("{key} needs a value")),
-        };
+    let pairs = common::options(std::env::args().skip(1)).unwrap_or_else(|m| usage(&m));
+    for (key, value) in pairs {
         match key.as_str() {
             "--listen" => {
                 opts.listen = value
@@ -133,18 +123,9 @@ fn parse_opts() -> Opts {
     opts
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
-}
-
 fn main() {
     let opts = parse_opts();
-    let first = bind(opts.listen).unwrap_or_else(|e| {
+    let first = common::bind_reuseport(opts.listen).unwrap_or_else(|e| {
         eprintln!("loadtest-backend: cannot bind {}: {e}", opts.listen);
         std::process::exit(1);
     });
@@ -157,7 +138,7 @@ fn main() {
     };
     let mut listeners = vec![first];
     for _ in 1..opts.threads {
-        match bind(addr) {
+        match common::bind_reuseport(addr) {
             Ok(l) => listeners.push(l),
             Err(e) => {
                 eprintln!("loadtest-backend: cannot bind {addr} again: {e}");

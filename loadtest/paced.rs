@@ -40,6 +40,9 @@
 //!
 //! std threads, `httparse` and `serde_json` only; no `unsafe`.
 
+#[path = "common.rs"]
+mod common;
+
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -91,19 +94,8 @@ fn parse_opts() -> Opts {
     let mut late_ms = 1.0f64;
     let mut start_at_ms = None;
     let mut headers = String::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let (key, inline) = match a.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
-            _ => (a.clone(), None),
-        };
-        if key == "-h" || key == "--help" {
-            usage("help");
-        }
-        let value = match inline.or_else(|| args.next()) {
-            Some(v) => v,
-            None => usage(&format!("{key} needs a value")),
-        };
+    let pairs = common::options(std::env::args().skip(1)).unwrap_or_else(|m| usage(&m));
+    for (key, value) in pairs {
         match key.as_str() {
             "--url" => url = Some(value),
             "--rate" => rate = Some(number::<f64>(&key, &value)),

@@ -27,6 +27,9 @@
 //!
 //! One blocking OS thread per connection, no runtime, no `unsafe`.
 
+#[path = "common.rs"]
+mod common;
+
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,7 +38,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::{self, Message};
-use socket2::{Domain, Protocol, Socket, Type};
 
 fn usage(msg: &str) -> ! {
     eprintln!("loadtest-ws: {msg}");
@@ -51,26 +53,6 @@ fn fail(msg: &str) -> ! {
     std::process::exit(1);
 }
 
-/// `--key value` and `--key=value` pairs after the mode.
-fn options(args: impl Iterator<Item = String>) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut args = args.peekable();
-    while let Some(a) = args.next() {
-        if a == "-h" || a == "--help" {
-            usage("help");
-        }
-        let (key, inline) = match a.split_once('=') {
-            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-            None => (a.clone(), None),
-        };
-        match inline.or_else(|| args.next()) {
-            Some(v) => out.push((key, v)),
-            None => usage(&format!("{key} needs a value")),
-        }
-    }
-    out
-}
-
 fn number<T: std::str::FromStr>(key: &str, value: &str) -> T {
     value
         .parse()
@@ -80,8 +62,8 @@ fn number<T: std::str::FromStr>(key: &str, value: &str) -> T {
 fn main() {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        Some("echo") => echo(options(args)),
-        Some("load") => load(options(args)),
+        Some("echo") => echo(common::options(args).unwrap_or_else(|m| usage(&m))),
+        Some("load") => load(common::options(args).unwrap_or_else(|m| usage(&m))),
         Some(other) => usage(&format!("unknown mode {other}")),
         None => usage("a mode is required"),
     }
@@ -90,15 +72,6 @@ fn main() {
 // --------------------------------------------------------------------------
 // echo server
 // --------------------------------------------------------------------------
-
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
-}
 
 fn echo(opts: Vec<(String, String)>) {
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -110,14 +83,17 @@ fn echo(opts: Vec<(String, String)>) {
             _ => usage(&format!("unknown option {k}")),
         }
     }
-    let first = bind(listen).unwrap_or_else(|e| fail(&format!("cannot bind {listen}: {e}")));
+    let first = common::bind_reuseport(listen)
+        .unwrap_or_else(|e| fail(&format!("cannot bind {listen}: {e}")));
     let addr = first
         .local_addr()
         .unwrap_or_else(|e| fail(&format!("local_addr: {e}")));
     let mut listeners = vec![first];
     for _ in 1..threads {
-        listeners
-            .push(bind(addr).unwrap_or_else(|e| fail(&format!("cannot bind {addr} again: {e}"))));
+        listeners.push(
+            common::bind_reuseport(addr)
+                .unwrap_or_else(|e| fail(&format!("cannot bind {addr} again: {e}"))),
+        );
     }
     println!("listening on {addr}");
     let _ = io::stdout().flush();
