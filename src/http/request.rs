@@ -202,7 +202,14 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HeadError> 
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadersTooLarge),
-        Err(httparse::Error::Version) => return Err(version_error(window)),
+        Err(httparse::Error::Version) => {
+            // RFC 9112 §2.3: a higher minor version of HTTP/1 is served as
+            // the highest we implement, 1.1 (rare: parsed from a copy).
+            if let Some(patched) = as_http11(window) {
+                return parse_head(&patched, limits);
+            }
+            return Err(version_error(window));
+        }
         Err(httparse::Error::Token) => return Err(HeadError::BadRequest("invalid method")),
         Err(httparse::Error::HeaderName) => {
             return Err(HeadError::BadRequest("invalid header name"))
@@ -488,6 +495,25 @@ fn request_line_too_long(window: &[u8], limits: &HeadLimits) -> bool {
     }
 }
 
+/// The head with `HTTP/1.x` (x from 2 to 9) at the end of its request line
+/// made `HTTP/1.1`; `None` for anything else.
+fn as_http11(window: &[u8]) -> Option<Vec<u8>> {
+    let line_end = window.iter().position(|&b| b == b'\n')?;
+    let line = &window[..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let at = line.len().checked_sub(9)?;
+    match &line[at..] {
+        [b' ', b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor]
+            if (b'2'..=b'9').contains(minor) =>
+        {
+            let mut patched = window.to_vec();
+            patched[at + 8] = b'1';
+            Some(patched)
+        }
+        _ => None,
+    }
+}
+
 fn version_error(window: &[u8]) -> HeadError {
     let line_end = window
         .iter()
@@ -584,6 +610,22 @@ mod tests {
     }
 
     #[test]
+    fn higher_http1_minor_versions_are_served_as_http11() {
+        let input = b"GET /a?b=1 HTTP/1.2\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+        let (h, n) = complete(input);
+        assert_eq!(n, input.len());
+        assert_eq!(h.version, Version::Http11);
+        assert!(h.keep_alive);
+        assert_eq!(h.path.of(input), b"/a");
+        assert_eq!(
+            parse(b"GET / HTTP/1.3\r\nHost: x\r\n")
+                .ok()
+                .map(|p| matches!(p, Parsed::Partial)),
+            Some(true)
+        );
+    }
+
+    #[test]
     fn simple_get() {
         let input = b"GET /prod/pets?type=dog HTTP/1.1\r\nHost: x\r\n\r\nrest";
         let (h, n) = complete(input);
@@ -655,6 +697,10 @@ mod tests {
             (b"GET / HTTP/1.0\r\n\r\n", 200),
             // versions and targets
             (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+            (b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 200),
+            (b"GET / HTTP/1.9\r\n\r\n", 400), // served as 1.1, so Host is required
+            (b"GET / HTTP/1.10\r\nHost: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.2x\r\nHost: x\r\n\r\n", 400),
             (b"GET / HTTP/1.1x\r\nHost: x\r\n\r\n", 400),
             (b"GET / FOO/1.1\r\nHost: x\r\n\r\n", 400),
             (b"GET foo HTTP/1.1\r\nHost: x\r\n\r\n", 400),
