@@ -17,6 +17,10 @@ use support::{Backend, Gateway, Mode, RawClient};
 type Client = tungstenite::WebSocket<TcpStream>;
 
 fn ws_gateway(backend: &Backend, extra_routes: &str, limits: &str) -> Gateway {
+    ws_builder(backend, extra_routes, limits).start()
+}
+
+fn ws_builder(backend: &Backend, extra_routes: &str, limits: &str) -> support::GatewayBuilder {
     let b = backend.addr;
     Gateway::builder()
         .shards(2)
@@ -53,7 +57,6 @@ route_response = false
 {limits}
 "#
         ))
-        .start()
 }
 
 const DEFAULT_ROUTE: &str = "[[websocket_apis.routes]]\nkey = \"$default\"\nintegration = { type = \"http\", uri = \"http://BACKEND/echo\" }\nroute_response = true\n";
@@ -371,6 +374,101 @@ fn limits_and_idle_timeout() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(4),
         "{took:?}"
     );
+}
+
+/// The maximum connection duration ends even a busy connection (1001).
+#[test]
+fn maximum_connection_duration_closes_a_busy_connection() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = ws_gateway(
+        &backend,
+        "",
+        "max_connection_seconds = 2\nidle_timeout_seconds = 60\n",
+    );
+    let (mut ws, _) = connect(&gw).unwrap();
+    let start = Instant::now();
+    let code = loop {
+        assert!(start.elapsed() < Duration::from_secs(8), "never closed");
+        if ws
+            .send(Message::text(r#"{"action": "echo", "n": 1}"#))
+            .is_err()
+        {
+            break None;
+        }
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => break Some(u16::from(f.code)),
+            Ok(Message::Close(None)) | Err(_) => break None,
+            Ok(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    let took = start.elapsed();
+    assert_eq!(code, Some(1001));
+    assert!(
+        took >= Duration::from_millis(1800) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}
+
+/// A client that stops reading cannot make the gateway queue without
+/// bound: once its send queue is full, sends to it answer 429 and its close
+/// (1013) is queued; when the blocked write gives up (`write_timeout_ms`)
+/// the connection is gone and sends answer 410. Other clients are served
+/// throughout.
+#[test]
+fn a_client_that_stops_reading_is_disconnected_when_its_queue_fills() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = ws_builder(&backend, "", "send_queue = 2\n")
+        .limit("write_timeout_ms", "1000")
+        .start();
+    let (_silent, id) = connect(&gw).unwrap();
+    let enc = id
+        .replace('=', "%3D")
+        .replace('/', "%2F")
+        .replace('+', "%2B");
+    let message = vec![b'x'; 100_000];
+    let post = || {
+        call(
+            gw.addr,
+            "POST",
+            &format!("/prod/@connections/{enc}"),
+            &message,
+            "pusher-token-0123456789",
+        )
+    };
+    // Fill the socket buffers and the queue.
+    let mut sent = 0;
+    let full = loop {
+        let r = post();
+        match r.status {
+            200 => sent += 1,
+            429 => break r,
+            other => panic!("{other} after {sent} messages: {}", r.text()),
+        }
+        assert!(
+            sent < 1000,
+            "1,000 messages of 100 KB accepted for a client that reads nothing"
+        );
+    };
+    assert!(full.text().contains("not reading"), "{}", full.text());
+    let (mut other, _) = connect(&gw).unwrap();
+    other
+        .send(Message::text(r#"{"action": "echo", "still": "served"}"#))
+        .unwrap();
+    assert_eq!(text(&mut other), r#"{"action": "echo", "still": "served"}"#);
+    // The stuck write times out; the connection is then gone.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = post();
+        if r.status == 410 {
+            break;
+        }
+        assert_eq!(r.status, 429, "{}", r.text());
+        assert!(
+            Instant::now() < until,
+            "the silent client was never disconnected"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
