@@ -418,7 +418,7 @@ fn maximum_connection_duration_closes_a_busy_connection() {
 fn a_client_that_stops_reading_is_disconnected_when_its_queue_fills() {
     let backend = Backend::start(Mode::Echo);
     let gw = ws_builder(&backend, "", "send_queue = 2\n")
-        .limit("write_timeout_ms", "1000")
+        .limit("write_timeout_ms", "3000")
         .start();
     let (_silent, id) = connect(&gw).unwrap();
     let enc = id
@@ -456,7 +456,7 @@ fn a_client_that_stops_reading_is_disconnected_when_its_queue_fills() {
         .unwrap();
     assert_eq!(text(&mut other), r#"{"action": "echo", "still": "served"}"#);
     // The stuck write times out; the connection is then gone.
-    let until = Instant::now() + Duration::from_secs(10);
+    let until = Instant::now() + Duration::from_secs(15);
     loop {
         let r = post();
         if r.status == 410 {
