@@ -186,27 +186,10 @@ pub fn run(
     // A bound, non-listening SO_REUSEPORT socket reserves the port (and
     // resolves port 0) without taking connections; every shard then binds
     // and listens on the same address, and the probe is dropped.
-    let probe = bind_probe(requested)?;
-    let addr = probe
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .ok_or_else(|| RuntimeError::Bind {
-            addr: requested,
-            source: std::io::Error::other("no local address"),
-        })?;
-
+    let (probe, addr) = bind_probe(requested)?;
     let (tls_probe, tls_addr) = match &snapshot.server.tls {
         Some(t) => {
-            let probe = bind_probe(t.listen)?;
-            let a = probe
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .ok_or_else(|| RuntimeError::Bind {
-                    addr: t.listen,
-                    source: std::io::Error::other("no local address"),
-                })?;
+            let (probe, a) = bind_probe(t.listen)?;
             (Some(probe), Some(a))
         }
         None => (None, None),
@@ -283,7 +266,8 @@ fn allowed_cpus() -> Option<glommio::CpuSet> {
     (!set.is_empty()).then_some(set)
 }
 
-fn bind_probe(addr: SocketAddr) -> Result<socket2::Socket, RuntimeError> {
+/// The reserving socket and the address it got (port 0 resolved).
+fn bind_probe(addr: SocketAddr) -> Result<(socket2::Socket, SocketAddr), RuntimeError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let err = |source| RuntimeError::Bind { addr, source };
     let domain = if addr.is_ipv6() {
@@ -294,7 +278,12 @@ fn bind_probe(addr: SocketAddr) -> Result<socket2::Socket, RuntimeError> {
     let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
     s.set_reuse_port(true).map_err(err)?;
     s.bind(&addr.into()).map_err(err)?;
-    Ok(s)
+    let bound = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| err(std::io::Error::other("no local address")))?;
+    Ok((s, bound))
 }
 
 async fn shard_main(
