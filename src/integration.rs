@@ -473,7 +473,7 @@ pub fn render_template(
 /// the template set.
 pub fn mock_status(
     info: &RequestInfo<'_>,
-    data: Option<&TemplateData>,
+    data: &std::cell::OnceCell<TemplateData>,
     integration: &Integration,
 ) -> Result<(u16, vtl::Overrides), GatewayError> {
     let (rendered, overrides) =
@@ -484,14 +484,7 @@ pub fn mock_status(
                 vtl::Overrides::default(),
             ),
             Some(t) => {
-                let owned;
-                let data = match data {
-                    Some(d) => d,
-                    None => {
-                        owned = TemplateData::new(info);
-                        &owned
-                    }
-                };
+                let data = data.get_or_init(|| TemplateData::new(info));
                 let r = render_template(t, &data.input(info.body, info))?;
                 (r.body.into_bytes(), r.overrides)
             }

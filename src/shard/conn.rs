@@ -922,17 +922,11 @@ impl Conn {
     ) -> Result<Reply, GatewayError> {
         // What templates see of the request is built only for templates
         // that read it (plain-text ones, the common MOCK case, do not).
-        let dynamic = |t: &crate::vtl::Template| t.static_output().is_none() && !t.is_empty();
-        let data = (integration
-            .request_templates
-            .iter()
-            .any(|(_, t)| dynamic(t))
-            || integration
-                .responses
-                .iter()
-                .any(|r| r.templates.iter().any(|(_, t)| dynamic(t))))
-        .then(|| TemplateData::new(info));
-        let (status, request_overrides) = mock_status(info, data.as_ref(), integration)?;
+        // What templates see of the request is built at most once, and only
+        // for a template that reads it (plain-text ones, the common MOCK
+        // case, do not).
+        let data = std::cell::OnceCell::new();
+        let (status, request_overrides) = mock_status(info, &data, integration)?;
         let response = select_response(integration, status)?;
         // A MOCK has no integration response body: templates see an empty one.
         let (content_type, body, overrides) =
@@ -943,14 +937,7 @@ impl Conn {
                     Default::default(),
                 ),
                 Some((ct, t)) if !t.is_empty() => {
-                    let owned;
-                    let data = match &data {
-                        Some(d) => d,
-                        None => {
-                            owned = TemplateData::new(info);
-                            &owned
-                        }
-                    };
+                    let data = data.get_or_init(|| TemplateData::new(info));
                     let r = render_template(t, &data.input(b"", info))?;
                     (ct.clone(), r.body.into_bytes(), r.overrides)
                 }
