@@ -147,7 +147,7 @@ pub struct UpstreamResponse {
     pub head: UpstreamHead,
     pub raw_head: Bytes,
     stream: UpStream,
-    addr: SocketAddr,
+    /// The backend's address and TLS identity (`key.0` is the address).
     key: PoolKey,
     buf: BytesMut,
     remaining: u64,
@@ -369,7 +369,6 @@ async fn attempt(
                         head,
                         raw_head: raw,
                         stream,
-                        addr,
                         key,
                         buf,
                         remaining,
@@ -439,7 +438,7 @@ impl UpstreamResponse {
                             self.spoiled = true;
                             GatewayError::new(
                                 ErrorKind::UpstreamMalformed,
-                                format!("bad chunked body from {}: {}", self.addr, e.reason()),
+                                format!("bad chunked body from {}: {}", self.key.0, e.reason()),
                             )
                         })?;
                         self.buf.advance(progress.consumed);
@@ -461,7 +460,7 @@ impl UpstreamResponse {
             let until_close = self.head.framing == ResponseFraming::UntilClose;
             let got = read_body_bytes(
                 &mut self.stream,
-                self.addr,
+                self.key.0,
                 (scratch, timers),
                 deadline,
                 &mut self.buf,
@@ -513,7 +512,7 @@ impl UpstreamResponse {
             while acc.len() < n {
                 let got = read_body_bytes(
                     &mut self.stream,
-                    self.addr,
+                    self.key.0,
                     (scratch, timers),
                     deadline,
                     &mut acc,
