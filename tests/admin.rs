@@ -401,8 +401,7 @@ fn malformed_documents_and_warnings() {
 
 #[test]
 fn the_aws_cli_imports_deploys_and_updates() {
-    if Command::new("aws").arg("--version").output().is_err() {
-        eprintln!("aws CLI not installed (pip install awscli); skipping");
+    if !support::gateway::aws_cli_available() {
         return;
     }
     let backend = support::Backend::start(support::Mode::Echo);
@@ -416,24 +415,7 @@ fn the_aws_cli_imports_deploys_and_updates() {
         .start();
     let admin = gw.admin.unwrap();
     let endpoint = format!("http://{admin}");
-    let aws = |args: &[&str]| -> serde_json::Value {
-        let out = Command::new("aws")
-            .args(["apigateway"])
-            .args(args)
-            .args(["--endpoint-url", &endpoint, "--output", "json"])
-            .env("AWS_ACCESS_KEY_ID", ADMIN_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
-            .env("AWS_DEFAULT_REGION", "eu-west-1")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-    };
+    let aws = |args: &[&str]| support::gateway::aws_apigateway(admin, args);
     let fixture = format!(
         "fileb://{}/tests/fixtures/aws-petstore-sample.json",
         env!("CARGO_MANIFEST_DIR")

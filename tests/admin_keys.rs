@@ -13,24 +13,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::gateway::{mock_method, swagger_with, ADMIN_KEY_ID, ADMIN_SECRET, ADMIN_TOKEN};
+use support::gateway::{keyed_api, ADMIN_KEY_ID, ADMIN_SECRET, ADMIN_TOKEN};
 use support::{Gateway, RawClient, Response};
 
 /// A value of an `[[api_keys]]` entry of the config file.
 const CONFIG_KEY: &str = "config-key-0123456789abcdef";
-
-/// `/open` needs no key; `/keyed` is `apiKeyRequired`.
-fn keyed_api() -> String {
-    let paths = format!(
-        r#"{{"/open": {{"get": {open}}}, "/keyed": {{"get": {keyed}}}}}"#,
-        open = mock_method(200, "open"),
-        keyed = mock_method(200, "keyed").replacen('{', r#"{"security": [{"api_key": []}], "#, 1),
-    );
-    swagger_with(
-        &paths,
-        r#""securityDefinitions": {"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}}"#,
-    )
-}
 
 /// Config API `k` (stages `p` and `q`, the default API), a config plan and
 /// key, and the admin listener; two shards.
@@ -629,31 +616,13 @@ fn the_config_file_wins_a_plan_id_clash() {
 
 #[test]
 fn the_aws_cli_manages_keys_and_usage_plans() {
-    if Command::new("aws").arg("--version").output().is_err() {
-        eprintln!("aws CLI not installed (pip install awscli); skipping");
+    if !support::gateway::aws_cli_available() {
         return;
     }
     let gw = gateway();
     let admin = gw.admin.unwrap();
     let endpoint = format!("http://{admin}");
-    let aws = |args: &[&str]| -> Value {
-        let out = Command::new("aws")
-            .args(["apigateway"])
-            .args(args)
-            .args(["--endpoint-url", &endpoint, "--output", "json"])
-            .env("AWS_ACCESS_KEY_ID", ADMIN_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
-            .env("AWS_DEFAULT_REGION", "eu-west-1")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    };
+    let aws = |args: &[&str]| support::gateway::aws_apigateway(admin, args);
     let key = aws(&["create-api-key", "--name", "cli", "--enabled"]);
     let key_id = key["id"].as_str().unwrap().to_owned();
     let value = key["value"].as_str().unwrap().to_owned();

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use support::client::{get, get_with};
-use support::gateway::{mock_method, swagger, swagger_with};
+use support::gateway::{keyed_api, mock_method, swagger};
 use support::{Backend, Gateway, Mode, RawClient, Response};
 
 fn keep_alive_burst(gw: &Gateway, path: &str, n: usize, headers: &str) -> Vec<Response> {
@@ -165,18 +165,6 @@ fn stage_and_method_throttles() {
         vec![200, 200, 200, 200, 200, 429, 429],
         "stage burst 8 shared by all methods"
     );
-}
-
-fn keyed_api() -> String {
-    let paths = format!(
-        r#"{{"/open": {{"get": {open}}}, "/keyed": {{"get": {keyed}}}}}"#,
-        open = mock_method(200, "open"),
-        keyed = mock_method(200, "keyed").replacen('{', r#"{"security": [{"api_key": []}], "#, 1),
-    );
-    swagger_with(
-        &paths,
-        r#""securityDefinitions": {"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}}"#,
-    )
 }
 
 const GOLD: &str = "gold-key-0123456789abcdef";

@@ -361,3 +361,48 @@ pub fn proxy_method(uri: &str, extra: &str) -> String {
         r#"{{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "ANY", "uri": "{uri}"{extra}}}}}"#
     )
 }
+
+/// `/open` needs no key; `/keyed` is `apiKeyRequired`.
+pub fn keyed_api() -> String {
+    let paths = format!(
+        r#"{{"/open": {{"get": {open}}}, "/keyed": {{"get": {keyed}}}}}"#,
+        open = mock_method(200, "open"),
+        keyed = mock_method(200, "keyed").replacen('{', r#"{"security": [{"api_key": []}], "#, 1),
+    );
+    swagger_with(
+        &paths,
+        r#""securityDefinitions": {"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}}"#,
+    )
+}
+
+/// Whether the `aws` CLI runs; if not, says so (the caller skips).
+pub fn aws_cli_available() -> bool {
+    if Command::new("aws").arg("--version").output().is_err() {
+        eprintln!("aws CLI not installed (pip install awscli); skipping");
+        return false;
+    }
+    true
+}
+
+/// `aws apigateway ARGS --endpoint-url http://ADMIN --output json`, signed
+/// with the admin credential; panics with its stderr on failure; stdout as
+/// JSON (`Null` when empty).
+pub fn aws_apigateway(admin: SocketAddr, args: &[&str]) -> serde_json::Value {
+    let endpoint = format!("http://{admin}");
+    let out = Command::new("aws")
+        .args(["apigateway"])
+        .args(args)
+        .args(["--endpoint-url", &endpoint, "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
+        .env("AWS_DEFAULT_REGION", "eu-west-1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
