@@ -39,8 +39,18 @@ pub struct Control {
 
 struct State {
     loaded: Loaded,
+    /// Counts replacements of `loaded` (reloads), so a snapshot prepared
+    /// before one is not published after it.
+    loaded_version: u64,
     /// What the admin API's state serves beside the config's.
     extra: Extra,
+}
+
+/// A snapshot built for an admin change and checked, waiting to be
+/// published once the change is on disk (see [`Control::prepare_extra`]).
+pub struct Prepared {
+    snapshot: Snapshot,
+    loaded_version: u64,
 }
 
 /// What the admin API has accepted, to serve beside the config file's:
@@ -78,7 +88,11 @@ impl Control {
             publisher,
             resolver,
             registry,
-            state: ControlMutex::new(State { loaded, extra }),
+            state: ControlMutex::new(State {
+                loaded,
+                loaded_version: 0,
+                extra,
+            }),
             reloads_ok: Default::default(),
             reloads_failed: Default::default(),
             started_at: std::time::SystemTime::now(),
@@ -204,6 +218,7 @@ impl Control {
         let mut state = self.lock();
         let snapshot = build_snapshot(&loaded, &state.extra, &self.registry, &mut diags)?;
         state.loaded = loaded;
+        state.loaded_version += 1;
         let generation = self.install(snapshot);
         drop(state);
         Ok(generation)
@@ -223,11 +238,36 @@ impl Control {
         Ok(generation)
     }
 
-    /// Builds what `set_extra` would publish, without publishing it.
-    pub fn try_extra(&self, extra: &Extra) -> Result<Snapshot, LoadError> {
+    /// Builds and checks what serving `extra` would publish, without
+    /// publishing it. The build is done once: [`Control::publish_prepared`]
+    /// publishes this very snapshot (building limits twice would hand the
+    /// live quota counts to a pool the shards do not use yet).
+    pub fn prepare_extra(&self, extra: &Extra) -> Result<Prepared, LoadError> {
         let mut diags = Diagnostics::default();
         let state = self.lock();
-        build_snapshot(&state.loaded, extra, &self.registry, &mut diags)
+        let snapshot = build_snapshot(&state.loaded, extra, &self.registry, &mut diags)?;
+        Ok(Prepared {
+            snapshot,
+            loaded_version: state.loaded_version,
+        })
+    }
+
+    /// Publishes a prepared snapshot and keeps `extra`; if the config was
+    /// reloaded since it was prepared, builds again from the new config.
+    pub fn publish_prepared(&self, extra: Extra, prepared: Prepared) -> Result<u64, LoadError> {
+        let mut state = self.lock();
+        let built = if prepared.loaded_version == state.loaded_version {
+            Ok(prepared.snapshot)
+        } else {
+            let mut diags = Diagnostics::default();
+            build_snapshot(&state.loaded, &extra, &self.registry, &mut diags)
+        };
+        self.count(built.is_ok());
+        let snapshot = built?;
+        state.extra = extra;
+        let generation = self.install(snapshot);
+        drop(state);
+        Ok(generation)
     }
 
     fn install(&self, snapshot: Snapshot) -> u64 {

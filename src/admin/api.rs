@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use super::state::{AdminState, DeploymentRecord, RestApiRecord, StageRecord};
 use super::{Admin, Reply, MAX_DOCUMENT_BYTES};
 use crate::config::{check_stage_variable, parse_document, swagger, valid_stage_name, Diagnostics};
+use crate::control::Prepared;
 use crate::http::query;
 use crate::http::request::RequestHead;
 
@@ -465,27 +466,40 @@ fn delete_api(admin: &Admin, state: &mut AdminState, id: &str) -> Reply {
     Reply::json(202, &json!({}))
 }
 
-/// Validates, then publishes what `next` deploys. Nothing is written here.
-fn check_publishable(admin: &Admin, next: &AdminState) -> Result<(), Reply> {
+/// Builds and validates what `next` would serve. Nothing is written or
+/// published here; [`publish_checked`] publishes the result.
+fn check_publishable(admin: &Admin, next: &AdminState) -> Result<Prepared, Reply> {
     admin
         .control
-        .try_extra(&next.extra(&admin.store))
-        .map(|_| ())
+        .prepare_extra(&next.extra(&admin.store))
         .map_err(|e| {
             let lines: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
             Reply::error(400, "BadRequestException", lines.join("\n"))
         })
 }
 
+fn publish_error(e: crate::config::LoadError) -> Reply {
+    let lines: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
+    Reply::error(500, "InternalServerErrorException", lines.join("\n"))
+}
+
+/// Publishes what `check_publishable` built for `next`.
+fn publish_checked(admin: &Admin, next: &AdminState, prepared: Prepared) -> Result<(), Reply> {
+    admin
+        .control
+        .publish_prepared(next.extra(&admin.store), prepared)
+        .map(|_| ())
+        .map_err(publish_error)
+}
+
+/// Builds and publishes what `next` serves (removals, which need no check
+/// before they are written).
 fn publish(admin: &Admin, next: &AdminState) -> Result<(), Reply> {
     admin
         .control
         .set_extra(next.extra(&admin.store))
         .map(|_| ())
-        .map_err(|e| {
-            let lines: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
-            Reply::error(500, "InternalServerErrorException", lines.join("\n"))
-        })
+        .map_err(publish_error)
 }
 
 fn storage_error(e: std::io::Error) -> Reply {
@@ -614,9 +628,10 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
         stages.insert(name.to_owned(), rec.clone());
         stage_rec = Some(rec);
     }
-    if let Err(r) = check_publishable(admin, &next) {
-        return r;
-    }
+    let prepared = match check_publishable(admin, &next) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     if let Err(e) = admin.store.put_deployment(&dep) {
         return storage_error(e);
     }
@@ -625,7 +640,7 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
             return storage_error(e);
         }
     }
-    let result = publish(admin, &next);
+    let result = publish_checked(admin, &next, prepared);
     *state = next;
     if let Err(r) = result {
         return r;
@@ -834,13 +849,14 @@ fn save_stage(admin: &Admin, state: &mut AdminState, rec: StageRecord, status: u
         .entry(rec.api_id.clone())
         .or_default()
         .insert(rec.stage_name.clone(), rec.clone());
-    if let Err(r) = check_publishable(admin, &next) {
-        return r;
-    }
+    let prepared = match check_publishable(admin, &next) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     if let Err(e) = admin.store.put_stage(&rec) {
         return storage_error(e);
     }
-    let result = publish(admin, &next);
+    let result = publish_checked(admin, &next, prepared);
     *state = next;
     if let Err(r) = result {
         return r;

@@ -14,7 +14,7 @@ use super::super::state::{
     AdminState, ApiKeyRecord, ApiStageRecord, QuotaRecord, Store, ThrottleRecord, UsagePlanRecord,
 };
 use super::super::{Admin, Reply};
-use super::{check_publishable, new_id, now, publish, storage_error};
+use super::{check_publishable, new_id, now, publish_checked, storage_error};
 
 /// API Gateway: an API key value is 20 to 128 characters.
 const KEY_VALUE_LEN: std::ops::RangeInclusive<usize> = 20..=128;
@@ -107,9 +107,9 @@ fn commit(
     next: AdminState,
     write: impl FnOnce(&Store) -> std::io::Result<()>,
 ) -> Result<(), Reply> {
-    check_publishable(admin, &next)?;
+    let prepared = check_publishable(admin, &next)?;
     write(&admin.store).map_err(storage_error)?;
-    let result = publish(admin, &next);
+    let result = publish_checked(admin, &next, prepared);
     // What is on disk is what is kept, even if the publish failed.
     *state = next;
     result
