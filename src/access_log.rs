@@ -303,19 +303,7 @@ struct TimeCache {
 fn write_var(v: Var, e: &Entry<'_>, out: &mut Vec<u8>, time: &mut TimeCache) {
     match v {
         Var::RequestId => escaped(e.request_id.as_bytes(), out),
-        Var::SourceIp => match e.source_ip {
-            IpAddr::V4(v4) => {
-                for (i, o) in v4.octets().iter().enumerate() {
-                    if i > 0 {
-                        out.push(b'.');
-                    }
-                    number(u64::from(*o), out);
-                }
-            }
-            ip => {
-                let _ = write!(out, "{ip}");
-            }
-        },
+        Var::SourceIp => crate::http::response::write_ip(out, e.source_ip),
         Var::UserAgent => opt(e.user_agent, out),
         Var::ApiKey => opt(e.api_key, out),
         Var::HttpMethod => escaped(e.http_method.as_bytes(), out),
@@ -331,7 +319,7 @@ fn write_var(v: Var, e: &Entry<'_>, out: &mut Vec<u8>, time: &mut TimeCache) {
                 .map_or(0, |d| d.as_secs());
             if time.text.is_empty() || time.secs != secs {
                 time.secs = secs;
-                time.text = clf_time(e.request_time);
+                time.text = crate::ids::clf_time(e.request_time);
             }
             out.extend_from_slice(time.text.as_bytes());
         }
@@ -437,25 +425,6 @@ fn escaped(v: &[u8], out: &mut Vec<u8>) {
             _ => out.push(b),
         }
     }
-}
-
-/// `23/Nov/2026:23:49:01 +0000`, as `$context.requestTime` is written.
-pub fn clf_time(t: SystemTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (y, m, d) = crate::ids::civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!(
-        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(m as usize).clamp(1, 12) - 1],
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
 }
 
 /// Per-shard buffer of one destination may hold this much before lines

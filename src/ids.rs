@@ -38,6 +38,11 @@ pub fn epoch_millis(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// English month abbreviations, January first (CLF, certificate dates).
+pub const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// `$context.requestTime`: CLF, `23/Nov/2026:23:49:17 +0000`.
 pub fn clf_time(t: SystemTime) -> String {
     let secs = t
@@ -47,9 +52,6 @@ pub fn clf_time(t: SystemTime) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     format!(
         "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
         d,

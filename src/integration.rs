@@ -716,19 +716,7 @@ pub fn build_upstream_request(
             out.extend_from_slice(b", ");
         }
         // Written straight into the buffer: no String per request.
-        match info.peer.ip() {
-            std::net::IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().iter().enumerate() {
-                    if i > 0 {
-                        out.push(b'.');
-                    }
-                    crate::http::response::write_u64(out, u64::from(*octet));
-                }
-            }
-            ip => {
-                let _ = std::io::Write::write_fmt(out, format_args!("{ip}"));
-            }
-        }
+        crate::http::response::write_ip(out, info.peer.ip());
         out.extend_from_slice(b"\r\nX-Forwarded-Port: ");
         crate::http::response::write_u64(out, u64::from(local_port));
         out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");

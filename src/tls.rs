@@ -412,12 +412,9 @@ impl ClientCert {
         let time = |t: x509_parser::time::ASN1Time| -> String {
             // `May 28 12:30:02 2019 GMT`, as API Gateway writes validity.
             let dt = t.to_datetime();
-            const MONTHS: [&str; 12] = [
-                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-            ];
             format!(
                 "{} {:>2} {:02}:{:02}:{:02} {} GMT",
-                MONTHS[(u8::from(dt.month()) as usize).clamp(1, 12) - 1],
+                crate::ids::MONTHS[(u8::from(dt.month()) as usize).clamp(1, 12) - 1],
                 dt.day(),
                 dt.hour(),
                 dt.minute(),

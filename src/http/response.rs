@@ -85,6 +85,24 @@ pub fn write_content_length(out: &mut Vec<u8>, len: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// An IP address in its usual text form; IPv4 without `fmt` (it is
+/// written for every proxied request and access-log line).
+pub fn write_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                write_u64(out, u64::from(*octet));
+            }
+        }
+        ip => {
+            let _ = std::io::Write::write_fmt(out, format_args!("{ip}"));
+        }
+    }
+}
+
 /// Appends the decimal digits of `n` without going through `fmt`.
 pub fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
