@@ -696,14 +696,16 @@ fn compile_binary_media_types(
         None => {}
         Some(Value::Array(items)) => {
             for (i, v) in items.iter().enumerate() {
-                match v.as_str() {
-                    // API Gateway's API escapes `/` as `~1`; exports may carry it.
+                // API Gateway's API escapes `/` as `~1`; exports may carry it.
+                let normal = v
+                    .as_str()
+                    .map(|t| t.replace("~1", "/").trim().to_ascii_lowercase());
+                match normal {
                     Some(t)
-                        if t.replace("~1", "/")
-                            .split_once('/')
+                        if t.split_once('/')
                             .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty()) =>
                     {
-                        out.push(t.replace("~1", "/").trim().to_ascii_lowercase())
+                        out.push(t)
                     }
                     _ => diags.error(
                         file,
@@ -1201,6 +1203,18 @@ fn parse_parts(s: &str) -> Result<Vec<TplPart>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_media_types_are_checked_as_stored() {
+        let root = serde_json::json!({
+            "x-amazon-apigateway-binary-media-types": [" Image~1PNG ", "  /png", "*/*"]
+        });
+        let mut diags = Diagnostics::default();
+        let types =
+            compile_binary_media_types(Path::new("a.json"), root.as_object().unwrap(), &mut diags);
+        assert_eq!(types.0, vec!["image/png".to_owned(), "*/*".to_owned()]);
+        assert_eq!(diags.errors.len(), 1, "{:?}", diags.errors);
+    }
 
     #[test]
     fn uri_templates() {
