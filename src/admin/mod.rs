@@ -259,7 +259,7 @@ impl std::io::Read for Deadlined<'_> {
 }
 
 fn serve(admin: &Admin, mut stream: TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    // Read timeouts are set before every read by `Deadlined`.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
     let _ = stream.set_nodelay(true);
     let limits = HeadLimits::default();
