@@ -479,10 +479,9 @@ pub fn mock_status(
     let (rendered, overrides) =
         match request_template(integration, info.head.header("content-type"))? {
             // The usual `{"statusCode": 200}`: no request data needed.
-            Some(t) if t.static_output().is_some() => (
-                t.static_output().unwrap_or_default().as_bytes().to_vec(),
-                vtl::Overrides::default(),
-            ),
+            Some(t) if let Some(text) = t.static_output() => {
+                (text.as_bytes().to_vec(), vtl::Overrides::default())
+            }
             Some(t) => {
                 let data = data.get_or_init(|| TemplateData::new(info));
                 let r = render_template(t, &data.input(info.body, info))?;

@@ -920,8 +920,6 @@ impl Conn {
         info: &RequestInfo<'_>,
         integration: &crate::snapshot::Integration,
     ) -> Result<Reply, GatewayError> {
-        // What templates see of the request is built only for templates
-        // that read it (plain-text ones, the common MOCK case, do not).
         // What templates see of the request is built at most once, and only
         // for a template that reads it (plain-text ones, the common MOCK
         // case, do not).
@@ -931,17 +929,15 @@ impl Conn {
         // A MOCK has no integration response body: templates see an empty one.
         let (content_type, body, overrides) =
             match select_template(&response.templates, info.head.header("accept")) {
-                Some((ct, t)) if t.static_output().is_some() && !t.is_empty() => (
-                    ct.clone(),
-                    t.static_output().unwrap_or_default().as_bytes().to_vec(),
-                    Default::default(),
-                ),
-                Some((ct, t)) if !t.is_empty() => {
+                Some((ct, t)) if t.is_empty() => (ct.clone(), Vec::new(), Default::default()),
+                Some((ct, t)) if let Some(text) = t.static_output() => {
+                    (ct.clone(), text.as_bytes().to_vec(), Default::default())
+                }
+                Some((ct, t)) => {
                     let data = data.get_or_init(|| TemplateData::new(info));
                     let r = render_template(t, &data.input(b"", info))?;
                     (ct.clone(), r.body.into_bytes(), r.overrides)
                 }
-                Some((ct, _)) => (ct.clone(), Vec::new(), Default::default()),
                 None => (
                     "application/json".to_owned(),
                     Vec::new(),
