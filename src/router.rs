@@ -295,7 +295,7 @@ impl RouteTrie {
         if !seg.is_empty() {
             // 1. literal
             let child = if seg.contains('%') {
-                n.literal.get(decode_path(seg.as_bytes()).as_ref()).copied()
+                literal_decoded(&n.literal, seg)
             } else {
                 n.literal.get(seg).copied()
             };
@@ -322,6 +322,25 @@ impl RouteTrie {
             }
         }
         None
+    }
+}
+
+/// A literal child by the percent-decoded segment. Decoded on the stack, so
+/// a hit allocates nothing; a segment longer than the buffer or not UTF-8
+/// after decoding takes the general (allocating, lossy) decoder.
+fn literal_decoded(literal: &FastMap<Box<str>, u32>, seg: &str) -> Option<u32> {
+    let mut buf = [0u8; 256];
+    let mut len = 0;
+    for b in percent_encoding::percent_decode(seg.as_bytes()) {
+        let Some(slot) = buf.get_mut(len) else {
+            return literal.get(decode_path(seg.as_bytes()).as_ref()).copied();
+        };
+        *slot = b;
+        len += 1;
+    }
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(s) => literal.get(s).copied(),
+        Err(_) => literal.get(decode_path(seg.as_bytes()).as_ref()).copied(),
     }
 }
 
