@@ -113,6 +113,56 @@ fn hits_ttl_keys_overrides_and_size_limit() {
     assert_eq!(backend.request_count(), before + 2);
 }
 
+/// A reload that changes a method's cache settings drops that method's
+/// entries; one that leaves them alone keeps them. On one keep-alive
+/// connection: its next request is served by the configuration in force
+/// when the request arrives.
+#[test]
+fn changed_cache_settings_drop_the_methods_entries() {
+    let backend = Backend::start(fixed("v1"));
+    let gw = cached_gateway(&backend, "");
+    let mut c = RawClient::connect(gw.addr);
+    let mut fetch = || {
+        c.request(b"GET /p/items?type=dog HTTP/1.1\r\nHost: x\r\n\r\n");
+    };
+    fetch();
+    let cached = backend.request_count();
+    fetch();
+    assert_eq!(backend.request_count(), cached, "a hit before any reload");
+    let config = std::fs::read_to_string(gw.config_path()).unwrap();
+    let mut reloads = 0;
+    let mut reload = |text: &str| {
+        std::fs::write(gw.config_path(), text).unwrap();
+        reloads += 1;
+        gw.signal("HUP");
+        assert!(
+            gw.wait_log("configuration reloaded", reloads, Duration::from_secs(10)),
+            "reload {reloads} not logged"
+        );
+    };
+    // Only /short's TTL changes: /items keeps its entry.
+    reload(&config.replace("ttl_seconds = 1 }", "ttl_seconds = 2 }"));
+    fetch();
+    assert_eq!(
+        backend.request_count(),
+        cached,
+        "kept: its settings did not change"
+    );
+    // /items/GET gets a method setting of its own: its entries go.
+    reload(&config.replace(
+        "method_settings = {",
+        "method_settings = { \"/items/GET\" = { cache = { ttl_seconds = 600 } },",
+    ));
+    fetch();
+    assert_eq!(
+        backend.request_count(),
+        cached + 1,
+        "dropped: its settings changed"
+    );
+    fetch();
+    assert_eq!(backend.request_count(), cached + 1, "cached again");
+}
+
 /// 20 requests on fresh connections (both shards); their bodies.
 fn bodies(gw: &Gateway, path: &str) -> Vec<String> {
     (0..20).map(|_| get(gw.addr, path).text()).collect()

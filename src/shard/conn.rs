@@ -211,6 +211,10 @@ impl Conn {
                     return None;
                 }
             };
+            // Served by the configuration in force when its head arrived,
+            // not the one of when the connection went idle (a reload may
+            // have come in between).
+            let snap = self.shard.snapshot();
             // The request's own future is boxed: its state (the integration,
             // upstream and template futures, several KiB) then exists only
             // while a request is being served, not for every idle
