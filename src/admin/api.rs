@@ -215,8 +215,8 @@ fn stage_json(s: &StageRecord) -> Value {
                 o.entry("metricsEnabled").or_insert(json!(false));
                 o.entry("dataTraceEnabled").or_insert(json!(false));
                 o.entry("cacheDataEncrypted").or_insert(json!(false));
-                o.entry("throttlingBurstLimit").or_insert(json!(5000));
-                o.entry("throttlingRateLimit").or_insert(json!(10000.0));
+                o.entry("throttlingBurstLimit").or_insert(json!(super::state::DEFAULT_METHOD_BURST));
+                o.entry("throttlingRateLimit").or_insert(json!(super::state::DEFAULT_METHOD_RATE));
             }
             (k.clone(), v)
         }).collect::<serde_json::Map<String, Value>>(),

@@ -82,6 +82,11 @@ pub fn default_cache_size() -> String {
 /// API Gateway's cache sizes in GB.
 pub const CACHE_SIZES: [&str; 8] = ["0.5", "1.6", "6.1", "13.5", "28.4", "58.2", "118", "237"];
 
+/// API Gateway's method throttling defaults (shown by GET stage, applied
+/// to a half left unset).
+pub const DEFAULT_METHOD_RATE: f64 = 10000.0;
+pub const DEFAULT_METHOD_BURST: u64 = 5000;
+
 /// One entry of a stage's `methodSettings` (API Gateway's names).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -131,7 +136,11 @@ impl StageRecord {
         let mut throttles = Vec::new();
         let mut caches = Vec::new();
         for (k, m) in ordered {
-            if let (Some(rate), Some(burst)) = (m.throttling_rate_limit, m.throttling_burst_limit) {
+            if m.throttling_rate_limit.is_some() || m.throttling_burst_limit.is_some() {
+                // A half left unset takes API Gateway's default, as GET
+                // stage reports it.
+                let rate = m.throttling_rate_limit.unwrap_or(DEFAULT_METHOD_RATE);
+                let burst = m.throttling_burst_limit.unwrap_or(DEFAULT_METHOD_BURST);
                 if rate > 0.0 && burst > 0 {
                     throttles.push((
                         key(k),
@@ -618,6 +627,32 @@ fn remove_durably(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_half_set_method_throttle_takes_the_default_other_half() {
+        let rec: StageRecord = serde_json::from_value(serde_json::json!({
+            "apiId": "a", "stageName": "s", "deploymentId": "d",
+            "createdDate": 0, "lastUpdatedDate": 0,
+            "methodSettings": {
+                "~1a/GET": {"throttlingRateLimit": 5.0},
+                "~1b/GET": {"throttlingBurstLimit": 7},
+                "~1c/GET": {"cachingEnabled": true}
+            }
+        }))
+        .unwrap();
+        let (throttles, _, _) = rec.limits_and_cache();
+        let got: Vec<(String, f64, u64)> = throttles
+            .into_iter()
+            .map(|(k, r)| (k, r.per_second, r.burst))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/a/GET".to_owned(), 5.0, DEFAULT_METHOD_BURST),
+                ("/b/GET".to_owned(), DEFAULT_METHOD_RATE, 7),
+            ]
+        );
+    }
 
     #[test]
     fn round_trip_and_leftovers() {
