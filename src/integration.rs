@@ -260,10 +260,19 @@ pub fn request_template<'i>(
     integration: &'i Integration,
     content_type: Option<&[u8]>,
 ) -> Result<Option<&'i vtl::Template>, GatewayError> {
+    Ok(request_template_index(integration, content_type)?
+        .map(|i| integration.request_templates[i].1.as_ref()))
+}
+
+/// [`request_template`]'s choice as an index into `request_templates`.
+fn request_template_index(
+    integration: &Integration,
+    content_type: Option<&[u8]>,
+) -> Result<Option<usize>, GatewayError> {
     let mt = media_type(content_type);
     let templates = &integration.request_templates;
-    if let Some((_, t)) = templates.iter().find(|(ct, _)| *ct == mt) {
-        return Ok((!t.is_empty()).then_some(t.as_ref()));
+    if let Some(i) = templates.iter().position(|(ct, _)| *ct == mt) {
+        return Ok((!templates[i].1.is_empty()).then_some(i));
     }
     let unsupported = || {
         GatewayError::new(
@@ -476,34 +485,38 @@ pub fn mock_status(
     data: &std::cell::OnceCell<TemplateData>,
     integration: &Integration,
 ) -> Result<(u16, vtl::Overrides), GatewayError> {
-    let (rendered, overrides) =
-        match request_template(integration, info.head.header("content-type"))? {
-            // The usual `{"statusCode": 200}`: no request data needed.
-            Some(t) if let Some(text) = t.static_output() => {
-                (text.as_bytes().to_vec(), vtl::Overrides::default())
-            }
-            Some(t) => {
-                let data = data.get_or_init(|| TemplateData::new(info));
-                let r = render_template(t, &data.input(info.body, info))?;
-                (r.body.into_bytes(), r.overrides)
-            }
-            None if info.body.is_empty() => (b"{}".to_vec(), vtl::Overrides::default()),
-            None => (info.body.to_vec(), vtl::Overrides::default()),
-        };
-    let missing = || {
+    let chosen = request_template_index(integration, info.head.header("content-type"))?;
+    let (status, overrides) = match chosen {
+        // The usual `{"statusCode": 200}`: found at compile.
+        Some(i) if let Some(Some(status)) = integration.mock_statuses.get(i) => {
+            (Some(*status), vtl::Overrides::default())
+        }
+        Some(i) => {
+            let t = &integration.request_templates[i].1;
+            let data = data.get_or_init(|| TemplateData::new(info));
+            let r = render_template(t, &data.input(info.body, info))?;
+            (parse_mock_status(r.body.as_bytes()), r.overrides)
+        }
+        None if info.body.is_empty() => (None, vtl::Overrides::default()),
+        None => (parse_mock_status(info.body), vtl::Overrides::default()),
+    };
+    let status = status.ok_or_else(|| {
         GatewayError::new(
             ErrorKind::MockStatusMissing,
             "Unable to parse statusCode. It should be an integer that is defined in the request template.",
         )
-    };
-    let v: serde_json::Value = serde_json::from_slice(&rendered).map_err(|_| missing())?;
-    let status = v
-        .get("statusCode")
+    })?;
+    Ok((status, overrides))
+}
+
+/// `statusCode` (200–599) of a MOCK integration's rendered request
+/// template (or passed-through body), if it is a JSON object with one.
+pub fn parse_mock_status(rendered: &[u8]) -> Option<u16> {
+    let v: serde_json::Value = serde_json::from_slice(rendered).ok()?;
+    v.get("statusCode")
         .and_then(serde_json::Value::as_u64)
         .filter(|s| (200..=599).contains(s))
         .map(|s| s as u16)
-        .ok_or_else(missing)?;
-    Ok((status, overrides))
 }
 
 /// Selects the integration response for a status: the first matching

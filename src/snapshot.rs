@@ -442,6 +442,10 @@ pub struct Integration {
     pub request_parameters: Vec<(ParamTarget, ParamSource)>,
     /// Content type (lowercase) → template text, in document order.
     pub request_templates: Vec<(String, Arc<crate::vtl::Template>)>,
+    /// Per request template (same order): the status a MOCK integration
+    /// answers when the template is plain text, found once at compile
+    /// instead of parsing the same JSON on every request.
+    pub mock_statuses: Vec<Option<u16>>,
     pub passthrough: Passthrough,
     pub timeout: Duration,
     /// In document order; the `default` one (no pattern) is tried last.

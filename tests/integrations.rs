@@ -298,10 +298,10 @@ fn mock_status_headers_and_templates() {
           "default": {"statusCode": "500"}
         }}}},
       "/err": {"get": {"x-amazon-apigateway-integration": {
-        "type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 404}"},
+        "type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 404}", "text/plain": "{\"statusCode\": 200}"},
         "responses": {"404": {"statusCode": "404", "responseTemplates": {"application/json": "{\"message\": \"nope\"}"}}, "default": {"statusCode": "200"}}}}},
       "/nostatus": {"get": {"x-amazon-apigateway-integration": {
-        "type": "mock", "requestTemplates": {"application/json": "{}"},
+        "type": "mock", "requestTemplates": {"application/json": "{}", "text/plain": "{\"statusCode\": 700}", "text/xml": "not json"},
         "responses": {"default": {"statusCode": "200"}}}}},
       "/fromclient": {"post": {"x-amazon-apigateway-integration": {
         "type": "mock", "responses": {"default": {"statusCode": "200"}, "4\\d{2}": {"statusCode": "409"}}}}}
@@ -329,10 +329,19 @@ fn mock_status_headers_and_templates() {
     let r = get(gw.addr, "/beta/err");
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["message"], "nope");
-    // No statusCode: 500 API_CONFIGURATION_ERROR.
-    let r = get(gw.addr, "/beta/nostatus");
-    assert_eq!(r.status, 500);
-    assert_eq!(r.json()["message"], "Internal server error");
+    // The request's content type picks the template, so the status.
+    let r = get_with(gw.addr, "/beta/err", "Content-Type: text/plain\r\n");
+    assert_eq!(r.status, 200);
+    // No statusCode, one out of range, or no JSON: 500 API_CONFIGURATION_ERROR.
+    for ct in ["application/json", "text/plain", "text/xml"] {
+        let r = get_with(
+            gw.addr,
+            "/beta/nostatus",
+            &format!("Content-Type: {ct}\r\n"),
+        );
+        assert_eq!(r.status, 500, "{ct}");
+        assert_eq!(r.json()["message"], "Internal server error");
+    }
     // Without a template the client's body is the request (passthrough).
     let r = send(
         gw.addr,

@@ -647,6 +647,13 @@ fn compile_integration(
             http_method,
             uri: uri_text,
             request_parameters,
+            mock_statuses: request_templates
+                .iter()
+                .map(|(_, t)| {
+                    t.static_output()
+                        .and_then(|text| crate::integration::parse_mock_status(text.as_bytes()))
+                })
+                .collect(),
             request_templates,
             passthrough,
             timeout: Duration::from_millis(timeout_ms),
