@@ -108,7 +108,9 @@ fn response(c: &mut Criterion) {
                 &mut out,
                 200,
                 Some(b"application/json"),
-                black_box(&headers),
+                black_box(&headers)
+                    .iter()
+                    .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
                 black_box(&body),
                 "0f9c1d2e-8a7b-4c6d-9e0f-1a2b3c4d5e6f",
                 true,

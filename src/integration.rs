@@ -803,11 +803,11 @@ pub fn write_common_headers(out: &mut Vec<u8>, request_id: &str, keep_alive: boo
 
 /// Writes a whole response with a known body.
 #[allow(clippy::too_many_arguments)]
-pub fn write_full_response(
+pub fn write_full_response<'h>(
     out: &mut Vec<u8>,
     status: u16,
     content_type: Option<&[u8]>,
-    headers: &[(String, String)],
+    headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
     body: &[u8],
     request_id: &str,
     keep_alive: bool,
@@ -817,13 +817,13 @@ pub fn write_full_response(
     write_common_headers(out, request_id, keep_alive);
     let mut ct_written = false;
     for (n, v) in headers {
-        if n.eq_ignore_ascii_case("content-type") {
+        if n.eq_ignore_ascii_case(b"content-type") {
             ct_written = true;
         }
-        if is_hop_by_hop(n.as_bytes()) || n.eq_ignore_ascii_case("date") {
+        if is_hop_by_hop(n) || n.eq_ignore_ascii_case(b"date") {
             continue;
         }
-        write_header(out, n.as_bytes(), v.as_bytes());
+        write_header(out, n, v);
     }
     if !ct_written {
         if let Some(ct) = content_type {

@@ -67,12 +67,16 @@ fn http_proxy_with_fixed_method_and_backend_status_passthrough() {
             ("X-Teapot".into(), "yes".into()),
             ("Set-Cookie".into(), "a=1".into()),
             ("Set-Cookie".into(), "b=2".into()),
+            // Hop-by-hop headers and the backend's Date stay behind.
+            ("Keep-Alive".into(), "timeout=99".into()),
+            ("Proxy-Authenticate".into(), "Basic".into()),
+            ("Date".into(), "Mon, 01 Jan 2001 00:00:00 GMT".into()),
         ],
         body: b"short and stout".to_vec(),
     });
     let uri = format!("http://{}/tea", backend.addr);
     let paths = format!(
-        r#"{{"/brew": {{"get": {{"x-amazon-apigateway-integration": {{"type": "HTTP_PROXY", "httpMethod": "POST", "uri": "{uri}"}}}}}}}}"#
+        r#"{{"/brew": {{"get": {{"x-amazon-apigateway-integration": {{"type": "HTTP_PROXY", "httpMethod": "POST", "uri": "{uri}"}}}}, "head": {{"x-amazon-apigateway-integration": {{"type": "HTTP_PROXY", "httpMethod": "HEAD", "uri": "{uri}"}}}}}}}}"#
     );
     let gw = Gateway::builder()
         .api("t", &swagger(&paths))
@@ -84,12 +88,33 @@ fn http_proxy_with_fixed_method_and_backend_status_passthrough() {
     assert_eq!(r.text(), "short and stout");
     assert_eq!(r.header("x-teapot"), Some("yes"));
     assert_eq!(r.header_count("set-cookie"), 2, "repeated headers survive");
+    assert_eq!(r.header("keep-alive"), None);
+    assert_eq!(r.header("proxy-authenticate"), None);
+    assert_eq!(r.header_count("date"), 1);
+    assert_ne!(r.header("date"), Some("Mon, 01 Jan 2001 00:00:00 GMT"));
+    assert_eq!(r.header_count("content-length"), 1);
+    assert_eq!(r.header("content-length"), Some("15"));
     let rec = backend.last();
     assert_eq!(
         rec.method, "POST",
         "httpMethod overrides the client's method"
     );
     assert_eq!(rec.header("content-length"), Some("0"));
+    // HEAD: the backend's headers, with its Content-Length (of the GET
+    // body), and no body.
+    let mut c = RawClient::connect(gw.addr);
+    c.send(b"HEAD /s/brew HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(true);
+    assert_eq!(r.status, 418);
+    assert_eq!(r.header("x-teapot"), Some("yes"));
+    assert_eq!(r.header("content-length"), Some("15"));
+    assert_eq!(r.header_count("content-length"), 1);
+    assert_eq!(r.header("keep-alive"), None);
+    assert!(r.body.is_empty());
+    assert_eq!(backend.last().method, "HEAD");
+    // The connection is still in step: a GET on it gets its whole body.
+    c.send(b"GET /s/brew HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.read_response(false).text(), "short and stout");
 }
 
 fn petstore_like(backend: &Backend) -> Gateway {

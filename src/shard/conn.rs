@@ -963,7 +963,7 @@ impl Conn {
                 .or(request_overrides.status)
                 .unwrap_or(response.status),
             content_type: Some(content_type),
-            headers,
+            headers: Headers::Owned(headers),
             body: Bytes::from(body),
             head_length: None,
         })
@@ -983,8 +983,8 @@ impl Conn {
             // the GET body.
             write_status_line(&mut self.out, reply.status);
             write_common_headers(&mut self.out, info.request_id, keep_alive);
-            for (n, v) in &reply.headers {
-                write_header(&mut self.out, n.as_bytes(), v.as_bytes());
+            for (n, v) in reply.headers.iter() {
+                write_header(&mut self.out, n, v);
             }
             write_header(&mut self.out, b"Content-Length", len.as_bytes());
             self.out.extend_from_slice(b"\r\n");
@@ -1000,7 +1000,7 @@ impl Conn {
             &mut self.out,
             reply.status,
             reply.content_type.as_deref().map(str::as_bytes),
-            &reply.headers,
+            reply.headers.iter(),
             &reply.body,
             info.request_id,
             keep_alive,
@@ -1104,6 +1104,7 @@ impl Conn {
         // Integration response: status and headers.
         let client_head_only = info.head.method() == Method::Head;
         let mut headers: Vec<(String, String)> = Vec::new();
+        let mut backend_headers = false;
         let mut status;
         let selected = if proxy {
             None
@@ -1158,15 +1159,11 @@ impl Conn {
         }
         if proxy {
             status = resp.head.status;
-            for (name, value) in resp.headers() {
-                if is_hop_by_hop(name) || name.eq_ignore_ascii_case(b"date") {
-                    continue;
-                }
-                headers.push((
-                    String::from_utf8_lossy(name).into_owned(),
-                    String::from_utf8_lossy(value).into_owned(),
-                ));
-            }
+            // Written from the backend's head as it is (hop-by-hop headers
+            // and Date left out then): no copy per header. Measured: the
+            // two `String`s per header were ~4 of the 16 allocations of a
+            // proxied request.
+            backend_headers = true;
         } else if let Some(selected) = selected {
             status = selected.status;
             let body_so_far: &[u8] = match &buffered {
@@ -1207,14 +1204,24 @@ impl Conn {
             status = resp.head.status;
         }
 
+        // HEAD through a proxy: the backend's Content-Length describes the
+        // GET body.
+        let head_length = if client_head_only && proxy {
+            resp.header("content-length")
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        } else {
+            None
+        };
+        let headers = if backend_headers {
+            Headers::Backend {
+                raw: resp.raw_head.clone(),
+                spans: std::mem::take(&mut resp.head.headers),
+            }
+        } else {
+            Headers::Owned(headers)
+        };
         match buffered {
             Buffered::Complete(body) => {
-                let head_length = if client_head_only && proxy {
-                    resp.header("content-length")
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                } else {
-                    None
-                };
                 resp.release(&self.shard.pool, &settings);
                 Ok(Produced::Full(Reply {
                     status,
@@ -1241,7 +1248,7 @@ impl Conn {
         &mut self,
         info: &RequestInfo<'_>,
         status: u16,
-        headers: &[(String, String)],
+        headers: &Headers,
         first: BytesMut,
         mut resp: Box<UpstreamResponse>,
         read_timeout: std::time::Duration,
@@ -1260,8 +1267,8 @@ impl Conn {
         self.rec.status = status;
         write_status_line(&mut self.out, status);
         write_common_headers(&mut self.out, info.request_id, keep_alive);
-        for (n, v) in headers {
-            write_header(&mut self.out, n.as_bytes(), v.as_bytes());
+        for (n, v) in headers.iter() {
+            write_header(&mut self.out, n, v);
         }
         match known_len {
             Some(n) => write_content_length(&mut self.out, n),
@@ -1517,7 +1524,7 @@ enum Produced {
 
 struct Streamed {
     status: u16,
-    headers: Vec<(String, String)>,
+    headers: Headers,
     first: BytesMut,
     resp: Box<UpstreamResponse>,
     timeout: std::time::Duration,
@@ -1528,24 +1535,79 @@ struct Reply {
     status: u16,
     /// Written when `headers` has no Content-Type.
     content_type: Option<String>,
-    headers: Vec<(String, String)>,
+    headers: Headers,
     body: Bytes,
     /// HEAD through a proxy: the backend's Content-Length.
     head_length: Option<String>,
 }
 
+/// A response's own headers (Tollgate adds the per-request ones when it
+/// writes them).
+enum Headers {
+    /// Built by the gateway (mapping, MOCK).
+    Owned(Vec<(String, String)>),
+    /// HTTP_PROXY: the backend's head and its header spans, written as
+    /// they came minus hop-by-hop headers and Date.
+    Backend {
+        raw: Bytes,
+        spans: Vec<(crate::http::request::Span, crate::http::request::Span)>,
+    },
+    /// A cache hit: the entry's (shared, not copied).
+    Cached(Arc<crate::cache::Entry>),
+}
+
+impl Headers {
+    /// The headers to write, in order.
+    fn iter(&self) -> HeadersIter<'_> {
+        match self {
+            Headers::Owned(v) => HeadersIter::Owned(v.iter()),
+            Headers::Cached(e) => HeadersIter::Owned(e.headers.iter()),
+            Headers::Backend { raw, spans } => HeadersIter::Backend(raw, spans.iter()),
+        }
+    }
+}
+
+enum HeadersIter<'a> {
+    Owned(std::slice::Iter<'a, (String, String)>),
+    Backend(
+        &'a [u8],
+        std::slice::Iter<'a, (crate::http::request::Span, crate::http::request::Span)>,
+    ),
+}
+
+impl<'a> Iterator for HeadersIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            HeadersIter::Owned(it) => it.next().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            HeadersIter::Backend(raw, it) => loop {
+                let (n, v) = it.next()?;
+                let name = n.of(raw);
+                if is_hop_by_hop(name) || name.eq_ignore_ascii_case(b"date") {
+                    continue;
+                }
+                return Some((name, v.of(raw)));
+            },
+        }
+    }
+}
+
 impl Reply {
-    fn from_entry(e: &crate::cache::Entry, warning: bool) -> Reply {
-        let mut headers = e.headers.clone();
-        if warning {
+    fn from_entry(e: &Arc<crate::cache::Entry>, warning: bool) -> Reply {
+        let headers = if warning {
             // API Gateway's SUCCEED_WITH_RESPONSE_HEADER: served from cache,
             // with a warning that the invalidation was not honoured.
-            headers.push((
+            let mut h = e.headers.clone();
+            h.push((
                 "Warning".to_owned(),
                 "199 tollgate \"Cache-Control: max-age=0 ignored: not authorized to invalidate\""
                     .to_owned(),
             ));
-        }
+            Headers::Owned(h)
+        } else {
+            Headers::Cached(e.clone())
+        };
         Reply {
             status: e.status,
             content_type: None,
@@ -1561,8 +1623,13 @@ impl Reply {
         let mut h: Vec<(String, String)> = self
             .headers
             .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("x-amzn-requestid"))
-            .cloned()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case(b"x-amzn-requestid"))
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
             .collect();
         if let Some(ct) = &self.content_type {
             if !h
