@@ -704,15 +704,33 @@ impl Conn {
             .method_cache
             .get(method_id as usize)
             .and_then(Option::as_ref);
+        // Futures of the less common paths are boxed where they are
+        // awaited, so the request's own future (moved into its box for
+        // every request) stays small: 14.8 KiB before, mostly the connect
+        // and cache paths that a pooled proxy or MOCK request never takes.
         let produced = match (&stage.cache, method_cache) {
             (Some(sc), Some(mc)) if head.method() != Method::Head => {
-                match self
-                    .through_cache(snap, &info, stage, sc, mc, integration, method_id)
-                    .await
+                match Box::pin(self.through_cache(
+                    snap,
+                    &info,
+                    stage,
+                    sc,
+                    mc,
+                    integration,
+                    method_id,
+                ))
+                .await
                 {
                     Ok(p) => p,
                     Err(err) => return self.fail(&info, responses, &err, body_pending),
                 }
+            }
+            // MOCK needs no future at all.
+            _ if integration.kind == IntegrationKind::Mock => {
+                let started = Instant::now();
+                let r = self.mock(&info, integration).map(Produced::Full);
+                self.rec.integration_ns = Some(started.elapsed().as_nanos() as u64);
+                r
             }
             _ => {
                 self.integrate(snap, &info, stage, integration, method_id)
@@ -726,9 +744,9 @@ impl Conn {
             }
             Ok(Produced::Stream(s)) => {
                 let settings = snap.upstream;
-                self.stream_body(
+                Box::pin(self.stream_body(
                     &info, s.status, &s.headers, s.first, s.resp, s.timeout, keep_alive, &settings,
-                )
+                ))
                 .await
             }
             Err(err) => self.fail(&info, responses, &err, body_pending),

@@ -213,7 +213,11 @@ pub async fn send(
                     p
                 }
                 None => {
-                    let c = connect_any(addrs, settings, tls, deadline).await?;
+                    // Boxed: the connect (and TLS handshake) future is
+                    // most of this one's size and is needed only for a new
+                    // connection; inline, every pooled request's future
+                    // carried (and moved) it.
+                    let c = Box::pin(connect_any(addrs, settings, tls, deadline)).await?;
                     pool.opened.set(pool.opened.get() + 1);
                     c
                 }
