@@ -960,18 +960,19 @@ impl Conn {
         // A MOCK has no integration response body: templates see an empty one.
         let (content_type, body, overrides) =
             match select_template(&response.templates, info.head.header("accept")) {
-                Some((ct, t)) if t.is_empty() => (ct.clone(), Vec::new(), Default::default()),
-                Some((ct, t)) if let Some(text) = t.static_output() => {
-                    (ct.clone(), text.as_bytes().to_vec(), Default::default())
+                Some((ct, t)) if t.is_empty() => (ct.clone(), Bytes::new(), Default::default()),
+                // Plain text: the template's own bytes, shared, not copied.
+                Some((ct, t)) if let Some(text) = t.static_bytes() => {
+                    (ct.clone(), text, Default::default())
                 }
                 Some((ct, t)) => {
                     let data = data.get_or_init(|| TemplateData::new(info));
                     let r = render_template(t, &data.input(b"", info))?;
-                    (ct.clone(), r.body.into_bytes(), r.overrides)
+                    (ct.clone(), Bytes::from(r.body.into_bytes()), r.overrides)
                 }
                 None => (
                     "application/json".to_owned(),
-                    Vec::new(),
+                    Bytes::new(),
                     Default::default(),
                 ),
             };
@@ -991,7 +992,7 @@ impl Conn {
                 .unwrap_or(response.status),
             content_type: Some(content_type),
             headers: Headers::Owned(headers),
-            body: Bytes::from(body),
+            body,
             head_length: None,
         })
     }

@@ -49,7 +49,7 @@ pub struct Template {
     empty: Arc<str>,
     /// The output, when the template is plain text (no references or
     /// directives): rendering it needs no request data at all.
-    static_output: Option<Box<str>>,
+    static_output: Option<bytes::Bytes>,
 }
 
 /// A syntax error, with the 1-based line and column (in characters) where
@@ -234,7 +234,7 @@ pub fn compile_with(source: &str, options: &CompileOptions) -> Result<Template, 
             }
             _ => None,
         })
-        .map(String::into_boxed_str);
+        .map(bytes::Bytes::from);
     Ok(Template {
         static_output,
         source: source.into(),
@@ -275,7 +275,15 @@ impl Template {
 
     /// The output of a plain-text template (the same for every request).
     pub fn static_output(&self) -> Option<&str> {
-        self.static_output.as_deref()
+        self.static_output
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+    }
+
+    /// [`Template::static_output`] as shared bytes: a response body
+    /// without a copy.
+    pub fn static_bytes(&self) -> Option<bytes::Bytes> {
+        self.static_output.clone()
     }
 
     /// The source text the template was compiled from.
