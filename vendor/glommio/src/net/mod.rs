@@ -8,16 +8,12 @@ use crate::sys;
 use nix::sys::socket::{MsgFlags, SockaddrLike};
 use std::{io, os::unix::io::RawFd};
 
+// Tollgate: TCP listeners are non-blocking from `bind` on, so an accept is
+// one `accept4` instead of F_GETFL, F_SETFL, accept, F_SETFL (the old
+// dance kept listeners blocking for io_uring's accept, which
+// `TcpListener::shared_accept` no longer uses).
 fn yolo_accept(fd: RawFd) -> Option<io::Result<RawFd>> {
-    let flags =
-        nix::fcntl::OFlag::from_bits(nix::fcntl::fcntl(fd, nix::fcntl::F_GETFL).unwrap()).unwrap();
-    nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::F_SETFL(flags | nix::fcntl::OFlag::O_NONBLOCK),
-    )
-    .unwrap();
-    let r = sys::accept_syscall(fd);
-    nix::fcntl::fcntl(fd, nix::fcntl::F_SETFL(flags)).unwrap();
+    let r = sys::accept4_syscall(fd, libc::SOCK_CLOEXEC);
     match r {
         Ok(x) => Some(Ok(x)),
         Err(err) => match err.kind() {

@@ -125,6 +125,9 @@ impl TcpListener {
         let sk = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         let addr = socket2::SockAddr::from(addr);
         sk.set_reuse_port(true)?;
+        // Tollgate: accepts are non-blocking `accept4` calls; readiness
+        // comes from an io_uring poll (see `shared_accept`).
+        sk.set_nonblocking(true)?;
         sk.bind(&addr)?;
         sk.listen(1024)?;
         let listener = sk.into();
@@ -166,17 +169,18 @@ impl TcpListener {
     pub async fn shared_accept(&self) -> Result<AcceptedTcpStream> {
         let reactor = self.reactor.upgrade().unwrap();
         let raw_fd = self.listener.as_raw_fd();
-        if let Some(r) = yolo_accept(raw_fd) {
-            match r {
-                Ok(fd) => {
-                    return Ok(AcceptedTcpStream { fd });
+        loop {
+            match yolo_accept(raw_fd) {
+                Some(Ok(fd)) => return Ok(AcceptedTcpStream { fd }),
+                Some(Err(err)) => return Err(GlommioError::IoError(err)),
+                // Tollgate: nothing pending: wait until the (non-blocking)
+                // listener is readable, then accept again.
+                None => {
+                    let source = reactor.poll_read_ready(raw_fd);
+                    source.collect_rw().await?;
                 }
-                Err(err) => return Err(GlommioError::IoError(err)),
             }
         }
-        let source = reactor.accept(self.listener.as_raw_fd());
-        let fd = source.collect_rw().await?;
-        Ok(AcceptedTcpStream { fd: fd as RawFd })
     }
 
     /// Accepts a new incoming TCP connection in this executor
