@@ -503,7 +503,7 @@ fn peek_one_chain(queue: &VecDeque<UringDescriptor>, ring_size: usize) -> Option
 
 // Extract a chain of events from the queue.
 // The chain be empty if the sources were cancelled
-/// Whether a source collects latency statistics (the only use of its
+/// Tollgate: whether a source collects latency statistics (the only use of its
 /// timestamps).
 fn wants_latency(src: &InnerSource) -> bool {
     src.stats_collection.is_some_and(|s| s.latency.is_some())
@@ -915,7 +915,7 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
-        // The main ring: completions are posted as task work; without
+        // Tollgate: the main ring: completions are posted as task work; without
         // COOP_TASKRUN the kernel interrupts the running thread (an IPI) to
         // post each one.
         let ring = if name == "main" {
@@ -947,7 +947,7 @@ impl SleepableRing {
         self.ring.raw().ring_fd
     }
 
-    /// Completions are waiting as task work for the next kernel entry
+    /// Tollgate: completions are waiting as task work for the next kernel entry
     /// (rings set up with COOP_TASKRUN | TASKRUN_FLAG only).
     fn taskrun_pending(&self) -> bool {
         let kflags = self.ring.raw().sq.kflags;
@@ -1171,7 +1171,7 @@ impl UringCommon for SleepableRing {
 
     fn needs_kernel_enter(&self) -> bool {
         // We only need to enter the kernel to submit SQEs, not to collect CQEs (the
-        // kernel posts the CQEs asynchronously for us), unless the ring was set up
+        // kernel posts the CQEs asynchronously for us); Tollgate: unless the ring was set up
         // with COOP_TASKRUN and completions wait for us to enter the kernel
         // (IORING_SQ_TASKRUN): any entry posts them.
         self.waiting_kernel_submission() > 0 || self.taskrun_pending()
