@@ -99,7 +99,7 @@ pub(crate) fn accept_syscall(fd: RawFd) -> io::Result<RawFd> {
     syscall!(accept(fd, addr.as_mut_ptr() as *mut _, &mut length))
 }
 
-/// `accept4(fd, NULL, NULL, flags)`.
+/// Tollgate: `accept4(fd, NULL, NULL, flags)`.
 pub(crate) fn accept4_syscall(fd: RawFd, flags: libc::c_int) -> io::Result<RawFd> {
     syscall!(accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), flags))
 }
