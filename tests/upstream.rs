@@ -155,6 +155,52 @@ fn stale_pooled_connections_are_retried_for_idempotent_methods_only() {
 }
 
 #[test]
+fn mapped_framing_headers_never_reach_a_streamed_or_head_response() {
+    // An HTTP integration whose response parameters set framing and
+    // connection headers: Tollgate frames the response itself, also when
+    // the body is streamed (over `buffer_response_bytes`) or for HEAD.
+    let backend = Backend::start(Mode::Large(300_000));
+    let uri = format!("http://{}/big", backend.addr);
+    let paths = format!(
+        r#"{{"/big": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "GET", "uri": "{uri}",
+          "responses": {{"default": {{"statusCode": "200", "responseParameters": {{
+            "method.response.header.Content-Length": "'5'",
+            "method.response.header.Transfer-Encoding": "'gzip'",
+            "method.response.header.Connection": "'close'",
+            "method.response.header.X-Kept": "'yes'"}}}}}}}}}},
+          "head": {{"x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "HEAD", "uri": "{uri}",
+          "responses": {{"default": {{"statusCode": "200", "responseParameters": {{
+            "method.response.header.Content-Length": "'5'",
+            "method.response.header.X-Kept": "'yes'"}}}}}}}}}}}}}}"#
+    );
+    let gw = Gateway::builder()
+        .api("b", &support::gateway::swagger(&paths))
+        .stage("b", "prod", &[])
+        .default_api("b")
+        .start();
+    let mut c = RawClient::connect(gw.addr);
+    for _ in 0..2 {
+        let r = c.request(b"GET /prod/big HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-kept"), Some("yes"));
+        assert_eq!(r.header_count("content-length"), 1);
+        assert_eq!(r.header("content-length"), Some("300000"));
+        assert_eq!(r.header("transfer-encoding"), None);
+        assert_eq!(r.header("connection"), None);
+        assert_eq!(r.body.len(), 300_000);
+    }
+    c.send(b"HEAD /prod/big HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response(true);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-kept"), Some("yes"));
+    assert_eq!(r.header_count("content-length"), 1);
+    assert!(r.body.is_empty());
+    // Still in step after the HEAD.
+    let r = c.request(b"GET /prod/big HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.body.len(), 300_000);
+}
+
+#[test]
 fn large_and_chunked_backend_bodies_stream_through() {
     let backend = Backend::start(Mode::Large(3 * 1024 * 1024));
     let gw = gateway_to(&backend.addr.to_string(), 5000);

@@ -1583,12 +1583,13 @@ struct Reply {
 }
 
 /// A response's own headers (Tollgate adds the per-request ones when it
-/// writes them).
+/// writes them). Hop-by-hop headers (framing included) and Date are never
+/// written from here, whatever their source: Tollgate writes its own.
 enum Headers {
     /// Built by the gateway (mapping, MOCK).
     Owned(Vec<(String, String)>),
     /// HTTP_PROXY: the backend's head and its header spans, written as
-    /// they came minus hop-by-hop headers and Date.
+    /// they came.
     Backend {
         raw: Bytes,
         spans: Vec<(crate::http::request::Span, crate::http::request::Span)>,
@@ -1620,16 +1621,14 @@ impl<'a> Iterator for HeadersIter<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            HeadersIter::Owned(it) => it.next().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-            HeadersIter::Backend(raw, it) => loop {
-                let (n, v) = it.next()?;
-                let name = n.of(raw);
-                if is_hop_by_hop(name) || name.eq_ignore_ascii_case(b"date") {
-                    continue;
-                }
-                return Some((name, v.of(raw)));
-            },
+        loop {
+            let (name, value) = match self {
+                HeadersIter::Owned(it) => it.next().map(|(n, v)| (n.as_bytes(), v.as_bytes()))?,
+                HeadersIter::Backend(raw, it) => it.next().map(|(n, v)| (n.of(raw), v.of(raw)))?,
+            };
+            if !is_hop_by_hop(name) && !name.eq_ignore_ascii_case(b"date") {
+                return Some((name, value));
+            }
         }
     }
 }
