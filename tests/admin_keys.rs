@@ -9,11 +9,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::gateway::{keyed_api, ADMIN_KEY_ID, ADMIN_SECRET, ADMIN_TOKEN};
+use support::gateway::{keyed_api, ADMIN_TOKEN};
 use support::{Gateway, RawClient, Response};
 
 /// A value of an `[[api_keys]]` entry of the config file.
@@ -621,7 +620,6 @@ fn the_aws_cli_manages_keys_and_usage_plans() {
     }
     let gw = gateway();
     let admin = gw.admin.unwrap();
-    let endpoint = format!("http://{admin}");
     let aws = |args: &[&str]| support::gateway::aws_apigateway(admin, args);
     let key = aws(&["create-api-key", "--name", "cli", "--enabled"]);
     let key_id = key["id"].as_str().unwrap().to_owned();
@@ -712,22 +710,10 @@ fn the_aws_cli_manages_keys_and_usage_plans() {
     ]);
     assert_eq!(statuses(&gw, "/p/keyed", &value, 1), vec![403]);
     // An AWS error reaches the CLI as such.
-    let bad = Command::new("aws")
-        .args([
-            "apigateway",
-            "create-api-key",
-            "--name",
-            "x",
-            "--value",
-            "short",
-        ])
-        .args(["--endpoint-url", &endpoint])
-        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
-        .env("AWS_DEFAULT_REGION", "eu-west-1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap();
+    let bad = support::gateway::aws_apigateway_output(
+        admin,
+        &["create-api-key", "--name", "x", "--value", "short"],
+    );
     assert!(!bad.status.success());
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("BadRequestException"),

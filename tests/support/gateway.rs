@@ -388,8 +388,19 @@ pub fn aws_cli_available() -> bool {
 /// with the admin credential; panics with its stderr on failure; stdout as
 /// JSON (`Null` when empty).
 pub fn aws_apigateway(admin: SocketAddr, args: &[&str]) -> serde_json::Value {
+    let out = aws_apigateway_output(admin, args);
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// The same call, its outcome as it is (for calls expected to fail).
+pub fn aws_apigateway_output(admin: SocketAddr, args: &[&str]) -> std::process::Output {
     let endpoint = format!("http://{admin}");
-    let out = Command::new("aws")
+    Command::new("aws")
         .args(["apigateway"])
         .args(args)
         .args(["--endpoint-url", &endpoint, "--output", "json"])
@@ -398,11 +409,5 @@ pub fn aws_apigateway(admin: SocketAddr, args: &[&str]) -> serde_json::Value {
         .env("AWS_DEFAULT_REGION", "eu-west-1")
         .env_remove("AWS_PROFILE")
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+        .unwrap()
 }
