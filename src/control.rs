@@ -227,15 +227,7 @@ impl Control {
     /// Replaces what the admin state serves and publishes the result. On
     /// error nothing changes.
     pub fn set_extra(&self, extra: Extra) -> Result<u64, LoadError> {
-        let mut diags = Diagnostics::default();
-        let mut state = self.lock();
-        let snapshot = build_snapshot(&state.loaded, &extra, &self.registry, &mut diags);
-        self.count(snapshot.is_ok());
-        let snapshot = snapshot?;
-        state.extra = extra;
-        let generation = self.install(snapshot);
-        drop(state);
-        Ok(generation)
+        self.commit_extra(extra, None)
     }
 
     /// Builds and checks what serving `extra` would publish, without
@@ -255,12 +247,19 @@ impl Control {
     /// Publishes a prepared snapshot and keeps `extra`; if the config was
     /// reloaded since it was prepared, builds again from the new config.
     pub fn publish_prepared(&self, extra: Extra, prepared: Prepared) -> Result<u64, LoadError> {
+        self.commit_extra(extra, Some(prepared))
+    }
+
+    /// Keeps `extra` and publishes what it serves: the prepared snapshot if
+    /// it was built from the config in force, else a new build.
+    fn commit_extra(&self, extra: Extra, prepared: Option<Prepared>) -> Result<u64, LoadError> {
         let mut state = self.lock();
-        let built = if prepared.loaded_version == state.loaded_version {
-            Ok(prepared.snapshot)
-        } else {
-            let mut diags = Diagnostics::default();
-            build_snapshot(&state.loaded, &extra, &self.registry, &mut diags)
+        let built = match prepared {
+            Some(p) if p.loaded_version == state.loaded_version => Ok(p.snapshot),
+            _ => {
+                let mut diags = Diagnostics::default();
+                build_snapshot(&state.loaded, &extra, &self.registry, &mut diags)
+            }
         };
         self.count(built.is_ok());
         let snapshot = built?;
