@@ -433,6 +433,15 @@ impl Reactor {
         source
     }
 
+    /// Tollgate: a read-readiness poll armed once (multishot): it posts a
+    /// completion on every wakeup of the socket until the source is dropped.
+    pub(crate) fn poll_read_ready_multi(&self, fd: RawFd) -> Source {
+        let source = self.new_source(fd, SourceType::PollAdd, None);
+        self.sys
+            .poll_ready_multi(&source, common_flags() | read_flags());
+        source
+    }
+
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys

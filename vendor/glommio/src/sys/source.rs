@@ -264,6 +264,23 @@ impl Source {
         ret
     }
 
+    /// Tollgate: takes the result of the latest completion, if one arrived
+    /// since the last call (a multishot request posts many).
+    pub(crate) fn take_result(&self) -> Option<io::Result<usize>> {
+        self.inner
+            .borrow_mut()
+            .wakers
+            .result
+            .take()
+            .map(|x| OsResult::from(&x).into())
+    }
+
+    /// Tollgate: whether the request is still registered with the reactor
+    /// (queued, or in the kernel and not yet completed for the last time).
+    pub(crate) fn is_armed(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     // adds a single waiter to the list, replacing any waiter that may already
     // exist. Should be used for single streams that map a future 1:1 to their I/O
     // source
