@@ -231,24 +231,26 @@ pub fn json_path_value(body: &[u8], path: &[String]) -> Option<String> {
 /// The media type of a `Content-Type`/`Accept` value: lowercase, no
 /// parameters. A missing `Content-Type` is `application/json`, as in API
 /// Gateway.
-pub fn media_type(value: Option<&[u8]>) -> String {
-    match value {
-        None => "application/json".to_owned(),
-        Some(v) => {
-            let v = String::from_utf8_lossy(v);
-            let first = v.split(',').next().unwrap_or("");
-            let mt = first
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if mt.is_empty() {
-                "application/json".to_owned()
-            } else {
-                mt
-            }
-        }
+///
+/// Borrowed from the header when it is already lowercase (the usual case):
+/// picking a MOCK or request template allocated a `String` per request.
+pub fn media_type(value: Option<&[u8]>) -> Cow<'_, str> {
+    const DEFAULT: &str = "application/json";
+    let Some(v) = value else {
+        return Cow::Borrowed(DEFAULT);
+    };
+    let first = v.split(|&b| b == b',').next().unwrap_or_default();
+    let mt = first
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if mt.is_empty() {
+        return Cow::Borrowed(DEFAULT);
+    }
+    match std::str::from_utf8(mt) {
+        Ok(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(s),
+        _ => Cow::Owned(String::from_utf8_lossy(mt).to_ascii_lowercase()),
     }
 }
 
@@ -271,7 +273,7 @@ fn request_template_index(
 ) -> Result<Option<usize>, GatewayError> {
     let mt = media_type(content_type);
     let templates = &integration.request_templates;
-    if let Some(i) = templates.iter().position(|(ct, _)| *ct == mt) {
+    if let Some(i) = templates.iter().position(|(ct, _)| ct.as_str() == mt) {
         return Ok((!templates[i].1.is_empty()).then_some(i));
     }
     let unsupported = || {
@@ -556,7 +558,7 @@ pub fn select_template<'t, T>(
 ) -> Option<&'t (String, T)> {
     let wanted = accept.map(|a| media_type(Some(a)));
     wanted
-        .and_then(|w| templates.iter().find(|(ct, _)| *ct == w))
+        .and_then(|w| templates.iter().find(|(ct, _)| ct.as_str() == w))
         .or_else(|| templates.first())
 }
 

@@ -50,6 +50,9 @@ pub struct Template {
     /// The output, when the template is plain text (no references or
     /// directives): rendering it needs no request data at all.
     static_output: Option<bytes::Bytes>,
+    /// The source is empty or whitespace only (checked once: it is asked
+    /// for every MOCK request).
+    empty_source: bool,
 }
 
 /// A syntax error, with the 1-based line and column (in characters) where
@@ -236,6 +239,7 @@ pub fn compile_with(source: &str, options: &CompileOptions) -> Result<Template, 
         })
         .map(bytes::Bytes::from);
     Ok(Template {
+        empty_source: source.chars().all(char::is_whitespace),
         static_output,
         source: source.into(),
         parsed,
@@ -270,7 +274,7 @@ impl Template {
     /// True if the template text is empty or whitespace only (AWS: an
     /// empty `application/json` template means passthrough).
     pub fn is_empty(&self) -> bool {
-        self.source.chars().all(char::is_whitespace)
+        self.empty_source
     }
 
     /// The output of a plain-text template (the same for every request).
