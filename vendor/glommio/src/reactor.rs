@@ -124,12 +124,19 @@ impl Timers {
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
         let now = Instant::now();
 
-        // Split timers into ready and pending timers.
-        let pending = self.timers.split_off(&(now, 0));
-        let ready = mem::replace(&mut self.timers, pending);
-        let woke = ready.len();
-        for (_, waker) in ready {
-            wake!(waker);
+        // Tollgate: split only when a timer is due. `split_off` allocates a
+        // new tree even when nothing is ready, and this runs on every pass
+        // of the executor loop (~1.3 allocations per proxied request at 8
+        // connections, `perf probe` on malloc).
+        let mut woke = 0;
+        if self.timers.keys().next().is_some_and(|(when, _)| *when < now) {
+            // Split timers into ready and pending timers.
+            let pending = self.timers.split_off(&(now, 0));
+            let ready = mem::replace(&mut self.timers, pending);
+            woke = ready.len();
+            for (_, waker) in ready {
+                wake!(waker);
+            }
         }
 
         // Calculate the duration until the next event.
