@@ -1288,9 +1288,6 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// Tollgate: the duration `latency_preemption_timeout_src` was armed
-    /// with as a preempt timer (`None` when it is a user timer or absent).
-    latency_preemption_armed_for: Cell<Option<Duration>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1422,7 +1419,6 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_preemption_armed_for: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1895,50 +1891,22 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Tollgate: both preemption timers are kept while they are pending
-        // instead of being cancelled and armed again on every pass (two
-        // sources, two timeouts and two cancellations per pass, and a
-        // system call for the latency ring). A kept timer fires a little
-        // earlier than a fresh one would have: one extra preemption check.
-        // The latency ring's preempt timer is kept only when a preempt
-        // timer of the same duration is wanted again (so never when this
-        // pass may sleep: a pending preempt timer would wake it).
-        let preempt = preempt_timer();
-        let keep_latency = preempt.is_some()
-            && self.latency_preemption_armed_for.get() == preempt
-            && self
-                .latency_preemption_timeout_src
-                .take()
-                .map(|src| {
-                    let armed = src.is_armed();
-                    self.latency_preemption_timeout_src.set(Some(src));
-                    armed
-                })
-                .unwrap_or(false);
-        if !keep_latency {
-            // Cancel the old timer regardless of whether we can sleep:
-            // if we won't sleep, we will register the new timer with its new
-            // value.
-            //
-            // But if we will sleep, there might be a timer registered that needs
-            // to be removed otherwise we'll wake up when it expires.
-            drop(self.latency_preemption_timeout_src.take());
-            self.latency_preemption_armed_for.set(None);
-        }
+        // Cancel the old timer regardless of whether we can sleep:
+        // if we won't sleep, we will register the new timer with its new
+        // value.
+        //
+        // But if we will sleep, there might be a timer registered that needs
+        // to be removed otherwise we'll wake up when it expires.
+        drop(self.latency_preemption_timeout_src.take());
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        let pending = self
-            .throughput_preemption_timeout_src
-            .take()
-            .filter(Source::is_armed);
-        self.throughput_preemption_timeout_src
-            .replace(Some(pending.unwrap_or_else(|| {
-                main_ring.prepare_throughput_preemption_timer(
-                    self.ring_depth() as u32,
-                    self.eventfd_src.raw(),
-                )
-            })));
+        self.throughput_preemption_timeout_src.replace(Some(
+            main_ring.prepare_throughput_preemption_timer(
+                self.ring_depth() as u32,
+                self.eventfd_src.raw(),
+            ),
+        ));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1950,7 +1918,7 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt.is_none()
+        let should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
@@ -1988,10 +1956,9 @@ impl Reactor {
             }
         }
 
-        if let (Some(preempt), false) = (preempt, keep_latency) {
+        if let Some(preempt) = preempt_timer() {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            self.latency_preemption_armed_for.set(Some(preempt));
             flush_rings!(lat_ring, main_ring)?;
         }
 
