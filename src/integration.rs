@@ -970,6 +970,14 @@ mod tests {
             "text/html"
         );
         assert_eq!(media_type(Some(b"")), "application/json");
+        assert_eq!(media_type(Some(b"  ; charset=x")), "application/json");
+        assert_eq!(media_type(Some(b" text/XML ;q=1")), "text/xml");
+        // Already lowercase: borrowed from the header, no allocation.
+        assert!(matches!(
+            media_type(Some(b"application/soap+xml; charset=utf-8")),
+            Cow::Borrowed("application/soap+xml")
+        ));
+        assert!(matches!(media_type(Some(b"Text/Plain")), Cow::Owned(_)));
     }
 
     #[test]
