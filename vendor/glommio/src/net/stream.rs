@@ -215,6 +215,10 @@ impl Timeout {
     }
 }
 
+/// Tollgate: whether the kernel takes multishot polls (Linux 5.13+); cleared
+/// by the first refusal.
+static MULTISHOT_POLL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 #[derive(Debug)]
 pub(crate) struct NonBufferedStream<S> {
     reactor: Weak<Reactor>,
@@ -271,7 +275,13 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         let reactor = reactor.as_ref();
 
         if let Some(src) = &self.source_rx {
-            if src.take_result().is_some() {
+            if let Some(res) = src.take_result() {
+                // Kernels before 5.13 refuse a multishot poll with EINVAL:
+                // from then on every wait arms a one-shot poll, as glommio
+                // did.
+                if matches!(&res, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+                    MULTISHOT_POLL.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
                 self.rx_ready = true;
             }
         }
@@ -295,7 +305,14 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         // Armed once; again only if the kernel ended it (an error, or a
         // completion without IORING_CQE_F_MORE).
         if !self.source_rx.as_ref().is_some_and(Source::is_armed) {
-            self.source_rx = Some(reactor.poll_read_ready_multi(self.stream.as_raw_fd()));
+            let fd = self.stream.as_raw_fd();
+            self.source_rx = Some(
+                if MULTISHOT_POLL.load(std::sync::atomic::Ordering::Relaxed) {
+                    reactor.poll_read_ready_multi(fd)
+                } else {
+                    reactor.poll_read_ready(fd)
+                },
+            );
         }
 
         let source = self.source_rx.as_ref().unwrap();
