@@ -9,6 +9,7 @@ use crate::{
 };
 use futures_lite::ready;
 use nix::sys::socket::MsgFlags;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::{
     cell::Cell,
     io,
@@ -217,7 +218,7 @@ impl Timeout {
 
 /// Tollgate: whether the kernel takes multishot polls (Linux 5.13+); cleared
 /// by the first refusal.
-static MULTISHOT_POLL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+static MULTISHOT_POLL: AtomicBool = AtomicBool::new(true);
 
 #[derive(Debug)]
 pub(crate) struct NonBufferedStream<S> {
@@ -232,11 +233,6 @@ pub(crate) struct NonBufferedStream<S> {
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
-    fn init(&mut self) {
-        // Tollgate: nothing to arm yet: the first read tries the socket and
-        // arms the stream's multishot poll only if it has to wait.
-    }
-
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         super::yolo_peek(self.stream.as_raw_fd(), buf)
     }
@@ -280,7 +276,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 // from then on every wait arms a one-shot poll, as glommio
                 // did.
                 if matches!(&res, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
-                    MULTISHOT_POLL.store(false, std::sync::atomic::Ordering::Relaxed);
+                    MULTISHOT_POLL.store(false, Ordering::Relaxed);
                 }
                 self.rx_ready = true;
             }
@@ -307,7 +303,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         if !self.source_rx.as_ref().is_some_and(Source::is_armed) {
             let fd = self.stream.as_raw_fd();
             self.source_rx = Some(
-                if MULTISHOT_POLL.load(std::sync::atomic::Ordering::Relaxed) {
+                if MULTISHOT_POLL.load(Ordering::Relaxed) {
                     reactor.poll_read_ready_multi(fd)
                 } else {
                     reactor.poll_read_ready(fd)
@@ -384,7 +380,9 @@ where
 {
     fn from(socket: socket2::Socket) -> Self {
         let reactor = crate::executor().reactor();
-        let mut stream = NonBufferedStream {
+        // Tollgate: nothing is armed here: the first read tries the socket
+        // and arms the stream's multishot poll only if it has to wait.
+        let stream = NonBufferedStream {
             reactor: Rc::downgrade(&reactor),
             stream: socket.into(),
             source_tx: None,
@@ -393,7 +391,6 @@ where
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };
-        stream.init();
         GlommioStream {
             stream,
             rx_buf: NonBuffered,

@@ -1512,17 +1512,14 @@ impl Reactor {
 
     /// Tollgate: arms a multishot poll (see `UringOpDescriptor::PollAddMulti`).
     pub(crate) fn poll_ready_multi(&self, source: &Source, flags: PollFlags) {
-        let op = UringOpDescriptor::PollAddMulti(flags);
-        queue_request_into_ring(
-            &mut *self.ring_for_source(source),
-            source,
-            op,
-            &mut self.source_map.borrow_mut(),
-        );
+        self.queue_poll(source, UringOpDescriptor::PollAddMulti(flags));
     }
 
     pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags) {
-        let op = UringOpDescriptor::PollAdd(flags);
+        self.queue_poll(source, UringOpDescriptor::PollAdd(flags));
+    }
+
+    fn queue_poll(&self, source: &Source, op: UringOpDescriptor) {
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
