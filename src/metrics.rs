@@ -190,7 +190,10 @@ pub struct Observation {
 pub struct ShardMetrics {
     routes: Vec<RouteStats>,
     gateway_responses: [u64; ResponseType::ALL.len()],
-    ws: HashMap<(String, String), WsStats>,
+    /// Per WebSocket (API, stage); a few entries, found by a scan so that a
+    /// message's count allocates nothing (a map keyed by owned strings
+    /// built two `String`s per lookup).
+    ws: Vec<((String, String), WsStats)>,
     pub log_dropped: u64,
 }
 
@@ -221,22 +224,27 @@ impl ShardMetrics {
     }
 
     pub fn ws(&mut self, api: &str, stage: &str) -> &mut WsStats {
-        // Per connection and message, not per HTTP request; the map is as
-        // small as the number of WebSocket stages.
-        self.ws
-            .entry((api.to_owned(), stage.to_owned()))
-            .or_default()
+        // Per connection and message, not per HTTP request.
+        let i = match self
+            .ws
+            .iter()
+            .position(|((a, s), _)| a == api && s == stage)
+        {
+            Some(i) => i,
+            None => {
+                self.ws
+                    .push(((api.to_owned(), stage.to_owned()), WsStats::default()));
+                self.ws.len() - 1
+            }
+        };
+        &mut self.ws[i].1
     }
 
     pub fn report(&self) -> ShardReport {
         ShardReport {
             routes: self.routes.clone(),
             gateway_responses: self.gateway_responses,
-            ws: self
-                .ws
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            ws: self.ws.clone(),
             log_dropped: self.log_dropped,
             ..ShardReport::default()
         }

@@ -223,6 +223,39 @@ fn connect_can_refuse_and_missing_default_answers_forbidden() {
     assert_eq!(r.status, 426);
 }
 
+#[test]
+fn an_integration_failure_answers_with_the_request_id_the_integration_carried() {
+    let backend = Backend::start(Mode::Echo);
+    let b = backend.addr;
+    let route = format!(
+        "[[websocket_apis.routes]]\nkey = \"fail\"\nintegration = {{ type = \"http\", uri = \"http://{b}/fail\" }}\nroute_response = true\n"
+    );
+    let gw = ws_gateway(&backend, &route, "");
+    let (mut ws, id) = connect(&gw).expect("connect");
+    // The backend reads the request and closes without an answer.
+    backend.set_mode(Mode::CloseWithoutAnswer);
+    ws.send(Message::text(r#"{"action": "fail"}"#)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+    assert_eq!(v["message"], "Internal server error");
+    assert_eq!(v["connectionId"], id.as_str());
+    let sent = backend
+        .recorded()
+        .into_iter()
+        .rfind(|r| r.target == "/fail")
+        .expect("the integration reached the backend");
+    let rid = sent
+        .header("x-amzn-requestid")
+        .expect("X-Amzn-RequestId sent");
+    assert_eq!(rid.len(), 36, "{rid}");
+    assert_eq!(v["requestId"], rid);
+    // Each message is a request of its own.
+    backend.set_mode(Mode::Echo);
+    ws.send(Message::text(r#"{"action": "unrouted"}"#)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+    assert_eq!(v["message"], "Forbidden");
+    assert_ne!(v["requestId"], rid);
+}
+
 fn call(
     addr: std::net::SocketAddr,
     method: &str,

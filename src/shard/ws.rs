@@ -143,11 +143,11 @@ async fn run_integration(
     event: &'static str,
     message: Option<&Message>,
     source_ip: &str,
+    request_id: &str,
 ) -> Result<Outcome, String> {
-    let rid = crate::ids::new_request_id();
-    let request_id = std::str::from_utf8(&rid).unwrap_or("");
     let (body_bytes, is_text): (Bytes, bool) = match message {
-        Some(Message::Text(t)) => (Bytes::copy_from_slice(t.as_bytes()), true),
+        // Shares the message's buffer (a reference count, no copy).
+        Some(Message::Text(t)) => (Bytes::from(t.clone()), true),
         Some(Message::Binary(b)) => (b.clone(), false),
         _ => (Bytes::new(), true),
     };
@@ -331,6 +331,7 @@ pub async fn serve(
             "CONNECT",
             None,
             &source_ip,
+            std::str::from_utf8(&crate::ids::new_request_id()).unwrap_or(""),
         ))
         .await
         {
@@ -458,8 +459,10 @@ pub async fn serve(
                     _ => &[],
                 };
                 let key = api.selection.route_key(data);
+                // One id for the integration's `$context.requestId` and an
+                // error reply's `requestId`.
                 let rid = crate::ids::new_request_id();
-                let request_id = String::from_utf8_lossy(&rid).into_owned();
+                let request_id = std::str::from_utf8(&rid).unwrap_or("");
                 let reply = match api.route(key.as_deref()) {
                     None => Some(Message::text(
                         serde_json::json!({"message": "Forbidden", "connectionId": connection_id, "requestId": request_id}).to_string(),
@@ -467,7 +470,7 @@ pub async fn serve(
                     // Boxed, as the other integration calls here: an idle
                     // connection's future then holds no integration state
                     // (an idle WebSocket connection 28.3 → 14.7 KiB, loadtest j2).
-                    Some(route) => match Box::pin(run_integration(&shard, &snap, api, stage, route, &connection_id, "MESSAGE", Some(&msg), &source_ip)).await {
+                    Some(route) => match Box::pin(run_integration(&shard, &snap, api, stage, route, &connection_id, "MESSAGE", Some(&msg), &source_ip, request_id)).await {
                         Ok(o) if route.route_response => o.body,
                         Ok(_) => None,
                         Err(e) => {
@@ -503,6 +506,7 @@ pub async fn serve(
             "DISCONNECT",
             None,
             &source_ip,
+            std::str::from_utf8(&crate::ids::new_request_id()).unwrap_or(""),
         ))
         .await;
     }
