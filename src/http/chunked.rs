@@ -46,7 +46,8 @@ enum State {
     DataCr,
     DataLf,
     TrailerLineStart,
-    TrailerLine,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
     EndLf,
     Done,
@@ -193,19 +194,32 @@ impl ChunkedDecoder {
                 State::TrailerLineStart => {
                     if b == b'\r' {
                         self.state = State::EndLf;
-                    } else if b == b'\n' || b == 0 || b == b' ' || b == b'\t' {
-                        // Bare LF, NUL, or obs-fold at the start of a trailer line.
-                        return Err(ChunkError::BadTrailer);
-                    } else {
+                    } else if is_tchar(b) {
                         self.bump_trailer()?;
-                        self.state = State::TrailerLine;
+                        self.state = State::TrailerName;
+                    } else {
+                        // Bare LF, NUL, obs-fold, or a line that does not
+                        // start with a field name (RFC 9112 §7.1.2).
+                        return Err(ChunkError::BadTrailer);
                     }
                     i += 1;
                 }
-                State::TrailerLine => {
+                State::TrailerName => {
+                    match b {
+                        b':' => self.state = State::TrailerValue,
+                        // A line without a colon, or whitespace before it.
+                        _ if !is_tchar(b) => return Err(ChunkError::BadTrailer),
+                        _ => {}
+                    }
+                    self.bump_trailer()?;
+                    i += 1;
+                }
+                State::TrailerValue => {
                     match b {
                         b'\r' => self.state = State::TrailerLf,
-                        b'\n' | 0 => return Err(ChunkError::BadTrailer),
+                        // Control characters other than HTAB (RFC 9110 §5.5).
+                        b'\t' => self.bump_trailer()?,
+                        0..=0x1f | 0x7f => return Err(ChunkError::BadTrailer),
                         _ => self.bump_trailer()?,
                     }
                     i += 1;
@@ -249,6 +263,11 @@ impl ChunkedDecoder {
         }
         Ok(())
     }
+}
+
+/// A field-name character (RFC 9110 §5.6.2 `tchar`).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -300,6 +319,10 @@ mod tests {
             (b"5;ext=1\r\nhello\r\n0\r\n\r\n", b"hello"),
             (b"5 ;ext\r\nhello\r\n0\r\n\r\n", b"hello"),
             (b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n", b"hello"),
+            (
+                b"0\r\nA: 1\r\nb-c:\r\nD:\tx y\t\r\nE: \x80\xff\r\n\r\n",
+                b"",
+            ),
             (b"0005\r\nhello\r\n0\r\n\r\n", b"hello"),
         ];
         for (input, want) in cases {
@@ -329,6 +352,15 @@ mod tests {
             (b"0\r\nX: 1\n\r\n", ChunkError::BadTrailer),
             (b"0\r\n\rX", ChunkError::BadLineEnding),
             (b"0\r\n folded\r\n\r\n", ChunkError::BadTrailer),
+            (b"0\r\nno-colon\r\n\r\n", ChunkError::BadTrailer),
+            (b"0\r\n: empty-name\r\n\r\n", ChunkError::BadTrailer),
+            (
+                b"0\r\nX : space-before-colon\r\n\r\n",
+                ChunkError::BadTrailer,
+            ),
+            (b"0\r\nX\"y: 1\r\n\r\n", ChunkError::BadTrailer),
+            (b"0\r\nX: a\x01b\r\n\r\n", ChunkError::BadTrailer),
+            (b"0\r\nX: a\x7fb\r\n\r\n", ChunkError::BadTrailer),
         ];
         for (input, want) in cases {
             assert_eq!(
