@@ -100,6 +100,50 @@ fn check_lists_every_error_with_file_and_path() {
 }
 
 #[test]
+fn api_keys_of_the_config_file_need_distinct_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    let key = |name: &str, value: &str| {
+        format!("[[api_keys]]\n{name}value = \"{value}\"\nusage_plans = [\"p\"]\n")
+    };
+    let head = "[server]\nlisten = \"127.0.0.1:0\"\n[[usage_plans]]\nid = \"p\"\napi_stages = []\nthrottle = { rate = 10.0, burst = 10 }\n";
+    // Two keys named `a`, and an unnamed third key whose default name
+    // (key-2) a fourth key took.
+    std::fs::write(
+        &cfg,
+        format!(
+            "{head}{}{}{}{}",
+            key("name = \"a\"\n", "aaaaaaaaaaaaaaaaaaaaaaaa"),
+            key("name = \"a\"\n", "bbbbbbbbbbbbbbbbbbbbbbbb"),
+            key("", "cccccccccccccccccccccccc"),
+            key("name = \"key-2\"\n", "dddddddddddddddddddddddd"),
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    for want in [
+        "t.toml: $.api_keys[1].name: duplicate API key name `a` (also $.api_keys[0]",
+        "t.toml: $.api_keys[3].name: duplicate API key name `key-2` (also $.api_keys[2]",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(err.contains("configuration has 2 errors"), "{err}");
+    // Distinct names pass.
+    std::fs::write(
+        &cfg,
+        format!(
+            "{head}{}{}",
+            key("name = \"a\"\n", "aaaaaaaaaaaaaaaaaaaaaaaa"),
+            key("name = \"b\"\n", "bbbbbbbbbbbbbbbbbbbbbbbb"),
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
 fn config_errors_name_the_toml_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("t.toml");

@@ -1253,6 +1253,9 @@ fn compile_limits(
         });
     }
     let mut keys = Vec::new();
+    // A key's name is its identity for its plans' throttle buckets and
+    // quota counts (kept across restarts), so two keys may not share one.
+    let mut names: Vec<(String, usize)> = Vec::new();
     for (i, k) in raw.api_keys.iter().enumerate() {
         let jp = format!("$.api_keys[{i}]");
         let value = match (&k.value, &k.value_env) {
@@ -1288,6 +1291,17 @@ fn compile_limits(
             continue;
         }
         let name = k.name.clone().unwrap_or_else(|| format!("key-{i}"));
+        if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
+            diags.error(
+                file,
+                format!("{jp}.name"),
+                format!(
+                    "duplicate API key name `{name}` (also $.api_keys[{first}]; a key without a name is named key-<index>)"
+                ),
+            );
+            continue;
+        }
+        names.push((name.clone(), i));
         for (j, p) in k.usage_plans.iter().enumerate() {
             if !plans.iter().any(|x| &x.id == p) {
                 diags.error(
