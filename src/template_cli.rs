@@ -281,8 +281,7 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
     };
     let name = name.trim();
     // RFC 9110 §5.6.2: a field name is a token.
-    let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(is_tchar) {
+    if name.is_empty() || !name.bytes().all(crate::http::is_tchar) {
         return Err(format!("`{name}` is not a valid header name"));
     }
     Ok((name.to_owned(), value.trim().to_owned()))

@@ -984,9 +984,7 @@ fn compile_gateway_responses(
 
 /// RFC 9110 token characters, for header names.
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(crate::http::is_tchar)
 }
 
 fn literal(s: &str) -> Option<&str> {

@@ -8,6 +8,8 @@
 
 use bytes::BytesMut;
 
+use super::is_tchar;
+
 const MAX_EXTENSION_BYTES: usize = 4096;
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
 const MAX_SIZE_DIGITS: usize = 16;
@@ -263,11 +265,6 @@ impl ChunkedDecoder {
         }
         Ok(())
     }
-}
-
-/// A field-name character (RFC 9110 §5.6.2 `tchar`).
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn hex_value(b: u8) -> Option<u8> {

@@ -7,3 +7,9 @@ pub mod chunked;
 pub mod query;
 pub mod request;
 pub mod response;
+
+/// A token character (RFC 9110 §5.6.2 `tchar`): what a field name or a
+/// method is made of.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
