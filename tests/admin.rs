@@ -317,6 +317,68 @@ fn bad_credentials_get_aws_errors_and_change_nothing() {
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
+/// A request that no credential can pass without its body (none, an
+/// unknown bearer token, a malformed header) is answered before the body is
+/// read: the client gets its 403 without sending the body (and without a
+/// `100 Continue`), and nothing changes.
+#[test]
+fn unauthenticated_uploads_are_refused_before_their_body() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    for (auth, expect, error_type) in [
+        ("", "", "MissingAuthenticationTokenException"),
+        (
+            "Authorization: Bearer nope-nope-nope-nope\r\n",
+            "",
+            "UnrecognizedClientException",
+        ),
+        (
+            "Authorization: Basic YTpi\r\n",
+            "Expect: 100-continue\r\n",
+            "IncompleteSignatureException",
+        ),
+        (
+            "Authorization: Bearer nope-nope-nope-nope\r\n",
+            "Expect: 100-continue\r\n",
+            "UnrecognizedClientException",
+        ),
+    ] {
+        let mut c = RawClient::connect(admin);
+        // A 5 MB body is announced and never sent.
+        c.send(format!("POST /restapis?mode=import HTTP/1.1\r\nHost: a\r\n{auth}{expect}Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n").as_bytes());
+        let started = Instant::now();
+        let r = c
+            .try_read_response(false)
+            .unwrap_or_else(|e| panic!("{auth}{expect}: no answer before the body ({e})"));
+        assert!(started.elapsed() < Duration::from_secs(5), "{auth}{expect}");
+        assert_eq!(r.status, 403, "{auth}{expect}: {}", r.text());
+        assert_eq!(
+            r.header("x-amzn-ErrorType"),
+            Some(error_type),
+            "{auth}{expect}"
+        );
+        assert!(
+            c.is_closed(Duration::from_secs(3)),
+            "{auth}{expect}: left open"
+        );
+    }
+    // Without a body, a refusal keeps the connection.
+    let mut c = RawClient::connect(admin);
+    for _ in 0..2 {
+        let r = c.request(b"GET /restapis HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer nope-nope-nope-nope\r\n\r\n");
+        assert_eq!(r.status, 403);
+    }
+    // A known token still gets `100 Continue` and its upload read.
+    let body = doc(&[("/a", "a")]);
+    let mut c = RawClient::connect(admin);
+    c.send(format!("POST /restapis?mode=import HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    assert_eq!(c.read_response(true).status, 100);
+    c.send(body.as_bytes());
+    assert_eq!(c.read_response(false).status, 201);
+    let r = call(admin, "GET", "/restapis", b"");
+    assert_eq!(r.json()["item"].as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn malformed_documents_and_warnings() {
     let gw = admin_gateway();

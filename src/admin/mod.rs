@@ -24,8 +24,8 @@ use bytes::BytesMut;
 use crate::auth::{self, RequestParts};
 use crate::config::AdminSettings;
 use crate::control::Control;
-use crate::http::blocking::{read_request, ReadError};
-use crate::http::request::{HeadLimits, RequestHead};
+use crate::http::blocking::{read_body, read_head, ReadError};
+use crate::http::request::{BodyFraming, HeadLimits, RequestHead};
 use crate::http::response::{
     write_content_length, write_date_header, write_header, write_status_line,
 };
@@ -96,6 +96,39 @@ impl Admin {
             state: ControlMutex::new(state),
             control,
         })
+    }
+
+    /// A refusal that does not need the body: no `Authorization` header, a
+    /// bearer token that no credential has, or a malformed header. (SigV4
+    /// signs the body, so a signed request is judged in `handle`.) The
+    /// server answers it without reading the body, so an unauthenticated
+    /// client cannot make the admin listener read a 6 MB upload.
+    pub fn refuse_before_body(&self, head: &RequestHead) -> Option<Reply> {
+        if matches!(head.path(), b"/healthz" | b"/readyz") {
+            return None;
+        }
+        let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
+        let parts = RequestParts {
+            method: head.method_bytes(),
+            path: head.path(),
+            query: head.query(),
+            headers: &headers,
+            body: &[],
+        };
+        let signed = parts
+            .header("authorization")
+            .is_some_and(|v| v.trim_ascii_start().starts_with(b"AWS4-HMAC-SHA256 "));
+        if signed {
+            return None;
+        }
+        let credentials = self.control.credentials();
+        match auth::authenticate(&credentials, &parts, "apigateway", SystemTime::now()) {
+            Ok(_) => None,
+            Err(e) => {
+                let (kind, message) = e.aws_error();
+                Some(Reply::error(403, kind, message))
+            }
+        }
     }
 
     /// Authenticates and serves one request.
@@ -275,52 +308,38 @@ fn serve(admin: &Admin, mut stream: TcpStream) {
         let request_id = crate::ids::new_request_id();
         let request_id = std::str::from_utf8(&request_id).unwrap_or("");
         let mut timed = Deadlined::new(&stream, !buf.is_empty());
-        let (head, body) = match read_request(
+        let head = match read_head(&mut timed, &mut buf, &limits) {
+            Ok(head) => head,
+            Err(e) => return answer_read_error(&mut stream, e, request_id),
+        };
+        // Only a request with a body is refused early (and closed); one
+        // without is refused by `handle` and keeps its connection.
+        let early = match head.info.body {
+            BodyFraming::None => None,
+            _ => admin.refuse_before_body(&head),
+        };
+        if let Some(reply) = early {
+            tracing::info!(
+                method = %String::from_utf8_lossy(head.method_bytes()),
+                path = %String::from_utf8_lossy(head.path()),
+                status = reply.status,
+                "admin call refused before its body"
+            );
+            let mut out = Vec::new();
+            write_reply(&mut out, &reply, false, request_id);
+            let _ = stream.write_all(&out);
+            linger(&stream);
+            return;
+        }
+        let body = match read_body(
             &mut timed,
             &mut buf,
-            &limits,
+            &head,
             MAX_DOCUMENT_BYTES,
             &mut on_continue,
         ) {
-            Ok(r) => r,
-            Err(ReadError::Closed) => return,
-            Err(ReadError::Head(e)) => {
-                let mut out = Vec::new();
-                write_reply(
-                    &mut out,
-                    &Reply::error(e.status(), "BadRequestException", "malformed request"),
-                    false,
-                    request_id,
-                );
-                let _ = stream.write_all(&out);
-                return;
-            }
-            Err(ReadError::BodyTooLarge) => {
-                let mut out = Vec::new();
-                write_reply(
-                    &mut out,
-                    &Reply::error(
-                        413,
-                        "PayloadTooLargeException",
-                        "Request body is larger than 6 MB",
-                    ),
-                    false,
-                    request_id,
-                );
-                let _ = stream.write_all(&out);
-                return;
-            }
-            Err(ReadError::BadBody(why)) => {
-                let mut out = Vec::new();
-                write_reply(
-                    &mut out,
-                    &Reply::error(400, "BadRequestException", why),
-                    false,
-                    request_id,
-                );
-                let _ = stream.write_all(&out);
-                return;
-            }
+            Ok(body) => body,
+            Err(e) => return answer_read_error(&mut stream, e, request_id),
         };
         let reply = admin.handle(&head, &body);
         tracing::info!(
@@ -334,6 +353,44 @@ fn serve(admin: &Admin, mut stream: TcpStream) {
         write_reply(&mut out, &reply, keep_alive, request_id);
         if stream.write_all(&out).is_err() || !keep_alive {
             return;
+        }
+    }
+}
+
+/// Answers a request that could not be read (when there is anyone to
+/// answer); the connection is closed after it.
+fn answer_read_error(stream: &mut TcpStream, e: ReadError, request_id: &str) {
+    let reply = match e {
+        ReadError::Closed => return,
+        ReadError::Head(e) => Reply::error(e.status(), "BadRequestException", "malformed request"),
+        ReadError::BodyTooLarge => Reply::error(
+            413,
+            "PayloadTooLargeException",
+            "Request body is larger than 6 MB",
+        ),
+        ReadError::BadBody(why) => Reply::error(400, "BadRequestException", why),
+    };
+    let mut out = Vec::new();
+    write_reply(&mut out, &reply, false, request_id);
+    let _ = stream.write_all(&out);
+}
+
+/// Closes after an answer given before the request's body was read: the
+/// write side first, then what the client still sends is read and dropped
+/// (up to a bound and a second), so that closing with unread data does not
+/// reset the connection before the client has read the answer.
+fn linger(stream: &TcpStream) {
+    use std::io::Read;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(250)));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut left = MAX_DOCUMENT_BYTES;
+    let mut sink = [0u8; 16 * 1024];
+    let mut reader = stream;
+    while left > 0 && Instant::now() < deadline {
+        match reader.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
         }
     }
 }

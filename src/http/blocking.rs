@@ -28,38 +28,62 @@ pub fn read_request<S: Read>(
     max_body: usize,
     on_expect_continue: &mut dyn FnMut(),
 ) -> Result<(RequestHead, Vec<u8>), ReadError> {
+    let head = read_head(stream, buf, limits)?;
+    let body = read_body(stream, buf, &head, max_body, on_expect_continue)?;
+    Ok((head, body))
+}
+
+fn fill<S: Read>(stream: &mut S, buf: &mut BytesMut) -> Result<(), ReadError> {
     let mut chunk = [0u8; 16 * 1024];
-    let mut fill = |buf: &mut BytesMut| -> Result<(), ReadError> {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => Err(ReadError::Closed),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
+    match stream.read(&mut chunk) {
+        Ok(0) | Err(_) => Err(ReadError::Closed),
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(())
         }
-    };
-    let head = loop {
+    }
+}
+
+/// Reads the next request head; its body (if any) is left for
+/// [`read_body`], so a caller can refuse a request before reading it.
+pub fn read_head<S: Read>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    limits: &HeadLimits,
+) -> Result<RequestHead, ReadError> {
+    loop {
         match parse_head(buf, limits) {
             Ok(Parsed::Complete(info, len)) => {
-                break RequestHead::new(buf.split_to(len).freeze(), info)
+                return Ok(RequestHead::new(buf.split_to(len).freeze(), info))
             }
-            Ok(Parsed::Partial) => fill(buf)?,
+            Ok(Parsed::Partial) => fill(stream, buf)?,
             Err(e) => return Err(ReadError::Head(e)),
         }
-    };
+    }
+}
+
+/// Reads the body of `head` (sending `100 Continue` through
+/// `on_expect_continue` first when the client waits for it).
+pub fn read_body<S: Read>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    head: &RequestHead,
+    max_body: usize,
+    on_expect_continue: &mut dyn FnMut(),
+) -> Result<Vec<u8>, ReadError> {
     if head.info.expect_continue && buf.is_empty() && head.info.body != BodyFraming::None {
         on_expect_continue();
     }
-    let body = match head.info.body {
-        BodyFraming::None => Vec::new(),
+    match head.info.body {
+        BodyFraming::None => Ok(Vec::new()),
         BodyFraming::Length(n) => {
             if n > max_body as u64 {
                 return Err(ReadError::BodyTooLarge);
             }
             while (buf.len() as u64) < n {
-                fill(buf)?;
+                fill(stream, buf)?;
             }
-            buf.split_to(n as usize).to_vec()
+            Ok(buf.split_to(n as usize).to_vec())
         }
         BodyFraming::Chunked => {
             let mut decoder = ChunkedDecoder::new();
@@ -73,11 +97,10 @@ pub fn read_request<S: Read>(
                     return Err(ReadError::BodyTooLarge);
                 }
                 if p.done {
-                    break out.to_vec();
+                    return Ok(out.to_vec());
                 }
-                fill(buf)?;
+                fill(stream, buf)?;
             }
         }
-    };
-    Ok((head, body))
+    }
 }
