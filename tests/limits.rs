@@ -255,8 +255,28 @@ fn quotas_survive_a_restart() {
         .map(|r| r.status)
         .collect();
     assert_eq!(used, vec![200, 200, 200]);
-    // Graceful stop saves the counts; kill -9 after the periodic save too.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Graceful stop saves the counts; kill -9 after the periodic save (every
+    // 2 s) too. Waits for two saves that ended after the requests: the
+    // second began after them, so it holds their counts (a fixed sleep
+    // could kill the process in the middle of the first such save, and a
+    // save may read the counts before the last request is counted).
+    let used_at = std::time::SystemTime::now();
+    let file = gw.dir.path().join("state").join("quotas.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = used_at;
+    for _ in 0..2 {
+        loop {
+            let saved = std::fs::metadata(&file).and_then(|m| m.modified());
+            if let Ok(t) = saved {
+                if t > seen {
+                    seen = t;
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "no quota save in 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let gw = gw.kill9_and_restart();
     let after: Vec<u16> = keep_alive_burst(&gw, "/p/keyed", 3, &format!("x-api-key: {BRONZE}\r\n"))
         .iter()
