@@ -97,7 +97,7 @@ pub struct RequestParts<'a> {
 }
 
 impl RequestParts<'_> {
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .rev()

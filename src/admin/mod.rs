@@ -107,26 +107,33 @@ impl Admin {
         if matches!(head.path(), b"/healthz" | b"/readyz") {
             return None;
         }
+        let signed = head
+            .header("authorization")
+            .is_some_and(|v| v.trim_ascii_start().starts_with(b"AWS4-HMAC-SHA256 "));
+        if signed {
+            return None;
+        }
+        self.authenticate(head, &[]).err()
+    }
+
+    /// The credential that signed `head` (with `body`, which SigV4 signs)
+    /// or whose bearer token it carries: its name and whether it may use
+    /// the admin API; or the 403 for a request no credential passes.
+    fn authenticate(&self, head: &RequestHead, body: &[u8]) -> Result<(String, bool), Reply> {
         let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
         let parts = RequestParts {
             method: head.method_bytes(),
             path: head.path(),
             query: head.query(),
             headers: &headers,
-            body: &[],
+            body,
         };
-        let signed = parts
-            .header("authorization")
-            .is_some_and(|v| v.trim_ascii_start().starts_with(b"AWS4-HMAC-SHA256 "));
-        if signed {
-            return None;
-        }
         let credentials = self.control.credentials();
         match auth::authenticate(&credentials, &parts, "apigateway", SystemTime::now()) {
-            Ok(_) => None,
+            Ok(c) => Ok((c.name.clone(), c.permissions.admin)),
             Err(e) => {
                 let (kind, message) = e.aws_error();
-                Some(Reply::error(403, kind, message))
+                Err(Reply::error(403, kind, message))
             }
         }
     }
@@ -146,31 +153,16 @@ impl Admin {
             }
             _ => {}
         }
-        let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
-        let parts = RequestParts {
-            method: head.method_bytes(),
-            path: head.path(),
-            query: head.query(),
-            headers: &headers,
-            body,
-        };
-        let credentials = self.control.credentials();
-        match auth::authenticate(&credentials, &parts, "apigateway", SystemTime::now()) {
-            Ok(c) if c.permissions.admin => {}
-            Ok(c) => {
+        match self.authenticate(head, body) {
+            Ok((_, true)) => {}
+            Ok((name, false)) => {
                 return Reply::error(
                     403,
                     "AccessDeniedException",
-                    format!(
-                        "User: {} is not authorized to perform: apigateway:*",
-                        c.name
-                    ),
+                    format!("User: {name} is not authorized to perform: apigateway:*"),
                 )
             }
-            Err(e) => {
-                let (kind, message) = e.aws_error();
-                return Reply::error(403, kind, message);
-            }
+            Err(reply) => return reply,
         }
         if head.path() == b"/metrics" && get {
             return Reply {
