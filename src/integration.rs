@@ -550,28 +550,33 @@ fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
     std::str::from_utf8(buf).unwrap_or("500")
 }
 
-/// Response template selection: the first `Accept` type if there is a
-/// template for it, else the first template.
+/// Response template selection: the template for the first `Accept` type
+/// (`application/json` when the request has none, as in API Gateway), else
+/// the first template.
 pub fn select_template<'t, T>(
     templates: &'t [(String, T)],
     accept: Option<&[u8]>,
 ) -> Option<&'t (String, T)> {
-    let wanted = accept.map(|a| media_type(Some(a)));
-    wanted
-        .and_then(|w| templates.iter().find(|(ct, _)| ct.as_str() == w))
+    let wanted = media_type(accept);
+    templates
+        .iter()
+        .find(|(ct, _)| *ct == wanted)
         .or_else(|| templates.first())
 }
 
-/// Evaluates a `responseParameters` source against the backend response.
+/// Evaluates a `responseParameters` source against the backend response;
+/// `upstream_header(name, all)` gives a backend header's last value, or
+/// with `all` every value joined with commas.
 pub fn eval_response_source(
     src: &ResponseParamSource,
     info: &RequestInfo<'_>,
-    upstream_header: &dyn Fn(&str) -> Option<String>,
+    upstream_header: &dyn Fn(&str, bool) -> Option<String>,
     upstream_body: &[u8],
 ) -> Option<String> {
     match src {
         ResponseParamSource::Literal(l) => Some(l.clone()),
-        ResponseParamSource::IntegrationHeader(n) => upstream_header(n),
+        ResponseParamSource::IntegrationHeader(n) => upstream_header(n, false),
+        ResponseParamSource::IntegrationMultiValueHeader(n) => upstream_header(n, true),
         ResponseParamSource::IntegrationBody => {
             Some(String::from_utf8_lossy(upstream_body).into_owned())
         }
@@ -1008,7 +1013,11 @@ mod tests {
             select_template(&t, Some(b"image/png")).map(|x| x.1),
             Some(1)
         );
-        assert_eq!(select_template(&t, None).map(|x| x.1), Some(1));
+        // No Accept: application/json, not the first template.
+        assert_eq!(select_template(&t, None).map(|x| x.1), Some(2));
+        assert_eq!(select_template(&t, Some(b"")).map(|x| x.1), Some(2));
+        let html_only = vec![("text/html".to_owned(), 1)];
+        assert_eq!(select_template(&html_only, None).map(|x| x.1), Some(1));
         let empty: Vec<(String, i32)> = Vec::new();
         assert!(select_template(&empty, None).is_none());
     }

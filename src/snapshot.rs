@@ -493,6 +493,9 @@ pub struct IntegrationResponse {
 pub enum ResponseParamSource {
     Literal(String),
     IntegrationHeader(String),
+    /// `integration.response.multivalueheader.X`: every value, joined
+    /// with commas.
+    IntegrationMultiValueHeader(String),
     IntegrationBody,
     IntegrationBodyPath(Vec<String>),
     StageVar(String),

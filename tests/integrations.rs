@@ -456,3 +456,51 @@ fn shipped_config_serves_the_petstore_with_its_demo_backend() {
     assert_eq!(get(gw.addr, "/prod/pets/2").json()["type"], "cat");
     assert_eq!(get(gw.addr, "/prod/").status, 200);
 }
+
+/// `integration.response.multivalueheader.X` gives every value of a
+/// repeated backend header, joined with commas (`header.X` the last one);
+/// and a request without `Accept` gets the `application/json` response
+/// template even when another is listed first, as in API Gateway.
+#[test]
+fn multivalue_response_headers_and_the_default_accept() {
+    let backend = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![
+            ("X-Multi".to_owned(), "a".to_owned()),
+            ("X-Multi".to_owned(), "b".to_owned()),
+        ],
+        body: br#"{"v": 1}"#.to_vec(),
+    });
+    let paths = r#"{
+      "/m": {"get": {
+        "x-amazon-apigateway-integration": {
+          "type": "http", "httpMethod": "GET", "uri": "http://backend.example/m",
+          "responses": {"default": {"statusCode": "200",
+            "responseParameters": {
+              "method.response.header.X-All": "integration.response.multivalueheader.X-Multi",
+              "method.response.header.X-Last": "integration.response.header.X-Multi",
+              "method.response.header.X-None": "integration.response.multivalueheader.X-Absent"
+            },
+            "responseTemplates": {
+              "application/xml": "<v>$input.path('$.v')</v>",
+              "application/json": "{\"json\": $input.path('$.v')}"
+            }}}
+        }}}
+    }"#;
+    let gw = Gateway::builder()
+        .api("m", &swagger(paths))
+        .stage("m", "prod", &[])
+        .default_api("m")
+        .upstream_host("backend.example", &backend.addr.to_string())
+        .start();
+    let r = get(gw.addr, "/prod/m");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-all"), Some("a,b"));
+    assert_eq!(r.header("x-last"), Some("b"));
+    assert_eq!(r.header("x-none"), None);
+    assert_eq!(r.text(), r#"{"json": 1}"#, "no Accept: application/json");
+    let r = get_with(gw.addr, "/prod/m", "Accept: application/xml\r\n");
+    assert_eq!(r.text(), "<v>1</v>");
+    let r = get_with(gw.addr, "/prod/m", "Accept: image/png\r\n");
+    assert_eq!(r.text(), "<v>1</v>", "no template for it: the first one");
+}

@@ -1058,7 +1058,7 @@ pub fn parse_response_source(s: &str) -> Result<ResponseParamSource, String> {
     let src = if let Some(n) = name_after(s, "integration.response.header.") {
         ResponseParamSource::IntegrationHeader(n.to_owned())
     } else if let Some(n) = name_after(s, "integration.response.multivalueheader.") {
-        ResponseParamSource::IntegrationHeader(n.to_owned())
+        ResponseParamSource::IntegrationMultiValueHeader(n.to_owned())
     } else if s == "integration.response.body" {
         ResponseParamSource::IntegrationBody
     } else if let Some(p) = name_after(s, "integration.response.body.") {

@@ -987,7 +987,8 @@ impl Conn {
             .headers
             .iter()
             .filter_map(|(name, src)| {
-                eval_response_source(src, info, &|_| None, b"").map(|v| (name.clone(), clean(&v)))
+                eval_response_source(src, info, &|_, _| None, b"")
+                    .map(|v| (name.clone(), clean(&v)))
             })
             .collect();
         apply_response_overrides(&mut headers, &request_overrides);
@@ -1218,9 +1219,19 @@ impl Conn {
                 Buffered::Complete(b) => b,
                 Buffered::Partial(b) => b,
             };
-            let upstream_header = |n: &str| {
-                resp.header(n)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            // The last value, or all of them joined (multivalueheader).
+            let upstream_header = |n: &str, all: bool| {
+                if !all {
+                    return resp
+                        .header(n)
+                        .map(|v| String::from_utf8_lossy(v).into_owned());
+                }
+                let values: Vec<_> = resp
+                    .headers()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(n.as_bytes()))
+                    .map(|(_, v)| String::from_utf8_lossy(v))
+                    .collect();
+                (!values.is_empty()).then(|| values.join(","))
             };
             let ct = resp
                 .header("content-type")
