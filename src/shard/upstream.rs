@@ -77,15 +77,24 @@ pub struct Pool {
 }
 
 impl Pool {
-    fn checkout(&self, key: PoolKey, max_idle_age: Duration, now: Instant) -> Option<UpStream> {
+    /// The most recently used idle connection to `key`. With `verify`, a
+    /// connection the backend has closed (or sent unasked bytes on) is
+    /// dropped instead of returned.
+    fn checkout(
+        &self,
+        key: PoolKey,
+        max_idle_age: Duration,
+        now: Instant,
+        verify: bool,
+    ) -> Option<UpStream> {
         self.clock.set(Some(now));
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&key)?;
         while let Some(c) = list.pop() {
-            if now.duration_since(c.since) < max_idle_age {
+            // Too old: the backend has likely closed it; drop and look on.
+            if now.duration_since(c.since) < max_idle_age && (!verify || looks_open(&c.stream)) {
                 return Some(c.stream);
             }
-            // Too old: the backend has likely closed it; drop and look on.
         }
         None
     }
@@ -113,6 +122,29 @@ impl Pool {
 
     pub fn idle_count(&self) -> usize {
         self.idle.borrow().values().map(Vec::len).sum()
+    }
+}
+
+/// Whether an idle backend connection still looks usable: nothing to read
+/// and not closed (one non-blocking `MSG_PEEK`). A request that may not be
+/// retried (POST, PATCH) checks before it is sent: a backend whose idle
+/// timeout is shorter than the pool's closes connections the pool still
+/// holds, and a POST written to one would fail with 504 without reaching
+/// the backend. Idempotent requests skip the system call; they are retried
+/// on a new connection instead.
+fn looks_open(stream: &UpStream) -> bool {
+    let tcp = match stream {
+        UpStream::Plain(s) => s,
+        UpStream::Tls(t) => t.get_ref().0,
+    };
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match socket2::SockRef::from(tcp)
+        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    {
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        // 0: closed by the backend; more: bytes nobody asked for (a TLS
+        // close_notify, a late or unsolicited response).
+        Ok(_) => false,
     }
 }
 
@@ -202,7 +234,7 @@ pub async fn send(
             } else {
                 let now = timers.coarse_now();
                 addrs.iter().find_map(|&a| {
-                    pool.checkout((a, tls_key), settings.idle_timeout, now)
+                    pool.checkout((a, tls_key), settings.idle_timeout, now, !idempotent)
                         .map(|s| (a, s))
                 })
             };

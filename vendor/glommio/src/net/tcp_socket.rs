@@ -390,6 +390,15 @@ impl<B: RxBuf> AsRawFd for TcpStream<B> {
     }
 }
 
+// Tollgate: the socket as a borrowed descriptor (from the std stream it
+// wraps, no unsafe code), so callers can make socket calls glommio has no
+// method for, such as a non-blocking peek.
+impl<B: RxBuf> std::os::fd::AsFd for TcpStream<B> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.stream().as_fd()
+    }
+}
+
 impl FromRawFd for TcpStream {
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let socket = socket2::Socket::from_raw_fd(fd);
