@@ -504,3 +504,63 @@ fn multivalue_response_headers_and_the_default_accept() {
     let r = get_with(gw.addr, "/prod/m", "Accept: image/png\r\n");
     assert_eq!(r.text(), "<v>1</v>", "no template for it: the first one");
 }
+
+/// HTTP_PROXY answers as API Gateway does: the backend's `Date` and
+/// `Server` come back as `x-amzn-Remapped-Date` / `x-amzn-Remapped-Server`
+/// (the gateway's own `Date` is the only `Date`), and a backend response
+/// without a `Content-Type` gets `application/json`; one with a type keeps
+/// it, and a 204 gets none.
+#[test]
+fn http_proxy_remaps_date_and_server_and_always_has_a_content_type() {
+    let backend = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![
+            ("Server".to_owned(), "test-backend/1.0".to_owned()),
+            (
+                "Date".to_owned(),
+                "Mon, 01 Jan 2024 00:00:00 GMT".to_owned(),
+            ),
+        ],
+        body: b"untyped".to_vec(),
+    });
+    let paths = format!(
+        r#"{{"/p": {{"x-amazon-apigateway-any-method": {}}}}}"#,
+        proxy_method(&format!("http://{}/p", backend.addr), "")
+    );
+    let gw = Gateway::builder()
+        .api("p", &swagger(&paths))
+        .stage("p", "prod", &[])
+        .default_api("p")
+        .start();
+    let r = get(gw.addr, "/prod/p");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "untyped");
+    assert_eq!(r.header("x-amzn-remapped-server"), Some("test-backend/1.0"));
+    assert_eq!(
+        r.header("x-amzn-remapped-date"),
+        Some("Mon, 01 Jan 2024 00:00:00 GMT")
+    );
+    assert_eq!(r.header("server"), None);
+    assert_eq!(r.header_count("date"), 1);
+    assert_ne!(r.header("date"), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header_count("content-type"), 1);
+
+    backend.set_mode(Mode::Fixed {
+        status: 200,
+        headers: vec![("Content-Type".to_owned(), "text/csv".to_owned())],
+        body: b"a,b".to_vec(),
+    });
+    let r = get(gw.addr, "/prod/p");
+    assert_eq!(r.header("content-type"), Some("text/csv"));
+    assert_eq!(r.header_count("content-type"), 1);
+
+    backend.set_mode(Mode::Fixed {
+        status: 204,
+        headers: vec![],
+        body: Vec::new(),
+    });
+    let r = get(gw.addr, "/prod/p");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("content-type"), None);
+}

@@ -1272,9 +1272,16 @@ impl Conn {
             None
         };
         let headers = if backend_headers {
+            // API Gateway always answers with a Content-Type: a backend
+            // response without one gets `application/json`.
+            let typed = matches!(status, 204 | 304)
+                || resp
+                    .headers()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(b"content-type"));
             Headers::Backend {
                 raw: resp.raw_head.clone(),
                 spans: std::mem::take(&mut resp.head.headers),
+                add_json_type: !typed,
             }
         } else {
             Headers::Owned(headers)
@@ -1607,10 +1614,12 @@ enum Headers {
     /// Built by the gateway (mapping, MOCK).
     Owned(Vec<(String, String)>),
     /// HTTP_PROXY: the backend's head and its header spans, written as
-    /// they came.
+    /// they came (`Date` and `Server` renamed, as API Gateway does).
     Backend {
         raw: Bytes,
         spans: Vec<(crate::http::request::Span, crate::http::request::Span)>,
+        /// The backend sent no `Content-Type`: `application/json` is added.
+        add_json_type: bool,
     },
     /// A cache hit: the entry's (shared, not copied).
     Cached(Arc<crate::cache::Entry>),
@@ -1622,16 +1631,23 @@ impl Headers {
         match self {
             Headers::Owned(v) => HeadersIter::Owned(v.iter()),
             Headers::Cached(e) => HeadersIter::Owned(e.headers.iter()),
-            Headers::Backend { raw, spans } => HeadersIter::Backend(raw, spans.iter()),
+            Headers::Backend {
+                raw,
+                spans,
+                add_json_type,
+            } => HeadersIter::Backend(raw, spans.iter(), *add_json_type),
         }
     }
 }
 
 enum HeadersIter<'a> {
     Owned(std::slice::Iter<'a, (String, String)>),
+    /// The backend's head, its header spans, and whether a `Content-Type`
+    /// is still to be added at the end.
     Backend(
         &'a [u8],
         std::slice::Iter<'a, (crate::http::request::Span, crate::http::request::Span)>,
+        bool,
     ),
 }
 
@@ -1641,10 +1657,36 @@ impl<'a> Iterator for HeadersIter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let (name, value) = match self {
-                HeadersIter::Owned(it) => it.next().map(|(n, v)| (n.as_bytes(), v.as_bytes()))?,
-                HeadersIter::Backend(raw, it) => it.next().map(|(n, v)| (n.of(raw), v.of(raw)))?,
+                HeadersIter::Owned(it) => {
+                    let (name, value) = it.next().map(|(n, v)| (n.as_bytes(), v.as_bytes()))?;
+                    // The gateway writes its own Date.
+                    if name.eq_ignore_ascii_case(b"date") {
+                        continue;
+                    }
+                    (name, value)
+                }
+                HeadersIter::Backend(raw, it, add_type) => match it.next() {
+                    Some((n, v)) => {
+                        let (name, value) = (n.of(raw), v.of(raw));
+                        // API Gateway keeps a proxied backend's Date and
+                        // Server under these names (its own Date is
+                        // written by the gateway).
+                        if name.eq_ignore_ascii_case(b"date") {
+                            return Some((b"x-amzn-Remapped-Date", value));
+                        }
+                        if name.eq_ignore_ascii_case(b"server") {
+                            return Some((b"x-amzn-Remapped-Server", value));
+                        }
+                        (name, value)
+                    }
+                    None if *add_type => {
+                        *add_type = false;
+                        return Some((b"Content-Type", b"application/json"));
+                    }
+                    None => return None,
+                },
             };
-            if !is_hop_by_hop(name) && !name.eq_ignore_ascii_case(b"date") {
+            if !is_hop_by_hop(name) {
                 return Some((name, value));
             }
         }
