@@ -171,7 +171,7 @@ fn bodies(gw: &Gateway, path: &str) -> Vec<String> {
 #[test]
 fn authorized_invalidation_reaches_every_shard() {
     let backend = Backend::start(fixed("v1"));
-    let gw = cached_gateway(&backend, "");
+    let gw = cached_gateway(&backend, ", unauthorized_strategy = \"FAIL_WITH_403\"");
     assert!(bodies(&gw, "/p/items?type=x").iter().all(|b| b == "v1"));
     backend.set_mode(fixed("v2"));
     assert!(
@@ -206,16 +206,32 @@ fn authorized_invalidation_reaches_every_shard() {
 #[test]
 fn unauthorized_strategies() {
     let backend = Backend::start(fixed("v1"));
+    // SUCCEED_WITH_RESPONSE_HEADER is the default, as in API Gateway: a
+    // browser's reload (max-age=0) of a cached page is served, not refused.
+    for strategy in [
+        "",
+        ", unauthorized_strategy = \"SUCCEED_WITH_RESPONSE_HEADER\"",
+    ] {
+        backend.set_mode(fixed("v1"));
+        let gw = cached_gateway(&backend, strategy);
+        bodies(&gw, "/p/items"); // prime both shards
+        backend.set_mode(fixed("v2"));
+        let r = get_with(gw.addr, "/p/items", "Cache-Control: max-age=0\r\n");
+        assert_eq!(r.status, 200, "{strategy:?}");
+        assert_eq!(r.text(), "v1", "{strategy:?}: served from the cache");
+        assert!(r.header("warning").is_some(), "{strategy:?}");
+        assert!(bodies(&gw, "/p/items").iter().all(|b| b == "v1"));
+    }
     let gw = cached_gateway(
         &backend,
-        ", unauthorized_strategy = \"SUCCEED_WITH_RESPONSE_HEADER\"",
+        ", unauthorized_strategy = \"SUCCEED_WITHOUT_RESPONSE_HEADER\"",
     );
-    bodies(&gw, "/p/items"); // prime both shards
+    backend.set_mode(fixed("v1"));
+    bodies(&gw, "/p/items");
     backend.set_mode(fixed("v2"));
     let r = get_with(gw.addr, "/p/items", "Cache-Control: max-age=0\r\n");
-    assert_eq!(r.status, 200);
-    assert!(r.header("warning").is_some());
-    assert!(bodies(&gw, "/p/items").iter().all(|b| b == "v1"));
+    assert_eq!((r.status, r.text().as_str()), (200, "v1"));
+    assert!(r.header("warning").is_none());
 
     let gw = cached_gateway(&backend, ", require_authorization = false");
     backend.set_mode(fixed("v1"));

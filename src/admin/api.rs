@@ -211,7 +211,7 @@ fn stage_json(s: &StageRecord) -> Value {
                 o.entry("cachingEnabled").or_insert(json!(false));
                 o.entry("cacheTtlInSeconds").or_insert(json!(300));
                 o.entry("requireAuthorizationForCacheControl").or_insert(json!(true));
-                o.entry("unauthorizedCacheControlHeaderStrategy").or_insert(json!("FAIL_WITH_403"));
+                o.entry("unauthorizedCacheControlHeaderStrategy").or_insert(json!("SUCCEED_WITH_RESPONSE_HEADER"));
                 o.entry("metricsEnabled").or_insert(json!(false));
                 o.entry("dataTraceEnabled").or_insert(json!(false));
                 o.entry("cacheDataEncrypted").or_insert(json!(false));
