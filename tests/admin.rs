@@ -720,3 +720,92 @@ fn stage_cache_and_throttling_settings() {
         .collect();
     assert!(statuses.contains(&429), "{statuses:?}");
 }
+
+/// `basepath=prepend|split` on import and put-rest-api, as API Gateway
+/// reads a document's `basePath` (`ignore`, the default, leaves the paths as
+/// written); an unknown mode is a 400 that changes nothing. `version`
+/// follows `info.version` on update.
+#[test]
+fn import_basepath_modes_and_version() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let doc = |base: &str, version: &str| {
+        let d: serde_json::Value = serde_json::from_str(&swagger(&format!(
+            r#"{{"/e": {{"get": {}}}}}"#,
+            mock_method(200, "e")
+        )))
+        .unwrap();
+        let mut d = d;
+        d["basePath"] = serde_json::Value::String(base.to_owned());
+        d["info"]["version"] = serde_json::Value::String(version.to_owned());
+        d.to_string()
+    };
+    let served = |id: &str, paths: &[&str]| -> Vec<u16> {
+        assert_eq!(deploy(admin, id, "s", "{}").status, 201);
+        paths
+            .iter()
+            .map(|p| invoke(&gw, id, &format!("/s{p}")).status)
+            .collect()
+    };
+    let import_with = |mode: &str, body: &str| {
+        call(
+            admin,
+            "POST",
+            &format!("/restapis?mode=import&basepath={mode}"),
+            body.as_bytes(),
+        )
+    };
+    let d = doc("/a/b/c", "1");
+    let r = import_with("ignore", &d);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(served(&id, &["/e", "/a/b/c/e"]), vec![200, 403]);
+
+    let r = import_with("prepend", &d);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        served(&id, &["/e", "/a/b/c/e", "/b/c/e"]),
+        vec![403, 200, 403]
+    );
+
+    let r = import_with("split", &d);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        served(&id, &["/e", "/a/b/c/e", "/b/c/e"]),
+        vec![403, 403, 200]
+    );
+    let export = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/stages/s/exports/swagger"),
+        b"",
+    )
+    .json();
+    assert!(export["paths"].get("/b/c/e").is_some(), "{export}");
+
+    let before = call(admin, "GET", "/restapis", b"").json()["item"]
+        .as_array()
+        .unwrap()
+        .len();
+    let r = import_with("sideways", &d);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("basepath"), "{}", r.text());
+    let after = call(admin, "GET", "/restapis", b"").json()["item"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "nothing imported");
+
+    // put-rest-api takes it too, and the version follows the document.
+    let r = call(
+        admin,
+        "PUT",
+        &format!("/restapis/{id}?mode=overwrite&basepath=prepend"),
+        doc("/v2", "2.0").as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["version"], "2.0");
+    assert_eq!(served(&id, &["/e", "/v2/e"]), vec![403, 200]);
+    let got = call(admin, "GET", &format!("/restapis/{id}"), b"").json();
+    assert_eq!(got["version"], "2.0");
+}

@@ -40,7 +40,13 @@ pub(super) fn route(
         (b"GET", ["restapis"]) => list_apis(state),
         (b"POST", ["restapis"]) => {
             if param("mode").as_deref() == Some("import") {
-                import(admin, state, body, flag(param("failonwarnings")))
+                import(
+                    admin,
+                    state,
+                    body,
+                    param("basepath").as_deref(),
+                    flag(param("failonwarnings")),
+                )
             } else {
                 create_empty(admin, state, body)
             }
@@ -55,6 +61,7 @@ pub(super) fn route(
             id,
             body,
             param("mode").as_deref().unwrap_or("merge"),
+            param("basepath").as_deref(),
             flag(param("failonwarnings")),
         ),
         (b"DELETE", ["restapis", id]) => delete_api(admin, state, id),
@@ -242,6 +249,7 @@ fn list_apis(state: &AdminState) -> Reply {
 fn validate(
     body: &[u8],
     label: &str,
+    basepath: Option<&str>,
     fail_on_warnings: bool,
 ) -> Result<(Value, Vec<String>), Reply> {
     if body.len() > MAX_DOCUMENT_BYTES {
@@ -253,14 +261,56 @@ fn validate(
     }
     let text = String::from_utf8_lossy(body);
     let file = PathBuf::from(label);
-    let doc = parse_document(&file, &text).map_err(|d| {
+    let mut doc = parse_document(&file, &text).map_err(|d| {
         Reply::error(
             400,
             "BadRequestException",
             format!("Invalid OpenAPI input. {}: {}", d.path, d.message),
         )
     })?;
+    apply_basepath(&mut doc, basepath)?;
     check_document(&doc, label, fail_on_warnings).map(|w| (doc, w))
+}
+
+/// The `basepath` parameter of import and put-rest-api: what becomes of
+/// the document's `basePath` (say `/a/b/c`, paths `/e` and `/f`).
+/// `ignore` (the default): the paths as written (`/e`, `/f`). `prepend`:
+/// the whole base path before every path (`/a/b/c/e`). `split`: the base
+/// path without its first part, which names a stage (`/b/c/e`). The stored
+/// definition holds the resulting paths.
+fn apply_basepath(doc: &mut Value, mode: Option<&str>) -> Result<(), Reply> {
+    let drop_first = match mode {
+        None | Some("ignore") => return Ok(()),
+        Some("prepend") => false,
+        Some("split") => true,
+        Some(other) => {
+            return Err(Reply::error(
+                400,
+                "BadRequestException",
+                format!("Invalid basepath `{other}`: use ignore, prepend or split"),
+            ))
+        }
+    };
+    let base = doc.get("basePath").and_then(Value::as_str).unwrap_or("");
+    let mut parts = base.split('/').filter(|p| !p.is_empty());
+    if drop_first {
+        parts.next();
+    }
+    let prefix: String = parts.map(|p| format!("/{p}")).collect();
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    if let Some(Value::Object(paths)) = doc.get_mut("paths") {
+        let old = std::mem::take(paths);
+        for (path, item) in old {
+            let joined = match path.trim_end_matches('/') {
+                "" => prefix.clone(),
+                rest => format!("{prefix}{rest}"),
+            };
+            paths.insert(joined, item);
+        }
+    }
+    Ok(())
 }
 
 fn check_document(doc: &Value, label: &str, fail_on_warnings: bool) -> Result<Vec<String>, Reply> {
@@ -287,6 +337,13 @@ fn check_document(doc: &Value, label: &str, fail_on_warnings: bool) -> Result<Ve
     Ok(warnings)
 }
 
+fn version_of(doc: &Value) -> Option<String> {
+    doc.get("info")
+        .and_then(|i| i.get("version"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
 fn title_of(doc: &Value) -> Option<String> {
     doc.get("info")
         .and_then(|i| i.get("title"))
@@ -294,8 +351,14 @@ fn title_of(doc: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn import(admin: &Admin, state: &mut AdminState, body: &[u8], fail_on_warnings: bool) -> Reply {
-    let (doc, warnings) = match validate(body, "imported document", fail_on_warnings) {
+fn import(
+    admin: &Admin,
+    state: &mut AdminState,
+    body: &[u8],
+    basepath: Option<&str>,
+    fail_on_warnings: bool,
+) -> Reply {
+    let (doc, warnings) = match validate(body, "imported document", basepath, fail_on_warnings) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -311,11 +374,7 @@ fn import(admin: &Admin, state: &mut AdminState, body: &[u8], fail_on_warnings: 
             .and_then(|i| i.get("description"))
             .and_then(Value::as_str)
             .map(str::to_owned),
-        version: doc
-            .get("info")
-            .and_then(|i| i.get("version"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        version: version_of(&doc),
         created_date: now(),
         warnings,
         definition: doc,
@@ -371,12 +430,13 @@ fn put(
     id: &str,
     body: &[u8],
     mode: &str,
+    basepath: Option<&str>,
     fail_on_warnings: bool,
 ) -> Reply {
     let Some(existing) = state.apis.get(id) else {
         return not_found_api(id);
     };
-    let (imported, _) = match validate(body, "imported document", false) {
+    let (imported, _) = match validate(body, "imported document", basepath, false) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -398,6 +458,9 @@ fn put(
     let mut rec = existing.clone();
     if let Some(t) = title_of(&definition) {
         rec.name = t;
+    }
+    if let Some(v) = version_of(&definition) {
+        rec.version = Some(v);
     }
     rec.definition = definition;
     rec.warnings = warnings;
