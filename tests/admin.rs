@@ -721,6 +721,70 @@ fn stage_cache_and_throttling_settings() {
     assert!(statuses.contains(&429), "{statuses:?}");
 }
 
+/// Clients that open admin connections and send nothing cannot lock the
+/// operator out: with all 64 (the default `max_connections`) taken, a new
+/// connection closes the one idle the longest and is served at once, while
+/// a connection inside a request (a partial head, even the oldest) is left
+/// to finish. Only when every connection is inside a request is a new one
+/// refused with 503.
+#[test]
+fn idle_admin_connections_make_room_for_new_ones() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let auth = format!("Authorization: Bearer {ADMIN_TOKEN}\r\n");
+    let mut partial = RawClient::connect(admin);
+    partial.send(b"GET /restapis HTTP/1.1\r\nHost: a\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut idle: Vec<RawClient> = (0..63).map(|_| RawClient::connect(admin)).collect();
+    let started = Instant::now();
+    let r = call_with(admin, "GET", "/healthz", b"", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(call(admin, "GET", "/restapis", b"").status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered only after {:?}",
+        started.elapsed()
+    );
+    // The connection idle the longest was closed for the first call (the
+    // second found the first's slot free again); the partial request, older
+    // still, was not.
+    assert!(idle[0].is_closed(Duration::from_secs(5)));
+    assert!(!idle[1].is_closed(Duration::from_millis(300)));
+    partial.send(format!("{auth}\r\n").as_bytes());
+    let r = partial.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Every connection inside a request: 503 for the next one.
+    drop(idle);
+    drop(partial);
+    let mut busy = Vec::new();
+    for _ in 0..64 {
+        let mut c = RawClient::connect(admin);
+        c.send(b"GET /restapis HTTP/1.1\r\nHost: a\r\n");
+        busy.push(c);
+        // Read by its thread before the next one arrives (a connection
+        // with nothing read yet counts as idle).
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = call(admin, "GET", "/restapis", b"");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("too many admin connections"));
+    // They finish, and the slots come back.
+    for c in busy.iter_mut() {
+        c.send(format!("{auth}Connection: close\r\n\r\n").as_bytes());
+        assert_eq!(c.read_response(false).status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = call(admin, "GET", "/restapis", b"").status;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `basepath=prepend|split` on import and put-rest-api, as API Gateway
 /// reads a document's `basePath` (`ignore`, the default, leaves the paths as
 /// written); an unknown mode is a 400 that changes nothing. `version`

@@ -15,7 +15,7 @@ pub mod state;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -184,15 +184,17 @@ impl Admin {
 pub fn start(settings: &AdminSettings, admin: Arc<Admin>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(settings.listen)?;
     let addr = listener.local_addr()?;
-    let active = Arc::new(AtomicUsize::new(0));
-    let max = settings.max_connections;
+    let conns = Arc::new(Conns {
+        max: settings.max_connections,
+        slots: ControlMutex::new(Vec::new()),
+        next_id: AtomicU64::new(0),
+    });
     std::thread::Builder::new()
         .name("tollgate-admin".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                if active.fetch_add(1, Ordering::AcqRel) >= max {
-                    active.fetch_sub(1, Ordering::AcqRel);
+                let Some(slot) = Conns::admit(&conns, &stream) else {
                     let mut out = Vec::new();
                     write_reply(
                         &mut out,
@@ -206,20 +208,100 @@ pub fn start(settings: &AdminSettings, admin: Arc<Admin>) -> std::io::Result<Soc
                     );
                     let _ = stream.write_all(&out);
                     continue;
-                }
-                let (admin, active) = (admin.clone(), active.clone());
+                };
+                let admin = admin.clone();
                 let spawned = std::thread::Builder::new()
                     .name("tollgate-admin-conn".into())
-                    .spawn(move || {
-                        serve(&admin, stream);
-                        active.fetch_sub(1, Ordering::AcqRel);
-                    });
+                    .spawn(move || serve(&admin, stream, &slot));
                 if spawned.is_err() {
                     tracing::warn!("cannot start an admin connection thread");
                 }
             }
         })?;
     Ok(addr)
+}
+
+/// The admin listener's open connections. When all `max_connections` are
+/// taken, the one that has waited longest for its next request (no byte of
+/// it read) is closed to make room, as NGINX reuses idle keep-alive
+/// connections when it runs out: clients that open connections and send
+/// nothing cannot lock the operator out of `/healthz` or the API. Only when
+/// every connection is inside a request (bounded by the head and request
+/// deadlines) is a new one refused with 503.
+struct Conns {
+    max: usize,
+    slots: ControlMutex<Vec<ConnSlot>>,
+    next_id: AtomicU64,
+}
+
+struct ConnSlot {
+    id: u64,
+    /// A handle on the socket, to shut it down from the accept thread.
+    stream: TcpStream,
+    /// Since when the connection waits for a request (`None` while one is
+    /// being read or answered).
+    idle_since: Option<Instant>,
+    /// Shut down to make room; its thread is on its way out.
+    closing: bool,
+}
+
+impl Conns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ConnSlot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new connection, closing the longest-idle one if all
+    /// slots are taken; `None` when none is idle.
+    fn admit(conns: &Arc<Conns>, stream: &TcpStream) -> Option<Registered> {
+        let handle = stream.try_clone().ok()?;
+        let mut slots = conns.lock();
+        if slots.iter().filter(|s| !s.closing).count() >= conns.max {
+            let victim = slots
+                .iter_mut()
+                .filter(|s| !s.closing)
+                .filter_map(|s| s.idle_since.map(|t| (t, s)))
+                .min_by_key(|(t, _)| *t)
+                .map(|(_, s)| s)?;
+            victim.closing = true;
+            let _ = victim.stream.shutdown(std::net::Shutdown::Both);
+            tracing::info!("admin connection idle the longest closed to make room");
+        }
+        let id = conns.next_id.fetch_add(1, Ordering::Relaxed);
+        slots.push(ConnSlot {
+            id,
+            stream: handle,
+            idle_since: Some(Instant::now()),
+            closing: false,
+        });
+        Some(Registered {
+            conns: conns.clone(),
+            id,
+        })
+    }
+}
+
+/// A connection's place in [`Conns`], given up when its thread ends.
+struct Registered {
+    conns: Arc<Conns>,
+    id: u64,
+}
+
+impl Registered {
+    fn set_idle(&self, idle: bool) {
+        if let Some(s) = self.conns.lock().iter_mut().find(|s| s.id == self.id) {
+            s.idle_since = if idle {
+                Some(s.idle_since.unwrap_or_else(Instant::now))
+            } else {
+                None
+            };
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.conns.lock().retain(|s| s.id != self.id);
+    }
 }
 
 /// How long a client may wait before its next request, take to send a
@@ -234,6 +316,8 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
 /// [`REQUEST_DEADLINE`] for the whole request.
 struct Deadlined<'a> {
     stream: &'a TcpStream,
+    /// Told when the first byte of a request arrives (no longer idle).
+    slot: &'a Registered,
     created: Instant,
     started: Option<Instant>,
     head_done: bool,
@@ -242,10 +326,11 @@ struct Deadlined<'a> {
 }
 
 impl<'a> Deadlined<'a> {
-    fn new(stream: &'a TcpStream, started: bool) -> Deadlined<'a> {
+    fn new(stream: &'a TcpStream, slot: &'a Registered, started: bool) -> Deadlined<'a> {
         let now = Instant::now();
         Deadlined {
             stream,
+            slot,
             created: now,
             started: started.then_some(now),
             head_done: false,
@@ -268,7 +353,10 @@ impl std::io::Read for Deadlined<'_> {
         self.stream.set_read_timeout(Some(left))?;
         let n = (&*self.stream).read(buf)?;
         if n > 0 {
-            self.started.get_or_insert_with(Instant::now);
+            if self.started.is_none() {
+                self.slot.set_idle(false);
+                self.started = Some(Instant::now());
+            }
             if !self.head_done {
                 self.tail.extend_from_slice(&buf[..n]);
                 if self.tail.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -283,7 +371,7 @@ impl std::io::Read for Deadlined<'_> {
     }
 }
 
-fn serve(admin: &Admin, mut stream: TcpStream) {
+fn serve(admin: &Admin, mut stream: TcpStream, slot: &Registered) {
     // Read timeouts are set before every read by `Deadlined`.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
     let _ = stream.set_nodelay(true);
@@ -299,7 +387,10 @@ fn serve(admin: &Admin, mut stream: TcpStream) {
         };
         let request_id = crate::ids::new_request_id();
         let request_id = std::str::from_utf8(&request_id).unwrap_or("");
-        let mut timed = Deadlined::new(&stream, !buf.is_empty());
+        // Idle (closable to make room) until a byte of the next request
+        // is read; a pipelined request already in `buf` is not idle.
+        slot.set_idle(buf.is_empty());
+        let mut timed = Deadlined::new(&stream, slot, !buf.is_empty());
         let head = match read_head(&mut timed, &mut buf, &limits) {
             Ok(head) => head,
             Err(e) => return answer_read_error(&mut stream, e, request_id),
