@@ -30,6 +30,9 @@ pub struct Control {
     /// them needs a restart.
     started_listen: std::net::SocketAddr,
     started_shards: Shards,
+    /// The admin listener's settings at start (its address, state
+    /// directory and connection limit are fixed for the process's life).
+    started_admin: Option<crate::config::AdminSettings>,
     registry: Arc<Registry>,
     state: ControlMutex<State>,
     reloads_ok: std::sync::atomic::AtomicU64,
@@ -85,6 +88,7 @@ impl Control {
             config_path: config_path.to_path_buf(),
             started_listen: loaded.settings.server.listen,
             started_shards: loaded.settings.server.shards,
+            started_admin: loaded.settings.admin.clone(),
             publisher,
             resolver,
             registry,
@@ -214,6 +218,16 @@ impl Control {
         if loaded.settings.server.shards != self.started_shards {
             tracing::warn!("server.shards changed: it takes effect after a restart");
             loaded.settings.server.shards = self.started_shards;
+        }
+        let admin_key = |a: &Option<crate::config::AdminSettings>| {
+            a.as_ref()
+                .map(|a| (a.listen, a.state_dir.clone(), a.max_connections))
+        };
+        if admin_key(&loaded.settings.admin) != admin_key(&self.started_admin) {
+            tracing::warn!(
+                "[admin] changed (listen, state_dir or max_connections): it takes effect after a restart; the admin listener keeps its settings"
+            );
+            loaded.settings.admin = self.started_admin.clone();
         }
         let mut state = self.lock();
         let snapshot = build_snapshot(&loaded, &state.extra, &self.registry, &mut diags)?;

@@ -873,3 +873,24 @@ fn import_basepath_modes_and_version() {
     let got = call(admin, "GET", &format!("/restapis/{id}"), b"").json();
     assert_eq!(got["version"], "2.0");
 }
+
+/// The admin listener's settings are fixed for the process's life: a
+/// reload that changes them says so in the log and the listener keeps
+/// serving where it was.
+#[test]
+fn a_reload_reports_admin_listener_changes() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let cfg = gw.config_path();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let changed = text.replace(
+        "listen = \"127.0.0.1:0\"\nstate_dir",
+        "listen = \"127.0.0.1:1\"\nstate_dir",
+    );
+    assert_ne!(text, changed, "the admin listen line: {text}");
+    std::fs::write(&cfg, changed).unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(10)));
+    assert_eq!(gw.log_count("[admin] changed"), 1, "{:?}", gw.log());
+    assert_eq!(call(admin, "GET", "/restapis", b"").status, 200);
+}
