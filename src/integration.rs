@@ -679,6 +679,19 @@ pub fn build_upstream_request(
             if overrides.request_query.iter().any(|(n, _)| n == name) {
                 continue;
             }
+            // A multi-value source gives the backend the key once per
+            // value (`a=1&a=2`), as API Gateway sends it.
+            if let ParamSource::MultiQuery(n) = src {
+                if let Some(q) = info.head.query() {
+                    for v in query::all_values(q, n) {
+                        sep(out);
+                        encode_component(name, out);
+                        out.push(b'=');
+                        encode_component(&v, out);
+                    }
+                }
+                continue;
+            }
             if let Some(v) = info.eval(src) {
                 sep(out);
                 encode_component(name, out);

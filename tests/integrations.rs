@@ -564,3 +564,37 @@ fn http_proxy_remaps_date_and_server_and_always_has_a_content_type() {
     assert_eq!(r.status, 204);
     assert_eq!(r.header("content-type"), None);
 }
+
+/// A `method.request.multivaluequerystring.X` source mapped to a query
+/// string parameter reaches the backend as the key repeated once per value
+/// (`all=1&all=2`), as API Gateway sends it; mapped to a header, the values
+/// are joined with commas.
+#[test]
+fn multivalue_query_strings_map_to_repeated_keys() {
+    let backend = Backend::start(Mode::Echo);
+    let paths = r#"{
+      "/q": {"get": {
+        "parameters": [{"name": "a", "in": "query"}],
+        "x-amazon-apigateway-integration": {
+          "type": "http", "httpMethod": "GET", "uri": "http://backend.example/q",
+          "requestParameters": {
+            "integration.request.querystring.all": "method.request.multivaluequerystring.a",
+            "integration.request.header.X-All": "method.request.multivaluequerystring.a"
+          },
+          "responses": {"default": {"statusCode": "200"}}
+        }}}
+    }"#;
+    let gw = Gateway::builder()
+        .api("q", &swagger(paths))
+        .stage("q", "prod", &[])
+        .default_api("q")
+        .upstream_host("backend.example", &backend.addr.to_string())
+        .start();
+    let r = get(gw.addr, "/prod/q?a=1&a=2%203&a=x");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = backend.last();
+    assert_eq!(rec.target, "/q?all=1&all=2%203&all=x");
+    assert_eq!(rec.header("x-all"), Some("1,2 3,x"));
+    get(gw.addr, "/prod/q");
+    assert_eq!(backend.last().target, "/q", "no value: left out");
+}
