@@ -178,7 +178,10 @@ impl Snapshot {
         match host.and_then(api_id_from_host) {
             Some(id) => {
                 let id = std::str::from_utf8(id).ok()?;
-                self.ws_apis.iter().find(|a| a.id == id)
+                self.ws_apis
+                    .iter()
+                    .find(|a| a.id == id)
+                    .or_else(|| self.ws_apis.iter().find(|a| a.id.eq_ignore_ascii_case(id)))
             }
             None => self.ws_default.map(|i| &self.ws_apis[i]),
         }
@@ -192,7 +195,7 @@ impl Snapshot {
         let group: &[usize] = match host.and_then(api_id_from_host) {
             Some(id) => match std::str::from_utf8(id)
                 .ok()
-                .and_then(|id| self.api_index.get(id))
+                .and_then(|id| self.api_group(id))
             {
                 Some(g) => g,
                 None => return (None, None),
@@ -218,6 +221,18 @@ impl Snapshot {
         stage: Option<&str>,
     ) -> (Option<&'a Api>, Option<&'a Stage>) {
         (Some(api), stage.and_then(|s| api.stage(s)))
+    }
+
+    /// The APIs with this id; host names are case-insensitive, so an id
+    /// in another case is found too (the exact one first, the scan only
+    /// on a miss).
+    fn api_group(&self, id: &str) -> Option<&Vec<usize>> {
+        self.api_index.get(id).or_else(|| {
+            self.api_index
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(id))
+                .map(|(_, g)| g)
+        })
     }
 
     /// The (first) compiled API with this id.

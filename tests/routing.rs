@@ -131,6 +131,9 @@ fn host_names_the_api() {
     // Case-insensitive marker, port allowed.
     let r = c.request(b"GET /v1/hello HTTP/1.1\r\nHost: other.Execute-Api.localhost:8080\r\n\r\n");
     assert_eq!(r.json()["api"], "other");
+    // Host names are case-insensitive: the API id too.
+    let r = c.request(b"GET /v1/hello HTTP/1.1\r\nHost: OTHER.EXECUTE-API.LOCALHOST\r\n\r\n");
+    assert_eq!(r.json()["api"], "other");
     // Absolute-form target names the host too.
     let r = c.request(b"GET http://other.execute-api.x/v1/hello HTTP/1.1\r\nHost: ignored\r\n\r\n");
     assert_eq!(r.json()["route"], "other-hello");
