@@ -611,7 +611,7 @@ fn acknowledged_changes_survive_kill_9() {
         acked.len()
     );
     let admin = gw.admin.unwrap();
-    let listed = call(admin, "GET", "/restapis", b"").json();
+    let listed = call(admin, "GET", "/restapis?limit=500", b"").json();
     let ids: Vec<&str> = listed["item"]
         .as_array()
         .unwrap()
@@ -893,4 +893,92 @@ fn a_reload_reports_admin_listener_changes() {
     assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(10)));
     assert_eq!(gw.log_count("[admin] changed"), 1, "{:?}", gw.log());
     assert_eq!(call(admin, "GET", "/restapis", b"").status, 200);
+}
+
+/// List calls are paged as API Gateway's: 25 items by default, `limit` up
+/// to 500, `position` for the next page; the pages together hold every
+/// item once; a bad `limit` is a 400. The AWS CLI follows the pages.
+#[test]
+fn list_calls_are_paged() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let mut created: Vec<String> = (0..30)
+        .map(|i| {
+            let r = call(
+                admin,
+                "POST",
+                "/restapis",
+                format!(r#"{{"name": "n{i}"}}"#).as_bytes(),
+            );
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.json()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    created.sort();
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["item"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = call(admin, "GET", "/restapis", b"").json();
+    assert_eq!(ids(&first).len(), 25);
+    let position = first["position"].as_str().expect("a next page").to_owned();
+    let rest = call(admin, "GET", &format!("/restapis?position={position}"), b"").json();
+    assert_eq!(ids(&rest).len(), 5);
+    assert!(rest.get("position").is_none(), "{rest}");
+    let mut all = ids(&first);
+    all.extend(ids(&rest));
+    assert_eq!(all, created);
+
+    // limit=10: three pages.
+    let mut seen = Vec::new();
+    let mut position: Option<String> = None;
+    for _ in 0..3 {
+        let path = match &position {
+            Some(p) => format!("/restapis?limit=10&position={p}"),
+            None => "/restapis?limit=10".to_owned(),
+        };
+        let page = call(admin, "GET", &path, b"").json();
+        assert_eq!(ids(&page).len(), 10);
+        seen.extend(ids(&page));
+        position = page["position"].as_str().map(str::to_owned);
+    }
+    assert_eq!(position, None, "30 items fill three pages exactly");
+    assert_eq!(seen, created);
+    assert_eq!(
+        ids(&call(admin, "GET", "/restapis?limit=500", b"").json()).len(),
+        30
+    );
+    for bad in ["0", "501", "x"] {
+        let r = call(admin, "GET", &format!("/restapis?limit={bad}"), b"");
+        assert_eq!(r.status, 400, "limit={bad}: {}", r.text());
+    }
+    // API keys too.
+    for i in 0..27 {
+        let r = call(
+            admin,
+            "POST",
+            "/apikeys",
+            format!(r#"{{"name": "k{i}"}}"#).as_bytes(),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let keys = call(admin, "GET", "/apikeys", b"").json();
+    assert_eq!(ids(&keys).len(), 25);
+    assert!(keys["position"].is_string());
+
+    if support::gateway::aws_cli_available() {
+        let listed = support::gateway::aws_apigateway(admin, &["get-rest-apis"]);
+        let mut got: Vec<String> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect();
+        got.sort();
+        assert_eq!(got, created, "the AWS CLI follows the pages");
+    }
 }

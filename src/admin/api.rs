@@ -37,7 +37,7 @@ pub(super) fn route(
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = head.method_bytes();
     match (method, seg.as_slice()) {
-        (b"GET", ["restapis"]) => list_apis(state),
+        (b"GET", ["restapis"]) => list_apis(state, &param),
         (b"POST", ["restapis"]) => {
             if param("mode").as_deref() == Some("import") {
                 import(
@@ -74,7 +74,7 @@ pub(super) fn route(
                 .get(*id)
                 .map(|d| d.values().map(deployment_json).collect())
                 .unwrap_or_default();
-            Reply::json(200, &json!({ "item": items }))
+            list_reply(items, &param)
         }
         (b"POST", ["restapis", id, "deployments"]) => create_deployment(admin, state, id, body),
         (b"GET", ["restapis", id, "deployments", dep]) => {
@@ -115,12 +115,12 @@ pub(super) fn route(
         (b"GET", ["apikeys", id]) => keys::get_key(state, id, flag(param("includeValue"))),
         (b"PATCH", ["apikeys", id]) => keys::patch_key(admin, state, id, body),
         (b"DELETE", ["apikeys", id]) => keys::delete_key(admin, state, id),
-        (b"GET", ["usageplans"]) => keys::list_plans(state, param("keyId")),
+        (b"GET", ["usageplans"]) => keys::list_plans(state, &param),
         (b"POST", ["usageplans"]) => keys::create_plan(admin, state, body),
         (b"GET", ["usageplans", id]) => keys::get_plan(state, id),
         (b"PATCH", ["usageplans", id]) => keys::patch_plan(admin, state, id, body),
         (b"DELETE", ["usageplans", id]) => keys::delete_plan(admin, state, id),
-        (b"GET", ["usageplans", id, "keys"]) => keys::list_plan_keys(state, id, param("name")),
+        (b"GET", ["usageplans", id, "keys"]) => keys::list_plan_keys(state, id, &param),
         (b"POST", ["usageplans", id, "keys"]) => keys::create_plan_key(admin, state, id, body),
         (b"GET", ["usageplans", id, "keys", key]) => keys::get_plan_key(state, id, key),
         (b"DELETE", ["usageplans", id, "keys", key]) => {
@@ -240,9 +240,45 @@ fn stage_json(s: &StageRecord) -> Value {
     v
 }
 
-fn list_apis(state: &AdminState) -> Reply {
+fn list_apis(state: &AdminState, param: &dyn Fn(&str) -> Option<String>) -> Reply {
     let items: Vec<Value> = state.apis.values().map(api_json).collect();
-    Reply::json(200, &json!({ "item": items }))
+    list_reply(items, param)
+}
+
+/// Most items a list call returns per page (API Gateway's bounds).
+const DEFAULT_PAGE: usize = 25;
+const MAX_PAGE: usize = 500;
+
+/// A list call's answer, paged as API Gateway's: at most `limit` items (1
+/// to 500, default 25) in order of id, starting after `position` (the
+/// last id of the previous page), and a `position` for the next page when
+/// there is one. The AWS CLI and SDK paginators follow it.
+pub(super) fn list_reply(mut items: Vec<Value>, param: &dyn Fn(&str) -> Option<String>) -> Reply {
+    let limit = match param("limit") {
+        None => DEFAULT_PAGE,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Reply::error(
+                    400,
+                    "BadRequestException",
+                    format!("Invalid limit `{l}`: it must be a number from 1 to {MAX_PAGE}"),
+                )
+            }
+        },
+    };
+    let id = |v: &Value| v.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+    items.sort_by_key(|v| id(v));
+    if let Some(after) = param("position") {
+        items.retain(|v| id(v).as_str() > after.as_str());
+    }
+    let next = (items.len() > limit).then(|| id(&items[limit - 1]));
+    items.truncate(limit);
+    let mut out = json!({ "item": items });
+    if let Some(p) = next {
+        out["position"] = json!(p);
+    }
+    Reply::json(200, &out)
 }
 
 /// Parses and checks a Swagger document. `Err` is the 400 to answer.

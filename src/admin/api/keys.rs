@@ -254,7 +254,7 @@ pub(super) fn list_keys(state: &AdminState, param: &dyn Fn(&str) -> Option<Strin
         })
         .map(|k| key_json(k, with_values))
         .collect();
-    Reply::json(200, &json!({ "item": items }))
+    super::list_reply(items, param)
 }
 
 pub(super) fn get_key(state: &AdminState, id: &str, with_value: bool) -> Reply {
@@ -599,14 +599,15 @@ fn new_plan(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<UsagePlanR
 }
 
 /// `get-usage-plans`, optionally only those holding `keyId`.
-pub(super) fn list_plans(state: &AdminState, key: Option<String>) -> Reply {
+pub(super) fn list_plans(state: &AdminState, param: &dyn Fn(&str) -> Option<String>) -> Reply {
+    let key = param("keyId");
     let items: Vec<Value> = state
         .plans
         .values()
         .filter(|p| key.as_deref().is_none_or(|k| p.keys.iter().any(|x| x == k)))
         .map(plan_json)
         .collect();
-    Reply::json(200, &json!({ "item": items }))
+    super::list_reply(items, param)
 }
 
 pub(super) fn get_plan(state: &AdminState, id: &str) -> Reply {
@@ -808,15 +809,20 @@ fn plan_keys<'a>(
 }
 
 /// `get-usage-plan-keys`, optionally only names starting with `name`.
-pub(super) fn list_plan_keys(state: &AdminState, plan_id: &str, name: Option<String>) -> Reply {
+pub(super) fn list_plan_keys(
+    state: &AdminState,
+    plan_id: &str,
+    param: &dyn Fn(&str) -> Option<String>,
+) -> Reply {
     let Some(plan) = state.plans.get(plan_id) else {
         return not_found_plan(plan_id);
     };
+    let name = param("name");
     let items: Vec<Value> = plan_keys(state, plan)
         .filter(|k| name.as_deref().is_none_or(|n| k.name.starts_with(n)))
         .map(plan_key_json)
         .collect();
-    Reply::json(200, &json!({ "item": items }))
+    super::list_reply(items, param)
 }
 
 fn not_found_plan_key() -> Reply {
