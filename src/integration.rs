@@ -668,9 +668,34 @@ pub fn build_upstream_request(
     }
     if proxy {
         if let Some(q) = info.head.query() {
-            if !q.is_empty() {
-                sep(out);
-                out.extend_from_slice(q);
+            // A name the integration maps (or a template overrides) is
+            // sent with the mapped value only, not the client's as well.
+            let replaced = |name: &[u8]| {
+                let name = query::decode_component(name);
+                integration
+                    .request_parameters
+                    .iter()
+                    .any(|(t, _)| matches!(t, ParamTarget::Query(n) if *n == name))
+                    || overrides.request_query.iter().any(|(n, _)| *n == name)
+            };
+            let mapped = !overrides.request_query.is_empty()
+                || integration
+                    .request_parameters
+                    .iter()
+                    .any(|(t, _)| matches!(t, ParamTarget::Query(_)));
+            if !mapped {
+                if !q.is_empty() {
+                    sep(out);
+                    out.extend_from_slice(q);
+                }
+            } else {
+                for pair in q.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+                    let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+                    if !replaced(name) {
+                        sep(out);
+                        out.extend_from_slice(pair);
+                    }
+                }
             }
         }
     }

@@ -598,3 +598,43 @@ fn multivalue_query_strings_map_to_repeated_keys() {
     get(gw.addr, "/prod/q");
     assert_eq!(backend.last().target, "/q", "no value: left out");
 }
+
+/// HTTP_PROXY passes the client's query string through, but a name the
+/// integration maps is sent once, with the mapped value (it went twice:
+/// the client's and the mapped one).
+#[test]
+fn http_proxy_mapped_query_names_are_not_sent_twice() {
+    let backend = Backend::start(Mode::Echo);
+    let paths = format!(
+        r#"{{"/p": {{"get": {}}}}}"#,
+        proxy_method(
+            &format!("http://{}/p", backend.addr),
+            r#", "requestParameters": {
+                "integration.request.querystring.type": "method.request.querystring.type",
+                "integration.request.querystring.k": "'fixed'",
+                "integration.request.querystring.copy": "method.request.querystring.type"
+            }"#
+        )
+    );
+    let gw = Gateway::builder()
+        .api("p", &swagger(&paths))
+        .stage("p", "prod", &[])
+        .default_api("p")
+        .start();
+    let r = get(gw.addr, "/prod/p?type=a&x=1&k=client&x=2");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let target = backend.last().target;
+    let (path, query) = target.split_once('?').unwrap();
+    assert_eq!(path, "/p");
+    let mut pairs: Vec<&str> = query.split('&').collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        vec!["copy=a", "k=fixed", "type=a", "x=1", "x=2"],
+        "{target}"
+    );
+    // Unmapped names go through as they came (the literal is added).
+    let r = get(gw.addr, "/prod/p?x=1&y=%20");
+    assert_eq!(r.status, 200);
+    assert_eq!(backend.last().target, "/p?x=1&y=%20&k=fixed");
+}
