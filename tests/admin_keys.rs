@@ -173,8 +173,10 @@ fn keys_and_plans_are_enforced_and_survive_kill_9() {
     let r = keyed(&gw, &host, "/live/keyed", Some(value));
     assert_eq!(r.json(), json!({"message": "Too Many Requests"}));
 
-    // Quota counts are saved every 2 s; then kill -9.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Quota counts are saved every 2 s; kill -9 once two saves ended after
+    // the requests (counted, not timed: a fixed sleep could kill in the
+    // middle of a save, or after one that read the counts too early).
+    gw.wait_quota_saves(std::time::SystemTime::now(), 2, Duration::from_secs(20));
     let gw = gw.kill9_and_restart();
     let admin = gw.admin.expect("admin listener");
     let r = call(admin, "GET", &format!("/apikeys/{key_id}"), "");

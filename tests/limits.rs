@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use support::client::{get, get_with};
-use support::gateway::{keyed_api, mock_method, swagger};
+use support::gateway::{keyed_api, mock_method, swagger, ADMIN_TOKEN};
 use support::{Backend, Gateway, Mode, RawClient, Response};
 
 fn keep_alive_burst(gw: &Gateway, path: &str, n: usize, headers: &str) -> Vec<Response> {
@@ -81,6 +81,21 @@ fn account_rate_and_burst_with_aws_429() {
     );
 }
 
+/// Requests to `resource` the gateway has finished, whatever their status
+/// (its metrics, summed over the status classes).
+fn finished_requests(admin: std::net::SocketAddr, resource: &str) -> u64 {
+    let r = RawClient::connect(admin).request(
+        format!("GET /metrics HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let label = format!("resource=\"{resource}\"");
+    r.text()
+        .lines()
+        .filter(|l| l.starts_with("tollgate_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 #[test]
 fn concurrency_cap_holds_and_aborted_requests_release_their_permits() {
     let backend = Backend::start(Mode::Slow(Duration::from_millis(400)));
@@ -94,6 +109,7 @@ fn concurrency_cap_holds_and_aborted_requests_release_their_permits() {
         .default_api("c")
         .shards(2)
         .extra("[limits]\nmax_concurrent = 5\n")
+        .admin()
         .start();
     let addr = gw.addr;
     let clients: Vec<_> = (0..20)
@@ -127,14 +143,34 @@ fn concurrency_cap_holds_and_aborted_requests_release_their_permits() {
     }
     drop(conns);
     // After the backend has answered everything, every permit is back:
-    // five concurrent requests all get through.
-    std::thread::sleep(Duration::from_millis(900));
-    assert_eq!(backend.in_flight.load(Ordering::SeqCst), 0);
-    let clients: Vec<_> = (0..5)
-        .map(|_| std::thread::spawn(move || get(addr, "/p/slow").status))
-        .collect();
-    let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
-    assert_eq!(statuses, vec![200; 5], "permits leaked");
+    // five concurrent requests all get through. Counted, not timed: the
+    // gateway has finished all 30 requests (its metrics count one once its
+    // permit is dropped) and the backend has nothing in flight.
+    let admin = gw.admin.expect("admin listener");
+    support::wait_until(
+        "the gateway to finish all 30 requests and the backend to answer them",
+        Duration::from_secs(30),
+        || finished_requests(admin, "/slow") >= 30 && backend.in_flight.load(Ordering::SeqCst) == 0,
+    );
+    // Each permit is now free on its shard; a shard hands spare ones back
+    // to the shared pool after two housekeeping ticks (100 ms each) without
+    // use, so until then a burst landing mostly on the other shard can get
+    // a 429. Tried again after a pause; a leaked permit fails every time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let clients: Vec<_> = (0..5)
+            .map(|_| std::thread::spawn(move || get(addr, "/p/slow").status))
+            .collect();
+        let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+        if statuses == vec![200; 5] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "permits leaked: five concurrent requests still get {statuses:?} 30 s after the others finished"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 #[test]
@@ -260,23 +296,7 @@ fn quotas_survive_a_restart() {
     // second began after them, so it holds their counts (a fixed sleep
     // could kill the process in the middle of the first such save, and a
     // save may read the counts before the last request is counted).
-    let used_at = std::time::SystemTime::now();
-    let file = gw.dir.path().join("state").join("quotas.json");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = used_at;
-    for _ in 0..2 {
-        loop {
-            let saved = std::fs::metadata(&file).and_then(|m| m.modified());
-            if let Ok(t) = saved {
-                if t > seen {
-                    seen = t;
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "no quota save in 20 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    gw.wait_quota_saves(std::time::SystemTime::now(), 2, Duration::from_secs(20));
     let gw = gw.kill9_and_restart();
     let after: Vec<u16> = keep_alive_burst(&gw, "/p/keyed", 3, &format!("x-api-key: {BRONZE}\r\n"))
         .iter()

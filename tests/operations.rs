@@ -324,7 +324,7 @@ fn health_endpoints_need_no_credentials() {
 
 #[test]
 fn readyz_fails_while_draining() {
-    let backend = Backend::start(Mode::Slow(Duration::from_millis(1500)));
+    let backend = Backend::start(Mode::Slow(Duration::from_secs(4)));
     let gw = Gateway::builder()
         .api(
             "a",
@@ -339,17 +339,23 @@ fn readyz_fails_while_draining() {
         .start();
     let admin = gw.admin.unwrap();
     let addr = gw.addr;
-    // A request in flight keeps the process draining for a while.
+    // A request in flight keeps the process draining for a while (4 s:
+    // time for a loaded machine to handle the signal and answer /readyz).
     let slow = std::thread::spawn(move || {
         RawClient::connect(addr)
             .request(b"GET /prod/slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             .status
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // In flight once the backend has it (counted, not timed).
+    support::wait_until(
+        "the slow request to reach the backend",
+        Duration::from_secs(30),
+        || backend.request_count() >= 1,
+    );
     gw.signal("TERM");
-    let until = Instant::now() + Duration::from_secs(1);
+    // Polled while the request is in flight, that is while draining.
     let mut saw_503 = false;
-    while Instant::now() < until {
+    while !slow.is_finished() {
         if admin_get(admin, "/readyz", None).status == 503 {
             saw_503 = true;
             break;
@@ -389,7 +395,7 @@ fn metrics_switch_off_counts_nothing() {
 }
 
 fn wait_lines(path: &std::path::Path, n: usize) -> Vec<String> {
-    let until = Instant::now() + Duration::from_secs(5);
+    let until = Instant::now() + Duration::from_secs(30);
     loop {
         let lines: Vec<String> = std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -474,7 +480,7 @@ fn access_log_json_lines_and_reopen_on_sigusr1() {
     let rotated = gw.dir.path().join("access.log.1");
     std::fs::rename(&log, &rotated).unwrap();
     gw.signal("USR1");
-    assert!(gw.wait_log("access logs reopened", 1, Duration::from_secs(5)));
+    assert!(gw.wait_log("access logs reopened", 1, Duration::from_secs(30)));
     let after = get(&gw, "/prod/items/8", "");
     assert_eq!(after.status, 200);
     let fresh = wait_lines(&log, 1);
@@ -676,20 +682,32 @@ fn shards_stay_within_the_inherited_cpu_affinity() {
         .stage("a", "prod", &[])
         .shards(1);
     let (dir, config) = b.write();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut child = Command::new("taskset")
         .args(["-c", &last])
         .arg(support::gateway::bin())
         .args(["serve", "--config"])
         .arg(&config)
+        .env("NOTIFY_SOCKET", &sock_path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let pid = child.id();
     let mut shard_cpus = Vec::new();
-    // Past start-up: a new thread first inherits the mask, then is pinned.
-    std::thread::sleep(Duration::from_millis(700));
-    let until = Instant::now() + Duration::from_secs(10);
+    // Past start-up: a new thread first inherits the mask, then is pinned;
+    // READY=1 comes once every shard listens (counted, not timed).
+    let mut buf = [0u8; 256];
+    let ready = sock.recv(&mut buf).map(|n| buf[..n].to_vec());
+    if !matches!(&ready, Ok(m) if m == b"READY=1") {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no READY=1 from the gateway in 60 s: {ready:?}");
+    }
+    let until = Instant::now() + Duration::from_secs(30);
     while shard_cpus.is_empty() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))

@@ -128,13 +128,24 @@ fn stale_pooled_connections_are_retried_for_idempotent_methods_only() {
     let gw = gateway_to(&backend.addr.to_string(), 2000);
     assert_eq!(get(gw.addr, "/prod/a").status, 200);
     assert_eq!(backend.connection_count(), 1);
-    std::thread::sleep(Duration::from_millis(100));
+    // Stale once the backend has closed it (counted, not timed).
+    support::wait_until(
+        "the backend to close the first connection",
+        Duration::from_secs(30),
+        || backend.closed_count() == 1,
+    );
     // GET: the stale connection fails before any response byte; retried
     // once on a new connection.
     let r = get(gw.addr, "/prod/b");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(backend.connection_count(), 2);
-    std::thread::sleep(Duration::from_millis(100));
+    // The check below sees the close only once the backend has closed the
+    // pooled connection: wait for that (a fixed sleep could be too short).
+    support::wait_until(
+        "the backend to close the second connection",
+        Duration::from_secs(30),
+        || backend.closed_count() == 2,
+    );
     // POST may not be sent twice, so the pooled connection is checked
     // before it is used: the backend's close is seen and the POST goes on
     // a new connection, once (it was a 504 that never reached the backend

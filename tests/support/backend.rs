@@ -66,6 +66,8 @@ impl Recorded {
 pub struct Backend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    /// Connections this side has closed (its socket dropped).
+    pub closed: Arc<AtomicUsize>,
     /// Requests being answered now, and the most ever at once.
     pub in_flight: Arc<AtomicUsize>,
     pub max_in_flight: Arc<AtomicUsize>,
@@ -78,23 +80,30 @@ impl Backend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let mode = Arc::new(Mutex::new(mode));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let max_in_flight = Arc::new(AtomicUsize::new(0));
         let (c, r, m) = (connections.clone(), requests.clone(), mode.clone());
-        let (inf, maxf) = (in_flight.clone(), max_in_flight.clone());
+        let (inf, maxf, cl) = (in_flight.clone(), max_in_flight.clone(), closed.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 c.fetch_add(1, Ordering::SeqCst);
                 let (r, m, inf, maxf) = (r.clone(), m.clone(), inf.clone(), maxf.clone());
-                std::thread::spawn(move || serve(stream, r, m, inf, maxf));
+                let cl = cl.clone();
+                std::thread::spawn(move || {
+                    // `serve` owns the stream: it is closed when it returns.
+                    serve(stream, r, m, inf, maxf);
+                    cl.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
         Backend {
             addr,
             connections,
+            closed,
             in_flight,
             max_in_flight,
             requests,
@@ -108,6 +117,11 @@ impl Backend {
 
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections this side has closed.
+    pub fn closed_count(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 
     pub fn recorded(&self) -> Vec<Recorded> {

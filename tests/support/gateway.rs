@@ -110,6 +110,34 @@ impl Gateway {
         None
     }
 
+    /// Waits until the quota counts (`state/quotas.json`, saved every 2 s)
+    /// have been written `saves` more times after `since`, going by the
+    /// file's modification time; panics after `timeout`. Two saves after
+    /// the last counted request: the second began after the first ended,
+    /// so it holds every count (one save may have read the counts before
+    /// the last request was counted, and may still be writing).
+    pub fn wait_quota_saves(&self, since: std::time::SystemTime, saves: usize, timeout: Duration) {
+        let file = self.dir.path().join("state").join("quotas.json");
+        let deadline = std::time::Instant::now() + timeout;
+        let mut seen = since;
+        for n in 0..saves {
+            loop {
+                let saved = std::fs::metadata(&file).and_then(|m| m.modified());
+                if let Ok(t) = saved {
+                    if t > seen {
+                        seen = t;
+                        break;
+                    }
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "only {n} of {saves} quota saves in {timeout:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
     pub fn config_path(&self) -> std::path::PathBuf {
         self.dir.path().join("tollgate.toml")
     }

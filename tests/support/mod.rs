@@ -14,7 +14,9 @@
 pub mod backend;
 pub mod client;
 pub mod gateway;
+pub mod wait;
 
 pub use backend::{Backend, Mode, Recorded};
 pub use client::{RawClient, Response};
 pub use gateway::{Gateway, GatewayBuilder};
+pub use wait::wait_until;
