@@ -732,9 +732,10 @@ fn idle_admin_connections_make_room_for_new_ones() {
     let gw = admin_gateway();
     let admin = gw.admin.unwrap();
     let auth = format!("Authorization: Bearer {ADMIN_TOKEN}\r\n");
+    // The partial request is the oldest connection; it is not idle whether
+    // or not its thread has read its bytes yet.
     let mut partial = RawClient::connect(admin);
     partial.send(b"GET /restapis HTTP/1.1\r\nHost: a\r\n");
-    std::thread::sleep(Duration::from_millis(100));
     let mut idle: Vec<RawClient> = (0..63).map(|_| RawClient::connect(admin)).collect();
     let started = Instant::now();
     let r = call_with(admin, "GET", "/healthz", b"", "");
@@ -745,12 +746,14 @@ fn idle_admin_connections_make_room_for_new_ones() {
         "answered only after {:?}",
         started.elapsed()
     );
-    // The connection idle the longest was closed for the first call (the
-    // second found the first's slot free again); the partial request, older
-    // still, was not.
+    // The connection idle the longest was closed for the first call (and
+    // only it: the first call's slot was free again, given up before its
+    // answer was written); the partial request, older still, was not.
     assert!(idle[0].is_closed(Duration::from_secs(5)));
     assert!(!idle[1].is_closed(Duration::from_millis(300)));
-    partial.send(format!("{auth}\r\n").as_bytes());
+    // (Closed after its answer: its slot is given up before the answer is
+    // written, so it is free once the answer is read.)
+    partial.send(format!("{auth}Connection: close\r\n\r\n").as_bytes());
     let r = partial.read_response(false);
     assert_eq!(r.status, 200, "{}", r.text());
 
@@ -762,9 +765,6 @@ fn idle_admin_connections_make_room_for_new_ones() {
         let mut c = RawClient::connect(admin);
         c.send(b"GET /restapis HTTP/1.1\r\nHost: a\r\n");
         busy.push(c);
-        // Read by its thread before the next one arrives (a connection
-        // with nothing read yet counts as idle).
-        std::thread::sleep(Duration::from_millis(20));
     }
     let r = call(admin, "GET", "/restapis", b"");
     assert_eq!(r.status, 503, "{}", r.text());

@@ -256,10 +256,13 @@ impl Conns {
         let handle = stream.try_clone().ok()?;
         let mut slots = conns.lock();
         if slots.iter().filter(|s| !s.closing).count() >= conns.max {
+            // Idle: nothing of a request read, and nothing waiting to be
+            // read either (its thread may not have got to bytes that came).
             let victim = slots
                 .iter_mut()
                 .filter(|s| !s.closing)
                 .filter_map(|s| s.idle_since.map(|t| (t, s)))
+                .filter(|(_, s)| !has_bytes_waiting(&s.stream))
                 .min_by_key(|(t, _)| *t)
                 .map(|(_, s)| s)?;
             victim.closing = true;
@@ -280,6 +283,17 @@ impl Conns {
     }
 }
 
+/// Whether the client has sent bytes its connection's thread has not read
+/// yet (a non-blocking `MSG_PEEK`; an error or the end of the stream is
+/// not a request coming).
+fn has_bytes_waiting(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(
+        socket2::SockRef::from(stream).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT),
+        Ok(n) if n > 0
+    )
+}
+
 /// A connection's place in [`Conns`], given up when its thread ends.
 struct Registered {
     conns: Arc<Conns>,
@@ -296,11 +310,17 @@ impl Registered {
             };
         }
     }
+
+    /// Gives the slot up (before the last answer on a connection is
+    /// written: a client that has its answer may connect again at once).
+    fn release(&self) {
+        self.conns.lock().retain(|s| s.id != self.id);
+    }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.conns.lock().retain(|s| s.id != self.id);
+        self.release();
     }
 }
 
@@ -351,20 +371,23 @@ impl std::io::Read for Deadlined<'_> {
             return Err(std::io::ErrorKind::TimedOut.into());
         }
         self.stream.set_read_timeout(Some(left))?;
-        let n = (&*self.stream).read(buf)?;
-        if n > 0 {
-            if self.started.is_none() {
+        if self.started.is_none() {
+            // The first byte of a request: waited for without taking it,
+            // and the connection marked busy before it is read, so it is
+            // never seen idle (closable) with its request's bytes taken.
+            if self.stream.peek(&mut [0u8; 1])? > 0 {
                 self.slot.set_idle(false);
                 self.started = Some(Instant::now());
             }
-            if !self.head_done {
-                self.tail.extend_from_slice(&buf[..n]);
-                if self.tail.windows(4).any(|w| w == b"\r\n\r\n") {
-                    self.head_done = true;
-                    self.tail = Vec::new();
-                } else if self.tail.len() > 3 {
-                    self.tail.drain(..self.tail.len() - 3);
-                }
+        }
+        let n = (&*self.stream).read(buf)?;
+        if n > 0 && !self.head_done {
+            self.tail.extend_from_slice(&buf[..n]);
+            if self.tail.windows(4).any(|w| w == b"\r\n\r\n") {
+                self.head_done = true;
+                self.tail = Vec::new();
+            } else if self.tail.len() > 3 {
+                self.tail.drain(..self.tail.len() - 3);
             }
         }
         Ok(n)
@@ -432,6 +455,9 @@ fn serve(admin: &Admin, mut stream: TcpStream, slot: &Registered) {
             "admin call"
         );
         let keep_alive = head.info.keep_alive;
+        if !keep_alive {
+            slot.release();
+        }
         let mut out = Vec::new();
         write_reply(&mut out, &reply, keep_alive, request_id);
         if stream.write_all(&out).is_err() || !keep_alive {
