@@ -29,6 +29,7 @@ pub mod resolve;
 pub mod router;
 pub mod shard;
 pub mod snapshot;
+pub mod sock;
 pub mod template;
 pub mod template_cli;
 pub mod tls;

@@ -287,11 +287,7 @@ impl Conns {
 /// yet (a non-blocking `MSG_PEEK`; an error or the end of the stream is
 /// not a request coming).
 fn has_bytes_waiting(stream: &TcpStream) -> bool {
-    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-    matches!(
-        socket2::SockRef::from(stream).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT),
-        Ok(n) if n > 0
-    )
+    crate::sock::peek(stream) == crate::sock::Waiting::Bytes
 }
 
 /// A connection's place in [`Conns`], given up when its thread ends.

@@ -137,15 +137,9 @@ fn looks_open(stream: &UpStream) -> bool {
         UpStream::Plain(s) => s,
         UpStream::Tls(t) => t.get_ref().0,
     };
-    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-    match socket2::SockRef::from(tcp)
-        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
-    {
-        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-        // 0: closed by the backend; more: bytes nobody asked for (a TLS
-        // close_notify, a late or unsolicited response).
-        Ok(_) => false,
-    }
+    // Bytes nobody asked for (a TLS close_notify, a late or unsolicited
+    // response) make it unusable too.
+    crate::sock::peek(tcp) == crate::sock::Waiting::Nothing
 }
 
 /// One read of body bytes from the backend into `dst`, within `deadline`.
