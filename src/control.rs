@@ -355,7 +355,10 @@ pub fn build_snapshot(
             continue;
         }
         served_plans.push(&plan.id);
-        limits.plans.push(plan.clone());
+        limits.plans.push(PlanSettings {
+            record: Some(file.clone()),
+            ..plan.clone()
+        });
     }
     let config_keys = limits.keys.len();
     for (file, key) in &extra.keys {

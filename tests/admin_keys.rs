@@ -726,3 +726,50 @@ fn the_aws_cli_manages_keys_and_usage_plans() {
     aws(&["delete-api-key", "--api-key", &key_id]);
     assert_eq!(aws(&["get-api-keys"])["items"], json!([]));
 }
+
+/// A problem with a usage plan created through the admin API is reported
+/// against its record in the state directory, not the config file: a plan
+/// whose stage is deleted later is logged as naming a stage not served,
+/// with the record's file and `$.apiStages`.
+#[test]
+fn warnings_about_admin_plans_name_their_record() {
+    let gw = gateway();
+    let admin = gw.admin.expect("admin listener");
+    let doc = support::gateway::swagger(&format!(
+        r#"{{"/m": {{"get": {}}}}}"#,
+        support::gateway::mock_method(200, "m")
+    ));
+    let r = call(admin, "POST", "/restapis?mode=import", &doc);
+    let api = created(r)["id"].as_str().unwrap().to_owned();
+    created(call(
+        admin,
+        "POST",
+        &format!("/restapis/{api}/deployments"),
+        r#"{"stageName": "s"}"#,
+    ));
+    let plan = created(call(
+        admin,
+        "POST",
+        "/usageplans",
+        &json!({"name": "p", "apiStages": [{"apiId": api, "stage": "s"}]}).to_string(),
+    ));
+    let plan_id = plan["id"].as_str().unwrap().to_owned();
+    assert_eq!(gw.log_count("which is not served"), 0, "{:?}", gw.log());
+    let r = call(admin, "DELETE", &format!("/restapis/{api}/stages/s"), "");
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert!(
+        gw.wait_log("which is not served", 1, Duration::from_secs(30)),
+        "{:?}",
+        gw.log()
+    );
+    let line = gw
+        .log()
+        .into_iter()
+        .find(|l| l.contains("which is not served"))
+        .unwrap();
+    assert!(
+        line.contains(&format!("usageplans/{plan_id}.json: $.apiStages")),
+        "{line}"
+    );
+    assert!(!line.contains("tollgate.toml"), "{line}");
+}

@@ -294,6 +294,8 @@ impl UsagePlanRecord {
                 .iter()
                 .map(|s| (s.api_id.clone(), s.stage.clone()))
                 .collect(),
+            // Set by the control plane, which knows the record's file.
+            record: None,
         }
     }
 }

@@ -83,6 +83,9 @@ pub struct PlanSettings {
     pub throttle: Option<Rate>,
     pub quota: Option<QuotaSpec>,
     pub api_stages: Vec<(String, String)>,
+    /// The admin API's record the plan comes from (`None`: the config
+    /// file), where problems with it are reported.
+    pub record: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -830,9 +833,13 @@ pub fn build(
                 .iter()
                 .any(|d| &d.api.id == api && d.api.stage(stage).is_some())
             {
+                let (file, path) = match &plan.record {
+                    Some(record) => (record.as_path(), "$.apiStages"),
+                    None => (settings.config_path.as_path(), "$.usage_plans"),
+                };
                 diags.warn(
-                    &settings.config_path,
-                    "$.usage_plans",
+                    file,
+                    path,
                     format!(
                         "usage plan `{}` names `{api}/{stage}`, which is not served",
                         plan.id
@@ -1250,6 +1257,7 @@ fn compile_limits(
             throttle,
             quota,
             api_stages,
+            record: None,
         });
     }
     let mut keys = Vec::new();
