@@ -30,15 +30,29 @@ pub enum UnauthorizedStrategy {
 }
 
 impl UnauthorizedStrategy {
-    pub fn parse(s: &str) -> Option<UnauthorizedStrategy> {
-        match s {
-            "FAIL_WITH_403" => Some(UnauthorizedStrategy::FailWith403),
-            "SUCCEED_WITH_RESPONSE_HEADER" => Some(UnauthorizedStrategy::SucceedWithResponseHeader),
-            "SUCCEED_WITHOUT_RESPONSE_HEADER" => {
-                Some(UnauthorizedStrategy::SucceedWithoutResponseHeader)
-            }
-            _ => None,
+    /// API Gateway's default (`get-stage` reports it for every stage): an
+    /// unauthorized `Cache-Control: max-age=0` is served from the cache
+    /// with a warning header, so a browser's reload of a cached page is
+    /// not a 403.
+    pub const DEFAULT: UnauthorizedStrategy = UnauthorizedStrategy::SucceedWithResponseHeader;
+
+    const ALL: [UnauthorizedStrategy; 3] = [
+        UnauthorizedStrategy::FailWith403,
+        UnauthorizedStrategy::SucceedWithResponseHeader,
+        UnauthorizedStrategy::SucceedWithoutResponseHeader,
+    ];
+
+    /// API Gateway's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnauthorizedStrategy::FailWith403 => "FAIL_WITH_403",
+            UnauthorizedStrategy::SucceedWithResponseHeader => "SUCCEED_WITH_RESPONSE_HEADER",
+            UnauthorizedStrategy::SucceedWithoutResponseHeader => "SUCCEED_WITHOUT_RESPONSE_HEADER",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<UnauthorizedStrategy> {
+        Self::ALL.into_iter().find(|u| u.name() == s)
     }
 }
 

@@ -218,7 +218,7 @@ fn stage_json(s: &StageRecord) -> Value {
                 o.entry("cachingEnabled").or_insert(json!(false));
                 o.entry("cacheTtlInSeconds").or_insert(json!(300));
                 o.entry("requireAuthorizationForCacheControl").or_insert(json!(true));
-                o.entry("unauthorizedCacheControlHeaderStrategy").or_insert(json!("SUCCEED_WITH_RESPONSE_HEADER"));
+                o.entry("unauthorizedCacheControlHeaderStrategy").or_insert(json!(crate::cache::UnauthorizedStrategy::DEFAULT.name()));
                 o.entry("metricsEnabled").or_insert(json!(false));
                 o.entry("dataTraceEnabled").or_insert(json!(false));
                 o.entry("cacheDataEncrypted").or_insert(json!(false));
@@ -267,12 +267,14 @@ pub(super) fn list_reply(mut items: Vec<Value>, param: &dyn Fn(&str) -> Option<S
             }
         },
     };
-    let id = |v: &Value| v.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
-    items.sort_by_key(|v| id(v));
-    if let Some(after) = param("position") {
-        items.retain(|v| id(v).as_str() > after.as_str());
+    fn id(v: &Value) -> &str {
+        v.get("id").and_then(Value::as_str).unwrap_or("")
     }
-    let next = (items.len() > limit).then(|| id(&items[limit - 1]));
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    if let Some(after) = param("position") {
+        items.retain(|v| id(v) > after.as_str());
+    }
+    let next = (items.len() > limit).then(|| id(&items[limit - 1]).to_owned());
     items.truncate(limit);
     let mut out = json!({ "item": items });
     if let Some(p) = next {
@@ -373,16 +375,10 @@ fn check_document(doc: &Value, label: &str, fail_on_warnings: bool) -> Result<Ve
     Ok(warnings)
 }
 
-fn version_of(doc: &Value) -> Option<String> {
+/// A string of the document's `info` object (`title`, `version`, ...).
+fn info_str(doc: &Value, field: &str) -> Option<String> {
     doc.get("info")
-        .and_then(|i| i.get("version"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
-fn title_of(doc: &Value) -> Option<String> {
-    doc.get("info")
-        .and_then(|i| i.get("title"))
+        .and_then(|i| i.get(field))
         .and_then(Value::as_str)
         .map(str::to_owned)
 }
@@ -404,13 +400,9 @@ fn import(
     }
     let rec = RestApiRecord {
         id: id.clone(),
-        name: title_of(&doc).unwrap_or_else(|| "imported".to_owned()),
-        description: doc
-            .get("info")
-            .and_then(|i| i.get("description"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        version: version_of(&doc),
+        name: info_str(&doc, "title").unwrap_or_else(|| "imported".to_owned()),
+        description: info_str(&doc, "description"),
+        version: info_str(&doc, "version"),
         created_date: now(),
         warnings,
         definition: doc,
@@ -492,10 +484,10 @@ fn put(
         Err(r) => return r,
     };
     let mut rec = existing.clone();
-    if let Some(t) = title_of(&definition) {
+    if let Some(t) = info_str(&definition, "title") {
         rec.name = t;
     }
-    if let Some(v) = version_of(&definition) {
+    if let Some(v) = info_str(&definition, "version") {
         rec.version = Some(v);
     }
     rec.definition = definition;

@@ -193,20 +193,14 @@ pub fn start(settings: &AdminSettings, admin: Arc<Admin>) -> std::io::Result<Soc
         .name("tollgate-admin".into())
         .spawn(move || {
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
+                let Ok(stream) = stream else { continue };
                 let Some(slot) = Conns::admit(&conns, &stream) else {
-                    let mut out = Vec::new();
-                    write_reply(
-                        &mut out,
-                        &Reply::error(
-                            503,
-                            "ServiceUnavailableException",
-                            "too many admin connections",
-                        ),
-                        false,
-                        "",
+                    let busy = Reply::error(
+                        503,
+                        "ServiceUnavailableException",
+                        "too many admin connections",
                     );
-                    let _ = stream.write_all(&out);
+                    let _ = send_reply(&stream, &busy, false, "");
                     continue;
                 };
                 let admin = admin.clone();
@@ -390,7 +384,7 @@ impl std::io::Read for Deadlined<'_> {
     }
 }
 
-fn serve(admin: &Admin, mut stream: TcpStream, slot: &Registered) {
+fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
     // Read timeouts are set before every read by `Deadlined`.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
     let _ = stream.set_nodelay(true);
@@ -412,7 +406,7 @@ fn serve(admin: &Admin, mut stream: TcpStream, slot: &Registered) {
         let mut timed = Deadlined::new(&stream, slot, !buf.is_empty());
         let head = match read_head(&mut timed, &mut buf, &limits) {
             Ok(head) => head,
-            Err(e) => return answer_read_error(&mut stream, e, request_id),
+            Err(e) => return answer_read_error(&stream, e, request_id),
         };
         // Only a request with a body is refused early (and closed); one
         // without is refused by `handle` and keeps its connection.
@@ -427,9 +421,7 @@ fn serve(admin: &Admin, mut stream: TcpStream, slot: &Registered) {
                 status = reply.status,
                 "admin call refused before its body"
             );
-            let mut out = Vec::new();
-            write_reply(&mut out, &reply, false, request_id);
-            let _ = stream.write_all(&out);
+            let _ = send_reply(&stream, &reply, false, request_id);
             linger(&stream);
             return;
         }
@@ -441,7 +433,7 @@ fn serve(admin: &Admin, mut stream: TcpStream, slot: &Registered) {
             &mut on_continue,
         ) {
             Ok(body) => body,
-            Err(e) => return answer_read_error(&mut stream, e, request_id),
+            Err(e) => return answer_read_error(&stream, e, request_id),
         };
         let reply = admin.handle(&head, &body);
         tracing::info!(
@@ -454,9 +446,7 @@ fn serve(admin: &Admin, mut stream: TcpStream, slot: &Registered) {
         if !keep_alive {
             slot.release();
         }
-        let mut out = Vec::new();
-        write_reply(&mut out, &reply, keep_alive, request_id);
-        if stream.write_all(&out).is_err() || !keep_alive {
+        if send_reply(&stream, &reply, keep_alive, request_id).is_err() || !keep_alive {
             return;
         }
     }
@@ -464,7 +454,7 @@ fn serve(admin: &Admin, mut stream: TcpStream, slot: &Registered) {
 
 /// Answers a request that could not be read (when there is anyone to
 /// answer); the connection is closed after it.
-fn answer_read_error(stream: &mut TcpStream, e: ReadError, request_id: &str) {
+fn answer_read_error(stream: &TcpStream, e: ReadError, request_id: &str) {
     let reply = match e {
         ReadError::Closed => return,
         ReadError::Head(e) => Reply::error(e.status(), "BadRequestException", "malformed request"),
@@ -475,9 +465,7 @@ fn answer_read_error(stream: &mut TcpStream, e: ReadError, request_id: &str) {
         ),
         ReadError::BadBody(why) => Reply::error(400, "BadRequestException", why),
     };
-    let mut out = Vec::new();
-    write_reply(&mut out, &reply, false, request_id);
-    let _ = stream.write_all(&out);
+    let _ = send_reply(stream, &reply, false, request_id);
 }
 
 /// Closes after an answer given before the request's body was read: the
@@ -498,6 +486,18 @@ fn linger(stream: &TcpStream) {
             Ok(n) => left = left.saturating_sub(n),
         }
     }
+}
+
+/// Writes `reply` in one write.
+fn send_reply(
+    mut stream: &TcpStream,
+    reply: &Reply,
+    keep_alive: bool,
+    request_id: &str,
+) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    write_reply(&mut out, reply, keep_alive, request_id);
+    stream.write_all(&out)
 }
 
 fn write_reply(out: &mut Vec<u8>, reply: &Reply, keep_alive: bool, request_id: &str) {

@@ -189,7 +189,7 @@ impl StageRecord {
                 unauthorized: all
                     .and_then(|m| m.unauthorized_cache_control_header_strategy.as_deref())
                     .and_then(crate::cache::UnauthorizedStrategy::parse)
-                    .unwrap_or(crate::cache::UnauthorizedStrategy::SucceedWithResponseHeader),
+                    .unwrap_or(crate::cache::UnauthorizedStrategy::DEFAULT),
             }
         });
         (throttles, cache, caches)

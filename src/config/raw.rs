@@ -325,11 +325,10 @@ fn default_cache_mb() -> f64 {
     64.0
 }
 
-/// API Gateway's default (`get-stage` reports it for every stage): an
-/// unauthorized `Cache-Control: max-age=0` is served from the cache with a
-/// warning header, so a browser's reload of a cached page is not a 403.
 fn default_unauthorized_strategy() -> String {
-    "SUCCEED_WITH_RESPONSE_HEADER".to_owned()
+    crate::cache::UnauthorizedStrategy::DEFAULT
+        .name()
+        .to_owned()
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
