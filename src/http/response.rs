@@ -186,6 +186,9 @@ pub struct UpstreamHead {
     pub framing: ResponseFraming,
     /// The backend keeps the connection open after this response.
     pub keep_alive: bool,
+    /// Whether the backend sent a `Content-Type` (API Gateway adds one to
+    /// a proxied response without it).
+    pub has_content_type: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,6 +249,7 @@ pub fn parse_upstream_head(
     let mut chunked = false;
     let mut te_seen = false;
     let mut conn_close = minor == 0;
+    let mut has_content_type = false;
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         let value = trim_ows(h.value);
@@ -266,6 +270,8 @@ pub fn parse_upstream_head(
                 .map(trim_ows)
                 .rfind(|c| !c.is_empty());
             chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            has_content_type = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in value.split(|&b| b == b',') {
                 let token = trim_ows(token);
@@ -302,6 +308,7 @@ pub fn parse_upstream_head(
             headers: out,
             framing,
             keep_alive,
+            has_content_type,
         },
         len,
     ))

@@ -1274,10 +1274,7 @@ impl Conn {
         let headers = if backend_headers {
             // API Gateway always answers with a Content-Type: a backend
             // response without one gets `application/json`.
-            let typed = matches!(status, 204 | 304)
-                || resp
-                    .headers()
-                    .any(|(n, _)| n.eq_ignore_ascii_case(b"content-type"));
+            let typed = matches!(status, 204 | 304) || resp.head.has_content_type;
             Headers::Backend {
                 raw: resp.raw_head.clone(),
                 spans: std::mem::take(&mut resp.head.headers),
