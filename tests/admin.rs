@@ -902,18 +902,18 @@ fn a_reload_reports_admin_listener_changes() {
 fn list_calls_are_paged() {
     let gw = admin_gateway();
     let admin = gw.admin.unwrap();
-    let mut created: Vec<String> = (0..30)
-        .map(|i| {
-            let r = call(
-                admin,
-                "POST",
-                "/restapis",
-                format!(r#"{{"name": "n{i}"}}"#).as_bytes(),
-            );
-            assert_eq!(r.status, 201, "{}", r.text());
-            r.json()["id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    // `n` items named `{prefix}{i}` created at `path`; their ids.
+    let create = |path: &str, prefix: &str, n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let body = format!(r#"{{"name": "{prefix}{i}"}}"#);
+                let r = call(admin, "POST", path, body.as_bytes());
+                assert_eq!(r.status, 201, "{}", r.text());
+                r.json()["id"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let mut created = create("/restapis", "n", 30);
     created.sort();
     let ids = |v: &serde_json::Value| -> Vec<String> {
         v["item"]
@@ -957,15 +957,7 @@ fn list_calls_are_paged() {
         assert_eq!(r.status, 400, "limit={bad}: {}", r.text());
     }
     // API keys too.
-    for i in 0..27 {
-        let r = call(
-            admin,
-            "POST",
-            "/apikeys",
-            format!(r#"{{"name": "k{i}"}}"#).as_bytes(),
-        );
-        assert_eq!(r.status, 201, "{}", r.text());
-    }
+    create("/apikeys", "k", 27);
     let keys = call(admin, "GET", "/apikeys", b"").json();
     assert_eq!(ids(&keys).len(), 25);
     assert!(keys["position"].is_string());

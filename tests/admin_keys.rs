@@ -44,6 +44,19 @@ fn call(admin: SocketAddr, method: &str, path: &str, body: &str) -> Response {
     RawClient::connect(admin).request(&req)
 }
 
+/// Imports `doc` through the admin API and deploys it to `stage`; its id.
+fn import_and_deploy(admin: SocketAddr, doc: &str, stage: &str) -> String {
+    let r = call(admin, "POST", "/restapis?mode=import", doc);
+    let id = created(r)["id"].as_str().unwrap().to_owned();
+    created(call(
+        admin,
+        "POST",
+        &format!("/restapis/{id}/deployments"),
+        &json!({ "stageName": stage }).to_string(),
+    ));
+    id
+}
+
 fn created(r: Response) -> Value {
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()
@@ -142,14 +155,7 @@ fn keys_and_plans_are_enforced_and_survive_kill_9() {
     assert_eq!(keyed(&gw, "x", "/p/open", None).status, 200);
 
     // A second plan with a tight throttle, on an API of the admin API.
-    let r = call(admin, "POST", "/restapis?mode=import", &keyed_api());
-    let api_id = created(r)["id"].as_str().unwrap().to_owned();
-    created(call(
-        admin,
-        "POST",
-        &format!("/restapis/{api_id}/deployments"),
-        r#"{"stageName": "live"}"#,
-    ));
+    let api_id = import_and_deploy(admin, &keyed_api(), "live");
     let tight = created(call(
         admin,
         "POST",
@@ -739,14 +745,7 @@ fn warnings_about_admin_plans_name_their_record() {
         r#"{{"/m": {{"get": {}}}}}"#,
         support::gateway::mock_method(200, "m")
     ));
-    let r = call(admin, "POST", "/restapis?mode=import", &doc);
-    let api = created(r)["id"].as_str().unwrap().to_owned();
-    created(call(
-        admin,
-        "POST",
-        &format!("/restapis/{api}/deployments"),
-        r#"{"stageName": "s"}"#,
-    ));
+    let api = import_and_deploy(admin, &doc, "s");
     let plan = created(call(
         admin,
         "POST",

@@ -10,6 +10,19 @@ use support::client::{get, get_with, send};
 use support::gateway::{proxy_method, swagger};
 use support::{Backend, Gateway, Mode, RawClient};
 
+/// One API (the default API) on stage `prod`; with `backend`, the host
+/// `backend.example` in its integration URIs goes to that backend.
+fn prod_gateway(paths: &str, backend: Option<&Backend>) -> Gateway {
+    let mut b = Gateway::builder()
+        .api("a", &swagger(paths))
+        .stage("a", "prod", &[])
+        .default_api("a");
+    if let Some(backend) = backend {
+        b = b.upstream_host("backend.example", &backend.addr.to_string());
+    }
+    b.start()
+}
+
 #[test]
 fn http_proxy_passes_method_path_query_headers_and_body() {
     let backend = Backend::start(Mode::Echo);
@@ -290,11 +303,7 @@ fn soap_xml_passes_through_untouched() {
     let paths = format!(
         r#"{{"/soap": {{"post": {{"parameters": [{{"name": "SOAPAction", "in": "header"}}], "x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "POST", "uri": "{uri}", "passthroughBehavior": "when_no_match", "requestParameters": {{"integration.request.header.SOAPAction": "method.request.header.SOAPAction"}}, "responses": {{"default": {{"statusCode": "200"}}}}}}}}}}}}"#
     );
-    let gw = Gateway::builder()
-        .api("s", &swagger(&paths))
-        .stage("s", "prod", &[])
-        .default_api("s")
-        .start();
+    let gw = prod_gateway(&paths, None);
     let envelope = "<?xml version=\"1.0\"?>\r\n<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><m:Get xmlns:m=\"urn:x\">\u{e9}</m:Get></soap:Body></soap:Envelope>";
     let r = send(
         gw.addr,
@@ -487,12 +496,7 @@ fn multivalue_response_headers_and_the_default_accept() {
             }}}
         }}}
     }"#;
-    let gw = Gateway::builder()
-        .api("m", &swagger(paths))
-        .stage("m", "prod", &[])
-        .default_api("m")
-        .upstream_host("backend.example", &backend.addr.to_string())
-        .start();
+    let gw = prod_gateway(paths, Some(&backend));
     let r = get(gw.addr, "/prod/m");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-all"), Some("a,b"));
@@ -527,11 +531,7 @@ fn http_proxy_remaps_date_and_server_and_always_has_a_content_type() {
         r#"{{"/p": {{"x-amazon-apigateway-any-method": {}}}}}"#,
         proxy_method(&format!("http://{}/p", backend.addr), "")
     );
-    let gw = Gateway::builder()
-        .api("p", &swagger(&paths))
-        .stage("p", "prod", &[])
-        .default_api("p")
-        .start();
+    let gw = prod_gateway(&paths, None);
     let r = get(gw.addr, "/prod/p");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), "untyped");
@@ -584,12 +584,7 @@ fn multivalue_query_strings_map_to_repeated_keys() {
           "responses": {"default": {"statusCode": "200"}}
         }}}
     }"#;
-    let gw = Gateway::builder()
-        .api("q", &swagger(paths))
-        .stage("q", "prod", &[])
-        .default_api("q")
-        .upstream_host("backend.example", &backend.addr.to_string())
-        .start();
+    let gw = prod_gateway(paths, Some(&backend));
     let r = get(gw.addr, "/prod/q?a=1&a=2%203&a=x");
     assert_eq!(r.status, 200, "{}", r.text());
     let rec = backend.last();
@@ -616,11 +611,7 @@ fn http_proxy_mapped_query_names_are_not_sent_twice() {
             }"#
         )
     );
-    let gw = Gateway::builder()
-        .api("p", &swagger(&paths))
-        .stage("p", "prod", &[])
-        .default_api("p")
-        .start();
+    let gw = prod_gateway(&paths, None);
     let r = get(gw.addr, "/prod/p?type=a&x=1&k=client&x=2");
     assert_eq!(r.status, 200, "{}", r.text());
     let target = backend.last().target;
