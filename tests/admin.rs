@@ -187,12 +187,38 @@ fn import_deploy_update_and_delete() {
     let r = call(admin, "GET", &format!("/restapis/{id}/stages"), b"");
     assert_eq!(r.json()["item"].as_array().unwrap().len(), 2);
 
-    // Delete a stage, then the API.
+    // A deployment a stage serves cannot be deleted (API Gateway's answer).
+    let r = call(
+        admin,
+        "DELETE",
+        &format!("/restapis/{id}/deployments/{dep1}"),
+        b"",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("BadRequestException"));
+    assert_eq!(
+        r.json()["message"],
+        "Active stages pointing to this deployment must be moved or deleted"
+    );
+
+    // Delete a stage, then its deployment, then the API.
     assert_eq!(
         call(admin, "DELETE", &format!("/restapis/{id}/stages/old"), b"").status,
         202
     );
     assert_eq!(invoke(&gw, &id, "/old/a").status, 403);
+    assert_eq!(invoke(&gw, &id, "/prod/b").text(), "b2");
+    let dep_path = format!("/restapis/{id}/deployments/{dep1}");
+    assert_eq!(call(admin, "DELETE", &dep_path, b"").status, 202);
+    let r = call(admin, "GET", &dep_path, b"");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("NotFoundException"));
+    assert_eq!(call(admin, "DELETE", &dep_path, b"").status, 404);
+    let gw = gw.kill9_and_restart();
+    let admin = gw.admin.expect("admin listener");
+    let r = call(admin, "GET", &format!("/restapis/{id}/deployments"), b"");
+    assert_eq!(r.json()["item"].as_array().unwrap().len(), 2);
+    assert_eq!(call(admin, "GET", &dep_path, b"").status, 404);
     assert_eq!(invoke(&gw, &id, "/prod/b").text(), "b2");
     assert_eq!(
         call(admin, "DELETE", &format!("/restapis/{id}"), b"").status,

@@ -285,6 +285,23 @@ fn keys_and_plans_are_enforced_and_survive_kill_9() {
     assert_eq!(keyed(&gw, &host, "/live/keyed", Some(value)).status, 403);
     let r = call(admin, "GET", &format!("/usageplans/{tight_id}/keys"), "");
     assert_eq!(r.json()["item"], json!([]));
+    // A plan that names API stages cannot be deleted (API Gateway's
+    // answer); removing its stage first lets it go.
+    let r = call(admin, "DELETE", &format!("/usageplans/{tight_id}"), "");
+    refused(&r, 400, "BadRequestException");
+    assert_eq!(
+        r.json()["message"],
+        format!(
+            "Cannot delete Usage Plan {tight_id} because there are API Stages associated with it, including {api_id}:live"
+        )
+    );
+    let r = patch(
+        admin,
+        &format!("/usageplans/{tight_id}"),
+        &format!(r#"[{{"op": "remove", "path": "/apiStages", "value": "{api_id}:live"}}]"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["apiStages"], json!([]));
     assert_eq!(
         call(admin, "DELETE", &format!("/usageplans/{tight_id}"), "").status,
         202

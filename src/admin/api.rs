@@ -87,6 +87,9 @@ pub(super) fn route(
                 ),
             }
         }
+        (b"DELETE", ["restapis", id, "deployments", dep]) => {
+            delete_deployment(admin, state, id, dep)
+        }
         (b"GET", ["restapis", id, "stages"]) => {
             if !state.apis.contains_key(*id) {
                 return not_found_api(id);
@@ -624,6 +627,43 @@ fn parse_variables(v: Option<&Value>) -> Result<BTreeMap<String, String>, Reply>
         out.insert(k.clone(), s.to_owned());
     }
     Ok(out)
+}
+
+/// `delete-deployment`: refused while a stage serves it, as API Gateway
+/// refuses it. Nothing served changes, so nothing is published.
+fn delete_deployment(admin: &Admin, state: &mut AdminState, id: &str, dep: &str) -> Reply {
+    if !state.apis.contains_key(id) {
+        return not_found_api(id);
+    }
+    if !state
+        .deployments
+        .get(id)
+        .is_some_and(|d| d.contains_key(dep))
+    {
+        return Reply::error(
+            404,
+            "NotFoundException",
+            "Invalid Deployment identifier specified",
+        );
+    }
+    let in_use = state
+        .stages
+        .get(id)
+        .is_some_and(|s| s.values().any(|st| st.deployment_id == dep));
+    if in_use {
+        return Reply::error(
+            400,
+            "BadRequestException",
+            "Active stages pointing to this deployment must be moved or deleted",
+        );
+    }
+    if let Err(e) = admin.store.delete_deployment(id, dep) {
+        return storage_error(e);
+    }
+    if let Some(d) = state.deployments.get_mut(id) {
+        d.remove(dep);
+    }
+    Reply::json(202, &json!({}))
 }
 
 fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) -> Reply {

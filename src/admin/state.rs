@@ -511,6 +511,10 @@ impl Store {
         write_json(&self.deployment_path(&rec.api_id, &rec.id), rec)
     }
 
+    pub fn delete_deployment(&self, api: &str, id: &str) -> std::io::Result<()> {
+        remove_durably(&self.deployment_path(api, id))
+    }
+
     pub fn put_stage(&self, rec: &StageRecord) -> std::io::Result<()> {
         write_json(&self.stage_path(&rec.api_id, &rec.stage_name), rec)
     }

@@ -736,10 +736,18 @@ pub(super) fn patch_plan(admin: &Admin, state: &mut AdminState, id: &str, body: 
     }
 }
 
-/// `delete-usage-plan`: its keys leave it; the keys themselves stay.
+/// `delete-usage-plan`: refused while the plan names API stages (API
+/// Gateway's answer; they are removed with `remove /apiStages` first). Its
+/// keys leave it; the keys themselves stay.
 pub(super) fn delete_plan(admin: &Admin, state: &mut AdminState, id: &str) -> Reply {
-    if !state.plans.contains_key(id) {
+    let Some(plan) = state.plans.get(id) else {
         return not_found_plan(id);
+    };
+    if let Some(s) = plan.api_stages.first() {
+        return bad(format!(
+            "Cannot delete Usage Plan {id} because there are API Stages associated with it, including {}:{}",
+            s.api_id, s.stage
+        ));
     }
     let mut next = state.clone();
     next.plans.remove(id);
