@@ -44,10 +44,14 @@
 //!    body checked [LS `method_request.py`].
 //! 6. Body: the schema of the operation's `in: body` parameter (the path
 //!    item's if the operation has none), with Swagger's `#/definitions/X`
-//!    references (nested ones too), compiled as draft-04. The body's
-//!    `Content-Type` is not consulted: the schema applies to any request, as
-//!    in LocalStack, which always picks the `application/json` model. A body
-//!    that is not JSON fails. An empty body is validated as `{}`: AWS
+//!    references (nested ones too), compiled as draft-04. It is the model of
+//!    the media types in the operation's `consumes` (else the document's,
+//!    else `application/json`), as API Gateway's import keys request
+//!    models; a request whose `Content-Type` (none counts as
+//!    `application/json`, parameters ignored) has no model is not
+//!    validated: "If no matching content type is found, request validation
+//!    is not performed" (developer guide, "Request validation for REST
+//!    APIs"). A body of a modelled type that is not JSON fails. An empty body is validated as `{}`: AWS
 //!    rejected an empty-bodied GET against a schema requiring properties,
 //!    and LocalStack substitutes `{}` (the same quirk as `$input.body`). An
 //!    operation without a body schema has no body validation (LocalStack
@@ -133,6 +137,10 @@ pub struct RequiredParam {
 
 struct BodySchema {
     validator: jsonschema::Validator,
+    /// The media types the schema is the model of (lowercase): the
+    /// operation's `consumes`, else the document's, else
+    /// `application/json` (module docs, 6).
+    media_types: Vec<String>,
 }
 
 impl std::fmt::Debug for BodySchema {
@@ -275,6 +283,9 @@ pub fn compile(
     if flags.body {
         if let Some(p) = params.iter().find(|p| matches!(p.kind, ParamKind::Body)) {
             body = compile_body(root, p.value.get("schema"), &p.jp, &mut out);
+            if let Some(b) = body.as_mut() {
+                b.media_types = consumes(root, op);
+            }
         }
     }
     if required.is_empty() && body.is_none() {
@@ -314,8 +325,10 @@ impl MethodValidator {
             });
         }
         match &self.body {
-            Some(schema) => schema.check(req.body()),
-            None => Ok(()),
+            Some(schema) if schema.models(req.header("content-type").as_deref()) => {
+                schema.check(req.body())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -335,7 +348,48 @@ impl MethodValidator {
     }
 }
 
+/// The media types an operation's body model is declared for (module
+/// docs, 6).
+fn consumes(root: &Value, op: &Map<String, Value>) -> Vec<String> {
+    let listed: Vec<String> = op
+        .get("consumes")
+        .or_else(|| root.get("consumes"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|t| media_type(t).to_owned())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if listed.is_empty() {
+        vec!["application/json".to_owned()]
+    } else {
+        listed
+    }
+}
+
+/// The media type of a `Content-Type` value, lowercase, without parameters.
+fn media_type(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 impl BodySchema {
+    /// Whether this schema is the model for a request of this
+    /// `Content-Type` (none counts as `application/json`, as API Gateway
+    /// counts it).
+    fn models(&self, content_type: Option<&str>) -> bool {
+        let t = content_type.map(media_type).unwrap_or_default();
+        let t = if t.is_empty() { "application/json" } else { &t };
+        self.media_types.iter().any(|m| m == t)
+    }
+
     fn check(&self, body: &[u8]) -> Result<(), Invalid> {
         let instance = if body.is_empty() {
             // Module docs, 6: AWS validates an empty body as `{}`.
@@ -820,7 +874,10 @@ fn compile_body(
         doc.insert("definitions".to_owned(), Value::Object(reached));
     }
     match jsonschema::draft4::options().build(&document) {
-        Ok(validator) => Some(BodySchema { validator }),
+        Ok(validator) => Some(BodySchema {
+            validator,
+            media_types: vec!["application/json".to_owned()],
+        }),
         Err(e) => {
             out.error(
                 &schema_jp,

@@ -33,6 +33,7 @@ fn gateway(backend: &Backend) -> Gateway {
       "/params/{{issuer}}": {{"get": {params}}},
       "/body": {{"post": {body}}},
       "/none": {{"post": {none}}},
+      "/xml": {{"post": {xml}}},
       "/mock": {{"get": {mock}}}
     }}"#,
         all = with("all", required, r##"{"$ref": "#/definitions/Pet"}"##),
@@ -40,6 +41,13 @@ fn gateway(backend: &Backend) -> Gateway {
         body = with("", "[]", r##"{"$ref": "#/definitions/Pet"}"##),
         none = with("none", required, r##"{"$ref": "#/definitions/Pet"}"##),
         mock = mock_method(200, "ok"),
+        xml = {
+            let mut op: serde_json::Value =
+                serde_json::from_str(&with("", "[]", r##"{"$ref": "#/definitions/Pet"}"##))
+                    .unwrap();
+            op["consumes"] = serde_json::json!(["application/xml"]);
+            op.to_string()
+        },
     );
     let extra = r##""x-amazon-apigateway-request-validators": {
         "all": {"validateRequestBody": true, "validateRequestParameters": true},
@@ -161,6 +169,42 @@ fn bodies_are_validated_against_their_model() {
     // An operation's validator overrides the API default: "none" checks nothing.
     let r = send(gw.addr, "POST", "/prod/none", "", b"anything");
     assert_eq!(r.status, 200);
+}
+
+/// The body model is keyed by media type (the operation's `consumes`, else
+/// `application/json`); a request of a type without a model is not
+/// validated, as API Gateway documents.
+#[test]
+fn only_bodies_of_a_modelled_media_type_are_validated() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = gateway(&backend);
+    let bad = br#"{"name": "Rex"}"#;
+    for (path, content_type, status) in [
+        // No Content-Type counts as application/json; parameters are ignored.
+        ("/prod/body", "", 400),
+        (
+            "/prod/body",
+            "Content-Type: application/json; charset=utf-8\r\n",
+            400,
+        ),
+        ("/prod/body", "Content-Type: Application/JSON\r\n", 400),
+        ("/prod/body", "Content-Type: text/plain\r\n", 200),
+        ("/prod/body", "Content-Type: application/xml\r\n", 200),
+        ("/prod/xml", "Content-Type: application/xml\r\n", 400),
+        ("/prod/xml", "Content-Type: application/json\r\n", 200),
+        ("/prod/xml", "", 200),
+    ] {
+        let r = send(gw.addr, "POST", path, content_type, bad);
+        assert_eq!(r.status, status, "{path} {content_type:?}: {}", r.text());
+    }
+    let r = send(
+        gw.addr,
+        "POST",
+        "/prod/xml",
+        "Content-Type: application/xml\r\n",
+        PET,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 #[test]
