@@ -109,7 +109,7 @@ impl std::fmt::Display for PathError {
             }
             PathError::ConflictingParameterName { existing, new } => write!(
                 f,
-                "parameter {{{new}}} conflicts with sibling {{{existing}}} at the same position (use one name)"
+                "A sibling ({{{existing}}}) of this resource already has a variable path part -- only one is allowed ({{{new}}} here; API Gateway allows one {{param}} or {{proxy+}} per level)"
             ),
             PathError::Duplicate => write!(f, "duplicate resource path"),
         }
@@ -213,6 +213,12 @@ impl RouteTrie {
                     }
                 }
                 Segment::Param(name) => {
+                    if let Some(existing) = self.greedy_names.get(&node) {
+                        return Err(PathError::ConflictingParameterName {
+                            existing: format!("{existing}+"),
+                            new: name.clone(),
+                        });
+                    }
                     if let Some(existing) = self.param_names.get(&node) {
                         if existing != name {
                             return Err(PathError::ConflictingParameterName {
@@ -232,6 +238,12 @@ impl RouteTrie {
                     }
                 }
                 Segment::Greedy(name) => {
+                    if let Some(existing) = self.param_names.get(&node) {
+                        return Err(PathError::ConflictingParameterName {
+                            existing: existing.clone(),
+                            new: format!("{name}+"),
+                        });
+                    }
                     if let Some(existing) = self.greedy_names.get(&node) {
                         if existing != name {
                             return Err(PathError::ConflictingParameterName {
@@ -383,8 +395,8 @@ mod tests {
             "/pets/{petId}/toys",
             "/{proxy+}",
             "/files/{path+}",
-            "/a/b",
-            "/{x}/c",
+            "/k/a/b",
+            "/k/{x}/c",
         ];
         let t = trie(&paths);
         type Case<'a> = (&'a str, Option<(&'a str, &'a [&'a str])>);
@@ -402,9 +414,10 @@ mod tests {
             ("/files/a/b/c.txt", Some(("/files/{path+}", &["a/b/c.txt"]))),
             ("/files", Some(("/{proxy+}", &["files"]))),
             ("/anything/else", Some(("/{proxy+}", &["anything/else"]))),
-            ("/a/b", Some(("/a/b", &[]))),
-            // literal /a matched, /a/c missing: backtrack to /{x}/c
-            ("/a/c", Some(("/{x}/c", &["a"]))),
+            ("/k/a/b", Some(("/k/a/b", &[]))),
+            // literal /k/a matched, /k/a/c missing: backtrack to /k/{x}/c
+            ("/k/a/c", Some(("/k/{x}/c", &["a"]))),
+            ("/k/a/d", Some(("/{proxy+}", &["k/a/d"]))),
             ("/pets%2Fx", Some(("/{proxy+}", &["pets%2Fx"]))),
             ("/p%65ts", Some(("/pets", &[]))),
         ];
@@ -446,6 +459,26 @@ mod tests {
             t.insert(&parse_path_template("/pets/{id}/").unwrap(), 2),
             Err(PathError::Duplicate)
         );
+        // One variable part per level, greedy or not (API Gateway's rule),
+        // whichever comes first.
+        assert_eq!(
+            t.insert(&parse_path_template("/pets/{proxy+}").unwrap(), 3),
+            Err(PathError::ConflictingParameterName {
+                existing: "id".into(),
+                new: "proxy+".into()
+            })
+        );
+        t.insert(&parse_path_template("/toys/{proxy+}").unwrap(), 4)
+            .unwrap();
+        assert_eq!(
+            t.insert(&parse_path_template("/toys/{id}").unwrap(), 5),
+            Err(PathError::ConflictingParameterName {
+                existing: "proxy+".into(),
+                new: "id".into()
+            })
+        );
+        t.insert(&parse_path_template("/toys/ball").unwrap(), 6)
+            .unwrap();
     }
 
     #[test]

@@ -76,7 +76,9 @@ fn check_lists_every_error_with_file_and_path() {
     let doc = r#"{"swagger": "2.0", "paths": {
         "/a": {"get": {"x-amazon-apigateway-integration": {"type": "http", "httpMethod": "GET", "uri": "http://x/", "timeoutInMillis": 10}}},
         "/b/{id}/{proxy+}/c": {"get": {}},
-        "/c": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "responses": {"[": {"statusCode": "200"}}}}}
+        "/c": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "responses": {"[": {"statusCode": "200"}}}}},
+        "/d/{id}": {"get": {}},
+        "/d/{proxy+}": {"get": {}}
     }}"#;
     let gw = Gateway::builder()
         .api("broken", doc)
@@ -91,12 +93,13 @@ fn check_lists_every_error_with_file_and_path() {
         format!("{}: $.paths./a.get.x-amazon-apigateway-integration.timeoutInMillis: must be an integer from 50 to 29000", file.display()),
         format!("{}: $.paths./b/{{id}}/{{proxy+}}/c: a greedy path variable", file.display()),
         format!("{}: $.paths./c.get.x-amazon-apigateway-integration.responses.[: invalid selection pattern", file.display()),
+        format!("{}: $.paths./d/{{proxy+}}: A sibling ({{id}}) of this resource already has a variable path part -- only one is allowed", file.display()),
         format!("{}: $.stages[0].variables.bad-name: `bad-name` is not a valid stage variable name", toml.display()),
         format!("{}: $.stages[1].api: no API with id `ghost`", toml.display()),
     ] {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
-    assert!(err.contains("configuration has 5 errors"), "{err}");
+    assert!(err.contains("configuration has 6 errors"), "{err}");
 }
 
 #[test]
