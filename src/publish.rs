@@ -56,6 +56,10 @@ pub enum ShardMsg {
     /// An `@connections` operation on a connection the shard owns.
     Connection {
         id: String,
+        /// The API and stage the call names: a connection of another is
+        /// gone for it.
+        api: String,
+        stage: String,
         op: crate::ws::ConnOp,
         reply: Arc<crate::ws::ReplySlot>,
     },

@@ -142,6 +142,8 @@ pub struct WsLimits {
     pub idle_timeout: Duration,
     pub max_duration: Duration,
     pub send_queue: usize,
+    /// Binary messages accepted (an extension) instead of closed with 1003.
+    pub binary_frames: bool,
 }
 
 impl Default for WsLimits {
@@ -152,6 +154,7 @@ impl Default for WsLimits {
             idle_timeout: Duration::from_secs(600),
             max_duration: Duration::from_secs(7200),
             send_queue: 64,
+            binary_frames: false,
         }
     }
 }
@@ -170,8 +173,12 @@ impl WsApi {
     }
 
     /// The route for a key: the key's own, else `$default`.
+    /// The route of a message: its selected key's, else `$default`. The
+    /// lifecycle routes `$connect` and `$disconnect` run only for the
+    /// connection's opening and end, never for a message that names them.
     pub fn route(&self, key: Option<&str>) -> Option<&WsRoute> {
-        key.and_then(|k| self.routes.get(k))
+        key.filter(|k| *k != "$connect" && *k != "$disconnect")
+            .and_then(|k| self.routes.get(k))
             .or_else(|| self.routes.get("$default"))
     }
 }

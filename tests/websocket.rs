@@ -127,13 +127,11 @@ fn connect_route_and_disconnect() {
     assert_eq!(v["connectionId"], id.as_str());
     assert_eq!(v["route"], "whoami");
     assert_eq!(v["stage"], "prod");
-    // `$input.body` alone echoes, binary stays binary.
-    ws.send(Message::binary(
-        b"{\"action\": \"echo\", \"x\": 1}".to_vec(),
-    ))
-    .unwrap();
+    // `$input.body` alone echoes.
+    ws.send(Message::text(r#"{"action": "echo", "x": 1}"#))
+        .unwrap();
     match ws.read().unwrap() {
-        Message::Binary(b) => assert_eq!(&b[..], b"{\"action\": \"echo\", \"x\": 1}"),
+        Message::Text(t) => assert_eq!(t.as_str(), r#"{"action": "echo", "x": 1}"#),
         other => panic!("{other:?}"),
     }
     // No route response: nothing comes back (the next answer is whoami's).
@@ -380,6 +378,166 @@ fn connections_api_reaches_the_owner_from_any_shard_and_the_admin_listener() {
     assert_eq!(r.status, 410);
 }
 
+/// The next Close frame's code (`None`: the connection ended without one).
+fn close_code(ws: &mut Client) -> Option<u16> {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
+            Ok(Message::Close(None)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// A raw upgraded connection (for frames a well-behaved client never sends).
+fn raw_upgrade(gw: &Gateway) -> TcpStream {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /prod HTTP/1.1\r\nHost: chat.execute-api.local\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "closed during the handshake");
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// What API Gateway and RFC 6455 ask of the protocol: a client's Close is
+/// answered with its code; a binary frame closes with 1003; a protocol error
+/// closes with 1002 and invalid UTF-8 with 1007; a message naming
+/// `$disconnect` goes to `$default`; `%40connections` is `@connections`;
+/// a connection is gone for the @connections API of another API or stage.
+#[test]
+fn close_handshake_binary_frames_and_connection_scope() {
+    use std::io::{Read, Write};
+    let backend = Backend::start(Mode::Echo);
+    let other = "[[websocket_apis]]\nid = \"other\"\nstages = [{ name = \"prod\", variables = {} }, { name = \"dev\", variables = {} }]\n[[websocket_apis.routes]]\nkey = \"$default\"\nintegration = { type = \"mock\", response_template = \"$input.body\" }\nroute_response = true\n";
+    let gw = ws_gateway(
+        &backend,
+        &format!(
+            "{}{other}",
+            DEFAULT_ROUTE.replace("BACKEND", &backend.addr.to_string())
+        ),
+        "",
+    );
+    // The client's Close is answered, echoing its code.
+    let (mut ws, _) = connect(&gw).unwrap();
+    ws.close(Some(tungstenite::protocol::CloseFrame {
+        code: 4001.into(),
+        reason: "bye".into(),
+    }))
+    .unwrap();
+    assert_eq!(close_code(&mut ws), Some(4001));
+    // A binary frame: 1003.
+    let (mut ws, _) = connect(&gw).unwrap();
+    ws.send(Message::binary(b"{\"action\": \"echo\"}".to_vec()))
+        .unwrap();
+    assert_eq!(close_code(&mut ws), Some(1003));
+    // Protocol errors get a Close frame: RSV1 set (1002), invalid UTF-8 in a
+    // text frame (1007). Frames are masked with a zero key.
+    for (frame, code) in [
+        (&[0xC1u8, 0x80, 0, 0, 0, 0][..], 1002u16),
+        (&[0x81, 0x82, 0, 0, 0, 0, 0xC3, 0x28][..], 1007),
+    ] {
+        let mut s = raw_upgrade(&gw);
+        s.write_all(frame).unwrap();
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(got[0], 0x88, "a Close frame: {got:?}");
+        assert_eq!(u16::from_be_bytes([got[2], got[3]]), code);
+    }
+    // A message naming a lifecycle route goes to $default.
+    let (mut ws, id) = connect(&gw).unwrap();
+    ws.send(Message::text(r#"{"action": "$disconnect"}"#))
+        .unwrap();
+    let echoed: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+    assert_eq!(echoed["target"], "/echo");
+    assert!(
+        !backend
+            .recorded()
+            .iter()
+            .any(|r| r.target == "/disconnect"
+                && r.header("x-amzn-connectionid") == Some(id.as_str()))
+    );
+    // @connections with the `@` percent-encoded, as the AWS guide sends it.
+    let enc = id
+        .replace('=', "%3D")
+        .replace('/', "%2F")
+        .replace('+', "%2B");
+    let pusher = "pusher-token-0123456789";
+    let r = call(
+        gw.addr,
+        "POST",
+        &format!("/prod/%40connections/{enc}"),
+        b"hi",
+        pusher,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(text(&mut ws), "hi");
+    let r = call(
+        gw.admin.unwrap(),
+        "POST",
+        &format!("/prod/%40connections/{enc}"),
+        b"admin",
+        ADMIN_TOKEN,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(text(&mut ws), "admin");
+    // Another API's @connections does not reach chat's connection.
+    let mut req = format!(
+        "POST /prod/@connections/{enc} HTTP/1.1\r\nHost: other.execute-api.local\r\nAuthorization: Bearer {pusher}\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    req.extend_from_slice(b"cross");
+    let r = RawClient::connect(gw.addr).request(&req);
+    assert_eq!(r.status, 410, "{}", r.text());
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("GoneException"));
+    // Nor does another stage's: a connection on other/prod, called on other/dev.
+    let stream = TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let req = tungstenite::handshake::client::Request::builder()
+        .uri(format!("ws://{}/prod", gw.addr))
+        .header("Host", "other.execute-api.local")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header(
+            "Sec-WebSocket-Key",
+            tungstenite::handshake::client::generate_key(),
+        )
+        .body(())
+        .unwrap();
+    let (mut other_ws, resp) = tungstenite::client(req, stream).unwrap();
+    let other_id = resp.headers()["x-amzn-ConnectionId"]
+        .to_str()
+        .unwrap()
+        .replace('=', "%3D")
+        .replace('/', "%2F")
+        .replace('+', "%2B");
+    for (stage, status) in [("dev", 410), ("prod", 200)] {
+        let mut req = format!(
+            "POST /{stage}/@connections/{other_id} HTTP/1.1\r\nHost: other.execute-api.local\r\nAuthorization: Bearer {pusher}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        req.extend_from_slice(&stage.as_bytes()[..2]);
+        let r = RawClient::connect(gw.addr).request(&req);
+        assert_eq!(r.status, status, "{stage}: {}", r.text());
+    }
+    match other_ws.read().unwrap() {
+        Message::Text(t) => assert_eq!(t.as_str(), "pr"),
+        m => panic!("{m:?}"),
+    }
+}
+
 #[test]
 fn limits_and_idle_timeout() {
     let backend = Backend::start(Mode::Echo);
@@ -419,6 +577,26 @@ fn limits_and_idle_timeout() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(4),
         "{took:?}"
     );
+    // Messages pushed to a client that sends nothing keep it open: traffic
+    // either way counts. 8 pushes 300 ms apart outlast the 1 s timeout.
+    let (mut ws, id) = connect(&gw).unwrap();
+    let enc = id
+        .replace('=', "%3D")
+        .replace('/', "%2F")
+        .replace('+', "%2B");
+    for i in 0..8 {
+        std::thread::sleep(Duration::from_millis(300));
+        let r = call(
+            gw.addr,
+            "POST",
+            &format!("/prod/@connections/{enc}"),
+            format!("push {i}").as_bytes(),
+            "pusher-token-0123456789",
+        );
+        assert_eq!(r.status, 200, "push {i}: {}", r.text());
+        assert_eq!(text(&mut ws), format!("push {i}"));
+    }
+    assert_eq!(close_code(&mut ws), Some(1001));
 }
 
 /// The maximum connection duration ends even a busy connection (1001).

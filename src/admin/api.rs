@@ -129,7 +129,9 @@ pub(super) fn route(
         (b"DELETE", ["usageplans", id, "keys", key]) => {
             keys::delete_plan_key(admin, state, id, key)
         }
-        (m, [stage, "@connections", id]) => connections(admin, head, stage, id, m, body),
+        (m, [stage, "@connections" | "%40connections", id]) => {
+            connections(admin, head, stage, id, m, body)
+        }
         (b"GET", ["restapis", id, "stages", name, "exports", kind]) => {
             export(state, id, name, kind, head.header("accept"))
         }
@@ -1110,13 +1112,13 @@ fn connections(
             _ => None,
         }
     });
-    if api.and_then(|a| a.stage(stage)).is_none() {
+    let Some(api) = api.filter(|a| a.stage(stage).is_some()) else {
         return Reply::error(
             403,
             "ForbiddenException",
             "no WebSocket API with that stage (name it with Host: {apiId}.execute-api.*)",
         );
-    }
+    };
     let op = match method {
         b"POST" => {
             if body.len() > snap.ws_limits.max_message_bytes {
@@ -1134,6 +1136,8 @@ fn connections(
             let slot = std::sync::Arc::new(crate::ws::ReplySlot::default());
             let msg = crate::publish::ShardMsg::Connection {
                 id: id.to_owned(),
+                api: api.id.clone(),
+                stage: stage.to_owned(),
                 op,
                 reply: slot.clone(),
             };

@@ -92,6 +92,10 @@ pub struct RawWsLimits {
     pub idle_timeout_seconds: u64,
     pub max_connection_seconds: u64,
     pub send_queue: u64,
+    /// `true`: binary messages are routed like text (an extension);
+    /// `false` (API Gateway's behaviour): a binary frame closes the
+    /// connection with 1003.
+    pub binary_frames: bool,
 }
 
 impl Default for RawWsLimits {
@@ -102,6 +106,7 @@ impl Default for RawWsLimits {
             idle_timeout_seconds: 600,
             max_connection_seconds: 7200,
             send_queue: 64,
+            binary_frames: false,
         }
     }
 }

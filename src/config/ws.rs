@@ -58,6 +58,7 @@ pub fn read_limits(file: &Path, raw: &RawWsLimits, diags: &mut Diagnostics) -> W
         idle_timeout: Duration::from_secs(raw.idle_timeout_seconds),
         max_duration: Duration::from_secs(raw.max_connection_seconds),
         send_queue: raw.send_queue.max(1) as usize,
+        binary_frames: raw.binary_frames,
     }
 }
 

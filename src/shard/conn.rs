@@ -298,9 +298,11 @@ impl Conn {
                 snapshot: snap.clone(),
             });
         }
-        // @connections
+        // @connections (the `@` as is, or percent-encoded as the AWS
+        // guide's own examples send it)
         let id = rest
             .strip_prefix("/@connections/")
+            .or_else(|| rest.strip_prefix("/%40connections/"))
             .map(|id| crate::http::query::decode_path(id.as_bytes()).into_owned());
         let body = match self.read_body(&head, snap).await {
             Ok(b) => b,
@@ -372,7 +374,7 @@ impl Conn {
                 return Err(keep);
             }
         };
-        let reply = connection_call(&self.shard, &id, op).await;
+        let reply = connection_call(&self.shard, &id, &api.id, stage, op).await;
         write_connection_reply(&mut self.out, &reply, &request_id, keep);
         Err(keep)
     }
@@ -1468,17 +1470,21 @@ fn admit<'s>(
 async fn connection_call(
     shard: &Rc<Shard>,
     id: &str,
+    api: &str,
+    stage: &str,
     op: crate::ws::ConnOp,
 ) -> crate::ws::ConnReply {
     let Some(owner) = crate::ws::shard_of(id) else {
         return crate::ws::ConnReply::Gone;
     };
     if owner == shard.index {
-        return super::ws::connection_op(shard, id, op);
+        return super::ws::connection_op(shard, id, api, stage, op);
     }
     let reply = Arc::new(crate::ws::ReplySlot::default());
     let msg = crate::publish::ShardMsg::Connection {
         id: id.to_owned(),
+        api: api.to_owned(),
+        stage: stage.to_owned(),
         op,
         reply: reply.clone(),
     };

@@ -383,13 +383,19 @@ async fn shard_main(
                             let _ = reply.0.set(house.report());
                             cache = house.cache.borrow_mut();
                         }
-                        ShardMsg::Connection { id, op, reply } => {
+                        ShardMsg::Connection {
+                            id,
+                            api,
+                            stage,
+                            op,
+                            reply,
+                        } => {
                             let op = match op {
                                 crate::ws::ConnOp::Send(d) => crate::ws::ConnOp::Send(d.clone()),
                                 crate::ws::ConnOp::Get => crate::ws::ConnOp::Get,
                                 crate::ws::ConnOp::Delete => crate::ws::ConnOp::Delete,
                             };
-                            let _ = reply.0.set(ws::connection_op(&house, id, op));
+                            let _ = reply.0.set(ws::connection_op(&house, id, api, stage, op));
                         }
                     }
                 }

@@ -8,12 +8,12 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
-use async_tungstenite::WebSocketStream;
+use async_tungstenite::{WebSocketReceiver, WebSocketStream};
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::AsyncWriteExt;
 use futures_util::StreamExt;
@@ -38,6 +38,9 @@ pub enum Out {
 
 /// What other tasks of the shard know about a connection.
 pub struct WsHandle {
+    /// The API and stage the connection was opened on.
+    api_id: String,
+    stage: String,
     sender: LocalSender<Out>,
     queue: usize,
     connected_at: SystemTime,
@@ -375,6 +378,8 @@ pub async fn serve(
     shard.ws.borrow_mut().insert(
         connection_id.clone(),
         WsHandle {
+            api_id: api.id.clone(),
+            stage: up.stage.clone(),
             sender: tx,
             queue: limits.send_queue,
             connected_at: now,
@@ -391,6 +396,9 @@ pub async fn serve(
     count(&|s| s.opened += 1);
     let started = Instant::now();
     let mut last_activity = Instant::now();
+    // Set when a Close frame was sent or received: the handshake is ended
+    // by `finish_close` once the connection is unregistered.
+    let mut close_wait = false;
 
     enum Ev {
         In(Option<Result<Message, WsError>>),
@@ -410,10 +418,15 @@ pub async fn serve(
             }),
         )
         .await;
+        // A close we start: our Close frame, then (after the loop) the
+        // client's reply awaited, bounded, so the socket is not closed under
+        // unread input.
         match ev {
             Ev::Timer => {
                 // Idle or at the maximum duration: 1001 Going Away.
-                let _ = sink.send(close_message(1001, "Going away")).await;
+                if sink.send(close_message(1001, "Going away")).await.is_ok() {
+                    close_wait = true;
+                }
                 break;
             }
             Ev::Out(None) => break,
@@ -422,31 +435,59 @@ pub async fn serve(
                     Out::Text(t) => Message::text(t),
                     Out::Binary(b) => Message::binary(b),
                     Out::Close(code, why) => {
-                        let _ = sink.send(close_message(code, why)).await;
+                        if sink.send(close_message(code, why)).await.is_ok() {
+                            close_wait = true;
+                        }
                         break;
                     }
                 };
                 if sink.send(msg).await.is_err() {
                     break;
                 }
+                // Traffic either way keeps a connection from idling out.
+                last_activity = Instant::now();
+                last_active.set(SystemTime::now());
                 count(&|s| s.messages_out += 1);
             }
             Ev::In(None) | Ev::In(Some(Err(WsError::ConnectionClosed))) => break,
-            Ev::In(Some(Err(WsError::Capacity(_)))) => {
-                let _ = sink.send(close_message(1009, "Message too big")).await;
-                break;
-            }
             Ev::In(Some(Err(e))) => {
-                tracing::debug!(error = %e, "WebSocket read failed");
+                // RFC 6455 7.1.7 / 7.4.1: fail the connection with a Close
+                // frame that says why.
+                let (code, why) = match e {
+                    WsError::Capacity(_) => (1009, "Message too big"),
+                    WsError::Utf8(_) => (1007, "Invalid frame payload data"),
+                    WsError::Protocol(_) => (1002, "Protocol error"),
+                    e => {
+                        tracing::debug!(error = %e, "WebSocket read failed");
+                        break;
+                    }
+                };
+                if sink.send(close_message(code, why)).await.is_ok() {
+                    close_wait = true;
+                }
                 break;
             }
             Ev::In(Some(Ok(msg))) => {
                 last_activity = Instant::now();
                 last_active.set(SystemTime::now());
                 match msg {
-                    Message::Text(_) | Message::Binary(_) => {}
+                    Message::Text(_) => {}
+                    Message::Binary(_) if limits.binary_frames => {}
+                    Message::Binary(_) => {
+                        // API Gateway: "If a client app sends a binary frame,
+                        // API Gateway rejects it and disconnects the client
+                        // with code 1003."
+                        let bye = close_message(1003, "Binary frames are not supported");
+                        if sink.send(bye).await.is_ok() {
+                            close_wait = true;
+                        }
+                        break;
+                    }
                     Message::Close(_) => {
-                        let _ = sink.close(None).await;
+                        // The protocol layer has queued the Close reply
+                        // (echoing the client's code); reading on writes it
+                        // and ends the handshake.
+                        close_wait = true;
                         break;
                     }
                     // Pings are answered by the protocol layer.
@@ -490,8 +531,13 @@ pub async fn serve(
             }
         }
     }
+    // Gone for the @connections API from here on, also while the close
+    // handshake ends.
     shard.ws.borrow_mut().remove(&connection_id);
     count(&|s| s.closed += 1);
+    if close_wait {
+        finish_close(&mut incoming, &shard).await;
+    }
     drop(sink);
     drop(incoming);
     // $disconnect: once per connection, whoever closed it (best effort).
@@ -510,6 +556,21 @@ pub async fn serve(
         ))
         .await;
     }
+}
+
+/// How long a closing connection waits for the client's Close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// After a Close frame was sent or received: reads on until the close
+/// handshake completes (which also writes a queued Close reply), the client
+/// goes, or [`CLOSE_WAIT`] passes. Messages that arrive meanwhile are
+/// dropped, as RFC 6455 lets a closing endpoint do.
+async fn finish_close(incoming: &mut WebSocketReceiver<super::stream::Stream>, shard: &Shard) {
+    let drain = async { while let Some(Ok(_)) = incoming.next().await {} };
+    let _ = shard
+        .idle_timers
+        .deadline(Instant::now() + CLOSE_WAIT, drain)
+        .await;
 }
 
 fn close_message(code: u16, reason: &'static str) -> Message {
@@ -535,10 +596,15 @@ async fn refuse(stream: &mut super::stream::Stream, status: u16, why: &str) -> s
     stream.flush().await
 }
 
-/// An `@connections` operation on a connection this shard owns.
-pub fn connection_op(shard: &Shard, id: &str, op: ConnOp) -> ConnReply {
+/// An `@connections` operation on a connection this shard owns, called
+/// through the API and stage `api`/`stage`: a connection of another API or
+/// stage is gone for it, as the management endpoint is per API and stage.
+pub fn connection_op(shard: &Shard, id: &str, api: &str, stage: &str, op: ConnOp) -> ConnReply {
     let registry = shard.ws.borrow();
-    let Some(h) = registry.get(id) else {
+    let Some(h) = registry
+        .get(id)
+        .filter(|h| h.api_id == api && h.stage == stage)
+    else {
         return ConnReply::Gone;
     };
     match op {

@@ -45,6 +45,8 @@ route_response = true
 [websocket]
 max_frame_bytes = 16777216
 max_message_bytes = 16777216
+# Autobahn echoes binary messages too (API Gateway closes them with 1003).
+binary_frames = true
 TOML
 
 target/release/tollgate serve --config "$work/tollgate.toml" 2> "$work/gw.log" &
