@@ -78,7 +78,9 @@ fn check_lists_every_error_with_file_and_path() {
         "/b/{id}/{proxy+}/c": {"get": {}},
         "/c": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "responses": {"[": {"statusCode": "200"}}}}},
         "/d/{id}": {"get": {}},
-        "/d/{proxy+}": {"get": {}}
+        "/d/{proxy+}": {"get": {}},
+        "/e": {"get": {"parameters": [{"name": "q", "in": "query", "required": "yes"}, {"name": "z", "in": "nowhere"}]}},
+        "/f": {"get": {"x-amazon-apigateway-integration": {"type": 5}}}
     }}"#;
     let gw = Gateway::builder()
         .api("broken", doc)
@@ -94,12 +96,15 @@ fn check_lists_every_error_with_file_and_path() {
         format!("{}: $.paths./b/{{id}}/{{proxy+}}/c: a greedy path variable", file.display()),
         format!("{}: $.paths./c.get.x-amazon-apigateway-integration.responses.[: invalid selection pattern", file.display()),
         format!("{}: $.paths./d/{{proxy+}}: A sibling ({{id}}) of this resource already has a variable path part -- only one is allowed", file.display()),
+        format!("{}: $.paths./e.get.parameters[0].required: must be true or false, found \"yes\"", file.display()),
+        format!("{}: $.paths./e.get.parameters[1].in: must be one of query, header, path, formData, body; found \"nowhere\"", file.display()),
+        format!("{}: $.paths./f.get.x-amazon-apigateway-integration.type: must be a string (one of http, http_proxy, mock, aws, aws_proxy), found 5", file.display()),
         format!("{}: $.stages[0].variables.bad-name: `bad-name` is not a valid stage variable name", toml.display()),
         format!("{}: $.stages[1].api: no API with id `ghost`", toml.display()),
     ] {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
-    assert!(err.contains("configuration has 6 errors"), "{err}");
+    assert!(err.contains("configuration has 9 errors"), "{err}");
 }
 
 #[test]

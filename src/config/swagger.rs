@@ -108,6 +108,9 @@ pub fn compile_api(
     let api_key_schemes = api_key_schemes(root);
     check_refs(file, doc, doc, "$", diags);
     let shared_params = root.get("parameters").and_then(Value::as_object);
+    for (name, p) in shared_params.into_iter().flatten() {
+        check_param_shape(file, &format!("$.parameters.{name}"), p, diags);
+    }
 
     let mut trie = RouteTrie::new();
     let mut resources = Vec::new();
@@ -142,6 +145,7 @@ pub fn compile_api(
                         Segment::Literal(_) => None,
                     })
                     .collect();
+                check_param_list(file, &jp, item, diags);
                 let mut resource = Resource {
                     path: canonical_path(&segments),
                     param_names,
@@ -165,6 +169,7 @@ pub fn compile_api(
                         diags.error(file, &op_path, "an operation must be an object");
                         continue;
                     };
+                    check_param_list(file, &op_path, op, diags);
                     let method_id = methods.len() as u32;
                     if http_method == "ANY" {
                         resource.any = Some(method_id);
@@ -317,6 +322,94 @@ fn canonical_path(segments: &[Segment]) -> String {
 
 /// Warns when a mapping reads a method request parameter the operation does
 /// not declare (API Gateway refuses such imports; we map it if present).
+/// The `parameters` list of a path item or operation: each entry a
+/// parameter object (or a `$ref`, checked where it points).
+fn check_param_list(file: &Path, jp: &str, holder: &Map<String, Value>, diags: &mut Diagnostics) {
+    let Some(list) = holder.get("parameters") else {
+        return;
+    };
+    let Some(list) = list.as_array() else {
+        diags.error(file, format!("{jp}.parameters"), "must be an array");
+        return;
+    };
+    for (i, p) in list.iter().enumerate() {
+        if p.get("$ref").is_none() {
+            check_param_shape(file, &format!("{jp}.parameters[{i}]"), p, diags);
+        }
+    }
+}
+
+/// One Swagger 2.0 parameter object: `name` a string, `in` one of the five
+/// locations, `required` a boolean. A mistyped field is reported rather
+/// than read as absent (a `"required": "yes"` parameter would otherwise be
+/// optional without a word).
+fn check_param_shape(file: &Path, jp: &str, p: &Value, diags: &mut Diagnostics) {
+    let Some(obj) = p.as_object() else {
+        diags.error(file, jp, "a parameter must be an object");
+        return;
+    };
+    match obj.get("name") {
+        Some(Value::String(_)) => {}
+        Some(other) => diags.error(
+            file,
+            format!("{jp}.name"),
+            format!("must be a string, found {}", json_kind(other)),
+        ),
+        None => diags.error(file, format!("{jp}.name"), "missing: the parameter's name"),
+    }
+    const LOCATIONS: [&str; 5] = ["query", "header", "path", "formData", "body"];
+    match obj.get("in") {
+        Some(Value::String(l)) if LOCATIONS.contains(&l.as_str()) => {}
+        Some(other) => diags.error(
+            file,
+            format!("{jp}.in"),
+            format!(
+                "must be one of query, header, path, formData, body; found {}",
+                short_json(other)
+            ),
+        ),
+        None => diags.error(
+            file,
+            format!("{jp}.in"),
+            "missing: one of query, header, path, formData, body",
+        ),
+    }
+    match obj.get("required") {
+        None | Some(Value::Bool(_)) => {}
+        Some(other) => diags.error(
+            file,
+            format!("{jp}.required"),
+            format!("must be true or false, found {}", short_json(other)),
+        ),
+    }
+}
+
+/// The JSON type of a value, for messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A value as it appears in the document, cut short for messages.
+fn short_json(v: &Value) -> String {
+    let mut s = v.to_string();
+    if s.len() > 40 {
+        let mut cut = 40;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
 fn check_mapped_params(
     file: &Path,
     op_path: &str,
@@ -394,8 +487,19 @@ fn compile_integration(
         return None;
     };
     let errors_before = diags.errors.len();
-    let type_str = match obj.get("type").and_then(Value::as_str) {
-        Some(t) => t.to_ascii_lowercase(),
+    let type_str = match obj.get("type") {
+        Some(Value::String(t)) => t.to_ascii_lowercase(),
+        Some(other) => {
+            diags.error(
+                file,
+                format!("{jp}.type"),
+                format!(
+                    "must be a string (one of http, http_proxy, mock, aws, aws_proxy), found {}",
+                    short_json(other)
+                ),
+            );
+            return None;
+        }
         None => {
             diags.error(
                 file,
