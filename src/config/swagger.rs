@@ -681,7 +681,11 @@ fn compile_integration(
 
     let mut responses = Vec::new();
     let mut default_response = None;
+    // A `default` that is there but broken has its own error; the
+    // "no default" warning would point at the wrong cause.
+    let mut default_declared = false;
     if let Some(rs) = object_field(file, jp, obj, "responses", diags) {
+        default_declared = rs.contains_key("default");
         for (pattern, r) in rs {
             let rp = format!("{jp}.responses.{pattern}");
             if let Some(resp) = compile_integration_response(file, &rp, pattern, r, diags) {
@@ -695,14 +699,17 @@ fn compile_integration(
     }
     if let Some(d) = default_response {
         responses.push(d);
-    } else if matches!(kind, IntegrationKind::Http | IntegrationKind::Mock) {
+    } else if !default_declared && matches!(kind, IntegrationKind::Http | IntegrationKind::Mock) {
         diags.warn(
             file,
             format!("{jp}.responses"),
             "no `default` response: a status that matches no selection pattern answers 500 (API_CONFIGURATION_ERROR)",
         );
     }
-    if kind == IntegrationKind::Mock && request_templates.is_empty() {
+    let templates_declared = obj
+        .get("requestTemplates")
+        .is_some_and(|t| t.as_object().is_none_or(|m| !m.is_empty()));
+    if kind == IntegrationKind::Mock && !templates_declared {
         diags.warn(
             file,
             format!("{jp}.requestTemplates"),
@@ -1435,6 +1442,32 @@ mod tests {
             ],
             "{:#?}",
             d.errors
+        );
+    }
+
+    #[test]
+    fn a_broken_default_or_template_gets_its_error_and_no_misleading_warning() {
+        let (_, d) = compile(
+            r##"{"swagger": "2.0", "paths": {
+            "/a": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "#if($x"}, "responses": {"default": {"statusCode": "abc"}}}}},
+            "/b": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": "x", "responses": {"default": {"statusCode": "200"}}}}}
+          }}"##,
+        );
+        assert_eq!(d.errors.len(), 3, "{:#?}", d.errors);
+        assert!(d.warnings.is_empty(), "{:#?}", d.warnings);
+        // Really absent, they are warned about.
+        let (_, d) = compile(
+            r#"{"swagger": "2.0", "paths": {
+            "/c": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "responses": {}}}}
+          }}"#,
+        );
+        let warned: Vec<&str> = d.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(
+            warned,
+            vec![
+                "$.paths./c.get.x-amazon-apigateway-integration.responses",
+                "$.paths./c.get.x-amazon-apigateway-integration.requestTemplates"
+            ]
         );
     }
 
