@@ -42,7 +42,7 @@ key = "$disconnect"
 integration = {{ type = "http", uri = "http://{b}/disconnect" }}
 [[websocket_apis.routes]]
 key = "whoami"
-integration = {{ type = "mock", response_template = "{{\"connectionId\": \"$context.connectionId\", \"route\": \"$context.routeKey\", \"stage\": \"$context.stage\"}}" }}
+integration = {{ type = "mock", response_template = "{{\"connectionId\": \"$context.connectionId\", \"route\": \"$context.routeKey\", \"stage\": \"$context.stage\", \"connectedAt\": $context.connectedAt, \"requestTimeEpoch\": $context.requestTimeEpoch, \"messageId\": \"$context.messageId\", \"domainName\": \"$context.domainName\", \"userAgent\": \"$context.identity.userAgent\", \"eventType\": \"$context.eventType\"}}" }}
 route_response = true
 [[websocket_apis.routes]]
 key = "echo"
@@ -69,6 +69,7 @@ fn connect(gw: &Gateway) -> Result<(Client, String), tungstenite::Error> {
     let req = tungstenite::handshake::client::Request::builder()
         .uri(format!("ws://{}/prod", gw.addr))
         .header("Host", "chat.execute-api.local")
+        .header("User-Agent", "tollgate-test/1")
         .header("Connection", "Upgrade")
         .header("Upgrade", "websocket")
         .header("Sec-WebSocket-Version", "13")
@@ -127,6 +128,21 @@ fn connect_route_and_disconnect() {
     assert_eq!(v["connectionId"], id.as_str());
     assert_eq!(v["route"], "whoami");
     assert_eq!(v["stage"], "prod");
+    assert_eq!(v["eventType"], "MESSAGE");
+    assert_eq!(v["domainName"], "chat.execute-api.local");
+    assert_eq!(v["userAgent"], "tollgate-test/1");
+    let connected = v["connectedAt"].as_u64().unwrap();
+    let received = v["requestTimeEpoch"].as_u64().unwrap();
+    assert!(
+        connected > 1_700_000_000_000 && connected <= received,
+        "{v}"
+    );
+    let first_message_id = v["messageId"].as_str().unwrap().to_owned();
+    assert!(!first_message_id.is_empty());
+    ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+    assert_eq!(v["connectedAt"].as_u64(), Some(connected));
+    assert_ne!(v["messageId"], first_message_id.as_str());
     // `$input.body` alone echoes.
     ws.send(Message::text(r#"{"action": "echo", "x": 1}"#))
         .unwrap();
@@ -173,7 +189,7 @@ fn connect_route_and_disconnect() {
     assert_eq!(d.len(), 1, "$disconnect exactly once");
     assert_eq!(d[0].header("x-amzn-connectionid"), Some(id.as_str()));
 
-    // The metrics saw one connection, six messages in and five out.
+    // The metrics saw one connection, seven messages in and six out.
     let m = RawClient::connect(gw.admin.unwrap()).request(
         format!("GET /metrics HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n").as_bytes(),
     );
@@ -181,8 +197,8 @@ fn connect_route_and_disconnect() {
     for line in [
         r#"tollgate_websocket_connections_opened_total{api="chat",stage="prod"} 1"#,
         r#"tollgate_websocket_connections{api="chat",stage="prod"} 0"#,
-        r#"tollgate_websocket_messages_total{api="chat",stage="prod",direction="in"} 6"#,
-        r#"tollgate_websocket_messages_total{api="chat",stage="prod",direction="out"} 5"#,
+        r#"tollgate_websocket_messages_total{api="chat",stage="prod",direction="in"} 7"#,
+        r#"tollgate_websocket_messages_total{api="chat",stage="prod",direction="out"} 6"#,
     ] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
     }

@@ -88,16 +88,28 @@ pub fn check_handshake(head: &RequestHead) -> Result<String, (u16, &'static str)
     Ok(async_tungstenite::tungstenite::handshake::derive_accept_key(key))
 }
 
+/// What a connection's events tell their integrations about it.
+struct ConnInfo {
+    id: String,
+    source_ip: String,
+    user_agent: String,
+    /// The upgrade request's `Host`.
+    domain_name: String,
+    connected_at: SystemTime,
+}
+
 /// Values for WebSocket templates: `$context.*` of a connection event.
 struct EventValues<'a> {
-    connection_id: &'a str,
+    conn: &'a ConnInfo,
     route_key: &'a str,
     event: &'static str,
     request_id: &'a str,
+    /// MESSAGE events only.
+    message_id: Option<&'a str>,
     api_id: &'a str,
     stage: &'a WsStage,
     body: Cow<'a, str>,
-    source_ip: &'a str,
+    received: SystemTime,
 }
 
 impl Values for EventValues<'_> {
@@ -106,11 +118,27 @@ impl Values for EventValues<'_> {
             ContextVar::RequestId | ContextVar::ExtendedRequestId => self.request_id,
             ContextVar::Stage => &self.stage.name,
             ContextVar::ApiId => self.api_id,
-            ContextVar::SourceIp => self.source_ip,
+            ContextVar::SourceIp => &self.conn.source_ip,
+            ContextVar::UserAgent => &self.conn.user_agent,
+            ContextVar::DomainName => &self.conn.domain_name,
+            ContextVar::RequestTime => {
+                return Some(Cow::Owned(crate::ids::clf_time(self.received)))
+            }
+            ContextVar::RequestTimeEpoch => {
+                return Some(Cow::Owned(
+                    crate::ids::epoch_millis(self.received).to_string(),
+                ))
+            }
             ContextVar::Unsupported(name) => match name.as_str() {
-                "connectionId" => self.connection_id,
+                "connectionId" => &self.conn.id,
                 "routeKey" => self.route_key,
                 "eventType" => self.event,
+                "messageId" => self.message_id.unwrap_or(""),
+                "connectedAt" => {
+                    return Some(Cow::Owned(
+                        crate::ids::epoch_millis(self.conn.connected_at).to_string(),
+                    ))
+                }
                 _ => "",
             },
             _ => "",
@@ -142,10 +170,9 @@ async fn run_integration(
     api: &WsApi,
     stage: &WsStage,
     route: &WsRoute,
-    connection_id: &str,
+    conn: &ConnInfo,
     event: &'static str,
     message: Option<&Message>,
-    source_ip: &str,
     request_id: &str,
 ) -> Result<Outcome, String> {
     let (body_bytes, is_text): (Bytes, bool) = match message {
@@ -154,15 +181,17 @@ async fn run_integration(
         Some(Message::Binary(b)) => (b.clone(), false),
         _ => (Bytes::new(), true),
     };
+    let message_id = message.map(|_| crate::ws::new_connection_id(shard.index));
     let values = EventValues {
-        connection_id,
+        conn,
         route_key: &route.key,
         event,
         request_id,
+        message_id: message_id.as_deref(),
         api_id: &api.id,
         stage,
         body: String::from_utf8_lossy(&body_bytes),
-        source_ip,
+        received: SystemTime::now(),
     };
     match &route.integration {
         WsIntegration::Mock {
@@ -233,7 +262,7 @@ async fn run_integration(
                     b"application/octet-stream"
                 },
             );
-            write_header(&mut req, b"X-Amzn-ConnectionId", connection_id.as_bytes());
+            write_header(&mut req, b"X-Amzn-ConnectionId", conn.id.as_bytes());
             write_header(&mut req, b"X-Amzn-RouteKey", route.key.as_bytes());
             write_header(&mut req, b"X-Amzn-Stage", stage.name.as_bytes());
             write_header(&mut req, b"X-Amzn-EventType", event.as_bytes());
@@ -314,13 +343,20 @@ pub async fn serve(
             return;
         }
     };
-    let connection_id = crate::ws::new_connection_id(shard.index);
-    let source_ip = peer.ip().to_string();
-    let user_agent = up
-        .head
-        .header("user-agent")
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default();
+    let header = |name: &str| {
+        up.head
+            .header(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    let conn = ConnInfo {
+        id: crate::ws::new_connection_id(shard.index),
+        source_ip: peer.ip().to_string(),
+        user_agent: header("user-agent"),
+        domain_name: header("host"),
+        connected_at: SystemTime::now(),
+    };
+    let connection_id = conn.id.clone();
 
     // $connect decides whether the connection opens.
     if let Some(route) = api.routes.get("$connect") {
@@ -330,10 +366,9 @@ pub async fn serve(
             api,
             stage,
             route,
-            &connection_id,
+            &conn,
             "CONNECT",
             None,
-            &source_ip,
             std::str::from_utf8(&crate::ids::new_request_id()).unwrap_or(""),
         ))
         .await
@@ -382,10 +417,10 @@ pub async fn serve(
             stage: up.stage.clone(),
             sender: tx,
             queue: limits.send_queue,
-            connected_at: now,
+            connected_at: conn.connected_at,
             last_active: last_active.clone(),
-            source_ip: source_ip.clone(),
-            user_agent,
+            source_ip: conn.source_ip.clone(),
+            user_agent: conn.user_agent.clone(),
         },
     );
     let count = |f: &dyn Fn(&mut crate::metrics::WsStats)| {
@@ -511,7 +546,7 @@ pub async fn serve(
                     // Boxed, as the other integration calls here: an idle
                     // connection's future then holds no integration state
                     // (an idle WebSocket connection 28.3 → 14.7 KiB, loadtest j2).
-                    Some(route) => match Box::pin(run_integration(&shard, &snap, api, stage, route, &connection_id, "MESSAGE", Some(&msg), &source_ip, request_id)).await {
+                    Some(route) => match Box::pin(run_integration(&shard, &snap, api, stage, route, &conn, "MESSAGE", Some(&msg), request_id)).await {
                         Ok(o) if route.route_response => o.body,
                         Ok(_) => None,
                         Err(e) => {
@@ -548,10 +583,9 @@ pub async fn serve(
             api,
             stage,
             route,
-            &connection_id,
+            &conn,
             "DISCONNECT",
             None,
-            &source_ip,
             std::str::from_utf8(&crate::ids::new_request_id()).unwrap_or(""),
         ))
         .await;
