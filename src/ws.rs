@@ -218,7 +218,75 @@ pub enum WsIntegration {
     Http {
         uri: String,
         timeout: Duration,
+        request_parameters: Vec<(WsParamTarget, WsParamSource)>,
     },
+}
+
+/// Where a WebSocket HTTP integration's request parameter goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WsParamTarget {
+    Header(String),
+    Query(String),
+}
+
+/// Where its value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WsParamSource {
+    /// `route.request.header.X`: a header of the upgrade request.
+    Header(String),
+    /// `route.request.querystring.X`: a query parameter of the upgrade.
+    Query(String),
+    StageVariable(String),
+    Context(String),
+    Literal(String),
+}
+
+impl WsParamTarget {
+    pub fn parse(s: &str) -> Result<WsParamTarget, String> {
+        let valid = |n: &str| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~!#$&'*+^`|".contains(&b))
+        };
+        if let Some(n) = s.strip_prefix("integration.request.header.") {
+            if valid(n) {
+                return Ok(WsParamTarget::Header(n.to_owned()));
+            }
+        } else if let Some(n) = s.strip_prefix("integration.request.querystring.") {
+            if valid(n) {
+                return Ok(WsParamTarget::Query(n.to_owned()));
+            }
+        }
+        Err(format!(
+            "`{s}`: expected integration.request.header.NAME or integration.request.querystring.NAME"
+        ))
+    }
+}
+
+impl WsParamSource {
+    pub fn parse(s: &str) -> Result<WsParamSource, String> {
+        let named = |prefix: &str| s.strip_prefix(prefix).filter(|n| !n.is_empty());
+        if let Some(n) = named("route.request.header.") {
+            Ok(WsParamSource::Header(n.to_owned()))
+        } else if let Some(n) = named("route.request.querystring.") {
+            Ok(WsParamSource::Query(n.to_owned()))
+        } else if let Some(n) = named("stageVariables.") {
+            Ok(WsParamSource::StageVariable(n.to_owned()))
+        } else if let Some(n) = named("context.") {
+            Ok(WsParamSource::Context(n.to_owned()))
+        } else if let Some(l) = s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+            Ok(WsParamSource::Literal(l.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}`: expected route.request.header.NAME, route.request.querystring.NAME, stageVariables.NAME, context.NAME or a 'literal'"
+            ))
+        }
+    }
+
+    /// Reads the upgrade request, which only `$connect` has.
+    pub fn needs_upgrade_request(&self) -> bool {
+        matches!(self, WsParamSource::Header(_) | WsParamSource::Query(_))
+    }
 }
 
 /// What the `@connections` API asks of a connection's shard.
@@ -262,6 +330,35 @@ pub fn iso8601(t: SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod param_tests {
+    use super::*;
+
+    #[test]
+    fn request_parameter_forms() {
+        assert_eq!(
+            WsParamTarget::parse("integration.request.header.X-Token"),
+            Ok(WsParamTarget::Header("X-Token".into()))
+        );
+        assert_eq!(
+            WsParamTarget::parse("integration.request.querystring.q"),
+            Ok(WsParamTarget::Query("q".into()))
+        );
+        assert!(WsParamTarget::parse("integration.request.path.p").is_err());
+        assert!(WsParamTarget::parse("integration.request.header.a b").is_err());
+        assert_eq!(
+            WsParamSource::parse("route.request.querystring.token"),
+            Ok(WsParamSource::Query("token".into()))
+        );
+        assert_eq!(
+            WsParamSource::parse("'x'"),
+            Ok(WsParamSource::Literal("x".into()))
+        );
+        assert!(WsParamSource::parse("route.request.body.x").is_err());
+        assert!(WsParamSource::parse("route.request.header.").is_err());
+    }
 }
 
 #[cfg(test)]

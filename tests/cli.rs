@@ -162,6 +162,18 @@ fn config_errors_name_the_toml_key() {
         err.contains("t.toml: $.server.shard: unknown field `shard`"),
         "{err}"
     );
+    // The upgrade request's headers and query are for $connect only.
+    std::fs::write(
+        &cfg,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[[websocket_apis]]\nid = \"w\"\nstages = [{ name = \"p\", variables = {} }]\n[[websocket_apis.routes]]\nkey = \"$default\"\nintegration = { type = \"http\", uri = \"http://127.0.0.1:9/x\", request_parameters = { \"integration.request.header.t\" = \"route.request.querystring.token\" } }\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("t.toml: $.websocket_apis[0].routes[0].integration.request_parameters.integration.request.header.t: `route.request.querystring.token`: the upgrade request's headers and query string are available to the $connect route only"),
+        "{err}"
+    );
     std::fs::write(&cfg, "[server]\nlisten = \"nope\"\n").unwrap();
     let (_, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
     assert!(

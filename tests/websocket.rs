@@ -36,7 +36,7 @@ route_selection_expression = "$request.body.action"
 stages = [{{ name = "prod", variables = {{}} }}]
 [[websocket_apis.routes]]
 key = "$connect"
-integration = {{ type = "http", uri = "http://{b}/connect" }}
+integration = {{ type = "http", uri = "http://{b}/connect", request_parameters = {{ "integration.request.header.x-token" = "route.request.querystring.token", "integration.request.header.x-auth" = "route.request.header.Authorization", "integration.request.querystring.ua" = "route.request.header.User-Agent", "integration.request.header.x-lit" = "'v1'", "integration.request.header.x-absent" = "route.request.header.X-Not-Sent" }} }}
 [[websocket_apis.routes]]
 key = "$disconnect"
 integration = {{ type = "http", uri = "http://{b}/disconnect" }}
@@ -67,9 +67,10 @@ fn connect(gw: &Gateway) -> Result<(Client, String), tungstenite::Error> {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let req = tungstenite::handshake::client::Request::builder()
-        .uri(format!("ws://{}/prod", gw.addr))
+        .uri(format!("ws://{}/prod?token=t0k%21", gw.addr))
         .header("Host", "chat.execute-api.local")
         .header("User-Agent", "tollgate-test/1")
+        .header("Authorization", "Bearer xyz")
         .header("Connection", "Upgrade")
         .header("Upgrade", "websocket")
         .header("Sec-WebSocket-Version", "13")
@@ -118,10 +119,16 @@ fn connect_route_and_disconnect() {
     let c = backend
         .recorded()
         .into_iter()
-        .find(|r| r.target == "/connect")
+        .find(|r| r.target.starts_with("/connect"))
         .expect("$connect called");
     assert_eq!(c.header("x-amzn-eventtype"), Some("CONNECT"));
     assert_eq!(c.header("x-amzn-connectionid"), Some(id.as_str()));
+    // Its request parameters read the upgrade request.
+    assert_eq!(c.header("x-token"), Some("t0k!"));
+    assert_eq!(c.header("x-auth"), Some("Bearer xyz"));
+    assert_eq!(c.header("x-lit"), Some("v1"));
+    assert_eq!(c.header("x-absent"), None);
+    assert_eq!(c.target, "/connect?ua=tollgate-test%2F1");
     // A MOCK route answers with context values.
     ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();

@@ -82,6 +82,12 @@ pub struct RawWsIntegration {
     pub response_template: Option<String>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// `integration.request.header.X` / `integration.request.querystring.X`
+    /// = `route.request.header.Y` / `route.request.querystring.Y` (the
+    /// upgrade request's, `$connect` only), `stageVariables.Y`,
+    /// `context.Y` or a `'literal'`.
+    #[serde(default)]
+    pub request_parameters: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,10 @@ use super::swagger::{parse_uri_template, UriTemplate};
 use super::Diagnostics;
 use crate::snapshot::{Target, TargetId};
 use crate::template;
-use crate::ws::{SelectionExpr, WsApi, WsBinding, WsIntegration, WsLimits, WsRoute, WsStage};
+use crate::ws::{
+    SelectionExpr, WsApi, WsBinding, WsIntegration, WsLimits, WsParamSource, WsParamTarget,
+    WsRoute, WsStage,
+};
 
 #[derive(Clone, Debug)]
 pub struct WsApiSettings {
@@ -38,6 +41,7 @@ pub enum WsRouteKind {
         uri: String,
         template: UriTemplate,
         timeout: Duration,
+        request_parameters: Vec<(WsParamTarget, WsParamSource)>,
     },
 }
 
@@ -169,10 +173,28 @@ pub fn read_apis(
                             "must be from 50 to 29000",
                         );
                     }
+                    let mut request_parameters = Vec::new();
+                    for (k, v) in &r.integration.request_parameters {
+                        let kp = format!("{rp}.integration.request_parameters.{k}");
+                        let parsed = WsParamTarget::parse(k).and_then(|t| {
+                            let s = WsParamSource::parse(v)?;
+                            if s.needs_upgrade_request() && r.key != "$connect" {
+                                return Err(format!(
+                                    "`{v}`: the upgrade request's headers and query string are available to the $connect route only"
+                                ));
+                            }
+                            Ok((t, s))
+                        });
+                        match parsed {
+                            Ok(p) => request_parameters.push(p),
+                            Err(e) => diags.error(file, &kp, e),
+                        }
+                    }
                     WsRouteKind::Http {
                         uri: uri.clone(),
                         template,
                         timeout: Duration::from_millis(timeout),
+                        request_parameters,
                     }
                 }
                 other => {
@@ -263,9 +285,15 @@ pub fn build(
                                 .collect(),
                             response_template: response_template.as_deref().map(template::parse),
                         },
-                        WsRouteKind::Http { uri, timeout, .. } => WsIntegration::Http {
+                        WsRouteKind::Http {
+                            uri,
+                            timeout,
+                            request_parameters,
+                            ..
+                        } => WsIntegration::Http {
                             uri: uri.clone(),
                             timeout: *timeout,
+                            request_parameters: request_parameters.clone(),
                         },
                     };
                     (

@@ -27,7 +27,9 @@ use crate::http::response::{
 };
 use crate::snapshot::{Snapshot, UriPart};
 use crate::template::{self, ContextVar, Values};
-use crate::ws::{ConnOp, ConnReply, WsApi, WsIntegration, WsRoute, WsStage};
+use crate::ws::{
+    ConnOp, ConnReply, WsApi, WsIntegration, WsParamSource, WsParamTarget, WsRoute, WsStage,
+};
 
 /// A message for a connection's writer.
 pub enum Out {
@@ -155,6 +157,38 @@ impl Values for EventValues<'_> {
     }
 }
 
+/// The values of an HTTP integration's request parameters. A source with
+/// no value (a header the client did not send) maps nothing; a value that
+/// could split a header line (CR, LF, NUL) is dropped.
+fn mapped_parameters(
+    mapping: &[(WsParamTarget, WsParamSource)],
+    values: &EventValues<'_>,
+    stage: &WsStage,
+    upgrade: Option<&RequestHead>,
+) -> Vec<(WsParamTarget, String)> {
+    let mut out = Vec::with_capacity(mapping.len());
+    for (target, source) in mapping {
+        let value = match source {
+            WsParamSource::Header(n) => upgrade
+                .and_then(|h| h.header(n))
+                .map(|v| String::from_utf8_lossy(v).into_owned()),
+            WsParamSource::Query(n) => {
+                upgrade.and_then(|h| crate::http::query::last_value(h.query()?, n))
+            }
+            WsParamSource::StageVariable(n) => stage.variables.get(n).cloned(),
+            WsParamSource::Context(n) => values
+                .context(&ContextVar::parse(n))
+                .map(Cow::into_owned)
+                .filter(|v| !v.is_empty()),
+            WsParamSource::Literal(l) => Some(l.clone()),
+        };
+        if let Some(v) = value.filter(|v| !v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))) {
+            out.push((target.clone(), v));
+        }
+    }
+    out
+}
+
 /// The outcome of running a route's integration.
 struct Outcome {
     status: u16,
@@ -173,6 +207,7 @@ async fn run_integration(
     conn: &ConnInfo,
     event: &'static str,
     message: Option<&Message>,
+    upgrade: Option<&RequestHead>,
     request_id: &str,
 ) -> Result<Outcome, String> {
     let (body_bytes, is_text): (Bytes, bool) = match message {
@@ -229,7 +264,12 @@ async fn run_integration(
             };
             Ok(Outcome { status, body })
         }
-        WsIntegration::Http { timeout, .. } => {
+        WsIntegration::Http {
+            timeout,
+            request_parameters,
+            ..
+        } => {
+            let params = mapped_parameters(request_parameters, &values, stage, upgrade);
             let binding = stage.bindings.get(&route.key).ok_or_else(|| {
                 format!("route {} has no backend in stage {}", route.key, stage.name)
             })?;
@@ -251,6 +291,16 @@ async fn run_integration(
             if !any {
                 req.push(b'/');
             }
+            let mut sep = b'?';
+            for (t, v) in &params {
+                if let WsParamTarget::Query(name) = t {
+                    req.push(sep);
+                    sep = b'&';
+                    crate::http::query::encode_component(name, &mut req);
+                    req.push(b'=');
+                    crate::http::query::encode_component(v, &mut req);
+                }
+            }
             req.extend_from_slice(b" HTTP/1.1\r\n");
             write_header(&mut req, b"Host", binding.host_header.as_bytes());
             write_header(
@@ -268,6 +318,11 @@ async fn run_integration(
             write_header(&mut req, b"X-Amzn-EventType", event.as_bytes());
             write_header(&mut req, b"X-Amzn-RequestId", request_id.as_bytes());
             write_header(&mut req, b"X-Amzn-Apigateway-Api-Id", api.id.as_bytes());
+            for (t, v) in &params {
+                if let WsParamTarget::Header(name) = t {
+                    write_header(&mut req, name.as_bytes(), v.as_bytes());
+                }
+            }
             write_content_length(&mut req, body_bytes.len() as u64);
             req.extend_from_slice(b"\r\n");
             req.extend_from_slice(&body_bytes);
@@ -369,6 +424,7 @@ pub async fn serve(
             &conn,
             "CONNECT",
             None,
+            Some(&up.head),
             std::str::from_utf8(&crate::ids::new_request_id()).unwrap_or(""),
         ))
         .await
@@ -546,7 +602,7 @@ pub async fn serve(
                     // Boxed, as the other integration calls here: an idle
                     // connection's future then holds no integration state
                     // (an idle WebSocket connection 28.3 → 14.7 KiB, loadtest j2).
-                    Some(route) => match Box::pin(run_integration(&shard, &snap, api, stage, route, &conn, "MESSAGE", Some(&msg), request_id)).await {
+                    Some(route) => match Box::pin(run_integration(&shard, &snap, api, stage, route, &conn, "MESSAGE", Some(&msg), None, request_id)).await {
                         Ok(o) if route.route_response => o.body,
                         Ok(_) => None,
                         Err(e) => {
@@ -585,6 +641,7 @@ pub async fn serve(
             route,
             &conn,
             "DISCONNECT",
+            None,
             None,
             std::str::from_utf8(&crate::ids::new_request_id()).unwrap_or(""),
         ))
