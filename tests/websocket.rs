@@ -561,6 +561,55 @@ fn close_handshake_binary_frames_and_connection_scope() {
     }
 }
 
+/// While a message's integration waits on a slow backend the connection
+/// stays served: a ping is answered at once, later messages are answered
+/// after it in order, and a Close is answered without waiting for it.
+#[test]
+fn a_slow_integration_does_not_freeze_its_connection() {
+    let backend = Backend::start(Mode::Echo);
+    let slow = Backend::start(Mode::Slow(Duration::from_secs(2)));
+    let gw = ws_gateway(
+        &backend,
+        &format!(
+            "[[websocket_apis.routes]]\nkey = \"slow\"\nintegration = {{ type = \"http\", uri = \"http://{}/slow\" }}\nroute_response = true\n",
+            slow.addr
+        ),
+        "",
+    );
+    let (mut ws, _) = connect(&gw).unwrap();
+    ws.send(Message::text(r#"{"action": "slow"}"#)).unwrap();
+    ws.send(Message::Ping(b"p".to_vec().into())).unwrap();
+    ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
+    let start = Instant::now();
+    match ws.read().unwrap() {
+        Message::Pong(p) => assert_eq!(&p[..], b"p"),
+        m => panic!("{m:?}"),
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "pong after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(text(&mut ws), "slow");
+    assert!(text(&mut ws).contains("whoami"));
+    // A Close during a slow integration is answered without waiting for it.
+    ws.send(Message::text(r#"{"action": "slow"}"#)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => continue,
+        }
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "close answered after {:?}",
+        start.elapsed()
+    );
+}
+
 #[test]
 fn limits_and_idle_timeout() {
     let backend = Backend::start(Mode::Echo);

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
@@ -495,18 +496,42 @@ pub async fn serve(
         In(Option<Result<Message, WsError>>),
         Out(Option<Out>),
         Timer,
+        /// The running message's integration ended, with this reply.
+        Done(Option<Message>),
     }
+    // The message whose integration runs (boxed: an idle connection's
+    // future holds no integration state; 28.3 -> 14.7 KiB per idle
+    // WebSocket connection, loadtest j2), and the messages read meanwhile.
+    let mut running = None;
+    let mut queued: VecDeque<Message> = VecDeque::new();
     loop {
         let idle_deadline = last_activity + limits.idle_timeout;
         let max_deadline = started + limits.max_duration;
         let deadline = idle_deadline.min(max_deadline);
+        // A client that pipelines faster than its integrations answer is
+        // not read beyond MAX_QUEUED messages (TCP pushes back).
+        let read = queued.len() < MAX_QUEUED;
         let ev = futures_lite::future::or(
-            async { Ev::In(incoming.next().await) },
-            futures_lite::future::or(async { Ev::Out(rx.recv().await) }, async {
-                // Idle timers fire early when the shard drains.
-                shard.idle_timers.sleep_until(deadline).await;
-                Ev::Timer
-            }),
+            async {
+                match running.as_mut() {
+                    Some(f) => Ev::Done(f.await),
+                    None => std::future::pending().await,
+                }
+            },
+            futures_lite::future::or(
+                async {
+                    if read {
+                        Ev::In(incoming.next().await)
+                    } else {
+                        std::future::pending().await
+                    }
+                },
+                futures_lite::future::or(async { Ev::Out(rx.recv().await) }, async {
+                    // Idle timers fire early when the shard drains.
+                    shard.idle_timers.sleep_until(deadline).await;
+                    Ev::Timer
+                }),
+            ),
         )
         .await;
         // A close we start: our Close frame, then (after the loop) the
@@ -585,34 +610,21 @@ pub async fn serve(
                     _ => continue,
                 }
                 count(&|s| s.messages_in += 1);
-                let data: &[u8] = match &msg {
-                    Message::Text(t) => t.as_bytes(),
-                    Message::Binary(b) => b,
-                    _ => &[],
-                };
-                let key = api.selection.route_key(data);
-                // One id for the integration's `$context.requestId` and an
-                // error reply's `requestId`.
-                let rid = crate::ids::new_request_id();
-                let request_id = std::str::from_utf8(&rid).unwrap_or("");
-                let reply = match api.route(key.as_deref()) {
-                    None => Some(Message::text(
-                        serde_json::json!({"message": "Forbidden", "connectionId": connection_id, "requestId": request_id}).to_string(),
-                    )),
-                    // Boxed, as the other integration calls here: an idle
-                    // connection's future then holds no integration state
-                    // (an idle WebSocket connection 28.3 → 14.7 KiB, loadtest j2).
-                    Some(route) => match Box::pin(run_integration(&shard, &snap, api, stage, route, &conn, "MESSAGE", Some(&msg), None, request_id)).await {
-                        Ok(o) if route.route_response => o.body,
-                        Ok(_) => None,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "WebSocket integration failed");
-                            Some(Message::text(
-                                serde_json::json!({"message": "Internal server error", "connectionId": connection_id, "requestId": request_id}).to_string(),
-                            ))
-                        }
-                    },
-                };
+                // One message's integration at a time, in order; the loop
+                // keeps reading meanwhile, so pings, a Close and pushes are
+                // served while a slow backend answers.
+                if running.is_none() {
+                    running = Some(Box::pin(handle_message(
+                        &shard, &snap, api, stage, &conn, msg,
+                    )));
+                } else {
+                    queued.push_back(msg);
+                }
+            }
+            Ev::Done(reply) => {
+                running = queued
+                    .pop_front()
+                    .map(|m| Box::pin(handle_message(&shard, &snap, api, stage, &conn, m)));
                 if let Some(reply) = reply {
                     if sink.send(reply).await.is_err() {
                         break;
@@ -622,6 +634,7 @@ pub async fn serve(
             }
         }
     }
+    drop(running);
     // Gone for the @connections API from here on, also while the close
     // handshake ends.
     shard.ws.borrow_mut().remove(&connection_id);
@@ -646,6 +659,60 @@ pub async fn serve(
             std::str::from_utf8(&crate::ids::new_request_id()).unwrap_or(""),
         ))
         .await;
+    }
+}
+
+/// Messages of one connection read ahead while its integration runs.
+const MAX_QUEUED: usize = 16;
+
+/// One message: its route, its integration, and the reply to send back.
+async fn handle_message(
+    shard: &Shard,
+    snap: &Snapshot,
+    api: &WsApi,
+    stage: &WsStage,
+    conn: &ConnInfo,
+    msg: Message,
+) -> Option<Message> {
+    let data: &[u8] = match &msg {
+        Message::Text(t) => t.as_bytes(),
+        Message::Binary(b) => b,
+        _ => &[],
+    };
+    let key = api.selection.route_key(data);
+    // One id for the integration's `$context.requestId` and an error
+    // reply's `requestId`.
+    let rid = crate::ids::new_request_id();
+    let request_id = std::str::from_utf8(&rid).unwrap_or("");
+    let error = |message: &str| {
+        Some(Message::text(
+            serde_json::json!({"message": message, "connectionId": conn.id, "requestId": request_id})
+                .to_string(),
+        ))
+    };
+    let Some(route) = api.route(key.as_deref()) else {
+        return error("Forbidden");
+    };
+    let outcome = run_integration(
+        shard,
+        snap,
+        api,
+        stage,
+        route,
+        conn,
+        "MESSAGE",
+        Some(&msg),
+        None,
+        request_id,
+    )
+    .await;
+    match outcome {
+        Ok(o) if route.route_response => o.body,
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "WebSocket integration failed");
+            error("Internal server error")
+        }
     }
 }
 
