@@ -332,3 +332,117 @@ fn missing_stage_variable_answers_500_in_that_stage_only() {
         Some("InternalServerErrorException")
     );
 }
+
+/// A one-thread backend on 127.0.0.1:0: each connection is handed, with
+/// the first request head read, to `serve` (which writes what it likes).
+fn raw_backend(
+    serve: impl Fn(&mut std::net::TcpStream, &str) + Send + 'static,
+) -> std::net::SocketAddr {
+    use std::io::Read;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(1) => head.push(b[0]),
+                    _ => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            serve(&mut s, &text);
+        }
+    });
+    addr
+}
+
+/// A backend that writes its response and closes at once: the data and
+/// its FIN reach the gateway together. A close-delimited body is a whole
+/// response (RFC 9112 6.3), a body cut short a failure: both answered at
+/// once, not after the integration timeout.
+#[test]
+fn a_backend_close_right_after_its_data_is_seen_at_once() {
+    use std::io::Write;
+    let addr = raw_backend(|s, head| {
+        let reply: &[u8] = if head.starts_with("GET /short") {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nbody-until-close"
+        };
+        let _ = s.write_all(reply);
+    });
+    let gw = gateway_to(&addr.to_string(), 10_000);
+    for i in 0..40 {
+        let start = Instant::now();
+        let r = get(gw.addr, "/prod/whole");
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(r.text(), "body-until-close");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "request {i} took {:?}",
+            start.elapsed()
+        );
+        let start = Instant::now();
+        let r = get(gw.addr, "/prod/short");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "truncated request {i} took {:?}",
+            start.elapsed()
+        );
+        // The head went out with a 200 before the body broke off, or the
+        // failure was answered as a 504: never a wait for the timeout.
+        assert!(r.status == 200 || r.status == 504, "{}", r.status);
+    }
+}
+
+/// Bytes a pooled backend connection sends unasked while idle (a late or
+/// injected response) are never read as the next client's answer: the
+/// connection is dropped.
+#[test]
+fn unasked_bytes_on_a_pooled_connection_never_reach_another_client() {
+    use std::io::Write;
+    let addr = raw_backend(|s, first| {
+        use std::io::Read;
+        let mut head = first.to_owned();
+        loop {
+            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let body = format!("answer for {path}");
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if s.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+            if path.starts_with("/poison") {
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED");
+            }
+            let mut raw = Vec::new();
+            let mut b = [0u8; 1];
+            while !raw.ends_with(b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(1) => raw.push(b[0]),
+                    _ => return,
+                }
+            }
+            head = String::from_utf8_lossy(&raw).into_owned();
+        }
+    });
+    let gw = gateway_to(&addr.to_string(), 5_000);
+    for method in ["GET", "HEAD", "DELETE"] {
+        let r = get(gw.addr, "/prod/poison");
+        assert_eq!(r.text(), "answer for /poison");
+        std::thread::sleep(Duration::from_millis(600));
+        for i in 0..6 {
+            let r = send(gw.addr, method, &format!("/prod/echo{i}"), "", b"");
+            assert_eq!(r.status, 200, "{method} {i}");
+            if method != "HEAD" {
+                assert_eq!(r.text(), format!("answer for /echo{i}"), "{method} {i}");
+            }
+        }
+    }
+}

@@ -444,8 +444,12 @@ impl Reactor {
     /// completion on every wakeup of the socket until the source is dropped.
     pub(crate) fn poll_read_ready_multi(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
-        self.sys
-            .poll_ready_multi(&source, common_flags() | read_flags());
+        // Tollgate: POLLRDHUP too, so a completion says when the peer has
+        // closed (see `NonBufferedStream::poll_read`).
+        self.sys.poll_ready_multi(
+            &source,
+            common_flags() | read_flags() | PollFlags::from_bits_retain(libc::POLLRDHUP),
+        );
         source
     }
 

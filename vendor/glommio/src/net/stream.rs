@@ -228,11 +228,48 @@ pub(crate) struct NonBufferedStream<S> {
     source_rx: Option<Source>,
     /// Tollgate: whether a read may find data (see `poll_read`).
     rx_ready: bool,
+    /// Tollgate: the poll reported the peer's end of stream (or an error):
+    /// reads stay ready until they return it.
+    rx_hup: bool,
+    /// Tollgate: a short read does not mark the stream drained; only
+    /// EAGAIN does (see `set_read_until_eagain`).
+    read_until_eagain: bool,
     write_timeout: Timeout,
     read_timeout: Timeout,
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
+    /// Tollgate: the socket became readable (data or end of stream) after
+    /// the last read took the stream's poll completion. For an idle
+    /// keep-alive connection this means the peer sent something unasked or
+    /// closed; a true answer can be a wakeup for bytes a read already took,
+    /// so callers confirm with a peek.
+    pub(crate) fn readable_since_last_read(&self) -> bool {
+        self.rx_hup || self.source_rx.as_ref().is_none_or(Source::has_result)
+    }
+
+    /// Tollgate: see `TcpStream::set_read_until_eagain`.
+    pub(crate) fn set_read_until_eagain(&mut self, on: bool) {
+        self.read_until_eagain = on;
+    }
+
+    /// Tollgate: see `TcpStream::park`.
+    pub(crate) fn park(&mut self) {
+        self.rx_ready = false;
+        if self.source_rx.as_ref().is_some_and(Source::is_armed) {
+            return;
+        }
+        let Some(reactor) = self.reactor.upgrade() else {
+            return;
+        };
+        let fd = self.stream.as_raw_fd();
+        self.source_rx = Some(if MULTISHOT_POLL.load(Ordering::Relaxed) {
+            reactor.poll_read_ready_multi(fd)
+        } else {
+            reactor.poll_read_ready(fd)
+        });
+    }
+
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         super::yolo_peek(self.stream.as_raw_fd(), buf)
     }
@@ -278,6 +315,15 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 if matches!(&res, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
                     MULTISHOT_POLL.store(false, Ordering::Relaxed);
                 }
+                // The completion is the socket's poll mask. Data and the
+                // peer's FIN often wake it twice before the task runs; the
+                // last mask then says "end of stream" and the read that
+                // returns the data (short) must not mark the stream drained,
+                // or nothing would ever wake it for the FIN already seen.
+                let hup = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as usize;
+                if matches!(&res, Ok(mask) if mask & hup != 0) {
+                    self.rx_hup = true;
+                }
                 self.rx_ready = true;
             }
         }
@@ -287,8 +333,9 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 self.read_timeout.cancel_timer(reactor);
                 let result = poll_err!(result);
                 // Fewer bytes than asked: the socket was drained, and the
-                // next data wakes the poll. End of stream stays ready.
-                if result > 0 && result < buf.len() {
+                // next data wakes the poll. End of stream stays ready, also
+                // when the poll reported it before this read.
+                if result > 0 && result < buf.len() && !self.rx_hup && !self.read_until_eagain {
                     self.rx_ready = false;
                 }
                 return Poll::Ready(Ok(result));
@@ -388,6 +435,8 @@ where
             source_tx: None,
             source_rx: None,
             rx_ready: true,
+            rx_hup: false,
+            read_until_eagain: false,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };
@@ -426,6 +475,21 @@ impl<S> GlommioStream<S, NonBuffered> {
 }
 
 impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
+    /// Tollgate: see `NonBufferedStream::readable_since_last_read`.
+    pub(crate) fn readable_since_last_read(&self) -> bool {
+        self.stream.readable_since_last_read()
+    }
+
+    /// Tollgate: see `TcpStream::set_read_until_eagain`.
+    pub(crate) fn set_read_until_eagain(&mut self, on: bool) {
+        self.stream.set_read_until_eagain(on)
+    }
+
+    /// Tollgate: see `TcpStream::park`.
+    pub(crate) fn park(&mut self) {
+        self.stream.park()
+    }
+
     /// Receives data on the socket from the remote address to which it is
     /// connected, without removing that data from the queue.
     ///

@@ -390,6 +390,36 @@ impl<B: RxBuf> AsRawFd for TcpStream<B> {
     }
 }
 
+impl<B: RxBuf> TcpStream<B> {
+    /// Tollgate: whether the socket became readable (data or end of
+    /// stream) since the last read took its poll completion; for an idle
+    /// keep-alive connection, a sign the peer sent something unasked or
+    /// closed. May be true for bytes a read already took: confirm with a
+    /// peek.
+    pub fn readable_since_last_read(&self) -> bool {
+        self.stream.readable_since_last_read()
+    }
+
+    /// Tollgate: reads return to the socket until it says EAGAIN; a short
+    /// read does not count as drained. The read poll, like an edge-
+    /// triggered epoll registration, reports a wakeup once: when the peer's
+    /// last bytes and its FIN wake it together, the end of stream can be
+    /// reported only with the data, and a stream marked drained after the
+    /// short read of that data would wait for a wakeup that never comes.
+    /// Costs a `recv` (EAGAIN) per read that has to wait after a short one.
+    pub fn set_read_until_eagain(&mut self, on: bool) {
+        self.stream.set_read_until_eagain(on)
+    }
+
+    /// Tollgate: the caller has read all it wants and the stream goes idle
+    /// (a pooled keep-alive connection): it is marked drained, and its read
+    /// poll armed if no read ever had to wait, so `readable_since_last_read`
+    /// reports whatever arrives next.
+    pub fn park(&mut self) {
+        self.stream.park()
+    }
+}
+
 // Tollgate: the socket as a borrowed descriptor (from the std stream it
 // wraps, no unsafe code), so callers can make socket calls glommio has no
 // method for, such as a non-blocking peek.

@@ -275,6 +275,11 @@ impl Source {
             .map(|x| OsResult::from(&x).into())
     }
 
+    /// Tollgate: whether a completion is stored that nobody took yet.
+    pub(crate) fn has_result(&self) -> bool {
+        self.inner.borrow().wakers.result.is_some()
+    }
+
     /// Tollgate: whether the request is still registered with the reactor
     /// (queued, or in the kernel and not yet completed for the last time).
     pub(crate) fn is_armed(&self) -> bool {
