@@ -757,6 +757,9 @@ pub fn build_upstream_request(
                     .any(|t| t.eq_ignore_ascii_case(name))
                 || name.eq_ignore_ascii_case(b"x-forwarded-port")
                 || name.eq_ignore_ascii_case(b"x-forwarded-proto")
+                // The gateway's own id is sent below; a client's would
+                // come first and pass for it in the backend's logs.
+                || name.eq_ignore_ascii_case(b"x-amzn-requestid")
                 || mapped_header(name)
             {
                 continue;

@@ -41,7 +41,7 @@ fn http_proxy_passes_method_path_query_headers_and_body() {
         .start();
     let mut c = RawClient::connect(gw.addr);
     let r = c.request(
-        b"PATCH /prod/api/a/b%20c/d?x=1&y=two HTTP/1.1\r\nHost: client.example\r\nX-Custom: v1\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Hop\r\nX-Hop: drop-me\r\nKeep-Alive: timeout=5\r\nContent-Length: 7\r\n\r\npayload",
+        b"PATCH /prod/api/a/b%20c/d?x=1&y=two HTTP/1.1\r\nHost: client.example\r\nX-Custom: v1\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Hop\r\nX-Hop: drop-me\r\nKeep-Alive: timeout=5\r\nX-Amzn-RequestId: spoofed\r\nContent-Length: 7\r\n\r\npayload",
     );
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -57,6 +57,13 @@ fn http_proxy_passes_method_path_query_headers_and_body() {
     assert_eq!(rec.header("host"), Some(backend.addr.to_string().as_str()));
     assert_eq!(rec.header("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
     assert_eq!(rec.header("x-forwarded-proto"), Some("http"));
+    // The gateway's request id, once; a client's is not passed on.
+    assert_eq!(rec.header_count("x-amzn-requestid"), 1);
+    assert_eq!(
+        rec.header("x-amzn-requestid"),
+        r.header("x-amzn-RequestId"),
+        "the backend sees the id the client is answered with"
+    );
     assert_eq!(
         rec.header("x-forwarded-port"),
         Some(gw.addr.port().to_string().as_str())

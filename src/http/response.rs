@@ -234,7 +234,9 @@ pub fn parse_upstream_head(
     let (Some(status), Some(minor)) = (resp.code, resp.version) else {
         return Err(UpstreamHeadError::Malformed);
     };
-    if !(100..=999).contains(&status) {
+    // RFC 9110 §15: status codes are 100..=599; anything else is not a
+    // response the gateway can pass on (API Gateway's INTEGRATION_FAILURE).
+    if !(100..=599).contains(&status) {
         return Err(UpstreamHeadError::Malformed);
     }
     let span_of = |s: &[u8]| -> Span {
@@ -250,6 +252,10 @@ pub fn parse_upstream_head(
     let mut te_seen = false;
     let mut conn_close = minor == 0;
     let mut has_content_type = false;
+    // Fields the backend names in `Connection` (other than close and
+    // keep-alive): hop-by-hop, removed (RFC 9110 §7.6.1). Allocated only
+    // when there are any.
+    let mut named: Vec<&[u8]> = Vec::new();
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         let value = trim_ows(h.value);
@@ -277,11 +283,25 @@ pub fn parse_upstream_head(
                 let token = trim_ows(token);
                 if token.eq_ignore_ascii_case(b"close") {
                     conn_close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
-                    conn_close = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    if minor == 0 {
+                        conn_close = false;
+                    }
+                } else if !token.is_empty() {
+                    named.push(token);
                 }
             }
         }
+    }
+    if !named.is_empty() {
+        let mut fields = resp.headers.iter();
+        out.retain(|_| {
+            fields.next().is_none_or(|h| {
+                !named
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(h.name.as_bytes()))
+            })
+        });
     }
     let framing =
         if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
@@ -355,6 +375,36 @@ mod tests {
             ParsedResponse::Complete(h, _) => Ok(h),
             ParsedResponse::Partial => panic!("partial"),
         }
+    }
+
+    #[test]
+    fn fields_named_in_connection_are_dropped_and_odd_statuses_refused() {
+        let raw = b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nX-Kept: k\r\nContent-Length: 0\r\n\r\n";
+        let h = head(raw, false).unwrap();
+        let names: Vec<&[u8]> = h
+            .headers
+            .iter()
+            .map(|(n, _)| &raw[n.start as usize..n.end as usize])
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.eq_ignore_ascii_case(b"x-secret")),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n.eq_ignore_ascii_case(b"x-kept")));
+        assert!(h.keep_alive);
+        for bad in [
+            &b"HTTP/1.1 999 Weird\r\n\r\n"[..],
+            b"HTTP/1.1 600 X\r\n\r\n",
+            b"HTTP/1.1 099 X\r\n\r\n",
+        ] {
+            assert_eq!(head(bad, false).err(), Some(UpstreamHeadError::Malformed));
+        }
+        assert_eq!(
+            head(b"HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n", false)
+                .unwrap()
+                .status,
+            599
+        );
     }
 
     #[test]
