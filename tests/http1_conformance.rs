@@ -196,6 +196,19 @@ fn limits_413_414_431() {
     req.extend_from_slice(b"0\r\n\r\n");
     let r = c.request(&req);
     assert_eq!(r.status, 413);
+    // 413 as soon as a chunk size takes the body past the limit, without
+    // waiting for the chunk's bytes (0x3e9 = 1001, 3 bytes sent).
+    let mut c = RawClient::connect(gw.addr);
+    let start = std::time::Instant::now();
+    let r = c.request(
+        b"POST /prod/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\nabc",
+    );
+    assert_eq!(r.status, 413);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     // 414
     let long = format!("GET /prod/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(2000));
     let mut c = RawClient::connect(gw.addr);
@@ -298,6 +311,9 @@ fn framing_attacks_are_refused_and_never_forwarded() {
         ("TE in HTTP/1.0", b"POST /prod/a HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         ("missing Host", b"GET /prod/a HTTP/1.1\r\n\r\n", 400),
         ("duplicate Host", b"GET /prod/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        ("Host with a space", b"GET /prod/a HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        ("Host with userinfo", b"GET /prod/a HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+        ("Host with a path", b"GET /prod/a HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
         ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
         ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
     ];

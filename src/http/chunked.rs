@@ -79,6 +79,17 @@ pub struct Progress {
 }
 
 impl ChunkedDecoder {
+    /// Data bytes of the current chunk not decoded yet (its size line
+    /// promised them): lets a caller refuse a body over its limit as soon
+    /// as a chunk size says so, without waiting for the bytes.
+    pub fn pending_data(&self) -> u64 {
+        if self.state == State::Data {
+            self.size
+        } else {
+            0
+        }
+    }
+
     pub fn new() -> ChunkedDecoder {
         ChunkedDecoder {
             state: State::SizeStart,

@@ -178,6 +178,12 @@ pub enum Parsed {
     Complete(HeadInfo, usize),
 }
 
+/// A byte of `uri-host [ ":" port ]`: unreserved, pct-encoded, sub-delims,
+/// and the `:` `[` `]` of ports and IP literals.
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b)
+}
+
 /// Parses one request head from the start of `buf`.
 ///
 /// `Partial` is not an error: the caller reads more and calls again. Errors
@@ -274,6 +280,12 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HeadError> 
         let value = trim_ows(value);
         out_headers.push((span_of(name), span_of(value)));
         if name.eq_ignore_ascii_case(b"host") {
+            // RFC 9112 §3.2: 400 for "a Host header field with an invalid
+            // field value": uri-host [ ":" port ] (RFC 3986 reg-name,
+            // IPv4 or an IP literal in brackets).
+            if !value.iter().all(|&b| is_host_byte(b)) {
+                return Err(HeadError::BadRequest("invalid Host header"));
+            }
             host_count += 1;
             host = Some(span_of(value));
         } else if name.eq_ignore_ascii_case(b"content-length") {

@@ -487,7 +487,9 @@ impl Conn {
                         .decode(&self.inbuf, &mut body)
                         .map_err(|e| BodyError::Malformed(e.reason()))?;
                     self.inbuf.advance(progress.consumed);
-                    if body.len() as u64 > limits.max_body_bytes {
+                    // A chunk size that takes the body over the limit is
+                    // refused at once, not after its bytes were read.
+                    if body.len() as u64 + decoder.pending_data() > limits.max_body_bytes {
                         return Err(BodyError::TooLarge);
                     }
                     if progress.done {
