@@ -446,3 +446,20 @@ fn unasked_bytes_on_a_pooled_connection_never_reach_another_client() {
         }
     }
 }
+
+/// HEAD through HTTP_PROXY to a backend that frames its GET body as
+/// chunked: the answer carries no Content-Length (it would claim `0`), and
+/// the connection stays in step.
+#[test]
+fn head_to_a_chunked_backend_claims_no_length() {
+    let backend = Backend::start(Mode::Chunked(vec![b"abc".to_vec(), b"def".to_vec()]));
+    let gw = gateway_to(&backend.addr.to_string(), 2000);
+    let mut c = RawClient::connect(gw.addr);
+    c.send(b"HEAD /prod/h HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response(true);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), None, "{:?}", r.headers);
+    let r = c.request(b"GET /prod/g HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "abcdef");
+}

@@ -1026,7 +1026,9 @@ impl Conn {
             for (n, v) in reply.headers.iter() {
                 write_header(&mut self.out, n, v);
             }
-            write_header(&mut self.out, b"Content-Length", len.as_bytes());
+            if let Some(len) = len {
+                write_header(&mut self.out, b"Content-Length", len.as_bytes());
+            }
             self.out.extend_from_slice(b"\r\n");
             return;
         }
@@ -1270,8 +1272,10 @@ impl Conn {
         // HEAD through a proxy: the backend's Content-Length describes the
         // GET body.
         let head_length = if client_head_only && proxy {
-            resp.header("content-length")
-                .map(|v| String::from_utf8_lossy(v).into_owned())
+            Some(
+                resp.header("content-length")
+                    .map(|v| String::from_utf8_lossy(v).into_owned()),
+            )
         } else {
             None
         };
@@ -1608,8 +1612,10 @@ struct Reply {
     content_type: Option<String>,
     headers: Headers,
     body: Bytes,
-    /// HEAD through a proxy: the backend's Content-Length.
-    head_length: Option<String>,
+    /// A HEAD through a proxy: the backend's Content-Length (it describes
+    /// the GET body), or none when the backend sent none (chunked, or
+    /// delimited by close): never the `0` of the empty body.
+    head_length: Option<Option<String>>,
 }
 
 /// A response's own headers (Tollgate adds the per-request ones when it
