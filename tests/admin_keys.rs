@@ -745,6 +745,25 @@ fn the_aws_cli_manages_keys_and_usage_plans() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+    // As in API Gateway, a plan is deleted once it names no API stage.
+    let refused = support::gateway::aws_apigateway_output(
+        admin,
+        &["delete-usage-plan", "--usage-plan-id", &plan_id],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Cannot delete Usage Plan"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    aws(&[
+        "update-usage-plan",
+        "--usage-plan-id",
+        &plan_id,
+        "--patch-operations",
+        "op=remove,path=/apiStages,value=k:p",
+        "op=remove,path=/apiStages,value=k:q",
+    ]);
     aws(&["delete-usage-plan", "--usage-plan-id", &plan_id]);
     aws(&["delete-api-key", "--api-key", &key_id]);
     assert_eq!(aws(&["get-api-keys"])["items"], json!([]));
