@@ -107,8 +107,11 @@ struct EventValues<'a> {
     route_key: &'a str,
     event: &'static str,
     request_id: &'a str,
-    /// MESSAGE events only.
-    message_id: Option<&'a str>,
+    /// MESSAGE events have a `$context.messageId`, made when a template
+    /// first asks for it (most never do).
+    is_message: bool,
+    message_id: std::cell::OnceCell<String>,
+    shard: usize,
     api_id: &'a str,
     stage: &'a WsStage,
     body: Cow<'a, str>,
@@ -136,7 +139,9 @@ impl Values for EventValues<'_> {
                 "connectionId" => &self.conn.id,
                 "routeKey" => self.route_key,
                 "eventType" => self.event,
-                "messageId" => self.message_id.unwrap_or(""),
+                "messageId" if self.is_message => self
+                    .message_id
+                    .get_or_init(|| crate::ws::new_connection_id(self.shard)),
                 "connectedAt" => {
                     return Some(Cow::Owned(
                         crate::ids::epoch_millis(self.conn.connected_at).to_string(),
@@ -217,13 +222,14 @@ async fn run_integration(
         Some(Message::Binary(b)) => (b.clone(), false),
         _ => (Bytes::new(), true),
     };
-    let message_id = message.map(|_| crate::ws::new_connection_id(shard.index));
     let values = EventValues {
         conn,
         route_key: &route.key,
         event,
         request_id,
-        message_id: message_id.as_deref(),
+        is_message: message.is_some(),
+        message_id: std::cell::OnceCell::new(),
+        shard: shard.index,
         api_id: &api.id,
         stage,
         body: String::from_utf8_lossy(&body_bytes),
