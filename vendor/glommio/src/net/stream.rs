@@ -315,11 +315,11 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 if matches!(&res, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
                     MULTISHOT_POLL.store(false, Ordering::Relaxed);
                 }
-                // The completion is the socket's poll mask. Data and the
-                // peer's FIN often wake it twice before the task runs; the
-                // last mask then says "end of stream" and the read that
-                // returns the data (short) must not mark the stream drained,
-                // or nothing would ever wake it for the FIN already seen.
+                // The completion is the mask of the wakeup. When it reports
+                // the peer's end of stream, a later short read must not mark
+                // the stream drained: no wakeup would come for a FIN already
+                // reported. (A FIN that woke the poll together with data may
+                // not be reported at all: `set_read_until_eagain`.)
                 let hup = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as usize;
                 if matches!(&res, Ok(mask) if mask & hup != 0) {
                     self.rx_hup = true;
