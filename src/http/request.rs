@@ -179,9 +179,26 @@ pub enum Parsed {
 }
 
 /// A byte of `uri-host [ ":" port ]`: unreserved, pct-encoded, sub-delims,
-/// and the `:` `[` `]` of ports and IP literals.
+/// and the `:` `[` `]` of ports and IP literals. A table: every request's
+/// Host is checked.
 fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b)
+    const TABLE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let c = i as u8;
+            t[i] = c.is_ascii_alphanumeric();
+            i += 1;
+        }
+        let extra = b"-._~%!$&'()*+,;=:[]";
+        let mut j = 0;
+        while j < extra.len() {
+            t[extra[j] as usize] = true;
+            j += 1;
+        }
+        t
+    };
+    TABLE[b as usize]
 }
 
 /// Parses one request head from the start of `buf`.
