@@ -138,13 +138,22 @@ pub fn compile_api(
                     diags.error(file, &jp, e.to_string());
                     continue;
                 }
-                let param_names = segments
+                let param_names: Vec<String> = segments
                     .iter()
                     .filter_map(|s| match s {
                         Segment::Param(n) | Segment::Greedy(n) => Some(n.clone()),
                         Segment::Literal(_) => None,
                     })
                     .collect();
+                for (i, n) in param_names.iter().enumerate() {
+                    if param_names[..i].contains(n) {
+                        diags.warn(
+                            file,
+                            &jp,
+                            format!("path parameter {{{n}}} appears twice: `method.request.path.{n}` is the last one's value"),
+                        );
+                    }
+                }
                 check_param_list(file, &jp, item, diags);
                 let mut resource = Resource {
                     path: canonical_path(&segments),
@@ -1443,6 +1452,17 @@ mod tests {
             "{:#?}",
             d.errors
         );
+    }
+
+    #[test]
+    fn a_path_parameter_named_twice_is_warned_about() {
+        let (_, d) = compile(
+            r#"{"swagger": "2.0", "paths": {"/a/{x}/{x}": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "{}"}, "responses": {"default": {"statusCode": "200"}}}}}}}"#,
+        );
+        assert!(d.errors.is_empty(), "{:#?}", d.errors);
+        assert_eq!(d.warnings.len(), 1, "{:#?}", d.warnings);
+        assert_eq!(d.warnings[0].path, "$.paths./a/{x}/{x}");
+        assert!(d.warnings[0].message.contains("{x} appears twice"));
     }
 
     #[test]
