@@ -476,6 +476,25 @@ fn close_handshake_binary_frames_and_connection_scope() {
         assert_eq!(got[0], 0x88, "a Close frame: {got:?}");
         assert_eq!(u16::from_be_bytes([got[2], got[3]]), code);
     }
+    // A frame over the 32 KiB limit: 1009, then an orderly end of stream
+    // (the rest of the frame is read and dropped, so no reset can make the
+    // client lose the Close frame).
+    let mut s = raw_upgrade(&gw);
+    let mut frame = vec![0x81u8, 0xFF];
+    frame.extend_from_slice(&32_769u64.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(&[b'x'; 32_769]);
+    s.write_all(&frame).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!((got[0], u16::from_be_bytes([got[2], got[3]])), (0x88, 1009));
+    let mut rest = Vec::new();
+    let end = s.read_to_end(&mut rest);
+    assert!(
+        end.is_ok(),
+        "the connection ended with {end:?} after {rest:?}"
+    );
     // A message naming a lifecycle route goes to $default.
     let (mut ws, id) = connect(&gw).unwrap();
     ws.send(Message::text(r#"{"action": "$disconnect"}"#))

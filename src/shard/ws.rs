@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
-use async_tungstenite::{WebSocketReceiver, WebSocketStream};
+use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::AsyncWriteExt;
 use futures_util::StreamExt;
@@ -646,10 +646,11 @@ pub async fn serve(
     shard.ws.borrow_mut().remove(&connection_id);
     count(&|s| s.closed += 1);
     if close_wait {
-        finish_close(&mut incoming, &shard).await;
+        finish_close(sink, incoming, &shard).await;
+    } else {
+        drop(sink);
+        drop(incoming);
     }
-    drop(sink);
-    drop(incoming);
     // $disconnect: once per connection, whoever closed it (best effort).
     if let Some(route) = api.routes.get("$disconnect") {
         let _ = Box::pin(run_integration(
@@ -725,16 +726,48 @@ async fn handle_message(
 /// How long a closing connection waits for the client's Close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
+/// The most a closing connection reads (and drops) of what the client
+/// still sends.
+const CLOSE_DRAIN_BYTES: usize = 1 << 20;
+
 /// After a Close frame was sent or received: reads on until the close
 /// handshake completes (which also writes a queued Close reply), the client
 /// goes, or [`CLOSE_WAIT`] passes. Messages that arrive meanwhile are
-/// dropped, as RFC 6455 lets a closing endpoint do.
-async fn finish_close(incoming: &mut WebSocketReceiver<super::stream::Stream>, shard: &Shard) {
+/// dropped, as RFC 6455 lets a closing endpoint do. Then bytes the protocol
+/// layer left unread (the rest of a frame over the size limit) are read
+/// and dropped, without waiting for more: a socket closed with unread input
+/// sends a reset, which can make the client lose our Close frame (1009).
+async fn finish_close(
+    sink: WebSocketSender<super::stream::Stream>,
+    mut incoming: WebSocketReceiver<super::stream::Stream>,
+    shard: &Shard,
+) {
+    let deadline = Instant::now() + CLOSE_WAIT;
     let drain = async { while let Some(Ok(_)) = incoming.next().await {} };
-    let _ = shard
-        .idle_timers
-        .deadline(Instant::now() + CLOSE_WAIT, drain)
-        .await;
+    let _ = shard.idle_timers.deadline(deadline, drain).await;
+    let Ok(ws) = WebSocketStream::reunite(sink, incoming) else {
+        return;
+    };
+    let mut stream = ws.into_inner();
+    let leftovers = async {
+        let mut junk = BytesMut::new();
+        let mut dropped = 0;
+        while dropped < CLOSE_DRAIN_BYTES {
+            let tcp = match &stream {
+                super::stream::Stream::Plain(s) => s,
+                super::stream::Stream::Tls(t) => t.get_ref().0,
+            };
+            if crate::sock::peek(tcp) != crate::sock::Waiting::Bytes {
+                break;
+            }
+            junk.clear();
+            match super::io::read_some(&mut stream, &shard.scratch, &mut junk).await {
+                Ok(n) if n > 0 => dropped += n,
+                _ => break,
+            }
+        }
+    };
+    let _ = shard.idle_timers.deadline(deadline, leftovers).await;
 }
 
 fn close_message(code: u16, reason: &'static str) -> Message {
