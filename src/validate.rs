@@ -358,7 +358,7 @@ fn consumes(root: &Value, op: &Map<String, Value>) -> Vec<String> {
         .map(|a| {
             a.iter()
                 .filter_map(Value::as_str)
-                .map(|t| media_type(t).to_owned())
+                .map(|t| media_type(t).to_ascii_lowercase())
                 .filter(|t| !t.is_empty())
                 .collect()
         })
@@ -370,14 +370,9 @@ fn consumes(root: &Value, op: &Map<String, Value>) -> Vec<String> {
     }
 }
 
-/// The media type of a `Content-Type` value, lowercase, without parameters.
-fn media_type(value: &str) -> String {
-    value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+/// The media type of a `Content-Type` value, without parameters.
+fn media_type(value: &str) -> &str {
+    value.split(';').next().unwrap_or("").trim()
 }
 
 impl BodySchema {
@@ -385,9 +380,9 @@ impl BodySchema {
     /// `Content-Type` (none counts as `application/json`, as API Gateway
     /// counts it).
     fn models(&self, content_type: Option<&str>) -> bool {
-        let t = content_type.map(media_type).unwrap_or_default();
-        let t = if t.is_empty() { "application/json" } else { &t };
-        self.media_types.iter().any(|m| m == t)
+        let t = content_type.map_or("", media_type);
+        let t = if t.is_empty() { "application/json" } else { t };
+        self.media_types.iter().any(|m| m.eq_ignore_ascii_case(t))
     }
 
     fn check(&self, body: &[u8]) -> Result<(), Invalid> {

@@ -77,16 +77,10 @@ pub(super) fn route(
             list_reply(items, &param)
         }
         (b"POST", ["restapis", id, "deployments"]) => create_deployment(admin, state, id, body),
-        (b"GET", ["restapis", id, "deployments", dep]) => {
-            match state.deployments.get(*id).and_then(|d| d.get(*dep)) {
-                Some(d) => Reply::json(200, &deployment_json(d)),
-                None => Reply::error(
-                    404,
-                    "NotFoundException",
-                    "Invalid Deployment identifier specified",
-                ),
-            }
-        }
+        (b"GET", ["restapis", id, "deployments", dep]) => match state.deployment(id, dep) {
+            Some(d) => Reply::json(200, &deployment_json(d)),
+            None => not_found_deployment(),
+        },
         (b"DELETE", ["restapis", id, "deployments", dep]) => {
             delete_deployment(admin, state, id, dep)
         }
@@ -169,6 +163,24 @@ fn not_found_api(id: &str) -> Reply {
         404,
         "NotFoundException",
         format!("Invalid API identifier specified {id}"),
+    )
+}
+
+/// A deployment id that names none of the API's (get, delete, export).
+fn not_found_deployment() -> Reply {
+    Reply::error(
+        404,
+        "NotFoundException",
+        "Invalid Deployment identifier specified",
+    )
+}
+
+/// A stage pointed at a deployment id that names none of the API's.
+fn unknown_stage_deployment() -> Reply {
+    Reply::error(
+        404,
+        "NotFoundException",
+        "Invalid deployment identifier specified",
     )
 }
 
@@ -637,16 +649,8 @@ fn delete_deployment(admin: &Admin, state: &mut AdminState, id: &str, dep: &str)
     if !state.apis.contains_key(id) {
         return not_found_api(id);
     }
-    if !state
-        .deployments
-        .get(id)
-        .is_some_and(|d| d.contains_key(dep))
-    {
-        return Reply::error(
-            404,
-            "NotFoundException",
-            "Invalid Deployment identifier specified",
-        );
+    if state.deployment(id, dep).is_none() {
+        return not_found_deployment();
     }
     let in_use = state
         .stages
@@ -704,11 +708,7 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
         }
     }
     let mut dep_id = new_id(6);
-    while state
-        .deployments
-        .get(id)
-        .is_some_and(|d| d.contains_key(&dep_id))
-    {
+    while state.deployment(id, &dep_id).is_some() {
         dep_id = new_id(6);
     }
     let t = now();
@@ -806,16 +806,8 @@ fn create_stage(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) ->
     if state.stages.get(id).is_some_and(|s| s.contains_key(name)) {
         return Reply::error(409, "ConflictException", "Stage already exists");
     }
-    if !state
-        .deployments
-        .get(id)
-        .is_some_and(|d| d.contains_key(dep))
-    {
-        return Reply::error(
-            404,
-            "NotFoundException",
-            "Invalid deployment identifier specified",
-        );
+    if state.deployment(id, dep).is_none() {
+        return unknown_stage_deployment();
     }
     let cache = match cache_fields(&req) {
         Ok(c) => c,
@@ -1036,8 +1028,8 @@ fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body
                 let Some(dep) = value else {
                     return Reply::error(400, "BadRequestException", "Invalid patch: /deploymentId needs a value");
                 };
-                if !state.deployments.get(id).is_some_and(|d| d.contains_key(dep)) {
-                    return Reply::error(404, "NotFoundException", "Invalid deployment identifier specified");
+                if state.deployment(id, dep).is_none() {
+                    return unknown_stage_deployment();
                 }
                 rec.deployment_id = dep.to_owned();
             }
@@ -1212,16 +1204,8 @@ fn export(state: &AdminState, id: &str, name: &str, kind: &str, accept: Option<&
             not_found_api(id)
         };
     };
-    let Some(dep) = state
-        .deployments
-        .get(id)
-        .and_then(|d| d.get(&stage.deployment_id))
-    else {
-        return Reply::error(
-            404,
-            "NotFoundException",
-            "Invalid Deployment identifier specified",
-        );
+    let Some(dep) = state.deployment(id, &stage.deployment_id) else {
+        return not_found_deployment();
     };
     let yaml = accept.is_some_and(|a| String::from_utf8_lossy(a).contains("yaml"));
     if yaml {

@@ -311,6 +311,11 @@ pub struct AdminState {
 }
 
 impl AdminState {
+    /// Deployment `dep` of API `api`.
+    pub fn deployment(&self, api: &str, dep: &str) -> Option<&DeploymentRecord> {
+        self.deployments.get(api).and_then(|d| d.get(dep))
+    }
+
     /// Everything the state serves: deployed APIs, usage plans, and the
     /// enabled API keys with the plans that hold them.
     pub fn extra(&self, store: &Store) -> Extra {

@@ -25,11 +25,34 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
+
+    /// The TCP connection under the TLS layer, if any.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.get_ref().0,
+        }
+    }
 }
 
 impl UpStream {
     pub fn is_tls(&self) -> bool {
         matches!(self, UpStream::Tls(_))
+    }
+
+    /// The TCP connection under the TLS layer, if any.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            UpStream::Plain(s) => s,
+            UpStream::Tls(t) => t.get_ref().0,
+        }
+    }
+
+    pub fn tcp_mut(&mut self) -> &mut TcpStream {
+        match self {
+            UpStream::Plain(s) => s,
+            UpStream::Tls(t) => t.get_mut().0,
+        }
     }
 }
 

@@ -105,10 +105,7 @@ impl Pool {
 
     fn checkin(&self, key: PoolKey, mut stream: UpStream, settings: &UpstreamSettings) {
         // Its poll tells `readable_while_idle` what comes while it waits.
-        match &mut stream {
-            UpStream::Plain(s) => s.park(),
-            UpStream::Tls(t) => t.get_mut().0.park(),
-        }
+        stream.tcp_mut().park();
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(key).or_default();
         if list.len() < settings.max_idle_per_host {
@@ -140,10 +137,7 @@ impl Pool {
 /// true answer is confirmed with [`looks_open`] (it can be the wakeup for
 /// bytes the last read already took).
 fn readable_while_idle(stream: &UpStream) -> bool {
-    match stream {
-        UpStream::Plain(s) => s.readable_since_last_read(),
-        UpStream::Tls(t) => t.get_ref().0.readable_since_last_read(),
-    }
+    stream.tcp().readable_since_last_read()
 }
 
 /// Whether an idle backend connection still looks usable: nothing to read
@@ -154,13 +148,9 @@ fn readable_while_idle(stream: &UpStream) -> bool {
 /// the backend. Idempotent requests skip the system call; they are retried
 /// on a new connection instead.
 fn looks_open(stream: &UpStream) -> bool {
-    let tcp = match stream {
-        UpStream::Plain(s) => s,
-        UpStream::Tls(t) => t.get_ref().0,
-    };
     // Bytes nobody asked for (a TLS close_notify, a late or unsolicited
     // response) make it unusable too.
-    crate::sock::peek(tcp) == crate::sock::Waiting::Nothing
+    crate::sock::peek(stream.tcp()) == crate::sock::Waiting::Nothing
 }
 
 /// One read of body bytes from the backend into `dst`, within `deadline`.

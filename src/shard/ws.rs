@@ -46,10 +46,9 @@ pub struct WsHandle {
     stage: String,
     sender: LocalSender<Out>,
     queue: usize,
-    connected_at: SystemTime,
+    /// What `@connections` GET reports besides `last_active`.
+    conn: Rc<ConnInfo>,
     last_active: Rc<Cell<SystemTime>>,
-    source_ip: String,
-    user_agent: String,
 }
 
 /// An accepted upgrade request, to be served by [`serve`].
@@ -411,14 +410,13 @@ pub async fn serve(
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default()
     };
-    let conn = ConnInfo {
+    let conn = Rc::new(ConnInfo {
         id: crate::ws::new_connection_id(shard.index),
         source_ip: peer.ip().to_string(),
         user_agent: header("user-agent"),
         domain_name: header("host"),
         connected_at: SystemTime::now(),
-    };
-    let connection_id = conn.id.clone();
+    });
 
     // $connect decides whether the connection opens.
     if let Some(route) = api.routes.get("$connect") {
@@ -453,7 +451,7 @@ pub async fn serve(
     write_header(&mut head, b"Upgrade", b"websocket");
     write_header(&mut head, b"Connection", b"Upgrade");
     write_header(&mut head, b"Sec-WebSocket-Accept", accept.as_bytes());
-    write_header(&mut head, b"x-amzn-ConnectionId", connection_id.as_bytes());
+    write_header(&mut head, b"x-amzn-ConnectionId", conn.id.as_bytes());
     head.extend_from_slice(b"\r\n");
     if stream.write_all(&head).await.is_err() || stream.flush().await.is_err() {
         return;
@@ -474,16 +472,14 @@ pub async fn serve(
     let now = SystemTime::now();
     let last_active = Rc::new(Cell::new(now));
     shard.ws.borrow_mut().insert(
-        connection_id.clone(),
+        conn.id.clone(),
         WsHandle {
             api_id: api.id.clone(),
             stage: up.stage.clone(),
             sender: tx,
             queue: limits.send_queue,
-            connected_at: conn.connected_at,
+            conn: conn.clone(),
             last_active: last_active.clone(),
-            source_ip: conn.source_ip.clone(),
-            user_agent: conn.user_agent.clone(),
         },
     );
     let count = |f: &dyn Fn(&mut crate::metrics::WsStats)| {
@@ -643,7 +639,7 @@ pub async fn serve(
     drop(running);
     // Gone for the @connections API from here on, also while the close
     // handshake ends.
-    shard.ws.borrow_mut().remove(&connection_id);
+    shard.ws.borrow_mut().remove(&conn.id);
     count(&|s| s.closed += 1);
     if close_wait {
         finish_close(sink, incoming, &shard).await;
@@ -753,11 +749,7 @@ async fn finish_close(
         let mut junk = BytesMut::new();
         let mut dropped = 0;
         while dropped < CLOSE_DRAIN_BYTES {
-            let tcp = match &stream {
-                super::stream::Stream::Plain(s) => s,
-                super::stream::Stream::Tls(t) => t.get_ref().0,
-            };
-            if crate::sock::peek(tcp) != crate::sock::Waiting::Bytes {
+            if crate::sock::peek(stream.tcp()) != crate::sock::Waiting::Bytes {
                 break;
             }
             junk.clear();
@@ -806,10 +798,10 @@ pub fn connection_op(shard: &Shard, id: &str, api: &str, stage: &str, op: ConnOp
     };
     match op {
         ConnOp::Get => ConnReply::Info {
-            connected_at: h.connected_at,
+            connected_at: h.conn.connected_at,
             last_active_at: h.last_active.get(),
-            source_ip: h.source_ip.clone(),
-            user_agent: h.user_agent.clone(),
+            source_ip: h.conn.source_ip.clone(),
+            user_agent: h.conn.user_agent.clone(),
         },
         ConnOp::Delete => {
             let _ = h

@@ -256,12 +256,18 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     /// Tollgate: see `TcpStream::park`.
     pub(crate) fn park(&mut self) {
         self.rx_ready = false;
+        if let Some(reactor) = self.reactor.upgrade() {
+            self.arm_rx(&reactor);
+        }
+    }
+
+    /// Tollgate: arms the stream's read poll, once; again only if the
+    /// kernel ended it (an error, or a completion without
+    /// IORING_CQE_F_MORE).
+    fn arm_rx(&mut self, reactor: &Reactor) {
         if self.source_rx.as_ref().is_some_and(Source::is_armed) {
             return;
         }
-        let Some(reactor) = self.reactor.upgrade() else {
-            return;
-        };
         let fd = self.stream.as_raw_fd();
         self.source_rx = Some(if MULTISHOT_POLL.load(Ordering::Relaxed) {
             reactor.poll_read_ready_multi(fd)
@@ -345,18 +351,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         poll_err!(self.read_timeout.check(reactor));
 
-        // Armed once; again only if the kernel ended it (an error, or a
-        // completion without IORING_CQE_F_MORE).
-        if !self.source_rx.as_ref().is_some_and(Source::is_armed) {
-            let fd = self.stream.as_raw_fd();
-            self.source_rx = Some(
-                if MULTISHOT_POLL.load(Ordering::Relaxed) {
-                    reactor.poll_read_ready_multi(fd)
-                } else {
-                    reactor.poll_read_ready(fd)
-                },
-            );
-        }
+        self.arm_rx(reactor);
 
         let source = self.source_rx.as_ref().unwrap();
         source.add_waiter_single(cx.waker());
