@@ -333,27 +333,34 @@ fn missing_stage_variable_answers_500_in_that_stage_only() {
     );
 }
 
+/// One request head read byte by byte (nothing beyond it); `None` if the
+/// connection ends first.
+fn read_head(s: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
 /// A one-thread backend on 127.0.0.1:0: each connection is handed, with
-/// the first request head read, to `serve` (which writes what it likes).
+/// its first request head, to `serve` (which writes what it likes).
 fn raw_backend(
     serve: impl Fn(&mut std::net::TcpStream, &str) + Send + 'static,
 ) -> std::net::SocketAddr {
-    use std::io::Read;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
-            let mut head = Vec::new();
-            let mut b = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match s.read(&mut b) {
-                    Ok(1) => head.push(b[0]),
-                    _ => break,
-                }
+            if let Some(head) = read_head(&mut s) {
+                serve(&mut s, &head);
             }
-            let text = String::from_utf8_lossy(&head).into_owned();
-            serve(&mut s, &text);
         }
     });
     addr
@@ -405,7 +412,6 @@ fn a_backend_close_right_after_its_data_is_seen_at_once() {
 fn unasked_bytes_on_a_pooled_connection_never_reach_another_client() {
     use std::io::Write;
     let addr = raw_backend(|s, first| {
-        use std::io::Read;
         let mut head = first.to_owned();
         loop {
             let path = head.split(' ').nth(1).unwrap_or("").to_owned();
@@ -421,15 +427,8 @@ fn unasked_bytes_on_a_pooled_connection_never_reach_another_client() {
                 std::thread::sleep(Duration::from_millis(300));
                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED");
             }
-            let mut raw = Vec::new();
-            let mut b = [0u8; 1];
-            while !raw.ends_with(b"\r\n\r\n") {
-                match s.read(&mut b) {
-                    Ok(1) => raw.push(b[0]),
-                    _ => return,
-                }
-            }
-            head = String::from_utf8_lossy(&raw).into_owned();
+            let Some(next) = read_head(s) else { return };
+            head = next;
         }
     });
     let gw = gateway_to(&addr.to_string(), 5_000);

@@ -62,13 +62,19 @@ route_response = false
 const DEFAULT_ROUTE: &str = "[[websocket_apis.routes]]\nkey = \"$default\"\nintegration = { type = \"http\", uri = \"http://BACKEND/echo\" }\nroute_response = true\n";
 
 fn connect(gw: &Gateway) -> Result<(Client, String), tungstenite::Error> {
+    connect_to(gw, "chat.execute-api.local")
+}
+
+/// A WebSocket client for the API named by `host`, stage `prod`; the
+/// connection id from the 101.
+fn connect_to(gw: &Gateway, host: &str) -> Result<(Client, String), tungstenite::Error> {
     let stream = TcpStream::connect(gw.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let req = tungstenite::handshake::client::Request::builder()
         .uri(format!("ws://{}/prod?token=t0k%21", gw.addr))
-        .header("Host", "chat.execute-api.local")
+        .header("Host", host)
         .header("User-Agent", "tollgate-test/1")
         .header("Authorization", "Bearer xyz")
         .header("Connection", "Upgrade")
@@ -93,6 +99,13 @@ fn connect(gw: &Gateway) -> Result<(Client, String), tungstenite::Error> {
         Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
         Err(tungstenite::HandshakeError::Interrupted(_)) => panic!("handshake interrupted"),
     }
+}
+
+/// A connection id as it goes in an `@connections` path.
+fn encoded_id(id: &str) -> String {
+    id.replace('=', "%3D")
+        .replace('/', "%2F")
+        .replace('+', "%2B")
 }
 
 fn text(ws: &mut Client) -> String {
@@ -301,10 +314,7 @@ fn connections_api_reaches_the_owner_from_any_shard_and_the_admin_listener() {
     let gw = ws_gateway(&backend, "", "");
     let mut clients: Vec<(Client, String)> = (0..6).map(|_| connect(&gw).unwrap()).collect();
     for (i, (ws, id)) in clients.iter_mut().enumerate() {
-        let enc = id
-            .replace('=', "%3D")
-            .replace('/', "%2F")
-            .replace('+', "%2B");
+        let enc = encoded_id(id);
         // Through the data plane (whichever shard the call lands on).
         let r = call(
             gw.addr,
@@ -339,11 +349,7 @@ fn connections_api_reaches_the_owner_from_any_shard_and_the_admin_listener() {
         assert!(v["lastActiveAt"].is_string());
     }
     // Wrong credentials.
-    let id = clients[0]
-        .1
-        .replace('=', "%3D")
-        .replace('/', "%2F")
-        .replace('+', "%2B");
+    let id = encoded_id(&clients[0].1);
     let r = call(
         gw.addr,
         "POST",
@@ -509,10 +515,7 @@ fn close_handshake_binary_frames_and_connection_scope() {
                 && r.header("x-amzn-connectionid") == Some(id.as_str()))
     );
     // @connections with the `@` percent-encoded, as the AWS guide sends it.
-    let enc = id
-        .replace('=', "%3D")
-        .replace('/', "%2F")
-        .replace('+', "%2B");
+    let enc = encoded_id(&id);
     let pusher = "pusher-token-0123456789";
     let r = call(
         gw.addr,
@@ -542,29 +545,8 @@ fn close_handshake_binary_frames_and_connection_scope() {
     assert_eq!(r.status, 410, "{}", r.text());
     assert_eq!(r.header("x-amzn-ErrorType"), Some("GoneException"));
     // Nor does another stage's: a connection on other/prod, called on other/dev.
-    let stream = TcpStream::connect(gw.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let req = tungstenite::handshake::client::Request::builder()
-        .uri(format!("ws://{}/prod", gw.addr))
-        .header("Host", "other.execute-api.local")
-        .header("Connection", "Upgrade")
-        .header("Upgrade", "websocket")
-        .header("Sec-WebSocket-Version", "13")
-        .header(
-            "Sec-WebSocket-Key",
-            tungstenite::handshake::client::generate_key(),
-        )
-        .body(())
-        .unwrap();
-    let (mut other_ws, resp) = tungstenite::client(req, stream).unwrap();
-    let other_id = resp.headers()["x-amzn-ConnectionId"]
-        .to_str()
-        .unwrap()
-        .replace('=', "%3D")
-        .replace('/', "%2F")
-        .replace('+', "%2B");
+    let (mut other_ws, other_id) = connect_to(&gw, "other.execute-api.local").unwrap();
+    let other_id = encoded_id(&other_id);
     for (stage, status) in [("dev", 410), ("prod", 200)] {
         let mut req = format!(
             "POST /{stage}/@connections/{other_id} HTTP/1.1\r\nHost: other.execute-api.local\r\nAuthorization: Bearer {pusher}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
@@ -673,10 +655,7 @@ fn limits_and_idle_timeout() {
     // Messages pushed to a client that sends nothing keep it open: traffic
     // either way counts. 8 pushes 300 ms apart outlast the 1 s timeout.
     let (mut ws, id) = connect(&gw).unwrap();
-    let enc = id
-        .replace('=', "%3D")
-        .replace('/', "%2F")
-        .replace('+', "%2B");
+    let enc = encoded_id(&id);
     for i in 0..8 {
         std::thread::sleep(Duration::from_millis(300));
         let r = call(
@@ -737,10 +716,7 @@ fn a_client_that_stops_reading_is_disconnected_when_its_queue_fills() {
         .limit("write_timeout_ms", "3000")
         .start();
     let (_silent, id) = connect(&gw).unwrap();
-    let enc = id
-        .replace('=', "%3D")
-        .replace('/', "%2F")
-        .replace('+', "%2B");
+    let enc = encoded_id(&id);
     let message = vec![b'x'; 100_000];
     let post = || {
         call(
