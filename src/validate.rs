@@ -593,7 +593,7 @@ fn quote(v: &Value) -> String {
 }
 
 /// The first `max` characters of `text`, and `...` if there were more.
-fn cut(mut text: String, max: usize) -> String {
+pub(crate) fn cut(mut text: String, max: usize) -> String {
     if let Some((end, _)) = text.char_indices().nth(max) {
         text.truncate(end);
         text.push_str("...");

@@ -407,16 +407,7 @@ fn json_kind(v: &Value) -> &'static str {
 
 /// A value as it appears in the document, cut short for messages.
 fn short_json(v: &Value) -> String {
-    let mut s = v.to_string();
-    if s.len() > 40 {
-        let mut cut = 40;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
+    crate::validate::cut(v.to_string(), 40)
 }
 
 fn check_mapped_params(
