@@ -84,7 +84,7 @@ impl ContextVar {
 pub enum Var {
     Context(ContextVar),
     StageVar(String),
-    /// `$input.body`: the request (or WebSocket message) body.
+    /// `$input.body`: the request body.
     InputBody,
 }
 

@@ -10,13 +10,13 @@
 //! Read first: [`SelectionExpr::route_key`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 
 use crate::snapshot::{TargetId, UriPart};
-use crate::template::Piece;
+use crate::vtl;
 
 /// A compiled `route_selection_expression`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,17 +209,57 @@ pub struct WsRoute {
 #[derive(Debug)]
 pub enum WsIntegration {
     Mock {
-        /// `statusCode` template (content type → template); default 200.
-        request_templates: Vec<(String, Vec<Piece>)>,
-        /// The message sent back; `$input.body` alone echoes the message
-        /// as it came (text or binary).
-        response_template: Option<Vec<Piece>>,
+        /// The status: the `statusCode` of the `$default` (or
+        /// `application/json`) request template.
+        status: WsMockStatus,
+        /// The message sent back.
+        response_template: Option<WsTemplate>,
     },
     Http {
         uri: String,
         timeout: Duration,
         request_parameters: Vec<(WsParamTarget, WsParamSource)>,
+        /// The body POSTed to the backend; none: the message as it came.
+        request_template: Option<WsTemplate>,
+        /// The message sent back, from the backend's response; none: the
+        /// response body as it came.
+        response_template: Option<WsTemplate>,
     },
+}
+
+/// A MOCK integration's status.
+#[derive(Clone, Debug)]
+pub enum WsMockStatus {
+    /// No request template (200), or one whose output is fixed (found at
+    /// compile; 500 when it names no `statusCode`).
+    Fixed(u16),
+    /// `statusCode` of the rendered template (500 when it names none).
+    Rendered(Arc<vtl::Template>),
+}
+
+/// A WebSocket mapping template: VTL as in REST mapping templates, with
+/// `$input` the message (or the backend's response) and `$context` the
+/// connection event's.
+#[derive(Clone, Debug)]
+pub enum WsTemplate {
+    /// `$input.body` alone: the input as it came (text or binary), no
+    /// render.
+    Echo,
+    /// A template whose output needs no data (found at compile).
+    Static(bytes::Bytes),
+    Vtl(Arc<vtl::Template>),
+}
+
+impl WsTemplate {
+    pub fn new(t: Arc<vtl::Template>) -> WsTemplate {
+        if t.source().trim() == "$input.body" {
+            WsTemplate::Echo
+        } else if let Some(b) = t.static_bytes() {
+            WsTemplate::Static(b)
+        } else {
+            WsTemplate::Vtl(t)
+        }
+    }
 }
 
 /// Where a WebSocket HTTP integration's request parameter goes.

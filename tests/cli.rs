@@ -307,3 +307,26 @@ fn occupied_port_is_a_clear_error() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn websocket_template_errors_name_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[[websocket_apis]]\nid = \"chat\"\nstages = [{ name = \"prod\" }]\n\
+         [[websocket_apis.routes]]\nkey = \"a\"\nintegration = { type = \"mock\", response_template = \"#if($x)never closed\" }\n\
+         [[websocket_apis.routes]]\nkey = \"b\"\nintegration = { type = \"http\", uri = \"http://127.0.0.1:9/\", request_templates = { \"$default\" = \"$input.json(\", \"text/plain\" = \"x\" } }\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let file = cfg.display();
+    for want in [
+        format!("{file}: $.websocket_apis[0].routes[0].integration.response_template: template error: line 1, column"),
+        format!("{file}: $.websocket_apis[0].routes[1].integration.request_templates.$default: template error: line 1, column"),
+        format!("{file}: $.websocket_apis[0].routes[1].integration.request_templates.text/plain: only the `$default` request template is used"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+}

@@ -290,6 +290,87 @@ fn an_integration_failure_answers_with_the_request_id_the_integration_carried() 
     assert_ne!(v["requestId"], rid);
 }
 
+/// Routes whose templates use what REST mapping templates have:
+/// `$input.json` / `$input.path` over the message, `#set` / `#if`,
+/// `$util`; an HTTP integration's request template makes the body the
+/// backend gets and its response template the reply; a `$connect`
+/// template reads the upgrade request with `$input.params` and decides
+/// with its `statusCode`.
+#[test]
+fn websocket_mapping_templates_are_vtl() {
+    let backend = Backend::start(Mode::Echo);
+    let routes = r#"
+[[websocket_apis.routes]]
+key = "calc"
+integration = { type = "mock", response_template = '''#set($n = $input.path('$.n'))#if($n > 2)big#{else}small#end $input.json('$.data') $util.escapeJavaScript($input.path('$.s')) $context.routeKey/$context.eventType''' }
+route_response = true
+[[websocket_apis.routes]]
+key = "fwd"
+integration = { type = "http", uri = "http://BACKEND/fwd", request_templates = { "$default" = '''{"who": "$context.connectionId", "item": $input.json('$.item')}''' }, response_template = '''#set($sent = $util.parseJson($input.path('$.body')))got $sent.item.id for $sent.who via $input.path('$.target')''' }
+route_response = true
+[[websocket_apis]]
+id = "gate"
+stages = [{ name = "prod" }]
+[[websocket_apis.routes]]
+key = "$connect"
+integration = { type = "mock", request_templates = { "$default" = '''#if($input.params('Authorization') == 'Bearer xyz' && $input.params('token') == 't0k!'){"statusCode": 200}#else{"statusCode": 403}#end''' } }
+[[websocket_apis.routes]]
+key = "$default"
+integration = { type = "mock", response_template = '''$input.json('$.x')''' }
+route_response = true
+[[websocket_apis]]
+id = "shut"
+stages = [{ name = "prod" }]
+[[websocket_apis.routes]]
+key = "$connect"
+integration = { type = "mock", request_templates = { "$default" = '''#if($input.params('Authorization') == 'Bearer other'){"statusCode": 200}#else{"statusCode": 403}#end''' } }
+"#
+    .replace("BACKEND", &backend.addr.to_string());
+    let gw = ws_gateway(&backend, &routes, "");
+    let (mut ws, id) = connect(&gw).unwrap();
+    ws.send(Message::text(
+        r#"{"action": "calc", "n": 3, "data": {"a": [1, "x"]}, "s": "say \"hi\""}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        text(&mut ws),
+        r#"big {"a":[1,"x"]} say \"hi\" calc/MESSAGE"#
+    );
+    ws.send(Message::text(r#"{"action": "calc", "n": 1}"#))
+        .unwrap();
+    assert_eq!(text(&mut ws), "small   calc/MESSAGE");
+
+    // The backend gets the request template's body; the client gets the
+    // response template's rendering of the backend's answer.
+    ws.send(Message::text(r#"{"action": "fwd", "item": {"id": 7}}"#))
+        .unwrap();
+    assert_eq!(text(&mut ws), format!("got 7 for {id} via /fwd"));
+    let sent = backend
+        .recorded()
+        .into_iter()
+        .find(|r| r.target == "/fwd")
+        .expect("fwd called");
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body, serde_json::json!({"who": id, "item": {"id": 7}}));
+    assert_eq!(sent.header("content-type"), Some("application/json"));
+
+    // `$connect` decided by a template over the upgrade request.
+    let (mut gate, _) = connect_to(&gw, "gate.execute-api.local").expect("gate lets in");
+    gate.send(Message::text(r#"{"x": {"y": true}}"#)).unwrap();
+    assert_eq!(text(&mut gate), r#"{"y":true}"#);
+    // A message the template cannot read as JSON: an error reply, and the
+    // connection stays.
+    gate.send(Message::text("not json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(&mut gate)).unwrap();
+    assert_eq!(v["message"], "Internal server error");
+    gate.send(Message::text(r#"{"x": 1}"#)).unwrap();
+    assert_eq!(text(&mut gate), "1");
+    match connect_to(&gw, "shut.execute-api.local") {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|(_, id)| id)),
+    }
+}
+
 fn call(
     addr: std::net::SocketAddr,
     method: &str,

@@ -848,7 +848,7 @@ fn p_name_empty(p: &crate::cache::KeyParam) -> bool {
 
 /// Compiles a mapping template; a syntax error is reported with the JSON
 /// path of the template and the line and column inside it.
-fn compile_vtl(
+pub(super) fn compile_vtl(
     file: &Path,
     jp: &str,
     source: &str,

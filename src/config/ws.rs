@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use super::compile::{bind_uri, check_stage_variable, valid_stage_name};
 use super::raw::{RawWsApi, RawWsLimits};
-use super::swagger::{parse_uri_template, UriTemplate};
+use super::swagger::{compile_vtl, parse_uri_template, UriTemplate};
 use super::Diagnostics;
 use crate::snapshot::{Target, TargetId};
-use crate::template;
 use crate::ws::{
-    SelectionExpr, WsApi, WsBinding, WsIntegration, WsLimits, WsParamSource, WsParamTarget,
-    WsRoute, WsStage,
+    SelectionExpr, WsApi, WsBinding, WsIntegration, WsLimits, WsMockStatus, WsParamSource,
+    WsParamTarget, WsRoute, WsStage, WsTemplate,
 };
 
 #[derive(Clone, Debug)]
@@ -34,15 +33,58 @@ pub struct WsRouteSettings {
 #[derive(Clone, Debug)]
 pub enum WsRouteKind {
     Mock {
-        request_templates: Vec<(String, String)>,
-        response_template: Option<String>,
+        status: WsMockStatus,
+        response_template: Option<WsTemplate>,
     },
     Http {
         uri: String,
         template: UriTemplate,
         timeout: Duration,
         request_parameters: Vec<(WsParamTarget, WsParamSource)>,
+        request_template: Option<WsTemplate>,
+        response_template: Option<WsTemplate>,
     },
+}
+
+/// The route's request template: `$default` (or, as before templates
+/// were selected, `application/json`). Other keys would need a template
+/// selection expression, which is not supported: they are warned about.
+fn request_template(
+    file: &Path,
+    rp: &str,
+    templates: &BTreeMap<String, String>,
+    diags: &mut Diagnostics,
+) -> Option<std::sync::Arc<crate::vtl::Template>> {
+    let mut chosen: Option<(&str, &str)> = None;
+    for (k, v) in templates {
+        let key = k.to_ascii_lowercase();
+        if key == "$default" || (key == "application/json" && chosen.is_none()) {
+            chosen = Some((k, v));
+        } else if key != "application/json" {
+            diags.warn(
+                file,
+                format!("{rp}.integration.request_templates.{k}"),
+                "only the `$default` request template is used (template selection expressions are not supported); this one never is",
+            );
+        }
+    }
+    let (k, v) = chosen?;
+    compile_vtl(
+        file,
+        &format!("{rp}.integration.request_templates.{k}"),
+        v,
+        diags,
+    )
+}
+
+fn response_template(
+    file: &Path,
+    rp: &str,
+    source: Option<&str>,
+    diags: &mut Diagnostics,
+) -> Option<WsTemplate> {
+    let jp = format!("{rp}.integration.response_template");
+    compile_vtl(file, &jp, source?, diags).map(WsTemplate::new)
 }
 
 pub fn read_limits(file: &Path, raw: &RawWsLimits, diags: &mut Diagnostics) -> WsLimits {
@@ -132,15 +174,33 @@ pub fn read_apis(
                 continue;
             }
             let kind = match r.integration.kind.to_ascii_lowercase().as_str() {
-                "mock" => WsRouteKind::Mock {
-                    request_templates: r
-                        .integration
-                        .request_templates
-                        .iter()
-                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                        .collect(),
-                    response_template: r.integration.response_template.clone(),
-                },
+                "mock" => {
+                    let status = match request_template(file, &rp, &r.integration.request_templates, diags) {
+                        None => WsMockStatus::Fixed(200),
+                        Some(t) => match t.static_output() {
+                            None => WsMockStatus::Rendered(t),
+                            Some(out) => WsMockStatus::Fixed(
+                                crate::integration::parse_mock_status(out.as_bytes()).unwrap_or_else(|| {
+                                    diags.warn(
+                                        file,
+                                        format!("{rp}.integration.request_templates"),
+                                        "the request template names no statusCode from 200 to 599: the route answers 500",
+                                    );
+                                    500
+                                }),
+                            ),
+                        },
+                    };
+                    WsRouteKind::Mock {
+                        status,
+                        response_template: response_template(
+                            file,
+                            &rp,
+                            r.integration.response_template.as_deref(),
+                            diags,
+                        ),
+                    }
+                }
                 "http" => {
                     let Some(uri) = &r.integration.uri else {
                         diags.error(
@@ -195,6 +255,19 @@ pub fn read_apis(
                         template,
                         timeout: Duration::from_millis(timeout),
                         request_parameters,
+                        request_template: request_template(
+                            file,
+                            &rp,
+                            &r.integration.request_templates,
+                            diags,
+                        )
+                        .map(WsTemplate::new),
+                        response_template: response_template(
+                            file,
+                            &rp,
+                            r.integration.response_template.as_deref(),
+                            diags,
+                        ),
                     }
                 }
                 other => {
@@ -276,24 +349,25 @@ pub fn build(
                 .map(|r| {
                     let integration = match &r.kind {
                         WsRouteKind::Mock {
-                            request_templates,
+                            status,
                             response_template,
                         } => WsIntegration::Mock {
-                            request_templates: request_templates
-                                .iter()
-                                .map(|(k, v)| (k.clone(), template::parse(v)))
-                                .collect(),
-                            response_template: response_template.as_deref().map(template::parse),
+                            status: status.clone(),
+                            response_template: response_template.clone(),
                         },
                         WsRouteKind::Http {
                             uri,
                             timeout,
                             request_parameters,
+                            request_template,
+                            response_template,
                             ..
                         } => WsIntegration::Http {
                             uri: uri.clone(),
                             timeout: *timeout,
                             request_parameters: request_parameters.clone(),
+                            request_template: request_template.clone(),
+                            response_template: response_template.clone(),
                         },
                     };
                     (

@@ -4,9 +4,8 @@
 //! connections this shard owns. Framing is `async-tungstenite` over the
 //! glommio stream.
 
-use std::borrow::Cow;
-use std::cell::Cell;
-use std::collections::VecDeque;
+use std::cell::{Cell, OnceCell};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
@@ -27,9 +26,10 @@ use crate::http::response::{
     write_content_length, write_date_header, write_header, write_status_line,
 };
 use crate::snapshot::{Snapshot, UriPart};
-use crate::template::{self, ContextVar, Values};
+use crate::vtl;
 use crate::ws::{
-    ConnOp, ConnReply, WsApi, WsIntegration, WsParamSource, WsParamTarget, WsRoute, WsStage,
+    ConnOp, ConnReply, WsApi, WsIntegration, WsMockStatus, WsParamSource, WsParamTarget, WsRoute,
+    WsStage, WsTemplate,
 };
 
 /// A message for a connection's writer.
@@ -100,65 +100,115 @@ struct ConnInfo {
     connected_at: SystemTime,
 }
 
-/// Values for WebSocket templates: `$context.*` of a connection event.
+/// A connection event's `$context`, as WebSocket mapping templates and
+/// request parameters see it.
 struct EventValues<'a> {
     conn: &'a ConnInfo,
     route_key: &'a str,
     event: &'static str,
     request_id: &'a str,
-    /// MESSAGE events have a `$context.messageId`, made when a template
-    /// first asks for it (most never do).
     is_message: bool,
-    message_id: std::cell::OnceCell<String>,
     shard: usize,
     api_id: &'a str,
     stage: &'a WsStage,
-    body: Cow<'a, str>,
     received: SystemTime,
+    /// The upgrade request (`$connect` only): `$input.params()` of a
+    /// `$connect` template reads its headers and query string.
+    upgrade: Option<&'a RequestHead>,
+    /// Built when a template or a request parameter first asks (an echo
+    /// route never does).
+    context: OnceCell<BTreeMap<String, String>>,
 }
 
-impl Values for EventValues<'_> {
-    fn context(&self, var: &ContextVar) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(match var {
-            ContextVar::RequestId | ContextVar::ExtendedRequestId => self.request_id,
-            ContextVar::Stage => &self.stage.name,
-            ContextVar::ApiId => self.api_id,
-            ContextVar::SourceIp => &self.conn.source_ip,
-            ContextVar::UserAgent => &self.conn.user_agent,
-            ContextVar::DomainName => &self.conn.domain_name,
-            ContextVar::RequestTime => {
-                return Some(Cow::Owned(crate::ids::clf_time(self.received)))
+impl EventValues<'_> {
+    /// `$context.*`, keyed as API Gateway names them (nested names
+    /// flattened: `identity.sourceIp`).
+    fn context(&self) -> &BTreeMap<String, String> {
+        self.context.get_or_init(|| {
+            let mut m = BTreeMap::new();
+            let mut put = |k: &str, v: String| {
+                m.insert(k.to_owned(), v);
+            };
+            put("connectionId", self.conn.id.clone());
+            put("routeKey", self.route_key.to_owned());
+            put("eventType", self.event.to_owned());
+            put("requestId", self.request_id.to_owned());
+            put("extendedRequestId", self.request_id.to_owned());
+            put("stage", self.stage.name.clone());
+            put("apiId", self.api_id.to_owned());
+            put("identity.sourceIp", self.conn.source_ip.clone());
+            put("identity.userAgent", self.conn.user_agent.clone());
+            put("domainName", self.conn.domain_name.clone());
+            put(
+                "connectedAt",
+                crate::ids::epoch_millis(self.conn.connected_at).to_string(),
+            );
+            put(
+                "requestTimeEpoch",
+                crate::ids::epoch_millis(self.received).to_string(),
+            );
+            put("requestTime", crate::ids::clf_time(self.received));
+            if self.is_message {
+                put("messageId", crate::ws::new_connection_id(self.shard));
             }
-            ContextVar::RequestTimeEpoch => {
-                return Some(Cow::Owned(
-                    crate::ids::epoch_millis(self.received).to_string(),
-                ))
-            }
-            ContextVar::Unsupported(name) => match name.as_str() {
-                "connectionId" => &self.conn.id,
-                "routeKey" => self.route_key,
-                "eventType" => self.event,
-                "messageId" if self.is_message => self
-                    .message_id
-                    .get_or_init(|| crate::ws::new_connection_id(self.shard)),
-                "connectedAt" => {
-                    return Some(Cow::Owned(
-                        crate::ids::epoch_millis(self.conn.connected_at).to_string(),
-                    ))
-                }
-                _ => "",
-            },
-            _ => "",
-        }))
+            m
+        })
     }
-    fn stage_var(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.stage
-            .variables
-            .get(name)
-            .map(|v| Cow::Borrowed(v.as_str()))
+
+    /// Renders a template over `body` (the message, or the backend's
+    /// response): `$input.body`, `$input.json()`, `$input.path()` read it.
+    fn render(&self, t: &vtl::Template, body: &[u8]) -> Result<String, String> {
+        let (headers, query) = match self.upgrade {
+            Some(h) => (
+                h.headers()
+                    .map(|(n, v)| {
+                        (
+                            String::from_utf8_lossy(n).into_owned(),
+                            String::from_utf8_lossy(v).into_owned(),
+                        )
+                    })
+                    .collect(),
+                h.query()
+                    .map(|q| {
+                        crate::http::query::pairs(q)
+                            .map(|(n, v)| {
+                                (
+                                    crate::http::query::decode_component(n).into_owned(),
+                                    crate::http::query::decode_component(v).into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let input = vtl::Input {
+            body,
+            path: &[],
+            query: &query,
+            headers: &headers,
+            stage_variables: &self.stage.variables,
+            context: self.context(),
+        };
+        t.render(&input, &vtl::Limits::default())
+            .map(|r| r.body)
+            .map_err(|e| format!("mapping template: {e}"))
     }
-    fn input_body(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(self.body.as_ref()))
+
+    /// A template's message: the input as it came, the fixed output, or
+    /// the rendered text.
+    fn message(
+        &self,
+        t: &WsTemplate,
+        input: Option<&Message>,
+        body: &[u8],
+    ) -> Result<Option<Message>, String> {
+        Ok(match t {
+            WsTemplate::Echo => input.cloned(),
+            WsTemplate::Static(b) => Some(Message::text(String::from_utf8_lossy(b).into_owned())),
+            WsTemplate::Vtl(t) => Some(Message::text(self.render(t, body)?)),
+        })
     }
 }
 
@@ -181,10 +231,7 @@ fn mapped_parameters(
                 upgrade.and_then(|h| crate::http::query::last_value(h.query()?, n))
             }
             WsParamSource::StageVariable(n) => stage.variables.get(n).cloned(),
-            WsParamSource::Context(n) => values
-                .context(&ContextVar::parse(n))
-                .map(Cow::into_owned)
-                .filter(|v| !v.is_empty()),
+            WsParamSource::Context(n) => values.context().get(n).filter(|v| !v.is_empty()).cloned(),
             WsParamSource::Literal(l) => Some(l.clone()),
         };
         if let Some(v) = value.filter(|v| !v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))) {
@@ -227,55 +274,46 @@ async fn run_integration(
         event,
         request_id,
         is_message: message.is_some(),
-        message_id: std::cell::OnceCell::new(),
         shard: shard.index,
         api_id: &api.id,
         stage,
-        body: String::from_utf8_lossy(&body_bytes),
         received: SystemTime::now(),
+        upgrade,
+        context: OnceCell::new(),
     };
     match &route.integration {
         WsIntegration::Mock {
-            request_templates,
+            status,
             response_template,
         } => {
-            let status = match request_templates
-                .iter()
-                .find(|(ct, _)| ct == "$default" || ct == "application/json")
-            {
-                None => 200,
-                Some((_, t)) => {
-                    let mut out = Vec::new();
-                    template::render(t, &values, &mut out);
-                    serde_json::from_slice::<serde_json::Value>(&out)
-                        .ok()
-                        .and_then(|v| v.get("statusCode").and_then(serde_json::Value::as_u64))
-                        .map_or(500, |s| s as u16)
+            let status = match status {
+                WsMockStatus::Fixed(s) => *s,
+                WsMockStatus::Rendered(t) => {
+                    let out = values.render(t, &body_bytes)?;
+                    crate::integration::parse_mock_status(out.as_bytes()).unwrap_or(500)
                 }
             };
             let body = match response_template {
                 None => None,
-                // `$input.body` alone echoes the message as it came.
-                Some(t)
-                    if t.len() == 1
-                        && matches!(t[0], template::Piece::Var(template::Var::InputBody)) =>
-                {
-                    message.cloned()
-                }
-                Some(t) => {
-                    let mut out = Vec::new();
-                    template::render(t, &values, &mut out);
-                    Some(Message::text(String::from_utf8_lossy(&out).into_owned()))
-                }
+                Some(t) => values.message(t, message, &body_bytes)?,
             };
             Ok(Outcome { status, body })
         }
         WsIntegration::Http {
             timeout,
             request_parameters,
+            request_template,
+            response_template,
             ..
         } => {
             let params = mapped_parameters(request_parameters, &values, stage, upgrade);
+            // The body POSTed: the message as it came, or what the
+            // request template makes of it (text, sent as JSON).
+            let (body_bytes, is_text) = match request_template {
+                None | Some(WsTemplate::Echo) => (body_bytes, is_text),
+                Some(WsTemplate::Static(b)) => (b.clone(), true),
+                Some(WsTemplate::Vtl(t)) => (Bytes::from(values.render(t, &body_bytes)?), true),
+            };
             let binding = stage.bindings.get(&route.key).ok_or_else(|| {
                 format!("route {} has no backend in stage {}", route.key, stage.name)
             })?;
@@ -365,13 +403,14 @@ async fn run_integration(
             };
             let status = resp.head.status;
             resp.release(&shard.pool, &settings);
-            let message = if body.is_empty() {
-                None
-            } else {
-                match std::str::from_utf8(&body) {
-                    Ok(s) => Some(Message::text(s.to_owned())),
-                    Err(_) => Some(Message::binary(body)),
-                }
+            let as_message = |body: Bytes| match std::str::from_utf8(&body) {
+                Ok(s) => Message::text(s.to_owned()),
+                Err(_) => Message::binary(body),
+            };
+            let message = match response_template {
+                None | Some(WsTemplate::Echo) if body.is_empty() => None,
+                None | Some(WsTemplate::Echo) => Some(as_message(body)),
+                Some(t) => values.message(t, None, &body)?,
             };
             Ok(Outcome {
                 status,
