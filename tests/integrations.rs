@@ -79,6 +79,29 @@ fn http_proxy_passes_method_path_query_headers_and_body() {
     assert!(rec.header("x-amzn-requestid").is_some());
 }
 
+/// `http://${stageVariables.url}` with a path and query in the value (the
+/// AWS guide's "full URI without protocol"): the backend gets that URL,
+/// with the client's query after the value's; nothing is appended.
+#[test]
+fn a_stage_variable_holding_the_whole_url() {
+    let backend = Backend::start(Mode::Echo);
+    let paths = format!(
+        r#"{{"/full": {{"get": {}}}}}"#,
+        proxy_method("http://${stageVariables.url}", "")
+    );
+    let b = backend.addr.to_string();
+    let gw = Gateway::builder()
+        .api("p", &swagger(&paths))
+        .stage("p", "one", &[("url", &format!("{b}/api/orders"))])
+        .stage("p", "two", &[("url", &format!("{b}/api/orders?v=2"))])
+        .default_api("p")
+        .start();
+    assert_eq!(get(gw.addr, "/one/full").status, 200);
+    assert_eq!(backend.last().target, "/api/orders");
+    assert_eq!(get(gw.addr, "/two/full?x=1").status, 200);
+    assert_eq!(backend.last().target, "/api/orders?v=2&x=1");
+}
+
 #[test]
 fn http_proxy_with_fixed_method_and_backend_status_passthrough() {
     let backend = Backend::start(Mode::Fixed {

@@ -1047,17 +1047,55 @@ pub(super) fn bind_uri(
         }
         Ok(out)
     };
+    // What the value put after the host: a path, a query, or both
+    // (`host/api/orders?v=2`), joined as the URL the two texts make.
+    let (extra_path, extra_query) = match &extra_path {
+        None => ("", None),
+        Some(e) => match e.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (e.as_str(), None),
+        },
+    };
     let mut path = fill(&uri.path)?;
-    if let Some(prefix) = extra_path {
+    if !uri.path_given && !extra_path.is_empty() {
+        path = vec![UriPart::Text(extra_path.to_owned())];
+    } else if !extra_path.is_empty() {
         match path.first_mut() {
             Some(UriPart::Text(t)) => {
-                let joined = format!("{}{}", prefix.trim_end_matches('/'), t);
+                let joined = format!("{}{}", extra_path.trim_end_matches('/'), t);
                 *t = joined;
             }
-            _ => path.insert(0, UriPart::Text(prefix.trim_end_matches('/').to_owned())),
+            _ => path.insert(
+                0,
+                UriPart::Text(extra_path.trim_end_matches('/').to_owned()),
+            ),
         }
     }
-    let query = fill(&uri.query)?;
+    let mut query = fill(&uri.query)?;
+    if let Some(q) = extra_query.filter(|q| !q.is_empty()) {
+        match query.first_mut() {
+            None => query.push(UriPart::Text(q.to_owned())),
+            Some(UriPart::Text(t)) => *t = format!("{q}&{t}"),
+            Some(UriPart::Param(_)) => query.insert(0, UriPart::Text(format!("{q}&"))),
+        }
+    }
+    // Stage variables may hold `?` and `#`; in the path they would end it
+    // (and `#` starts a fragment, which a request line cannot carry).
+    let texts = |parts: &[UriPart]| {
+        parts
+            .iter()
+            .filter_map(|p| match p {
+                UriPart::Text(t) => Some(t.clone()),
+                UriPart::Param(_) => None,
+            })
+            .collect::<String>()
+    };
+    let (path_text, query_text) = (texts(&path), texts(&query));
+    if path_text.contains(['?', '#']) || query_text.contains('#') {
+        return Err(format!(
+            "a stage variable puts `?` or `#` where the integration URI cannot take it (path `{path_text}`, query `{query_text}`)"
+        ));
+    }
     let host_header = if port == default_port {
         host.to_owned()
     } else {
@@ -1450,7 +1488,7 @@ fn normalise_authority(a: &str) -> Result<Authority, String> {
     } else {
         (a, None)
     };
-    match rest.find('/') {
+    match rest.find(['/', '?']) {
         Some(i) => Ok((rest[..i].to_owned(), Some(rest[i..].to_owned()), scheme)),
         None => Ok((rest.to_owned(), None, scheme)),
     }
@@ -1595,5 +1633,50 @@ mod tests {
         assert_eq!(b.query, vec![UriPart::Text("k=1".into())]);
         let missing = bind_uri(&uri, &BTreeMap::new(), &hosts, &mut targets, &mut index);
         assert!(missing.unwrap_err().contains("backend"));
+    }
+
+    /// `http://${stageVariables.url}`, the AWS guide's "full URI without
+    /// protocol": a path and query in the value are the URL's, nothing
+    /// added; a URI path after the variable is appended to its path.
+    #[test]
+    fn a_stage_variable_may_hold_the_whole_url() {
+        let bind = |uri: &str, url: &str| {
+            let uri = super::super::swagger::parse_uri_template(uri).unwrap();
+            let vars = BTreeMap::from([("url".to_owned(), url.to_owned())]);
+            let (mut targets, mut index) = (Vec::new(), HashMap::new());
+            bind_uri(&uri, &vars, &HashMap::new(), &mut targets, &mut index)
+                .map(|b| (b.host_header, b.path, b.query))
+        };
+        let text = |t: &str| vec![UriPart::Text(t.to_owned())];
+        let (host, path, query) = bind("http://${stageVariables.url}", "h:81/api/orders").unwrap();
+        assert_eq!(
+            (host.as_str(), path, query),
+            ("h:81", text("/api/orders"), vec![])
+        );
+        let (_, path, query) = bind("http://${stageVariables.url}", "h/api/orders?v=2").unwrap();
+        assert_eq!((path, query), (text("/api/orders"), text("v=2")));
+        let (_, path, query) = bind("http://${stageVariables.url}", "h?v=2").unwrap();
+        assert_eq!((path, query), (text("/"), text("v=2")));
+        let (_, path, query) = bind("http://${stageVariables.url}", "h").unwrap();
+        assert_eq!((path, query), (text("/"), vec![]));
+        let (_, path, query) =
+            bind("http://${stageVariables.url}/x/{id}?a={q}", "h/api/?v=2").unwrap();
+        assert_eq!(
+            path,
+            vec![UriPart::Text("/api/x/".into()), UriPart::Param("id".into())]
+        );
+        assert_eq!(
+            query,
+            vec![UriPart::Text("v=2&a=".into()), UriPart::Param("q".into())]
+        );
+        for bad in ["h/a#frag", "h/a?x#f"] {
+            assert!(
+                bind("http://${stageVariables.url}", bad)
+                    .unwrap_err()
+                    .contains('#'),
+                "{bad}"
+            );
+        }
+        assert!(bind("http://h/${stageVariables.url}/p", "v2?x=1").is_err());
     }
 }

@@ -46,6 +46,9 @@ pub struct UriTemplate {
     pub authority: Vec<TplPart>,
     pub path: Vec<TplPart>,
     pub query: Vec<TplPart>,
+    /// The URI has a path after its authority (`http://${stageVariables.url}`
+    /// has none: a path in the variable's value is the whole path).
+    pub path_given: bool,
 }
 
 const METHOD_KEYS: [(&str, &str); 8] = [
@@ -1266,6 +1269,7 @@ pub fn parse_uri_template(uri: &str) -> Result<UriTemplate, String> {
         authority,
         path,
         query,
+        path_given: !path_text.is_empty(),
     })
 }
 
