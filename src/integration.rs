@@ -944,16 +944,10 @@ pub fn write_gateway_response(
         },
         validation: err.and_then(|e| e.validation.as_deref()),
     };
-    let mut body = Vec::with_capacity(64);
-    template::render(&rendered.body, &values, &mut body);
-    write_status_line(out, rendered.status);
-    write_common_headers(out, request_id, keep_alive);
-    write_header(out, b"Content-Type", rendered.content_type.as_bytes());
-    write_header(
-        out,
-        b"x-amzn-ErrorType",
-        rendered.kind.error_type().as_bytes(),
-    );
+    // The mapped headers first: one that names a header the gateway
+    // writes itself (Content-Type, x-amzn-ErrorType, x-amzn-RequestId,
+    // Date) replaces it rather than adding a second value.
+    let mut mapped: Vec<(&str, String)> = Vec::with_capacity(rendered.headers.len());
     for (name, value) in &rendered.headers {
         let v: Option<Cow<'_, str>> = match value {
             HeaderValue::Text(t) => Some(Cow::Borrowed(t.as_str())),
@@ -970,9 +964,41 @@ pub fn write_gateway_response(
                 .chars()
                 .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
                 .collect();
-            write_header(out, name.as_bytes(), clean.as_bytes());
+            mapped.push((name.as_str(), clean));
         }
     }
+    let has = |n: &str| mapped.iter().any(|(m, _)| m.eq_ignore_ascii_case(n));
+    write_status_line(out, rendered.status);
+    if !has("date") {
+        write_date_header(out);
+    }
+    if !has("x-amzn-requestid") {
+        write_header(out, b"x-amzn-RequestId", request_id.as_bytes());
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    if !has("content-type") {
+        write_header(out, b"Content-Type", rendered.content_type.as_bytes());
+    }
+    if !has("x-amzn-errortype") {
+        write_header(
+            out,
+            b"x-amzn-ErrorType",
+            rendered.kind.error_type().as_bytes(),
+        );
+    }
+    for (name, value) in &mapped {
+        write_header(out, name.as_bytes(), value.as_bytes());
+    }
+    // 204 and 304 have no content (RFC 9110 §15.3.5, §15.4.5): a body
+    // there would be read as the start of the next response.
+    if matches!(rendered.status, 204 | 304) {
+        out.extend_from_slice(b"\r\n");
+        return 0;
+    }
+    let mut body = Vec::with_capacity(64);
+    template::render(&rendered.body, &values, &mut body);
     let head_only = info.is_some_and(|i| i.head.method() == Method::Head);
     write_content_length(out, body.len() as u64);
     out.extend_from_slice(b"\r\n");

@@ -207,3 +207,52 @@ fn customisation_is_per_api_and_unknown_stages_use_the_built_in() {
     let r = c.request(b"GET /prod/x HTTP/1.1\r\nHost: zzz.execute-api.test\r\n\r\n");
     assert_eq!(r.status, 403);
 }
+
+/// A mapped header that names one the gateway writes itself
+/// (Content-Type, x-amzn-ErrorType, x-amzn-RequestId) replaces it; a
+/// response customised to 204 carries no body, so the next response on
+/// the connection is read intact.
+#[test]
+fn mapped_headers_replace_the_gateway_s_own_and_204_has_no_body() {
+    let backend = Backend::start(Mode::NeverAnswer);
+    let extra = r#""x-amazon-apigateway-gateway-responses": {
+        "MISSING_AUTHENTICATION_TOKEN": {"statusCode": "204"},
+        "UNSUPPORTED_MEDIA_TYPE": {
+          "statusCode": "400",
+          "responseParameters": {
+            "gatewayresponse.header.Content-Type": "'text/html'",
+            "gatewayresponse.header.x-amzn-ErrorType": "'Mine'",
+            "gatewayresponse.header.x-amzn-RequestId": "method.request.header.X-Trace"
+          },
+          "responseTemplates": {"text/html": "<p>$context.error.message</p>"}
+        }
+      }"#;
+    let gw = Gateway::builder()
+        .api("g", &swagger_with(&paths(&backend.addr.to_string()), extra))
+        .stage("g", "prod", &[])
+        .default_api("g")
+        .start();
+    let mut c = RawClient::connect(gw.addr);
+    let r = c.request(b"GET /prod/nothing HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("content-length"), None);
+    let r = c.request(
+        b"POST /prod/strict HTTP/1.1\r\nHost: h\r\nX-Trace: t-1\r\nContent-Type: text/csv\r\nContent-Length: 1\r\n\r\na",
+    );
+    assert_eq!(r.status, 400);
+    for (name, want) in [
+        ("content-type", "text/html"),
+        ("x-amzn-ErrorType", "Mine"),
+        ("x-amzn-RequestId", "t-1"),
+    ] {
+        assert_eq!(r.header_count(name), 1, "{name}: {:?}", r.headers);
+        assert_eq!(r.header(name), Some(want));
+    }
+    assert_eq!(r.text(), "<p>Unsupported Media Type</p>");
+    // Without the header the mapping reads, the gateway's own id stays.
+    let r = c.request(
+        b"POST /prod/strict HTTP/1.1\r\nHost: h\r\nContent-Type: text/csv\r\nContent-Length: 1\r\n\r\na",
+    );
+    assert_eq!(r.header_count("x-amzn-RequestId"), 1);
+    assert_eq!(r.header("x-amzn-RequestId").map(str::len), Some(36));
+}
