@@ -51,6 +51,9 @@ pub struct RequestInfo<'a> {
     pub body: &'a Bytes,
     /// The client's certificate, on a mutual-TLS connection.
     pub client_cert: Option<&'a crate::tls::ClientCert>,
+    /// The API key (and its usage plan) of a method that requires one,
+    /// once admitted: `$context.identity.apiKey` / `apiKeyId`.
+    pub api_key: Option<&'a crate::snapshot::KeyPlan>,
 }
 
 impl<'a> RequestInfo<'a> {
@@ -69,6 +72,7 @@ impl<'a> RequestInfo<'a> {
             route: self.route,
             body,
             client_cert: self.client_cert,
+            api_key: self.api_key,
         }
     }
 
@@ -192,6 +196,11 @@ impl Values for RequestInfo<'_> {
             ContextVar::ClientCert(f) => {
                 Cow::Borrowed(self.client_cert.and_then(|c| c.field(f)).unwrap_or(""))
             }
+            ContextVar::ApiKey => match self.api_key {
+                Some(_) => self.header("x-api-key").unwrap_or(Cow::Borrowed("")),
+                None => Cow::Borrowed(""),
+            },
+            ContextVar::ApiKeyId => Cow::Borrowed(self.api_key.map_or("", |k| k.key_name.as_str())),
             ContextVar::Unsupported(_) => Cow::Borrowed(""),
         };
         Some(v)
@@ -420,6 +429,8 @@ impl TemplateData {
             ("protocol", ContextVar::Protocol),
             ("identity.sourceIp", ContextVar::SourceIp),
             ("identity.userAgent", ContextVar::UserAgent),
+            ("identity.apiKey", ContextVar::ApiKey),
+            ("identity.apiKeyId", ContextVar::ApiKeyId),
             ("requestTime", ContextVar::RequestTime),
             ("requestTimeEpoch", ContextVar::RequestTimeEpoch),
             ("domainName", ContextVar::DomainName),

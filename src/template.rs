@@ -34,6 +34,10 @@ pub enum ContextVar {
     ErrorMessageString,
     ErrorResponseType,
     ErrorValidationErrorString,
+    /// `identity.apiKey` / `identity.apiKeyId`: the key of a method that
+    /// requires one, and its id (empty otherwise).
+    ApiKey,
+    ApiKeyId,
     /// `identity.clientCert.<field>` (mutual TLS).
     ClientCert(&'static str),
     /// A variable API Gateway has but this gateway does not fill (authorizer
@@ -56,6 +60,8 @@ impl ContextVar {
             "protocol" => ContextVar::Protocol,
             "identity.sourceIp" => ContextVar::SourceIp,
             "identity.userAgent" => ContextVar::UserAgent,
+            "identity.apiKey" => ContextVar::ApiKey,
+            "identity.apiKeyId" => ContextVar::ApiKeyId,
             "requestTime" => ContextVar::RequestTime,
             "requestTimeEpoch" => ContextVar::RequestTimeEpoch,
             "domainName" => ContextVar::DomainName,

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use support::client::{get, get_with};
-use support::gateway::{keyed_api, mock_method, swagger, ADMIN_TOKEN};
+use support::gateway::{keyed_api, mock_method, swagger, swagger_with, ADMIN_TOKEN};
 use support::{Backend, Gateway, Mode, RawClient, Response};
 
 fn keep_alive_burst(gw: &Gateway, path: &str, n: usize, headers: &str) -> Vec<Response> {
@@ -307,4 +307,56 @@ fn quotas_survive_a_restart() {
         vec![200, 429, 429],
         "the day's quota (4) was already 3/4 used"
     );
+}
+
+/// `$context.identity.apiKey` and `apiKeyId` in mapping templates and
+/// request parameters: the key and its name for a method that requires
+/// one; empty for one that does not, whatever the client sends.
+#[test]
+fn the_api_key_is_in_the_context_of_methods_that_require_one() {
+    let backend = Backend::start(Mode::Echo);
+    let method = |keyed: bool| {
+        format!(
+            r#"{{{security}"x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "POST", "uri": "http://{b}/who",
+              "requestParameters": {{"integration.request.header.X-Key": "context.identity.apiKey"}},
+              "requestTemplates": {{"application/json": "{{\"key\": \"$context.identity.apiKey\", \"id\": \"$context.identity.apiKeyId\"}}"}},
+              "responses": {{"default": {{"statusCode": "200"}}}}}}}}"#,
+            security = if keyed {
+                r#""security": [{"api_key": []}], "#
+            } else {
+                ""
+            },
+            b = backend.addr
+        )
+    };
+    let paths = format!(
+        r#"{{"/who": {{"get": {}}}, "/anyone": {{"get": {}}}}}"#,
+        method(true),
+        method(false)
+    );
+    let gw = Gateway::builder()
+        .api(
+            "k",
+            &swagger_with(
+                &paths,
+                r#""securityDefinitions": {"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}}"#,
+            ),
+        )
+        .stage("k", "p", &[])
+        .default_api("k")
+        .extra(&format!(
+            "[[usage_plans]]\nid = \"gold\"\napi_stages = [\"k/p\"]\n[[api_keys]]\nname = \"gold-one\"\nvalue = \"{GOLD}\"\nusage_plans = [\"gold\"]\n"
+        ))
+        .start();
+    let key = format!("x-api-key: {GOLD}\r\n");
+    assert_eq!(get_with(gw.addr, "/p/who", &key).status, 200);
+    let sent = backend.last();
+    assert_eq!(sent.header("x-key"), Some(GOLD));
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body, serde_json::json!({"key": GOLD, "id": "gold-one"}));
+    assert_eq!(get_with(gw.addr, "/p/anyone", &key).status, 200);
+    let sent = backend.last();
+    assert_eq!(sent.header("x-key").unwrap_or(""), "");
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body, serde_json::json!({"key": "", "id": ""}));
 }

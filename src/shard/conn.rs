@@ -275,6 +275,7 @@ impl Conn {
                 route: None,
                 body: &no_body,
                 client_cert: None,
+                api_key: None,
             };
             write_gateway_response(
                 &mut self.out,
@@ -644,6 +645,7 @@ impl Conn {
             route,
             body: &no_body,
             client_cert: client_cert.as_deref(),
+            api_key: None,
         };
         let responses = stage.map_or(&snap.builtin_responses, |s| &s.responses);
         let (Some(api), Some(stage), Some(method_id)) = (api, stage, method_id) else {
@@ -668,7 +670,7 @@ impl Conn {
 
         // 4. Admission: API key, usage plan, quota, method, stage and
         // account limits, then an in-flight permit held to the end.
-        let _permit = match admit(
+        let (_permit, key) = match admit(
             &self.shard,
             snap,
             api,
@@ -681,6 +683,7 @@ impl Conn {
             Ok(p) => p,
             Err(err) => return self.fail(&info, responses, &err, body_pending),
         };
+        info.api_key = key;
 
         // 5–6. (validation, cache: later phases)
 
@@ -1411,13 +1414,14 @@ fn admit<'s>(
     key_required: bool,
     head: &RequestHead,
     started: Instant,
-) -> Result<Permit<'s>, GatewayError> {
+) -> Result<(Permit<'s>, Option<&'s crate::snapshot::KeyPlan>), GatewayError> {
     let t = &snap.throttling;
     let now = crate::limit::clock_ns_at(started);
     let throttled = |what: &'static str| GatewayError::new(ErrorKind::Throttled, what);
     let Ok(mut limits) = shard.limits.try_borrow_mut() else {
         return Err(throttled("limiter busy"));
     };
+    let mut key = None;
     if key_required {
         let plan = head
             .header("x-api-key")
@@ -1430,6 +1434,7 @@ fn admit<'s>(
                     "missing, unknown or unassociated API key",
                 )
             })?;
+        key = Some(plan);
         if let Some(b) = &plan.throttle {
             if !limits.admit(b.id, &b.shared, b.lease, now) {
                 return Err(throttled("Key throttle limit exceeded for the usage plan"));
@@ -1464,11 +1469,14 @@ fn admit<'s>(
     if !limits.permits.acquire(&t.permits, t.permit_block) {
         return Err(throttled("account concurrency"));
     }
-    Ok(Permit {
-        shard: shard.clone(),
-        shared: &t.permits,
-        block: t.permit_block,
-    })
+    Ok((
+        Permit {
+            shard: shard.clone(),
+            shared: &t.permits,
+            block: t.permit_block,
+        },
+        key,
+    ))
 }
 
 /// An `@connections` operation: done here if this shard owns the
