@@ -334,6 +334,10 @@ pub struct Api {
     pub gateway_responses: GatewayResponses,
     /// `x-amazon-apigateway-binary-media-types`.
     pub binary_media_types: BinaryMediaTypes,
+    /// `x-amazon-apigateway-api-key-source` is `HEADER` (the default):
+    /// keys are the client's `x-api-key`. `AUTHORIZER` (false): no request
+    /// presents a key here, as no authorizer runs.
+    pub api_keys_from_header: bool,
 }
 
 /// `contentHandling` of an integration request or response.

@@ -464,6 +464,37 @@ fn malformed_documents_and_warnings() {
         "{}",
         r.text()
     );
+    // The API key source is reported as the document says; AUTHORIZER is
+    // warned about (no authorizer runs here), anything else refused.
+    let authorizer = doc(&[("/k", "k")]).replacen(
+        '{',
+        r#"{"x-amazon-apigateway-api-key-source": "AUTHORIZER", "#,
+        1,
+    );
+    let r = call(
+        admin,
+        "POST",
+        "/restapis?mode=import",
+        authorizer.as_bytes(),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["apiKeySource"], "AUTHORIZER");
+    assert!(r.text().contains("Lambda authorizer"), "{}", r.text());
+    let bogus = authorizer.replace("AUTHORIZER", "BOGUS");
+    let r = call(admin, "POST", "/restapis?mode=import", bogus.as_bytes());
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("must be HEADER or AUTHORIZER"),
+        "{}",
+        r.text()
+    );
+    let r = call(
+        admin,
+        "POST",
+        "/restapis?mode=import",
+        doc(&[("/h", "h")]).as_bytes(),
+    );
+    assert_eq!(r.json()["apiKeySource"], "HEADER");
     // YAML is accepted too.
     let yaml = "swagger: '2.0'\ninfo: {title: y, version: '1'}\npaths: {}\n";
     assert_eq!(

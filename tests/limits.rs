@@ -360,3 +360,28 @@ fn the_api_key_is_in_the_context_of_methods_that_require_one() {
     let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
     assert_eq!(body, serde_json::json!({"key": "", "id": ""}));
 }
+
+/// `x-amazon-apigateway-api-key-source: AUTHORIZER`: keys would come from
+/// a Lambda authorizer, which does not run here, so a client's `x-api-key`
+/// opens nothing (it did: the extension was not read); methods without
+/// `apiKeyRequired` are unaffected.
+#[test]
+fn keys_from_an_authorizer_are_never_taken_from_the_header() {
+    let doc = keyed_api().replacen(
+        '{',
+        r#"{"x-amazon-apigateway-api-key-source": "AUTHORIZER", "#,
+        1,
+    );
+    let gw = Gateway::builder()
+        .api("k", &doc)
+        .stage("k", "p", &[])
+        .default_api("k")
+        .extra(&format!(
+            "[[usage_plans]]\nid = \"gold\"\napi_stages = [\"k/p\"]\n[[api_keys]]\nname = \"gold\"\nvalue = \"{GOLD}\"\nusage_plans = [\"gold\"]\n"
+        ))
+        .start();
+    let r = get_with(gw.addr, "/p/keyed", &format!("x-api-key: {GOLD}\r\n"));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json(), serde_json::json!({"message": "Forbidden"}));
+    assert_eq!(get(gw.addr, "/p/open").text(), "open");
+}

@@ -197,7 +197,10 @@ fn api_json(api: &RestApiRecord) -> Value {
         "id": api.id,
         "name": api.name,
         "createdDate": api.created_date,
-        "apiKeySource": "HEADER",
+        "apiKeySource": match api.definition.get("x-amazon-apigateway-api-key-source").and_then(Value::as_str) {
+            Some(s) if s.eq_ignore_ascii_case("AUTHORIZER") => "AUTHORIZER",
+            _ => "HEADER",
+        },
         "endpointConfiguration": { "types": ["REGIONAL"] },
         "disableExecuteApiEndpoint": false,
     });

@@ -108,6 +108,7 @@ pub fn compile_api(
 
     let gateway_responses = compile_gateway_responses(file, root, diags);
     let binary_media_types = compile_binary_media_types(file, root, diags);
+    let api_keys_from_header = compile_api_key_source(file, root, diags);
     let api_key_schemes = api_key_schemes(root);
     check_refs(file, doc, doc, "$", diags);
     let shared_params = root.get("parameters").and_then(Value::as_object);
@@ -251,6 +252,7 @@ pub fn compile_api(
             stage_index: crate::snapshot::FastMap::default(),
             gateway_responses,
             binary_media_types,
+            api_keys_from_header,
         },
         uris,
     })
@@ -805,6 +807,38 @@ fn content_handling(
     }
 }
 
+/// `x-amazon-apigateway-api-key-source`: `HEADER` (the default; the
+/// client's `x-api-key`) or `AUTHORIZER` (the key a Lambda authorizer
+/// returns). This gateway runs no authorizers, so under `AUTHORIZER` no
+/// request can present a key: true when keys come from the header.
+fn compile_api_key_source(
+    file: &Path,
+    root: &serde_json::Map<String, Value>,
+    diags: &mut Diagnostics,
+) -> bool {
+    let key = "x-amazon-apigateway-api-key-source";
+    match root.get(key) {
+        None => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("HEADER") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("AUTHORIZER") => {
+            diags.warn(
+                file,
+                format!("$.{key}"),
+                "AUTHORIZER: API keys come from a Lambda authorizer, which this gateway does not run; methods that require an API key answer 403 Forbidden (the x-api-key header is not used)",
+            );
+            false
+        }
+        Some(other) => {
+            diags.error(
+                file,
+                format!("$.{key}"),
+                format!("must be HEADER or AUTHORIZER, found {other}"),
+            );
+            true
+        }
+    }
+}
+
 /// `x-amazon-apigateway-binary-media-types`: a list of media types.
 fn compile_binary_media_types(
     file: &Path,
@@ -1334,6 +1368,34 @@ mod tests {
             compile_binary_media_types(Path::new("a.json"), root.as_object().unwrap(), &mut diags);
         assert_eq!(types.0, vec!["image/png".to_owned(), "*/*".to_owned()]);
         assert_eq!(diags.errors.len(), 1, "{:?}", diags.errors);
+    }
+
+    #[test]
+    fn api_key_source_is_header_or_authorizer() {
+        let source = |v: serde_json::Value| {
+            let root = serde_json::json!({ "x-amazon-apigateway-api-key-source": v });
+            let mut diags = Diagnostics::default();
+            let header =
+                compile_api_key_source(Path::new("a.json"), root.as_object().unwrap(), &mut diags);
+            (header, diags)
+        };
+        let (header, diags) = source("HEADER".into());
+        assert!(header && diags.errors.is_empty() && diags.warnings.is_empty());
+        let (header, diags) = source("AUTHORIZER".into());
+        assert!(!header && diags.errors.is_empty());
+        assert!(
+            diags.warnings[0].message.contains("403"),
+            "{:?}",
+            diags.warnings
+        );
+        for bad in [serde_json::json!("BOGUS"), serde_json::json!(1)] {
+            let (_, diags) = source(bad.clone());
+            assert_eq!(diags.errors.len(), 1, "{bad}");
+            assert_eq!(diags.errors[0].path, "$.x-amazon-apigateway-api-key-source");
+        }
+        let (header, diags) = source(serde_json::Value::Null);
+        assert!(header);
+        assert_eq!(diags.errors.len(), 1);
     }
 
     #[test]

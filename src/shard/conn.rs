@@ -1425,6 +1425,7 @@ fn admit<'s>(
     if key_required {
         let plan = head
             .header("x-api-key")
+            .filter(|_| api.api_keys_from_header)
             .and_then(|k| std::str::from_utf8(k).ok())
             .and_then(|k| t.keys.get(k))
             .and_then(|plans| plans.iter().find(|p| p.covers(&api.id, &stage.name)))
