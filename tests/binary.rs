@@ -212,3 +212,42 @@ fn proxy_integrations_pass_binary_both_ways() {
     assert_eq!(r.body, png);
     assert_eq!(backend.last().body, png);
 }
+
+/// A MOCK whose integration response says `CONVERT_TO_BINARY` sends its
+/// template's base64 as bytes (a pixel or favicon served without a
+/// backend); one without it sends its text as it is, whatever the client
+/// accepts; base64 that does not decode is a 500.
+#[test]
+fn a_mock_response_converted_to_binary() {
+    let pixel = png_like();
+    let mock = |template: &str, ch: &str| {
+        format!(
+            r#"{{"x-amazon-apigateway-integration": {{"type": "mock",
+                "requestTemplates": {{"application/json": "{{\"statusCode\": 200}}"}},
+                "responses": {{"default": {{"statusCode": "200", {ch}
+                    "responseTemplates": {{"image/png": "{template}"}}}}}}}}}}"#
+        )
+    };
+    let doc = swagger_with(
+        &format!(
+            r#"{{"/pixel": {{"get": {}}}, "/text": {{"get": {}}}, "/broken": {{"get": {}}}}}"#,
+            mock(&b64(&pixel), r#""contentHandling": "CONVERT_TO_BINARY","#),
+            mock("aGk=", ""),
+            mock("not base64!", r#""contentHandling": "CONVERT_TO_BINARY","#),
+        ),
+        r#""x-amazon-apigateway-binary-media-types": ["image/png"]"#,
+    );
+    let gw = gateway(&doc);
+    let get = |path: &str, accept: &str| {
+        let mut c = RawClient::connect(gw.addr);
+        c.request(format!("GET {path} HTTP/1.1\r\nHost: h\r\nAccept: {accept}\r\n\r\n").as_bytes())
+    };
+    let r = get("/prod/pixel", "image/png");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    assert_eq!(r.body, pixel);
+    assert_eq!(get("/prod/pixel", "*/*").body, pixel);
+    assert_eq!(get("/prod/text", "image/png").body, b"aGk=");
+    let r = get("/prod/broken", "image/png");
+    assert_eq!(r.status, 500);
+}

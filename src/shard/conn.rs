@@ -990,6 +990,17 @@ impl Conn {
                     Default::default(),
                 ),
             };
+        // `CONVERT_TO_BINARY` on the response: the template's text is
+        // base64 (a favicon or pixel served from a MOCK). Without it the
+        // text goes as it is, whatever the client accepts (API Gateway
+        // would decode for a binary Accept too, and fails 500 for MOCKs
+        // under `*/*`; see docs/templates.md).
+        let body = match response.content_handling {
+            Some(crate::snapshot::ContentHandling::ConvertToBinary) => {
+                integration::convert(&body, Conversion::Decode)?.unwrap_or(body)
+            }
+            _ => body,
+        };
         let mut headers: Vec<(String, String)> = response
             .headers
             .iter()
