@@ -366,6 +366,9 @@ pub fn convert(body: &[u8], c: Conversion) -> Result<Option<Bytes>, GatewayError
     }
 }
 
+/// Name/value pairs in order (query parameters, headers).
+pub type Pairs = Vec<(String, String)>;
+
 /// What a mapping template sees of a request, owned so that templates can
 /// borrow it (`vtl::Input`).
 pub struct TemplateData {
@@ -376,6 +379,34 @@ pub struct TemplateData {
 }
 
 impl TemplateData {
+    /// A request's query parameters (decoded, in order) and headers, as
+    /// `$input.params()` reads them.
+    pub fn query_and_headers(head: &RequestHead) -> (Pairs, Pairs) {
+        let query = head
+            .query()
+            .map(|q| {
+                query::pairs(q)
+                    .map(|(n, v)| {
+                        (
+                            query::decode_component(n).into_owned(),
+                            query::decode_component(v).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let headers = head
+            .headers()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect();
+        (query, headers)
+    }
+
     pub fn new(info: &RequestInfo<'_>) -> TemplateData {
         let path = match &info.route {
             Some(r) => r
@@ -391,30 +422,7 @@ impl TemplateData {
                 .collect(),
             None => Vec::new(),
         };
-        let query = info
-            .head
-            .query()
-            .map(|q| {
-                query::pairs(q)
-                    .map(|(n, v)| {
-                        (
-                            query::decode_component(n).into_owned(),
-                            query::decode_component(v).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let headers = info
-            .head
-            .headers()
-            .map(|(n, v)| {
-                (
-                    String::from_utf8_lossy(n).into_owned(),
-                    String::from_utf8_lossy(v).into_owned(),
-                )
-            })
-            .collect();
+        let (query, headers) = TemplateData::query_and_headers(info.head);
         let mut context = std::collections::BTreeMap::new();
         for (key, var) in [
             ("requestId", ContextVar::RequestId),

@@ -158,31 +158,10 @@ impl EventValues<'_> {
     /// Renders a template over `body` (the message, or the backend's
     /// response): `$input.body`, `$input.json()`, `$input.path()` read it.
     fn render(&self, t: &vtl::Template, body: &[u8]) -> Result<String, String> {
-        let (headers, query) = match self.upgrade {
-            Some(h) => (
-                h.headers()
-                    .map(|(n, v)| {
-                        (
-                            String::from_utf8_lossy(n).into_owned(),
-                            String::from_utf8_lossy(v).into_owned(),
-                        )
-                    })
-                    .collect(),
-                h.query()
-                    .map(|q| {
-                        crate::http::query::pairs(q)
-                            .map(|(n, v)| {
-                                (
-                                    crate::http::query::decode_component(n).into_owned(),
-                                    crate::http::query::decode_component(v).into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            ),
-            None => (Vec::new(), Vec::new()),
-        };
+        let (query, headers) = self
+            .upgrade
+            .map(crate::integration::TemplateData::query_and_headers)
+            .unwrap_or_default();
         let input = vtl::Input {
             body,
             path: &[],
