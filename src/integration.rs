@@ -57,25 +57,6 @@ pub struct RequestInfo<'a> {
 }
 
 impl<'a> RequestInfo<'a> {
-    /// The same request with another body (a request template's output).
-    pub fn with_body<'b>(&self, body: &'b Bytes) -> RequestInfo<'b>
-    where
-        'a: 'b,
-    {
-        RequestInfo {
-            head: self.head,
-            request_id: self.request_id,
-            peer: self.peer,
-            received: self.received,
-            api: self.api,
-            stage: self.stage,
-            route: self.route,
-            body,
-            client_cert: self.client_cert,
-            api_key: self.api_key,
-        }
-    }
-
     /// Raw (still percent-encoded) value of a path parameter.
     pub fn path_param_raw(&self, name: &str) -> Option<&'a str> {
         let route = self.route.as_ref()?;
@@ -530,6 +511,24 @@ pub fn mock_status(
     Ok((status, overrides))
 }
 
+/// Renders an integration response template. The body it reads is the
+/// backend's: one that is not JSON where the template reads JSON is the
+/// API's configuration failing, not a bad request (500, as API Gateway's
+/// "Unable to transform response").
+pub fn render_response_template(
+    t: &vtl::Template,
+    input: &vtl::Input<'_>,
+) -> Result<vtl::Rendered, GatewayError> {
+    t.render(input, &vtl::Limits::default()).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::TemplateFailed,
+            format!(
+                "Execution failed due to configuration error: Unable to transform response: {e}"
+            ),
+        )
+    })
+}
+
 /// `statusCode` (200–599) of a MOCK integration's rendered request
 /// template (or passed-through body), if it is a JSON object with one.
 pub fn parse_mock_status(rendered: &[u8]) -> Option<u16> {
@@ -605,10 +604,14 @@ pub fn eval_response_source(
     }
 }
 
-/// Appends the request line and headers (and the body) to send to the
-/// backend. Returns the method used.
+/// Appends the request line and headers (and `body`, the request
+/// template's output or the client's body) to send to the backend; mapped
+/// parameters read the method request (`method.request.body` is the
+/// client's body). Returns the method used.
+#[allow(clippy::too_many_arguments)]
 pub fn build_upstream_request(
     info: &RequestInfo<'_>,
+    body: &[u8],
     integration: &Integration,
     binding: &UpstreamBinding,
     proxy: bool,
@@ -810,7 +813,7 @@ pub fn build_upstream_request(
             out.extend_from_slice(info.api.map_or("", |a| a.id.as_str()).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        if !mapped_header(b"content-type") && !info.body.is_empty() {
+        if !mapped_header(b"content-type") && !body.is_empty() {
             let ct = info
                 .head
                 .header("content-type")
@@ -851,11 +854,11 @@ pub fn build_upstream_request(
         }
     }
     write_header(out, b"X-Amzn-RequestId", info.request_id.as_bytes());
-    if !info.body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
-        write_content_length(out, info.body.len() as u64);
+    if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
+        write_content_length(out, body.len() as u64);
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(info.body);
+    out.extend_from_slice(body);
     method
 }
 

@@ -37,11 +37,17 @@ fn gateway(backend: &Backend) -> Gateway {
         r#"{{
       "/pets/{{id}}": {{"post": {{"parameters": [{{"name": "id", "in": "path", "required": true}}], "x-amazon-apigateway-integration": {{
           "type": "http", "httpMethod": "POST", "uri": "{uri}/store",
+          "requestParameters": {{"integration.request.header.X-Pet-Name": "method.request.body.pet.name"}},
           "requestTemplates": {{"application/json": {request}}},
           "responses": {{"default": {{"statusCode": "200"}}}}}}}}}},
       "/list": {{"get": {{"x-amazon-apigateway-integration": {{
           "type": "http", "httpMethod": "GET", "uri": "{uri}/list",
           "responses": {{"default": {{"statusCode": "200", "responseTemplates": {{"application/json": {response}, "text/plain": "plain"}}}}}}}}}}}},
+      "/html": {{"get": {{"x-amazon-apigateway-integration": {{
+          "type": "http", "httpMethod": "GET", "uri": "{uri}/list",
+          "responses": {{"default": {{"statusCode": "200",
+              "responseParameters": {{"method.response.header.Content-Type": "'text/html'"}},
+              "responseTemplates": {{"application/json": "<p>$input.path('$[0].type')</p>"}}}}}}}}}}}},
       "/override": {{"post": {{"x-amazon-apigateway-integration": {{
           "type": "http", "httpMethod": "POST", "uri": "{uri}/o",
           "requestTemplates": {{"application/json": {override_req}}},
@@ -79,6 +85,9 @@ fn request_template_reshapes_the_body() {
         sent,
         serde_json::json!({"name": "Rex", "id": "42", "stage": "prod", "v": "blue", "method": "POST", "tags": ["a", "b"]})
     );
+    // A parameter mapped from `method.request.body` reads the client's
+    // body, not the template's output.
+    assert_eq!(backend.last().header("x-pet-name"), Some("Rex"));
     // Not JSON where the template reads JSON: 400.
     let r = send(
         gw.addr,
@@ -106,6 +115,34 @@ fn response_template_reshapes_what_comes_back() {
     let r = get_with(gw.addr, "/prod/list", "Accept: text/plain\r\n");
     assert_eq!(r.text(), "plain");
     assert_eq!(r.header("content-type"), Some("text/plain"));
+    // A mapped Content-Type stands when a template renders.
+    let r = get(gw.addr, "/prod/html");
+    assert_eq!(r.text(), "<p>dog</p>");
+    assert_eq!(r.header_count("content-type"), 1);
+    assert_eq!(r.header("content-type"), Some("text/html"));
+}
+
+/// A backend body that is not JSON under a template that reads JSON is the
+/// API's configuration failing (500), not a bad request: the client may
+/// have sent no body at all.
+#[test]
+fn a_response_template_over_a_body_that_is_not_json_is_a_500() {
+    let backend = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        body: b"plain text, not json".to_vec(),
+    });
+    let gw = gateway(&backend);
+    let r = get(gw.addr, "/prod/list");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "Internal server error"})
+    );
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("InternalServerErrorException")
+    );
 }
 
 #[test]

@@ -1139,7 +1139,8 @@ impl Conn {
         };
         request.reserve(512 + sent_body.len());
         let method = build_upstream_request(
-            &info.with_body(sent_body),
+            info,
+            sent_body,
             integration,
             binding,
             proxy,
@@ -1258,8 +1259,12 @@ impl Conn {
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_else(|| "application/json".to_owned());
             headers.push(("Content-Type".to_owned(), ct));
+            // A mapped Content-Type stands even when a template renders
+            // (how a non-proxy method answers HTML or XML).
+            let mut type_mapped = false;
             for (name, src) in &selected.headers {
                 if let Some(v) = eval_response_source(src, info, &upstream_header, body_so_far) {
+                    type_mapped |= name.eq_ignore_ascii_case("content-type");
                     headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
                     headers.push((name.clone(), clean(&v)));
                 }
@@ -1268,9 +1273,11 @@ impl Conn {
             if let (Some((ct, t)), Some(data), Buffered::Complete(body)) =
                 (template, &data, &buffered)
             {
-                let r = render_template(t, &data.input(body, info))?;
-                headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
-                headers.push(("Content-Type".to_owned(), ct.clone()));
+                let r = integration::render_response_template(t, &data.input(body, info))?;
+                if !type_mapped {
+                    headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+                    headers.push(("Content-Type".to_owned(), ct.clone()));
+                }
                 apply_response_overrides(&mut headers, &r.overrides);
                 if let Some(s) = r.overrides.status.or(request_overrides.status) {
                     status = s;
