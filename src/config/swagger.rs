@@ -1139,6 +1139,26 @@ fn literal(s: &str) -> Option<&str> {
     s.strip_prefix('\'').and_then(|s| s.strip_suffix('\''))
 }
 
+/// The JSON path of a `method.request.body.a.b` / `integration.response.body.a.b`
+/// source: dotted names, as API Gateway's mapping expressions
+/// (`^[a-zA-Z0-9._$-]+$`); `list[1]` or `a['b']` is refused (it matched
+/// nothing and mapped nothing, silently).
+fn body_path(s: &str, p: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = p.split('.').map(str::to_owned).collect();
+    let valid = |n: &String| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_$-".contains(&b))
+    };
+    if names.iter().all(valid) {
+        Ok(names)
+    } else {
+        Err(format!(
+            "invalid mapping expression `{s}`: a body path is dotted names (^[a-zA-Z0-9._$-]+$, as API Gateway); indexes and brackets are not supported"
+        ))
+    }
+}
+
 fn name_after<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     s.strip_prefix(prefix).filter(|n| !n.is_empty())
 }
@@ -1186,7 +1206,7 @@ pub fn parse_request_source(s: &str) -> Result<ParamSource, String> {
     } else if s == "method.request.body" {
         ParamSource::Body
     } else if let Some(p) = name_after(s, "method.request.body.") {
-        ParamSource::BodyPath(p.split('.').map(str::to_owned).collect())
+        ParamSource::BodyPath(body_path(s, p)?)
     } else if let Some(n) = name_after(s, "stageVariables.") {
         ParamSource::StageVar(n.to_owned())
     } else if let Some(n) = name_after(s, "context.") {
@@ -1210,7 +1230,7 @@ pub fn parse_response_source(s: &str) -> Result<ResponseParamSource, String> {
     } else if s == "integration.response.body" {
         ResponseParamSource::IntegrationBody
     } else if let Some(p) = name_after(s, "integration.response.body.") {
-        ResponseParamSource::IntegrationBodyPath(p.split('.').map(str::to_owned).collect())
+        ResponseParamSource::IntegrationBodyPath(body_path(s, p)?)
     } else if let Some(n) = name_after(s, "stageVariables.") {
         ResponseParamSource::StageVar(n.to_owned())
     } else if let Some(n) = name_after(s, "context.") {
@@ -1461,6 +1481,22 @@ mod tests {
         );
         assert!(parse_request_source("method.request.path.").is_err());
         assert!(parse_request_source("method.response.header.x").is_err());
+        for bad in [
+            "method.request.body.list[1]",
+            "method.request.body.a['b']",
+            "method.request.body.a..b",
+        ] {
+            let e = parse_request_source(bad).unwrap_err();
+            assert!(e.contains("dotted names"), "{bad}: {e}");
+        }
+        assert!(parse_response_source("integration.response.body.list[0]").is_err());
+        assert_eq!(
+            parse_response_source("integration.response.body.a.$b-c_d"),
+            Ok(ResponseParamSource::IntegrationBodyPath(vec![
+                "a".into(),
+                "$b-c_d".into()
+            ]))
+        );
         assert_eq!(
             parse_request_target("integration.request.header.X-A"),
             Ok(ParamTarget::Header("X-A".into()))
