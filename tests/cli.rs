@@ -330,3 +330,28 @@ fn websocket_template_errors_name_their_path() {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
 }
+
+#[test]
+fn an_integration_response_without_its_method_response_is_warned_about() {
+    let doc = r#"{"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {
+        "/a": {"get": {"responses": {"200": {"description": "ok"}},
+          "x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
+            "responses": {"default": {"statusCode": "200"}, "4\\d{2}": {"statusCode": "418"}}}}},
+        "/b": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
+            "responses": {"default": {"statusCode": "418"}}}}}
+    }}"#;
+    let gw = Gateway::builder().api("t", doc).stage("t", "prod", &[]);
+    let (dir, cfg) = gw.write();
+    let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let file = dir.path().join("t.json");
+    let want = format!(
+        "{}: $.paths./a.get.x-amazon-apigateway-integration.responses.4\\d{{2}}.statusCode: 418 is not among the operation's responses",
+        file.display()
+    );
+    let all = format!("{out}{err}");
+    assert!(all.contains(&want), "missing {want:?} in:\n{all}");
+    // An operation that declares no responses is not checked.
+    assert!(!all.contains("$.paths./b"), "{all}");
+    assert!(all.contains("1 warning"), "{all}");
+}

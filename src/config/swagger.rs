@@ -193,7 +193,10 @@ pub fn compile_api(
                         Some(v) => {
                             let ip = format!("{op_path}.x-amazon-apigateway-integration");
                             match compile_integration(file, &ip, v, diags) {
-                                Some((i, u)) => (Some(i), u),
+                                Some((i, u)) => {
+                                    check_method_responses(file, &ip, op, &i, diags);
+                                    (Some(i), u)
+                                }
                                 None => (None, None),
                             }
                         }
@@ -803,6 +806,40 @@ fn content_handling(
                 format!("`{other}`: expected CONVERT_TO_TEXT or CONVERT_TO_BINARY"),
             );
             None
+        }
+    }
+}
+
+/// An integration response's `statusCode` must name one of the
+/// operation's `responses` (API Gateway refuses an integration response
+/// without its method response); warned about, and served as is. An
+/// operation without `responses` (or with `default`) is not checked.
+fn check_method_responses(
+    file: &Path,
+    ip: &str,
+    op: &serde_json::Map<String, Value>,
+    integration: &Integration,
+    diags: &mut Diagnostics,
+) {
+    let Some(declared) = op.get("responses").and_then(Value::as_object) else {
+        return;
+    };
+    if declared.contains_key("default") {
+        return;
+    }
+    for r in &integration.responses {
+        let status = r.status.to_string();
+        if !declared.contains_key(&status) {
+            let key = if r.pattern.is_none() {
+                "default"
+            } else {
+                r.pattern_text.as_str()
+            };
+            diags.warn(
+                file,
+                format!("{ip}.responses.{key}.statusCode"),
+                format!("{status} is not among the operation's responses: API Gateway refuses an integration response without its method response (served as is here)"),
+            );
         }
     }
 }
