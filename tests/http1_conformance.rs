@@ -393,3 +393,36 @@ fn many_bad_connections_leak_no_slots() {
     let r = c.request(b"GET /prod/x HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 200);
 }
+
+/// A refused request whose small body arrived with its head: the body is
+/// dropped and the connection stays open for the next request; a body
+/// still on its way closes the connection (it cannot be told from a
+/// request otherwise).
+#[test]
+fn a_refused_request_with_its_whole_body_keeps_the_connection() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = proxy_gateway(&backend);
+    let mut c = RawClient::connect(gw.addr);
+    // POST to a GET-only MOCK: 403 Missing Authentication Token.
+    let r = c.request(b"POST /prod/mock HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("connection"), None);
+    let r = c.request(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    // The body is data even when it looks like a request: never run.
+    let r = c.request(
+        b"POST /prod/mock HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\nGET /prod/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(r.status, 403);
+    let r = c.request(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(backend
+        .recorded()
+        .iter()
+        .all(|r| !r.target.contains("smuggled")));
+    // Half a body: the answer closes the connection.
+    let mut c = RawClient::connect(gw.addr);
+    let r = c.request(b"POST /prod/mock HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("connection"), Some("close"));
+}

@@ -147,7 +147,9 @@ fn framing_attacks_with_a_pipelined_request_are_refused_and_never_forwarded() {
         ("small fields over max_head_bytes", get_line(big_fields.trim_end().as_bytes()), 431),
         ("query over max_uri_bytes", format!("GET /prod/a?{} HTTP/1.1\r\nHost: x\r\n\r\n", "q".repeat(2000)).into_bytes(), 414),
         // Refused requests whose unread body is a request.
-        ("body of an unroutable request", b"POST /nostage HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\nGET /prod/smuggled HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 403),
+        // (a body that arrived whole is dropped and the connection kept:
+        // tests/http1_conformance.rs; one still on its way closes it).
+        ("body of an unroutable request", b"POST /nostage HTTP/1.1\r\nHost: x\r\nContent-Length: 400\r\n\r\nGET /prod/smuggled HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 403),
         ("body of a request over the body limit", b"POST /prod/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nGET /prod/smuggled HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 413),
     ];
     for (name, attack, want) in &cases {

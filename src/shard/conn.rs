@@ -930,7 +930,17 @@ impl Conn {
                 tracing::trace!(request_id = info.request_id, error = %err, "request refused")
             }
         }
-        // An unread body would be parsed as the next request: close instead.
+        // An unread body would be parsed as the next request: it is dropped
+        // when it has already arrived whole (the usual small body sent
+        // with its head), else the connection closes.
+        let body_pending = body_pending
+            && match info.head.info.body {
+                BodyFraming::Length(n) if self.inbuf.len() as u64 >= n => {
+                    self.inbuf.advance(n as usize);
+                    false
+                }
+                _ => true,
+            };
         let keep_alive = info.head.info.keep_alive && !body_pending && !self.shard.draining.get();
         let rendered = responses.get(err.response_type());
         let body_len = write_gateway_response(
