@@ -48,6 +48,8 @@ pub enum ClientAuth {
 pub struct TlsError {
     pub file: PathBuf,
     pub problem: String,
+    /// The config key the file came from (`$.server.tls.certificates[2].key`).
+    pub at: Option<String>,
 }
 
 impl TlsError {
@@ -55,7 +57,13 @@ impl TlsError {
         TlsError {
             file: file.to_path_buf(),
             problem: problem.into(),
+            at: None,
         }
+    }
+
+    fn at(mut self, path: impl Into<String>) -> TlsError {
+        self.at = Some(path.into());
+        self
     }
 }
 
@@ -63,19 +71,45 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Resumption state that outlives snapshots (a reload does not end
-/// resumable sessions).
-#[derive(Debug)]
+/// Resumption state that outlives snapshots: a reload does not end
+/// resumable sessions, unless it changes who may connect (client
+/// authentication or its CA). A resumed session is not verified again, so
+/// tickets and cached sessions of the old policy are dropped then: a
+/// client the new policy refuses must not resume its way in.
+#[derive(Debug, Default)]
 pub struct Shared {
+    // Control plane only: taken when a snapshot is compiled (start and
+    // reload), never on a connection.
+    #[allow(clippy::disallowed_types)]
+    state: std::sync::Mutex<Option<Resumption>>,
+}
+
+#[derive(Debug, Clone)]
+struct Resumption {
+    /// Hash of the client-auth mode and the CA file's bytes.
+    policy: u64,
     ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
     sessions: Arc<rustls::server::ServerSessionMemoryCache>,
 }
 
-impl Default for Shared {
-    fn default() -> Shared {
-        Shared {
+impl Shared {
+    fn resumption(&self, policy: u64) -> Resumption {
+        let fresh = || Resumption {
+            policy,
             ticketer: rustls::crypto::ring::Ticketer::new().ok(),
             sessions: rustls::server::ServerSessionMemoryCache::new(16_384),
+        };
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*state {
+            Some(r) if r.policy == policy => r.clone(),
+            _ => {
+                let r = fresh();
+                *state = Some(r.clone());
+                r
+            }
         }
     }
 }
@@ -169,54 +203,77 @@ pub fn server_config(
     let provider = provider();
     let mut errors = Vec::new();
     let mut keys = Vec::new();
-    for (cert, key) in &spec.certificates {
+    for (i, (cert, key)) in spec.certificates.iter().enumerate() {
+        let cert_at = format!("$.server.tls.certificates[{i}].cert");
+        let key_at = format!("$.server.tls.certificates[{i}].key");
         let chain = match read_certs(cert) {
             Ok(c) => c,
             Err(e) => {
-                errors.push(e);
+                errors.push(e.at(cert_at));
                 continue;
             }
         };
         let der = match read_key(key) {
             Ok(k) => k,
             Err(e) => {
-                errors.push(e);
+                errors.push(e.at(key_at));
                 continue;
             }
         };
         let signing = match provider.key_provider.load_private_key(der) {
             Ok(s) => s,
             Err(e) => {
-                errors.push(TlsError::new(key, format!("unsupported private key: {e}")));
+                errors.push(TlsError::new(key, format!("unsupported private key: {e}")).at(key_at));
                 continue;
             }
         };
         let names = cert_names(&chain[0]);
         let ck = CertifiedKey::new(chain, signing);
         if let Err(e) = ck.keys_match() {
-            errors.push(TlsError::new(
-                key,
-                format!(
-                    "the key does not match the certificate {}: {e}",
-                    cert.display()
-                ),
-            ));
+            errors.push(
+                TlsError::new(
+                    key,
+                    format!(
+                        "the key does not match the certificate {}: {}",
+                        cert.display(),
+                        match e {
+                            rustls::Error::InconsistentKeys(_) =>
+                                "it is the key of another certificate".to_owned(),
+                            other => other.to_string(),
+                        }
+                    ),
+                )
+                .at(key_at),
+            );
             continue;
         }
         keys.push((names, Arc::new(ck)));
     }
+    let ca_at = "$.server.tls.client_ca";
+    // Who may connect, for the resumption state (see [`Shared`]).
+    let mut policy = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&(spec.client_auth as u8), &mut policy);
     let verifier = match (&spec.client_ca, spec.client_auth) {
         (Some(ca), auth) if auth != ClientAuth::None => {
             let mut roots = rustls::RootCertStore::empty();
+            let before = errors.len();
             match read_certs(ca) {
                 Ok(certs) => {
                     for c in certs {
+                        std::hash::Hash::hash(c.as_ref(), &mut policy);
                         if let Err(e) = roots.add(c) {
-                            errors.push(TlsError::new(ca, format!("unusable CA certificate: {e}")));
+                            errors.push(
+                                TlsError::new(ca, format!("unusable CA certificate: {e}"))
+                                    .at(ca_at),
+                            );
                         }
                     }
                 }
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.at(ca_at)),
+            }
+            if errors.len() > before {
+                // The file's own error says it; no second one about it.
+                return Err(errors);
             }
             let builder =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
@@ -228,10 +285,9 @@ pub fn server_config(
             match builder.build() {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    errors.push(TlsError::new(
-                        ca,
-                        format!("cannot verify clients with it: {e}"),
-                    ));
+                    errors.push(
+                        TlsError::new(ca, format!("cannot verify clients with it: {e}")).at(ca_at),
+                    );
                     None
                 }
             }
@@ -279,9 +335,10 @@ pub fn server_config(
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    config.session_storage = shared.sessions.clone();
-    if let Some(t) = &shared.ticketer {
-        config.ticketer = t.clone();
+    let resumption = shared.resumption(std::hash::Hasher::finish(&policy));
+    config.session_storage = resumption.sessions;
+    if let Some(t) = resumption.ticketer {
+        config.ticketer = t;
     }
     // TLS 1.3 tickets per full handshake: enough for a client's parallel
     // connections to resume.

@@ -312,6 +312,92 @@ fn client_certificates_required_and_optional() {
     assert_eq!(v["subject"], "");
 }
 
+/// Sessions resume across a reload that keeps client authentication as it
+/// was, and not across one that tightens it: a resumed session is not
+/// verified again, so a client without a certificate could otherwise keep
+/// coming in after `client_auth` became `required`.
+#[test]
+fn a_reload_that_tightens_client_auth_ends_resumption() {
+    let ca = new_ca("Server CA");
+    let client_ca = new_ca("Client CA");
+    let files = [("client-ca.pem", client_ca.cert.pem())];
+    let gw = tls_gateway(
+        &ca,
+        "client_ca = \"client-ca.pem\"\nclient_auth = \"optional\"\n",
+        &files,
+    );
+    let cafile = ca_file(&gw, &ca);
+    let addr = gw.tls.unwrap();
+    let base = ["-servername", "api.test", "-CAfile", cafile.as_str()];
+    let sess = |flag: &str| {
+        gw.dir
+            .path()
+            .join(format!("sess{flag}.pem"))
+            .to_string_lossy()
+            .into_owned()
+    };
+    for flag in ["-tls1_2", "-tls1_3"] {
+        let (ok, out) = s_client(
+            addr,
+            &[&base[..], &[flag, "-sess_out", &sess(flag), "-ign_eof"]].concat(),
+            GET_CLOSE,
+        );
+        assert!(ok && out.contains(r#"{"hello":"tls"}"#), "{out}");
+    }
+    // A reload that changes nothing about clients: sessions resume.
+    let config = gw.dir.path().join("tollgate.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n# touched\n")).unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(10)));
+    for flag in ["-tls1_2", "-tls1_3"] {
+        let (ok, out) = s_client(
+            addr,
+            &[
+                &base[..],
+                &[
+                    flag,
+                    "-sess_in",
+                    &sess(flag),
+                    "-sess_out",
+                    &sess(flag),
+                    "-ign_eof",
+                ],
+            ]
+            .concat(),
+            GET_CLOSE,
+        );
+        assert!(
+            ok && out.contains("Reused, TLS"),
+            "{flag} not resumed:\n{out}"
+        );
+    }
+    // Certificates required from now on: no session of before resumes,
+    // and the handshake without a certificate fails.
+    std::fs::write(
+        &config,
+        text.replace("client_auth = \"optional\"", "client_auth = \"required\""),
+    )
+    .unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 2, Duration::from_secs(10)));
+    for flag in ["-tls1_2", "-tls1_3"] {
+        let (_, out) = s_client(
+            addr,
+            &[&base[..], &[flag, "-sess_in", &sess(flag), "-ign_eof"]].concat(),
+            GET_CLOSE,
+        );
+        assert!(
+            !out.contains("Reused, TLS"),
+            "{flag} resumed after the reload:\n{out}"
+        );
+        assert!(
+            !out.contains(r#"{"hello":"tls"}"#),
+            "{flag} served without a certificate:\n{out}"
+        );
+    }
+}
+
 /// A rustls client connection (kept open across requests).
 fn rustls_client(
     addr: SocketAddr,
@@ -470,6 +556,25 @@ fn bad_certificate_files_are_clear_errors() {
         out.contains("$.server.tls.certificates[0].key") && out.contains("does not match"),
         "{out}"
     );
+    // The entry at fault is named, when another entry shares its key file.
+    let (x_cert, x_key) = leaf(&ca, "x", &["x.test"], false);
+    let (code, out) = check(
+        base().extra(
+            "[server.tls]\nlisten = \"127.0.0.1:0\"\ncertificates = [{ cert = \"api.pem\", key = \"api.key\" }, { cert = \"x.pem\", key = \"x.key\" }, { cert = \"x.pem\", key = \"api.key\" }]\n",
+        ),
+        &[
+            ("api.pem", cert.clone()),
+            ("api.key", key.clone()),
+            ("x.pem", x_cert),
+            ("x.key", x_key),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("$.server.tls.certificates[2].key") && !out.contains("certificates[0]"),
+        "{out}"
+    );
+    assert!(!out.contains("KeyMismatch"), "{out}");
     // `serve` refuses to start with the same message.
     let (dir, path) = base().extra(&tls("missing.pem", "api.key")).write();
     write(dir.path(), "api.key", &key);

@@ -726,30 +726,18 @@ pub fn build(
         }
         drafts.push(draft);
     }
-    let tls_server =
-        settings.server.tls.as_ref().and_then(|spec| {
-            match crate::tls::server_config(spec, &registry.tls) {
+    // (No certificates at all is reported with the settings.)
+    let tls_server = settings
+        .server
+        .tls
+        .as_ref()
+        .filter(|s| !s.certificates.is_empty())
+        .and_then(
+            |spec| match crate::tls::server_config(spec, &registry.tls) {
                 Ok(c) => Some(c),
                 Err(errors) => {
                     for e in errors {
-                        let at = spec
-                            .certificates
-                            .iter()
-                            .enumerate()
-                            .find_map(|(i, (c, k))| {
-                                if *c == e.file {
-                                    Some(format!("$.server.tls.certificates[{i}].cert"))
-                                } else if *k == e.file {
-                                    Some(format!("$.server.tls.certificates[{i}].key"))
-                                } else {
-                                    None
-                                }
-                            })
-                            .or_else(|| {
-                                (spec.client_ca.as_ref() == Some(&e.file))
-                                    .then(|| "$.server.tls.client_ca".to_owned())
-                            })
-                            .unwrap_or_else(|| "$.server.tls".to_owned());
+                        let at = e.at.clone().unwrap_or_else(|| "$.server.tls".to_owned());
                         diags.error(
                             &settings.config_path,
                             at,
@@ -758,8 +746,8 @@ pub fn build(
                     }
                     None
                 }
-            }
-        });
+            },
+        );
     if !diags.errors.is_empty() {
         return Err(LoadError {
             errors: std::mem::take(&mut diags.errors),
