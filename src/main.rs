@@ -177,6 +177,17 @@ fn check(config: &std::path::Path) -> ExitCode {
 }
 
 fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
+    // Signals are caught from the first moment: a SIGHUP or SIGUSR1 (a
+    // logrotate or config-management hook) that lands while the config
+    // loads would otherwise kill the process by its default action. They
+    // wait, and are handled once the gateway runs.
+    let signals = match caught_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let registry = tollgate::limit::registry::Registry::new(0);
     let (loaded, snap) = match tollgate::config::load_with_sources(config, &registry) {
         Ok(x) => x,
@@ -306,7 +317,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         eprintln!("error: cannot start the access-log writer: {e}");
         return ExitCode::FAILURE;
     }
-    if let Err(e) = start_signal_thread(control.clone(), registry.logs.clone()) {
+    if let Err(e) = start_signal_thread(signals, control.clone(), registry.logs.clone()) {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
@@ -336,14 +347,19 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     }
 }
 
+fn caught_signals() -> std::io::Result<signal_hook::iterator::Signals> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
+}
+
 /// SIGHUP reloads; SIGUSR1 reopens the access logs; SIGTERM/SIGINT drain
 /// and stop (a second one exits now).
 fn start_signal_thread(
+    mut signals: signal_hook::iterator::Signals,
     control: Arc<tollgate::control::Control>,
     logs: Arc<tollgate::access_log::Sinks>,
 ) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])?;
+    use signal_hook::consts::{SIGHUP, SIGUSR1};
     std::thread::Builder::new()
         .name("tollgate-signals".into())
         .spawn(move || {

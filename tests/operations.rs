@@ -734,3 +734,78 @@ fn shards_stay_within_the_inherited_cpu_affinity() {
         "{shard_cpus:?} (allowed: {last})"
     );
 }
+
+/// A SIGHUP or SIGUSR1 that lands while the configuration is still loading
+/// (a logrotate hook during a restart) does not kill the gateway: it is
+/// handled once the gateway runs (the HUP as a reload).
+#[test]
+fn signals_during_start_up_wait_for_the_gateway() {
+    let paths: Vec<String> = (0..4000)
+        .map(|i| format!(r#""/p{i}": {{"get": {}}}"#, mock_method(200, "ok")))
+        .collect();
+    let doc = swagger(&format!("{{{}}}", paths.join(",")));
+    let (dir, config) = Gateway::builder()
+        .api("a", &doc)
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .write();
+    let mut child = Command::new(support::gateway::bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // Past the dynamic loader, into the config load (4,000 paths take
+    // several times this long to compile).
+    std::thread::sleep(Duration::from_millis(80));
+    for sig in ["-HUP", "-USR1"] {
+        let status = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut addr: Option<SocketAddr> = None;
+    let mut reloaded = false;
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until && !(addr.is_some() && reloaded) {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if line.contains("tollgate listening") {
+                    addr = line
+                        .split("addr=")
+                        .nth(1)
+                        .and_then(|a| a.split_whitespace().next())
+                        .and_then(|a| a.parse().ok());
+                }
+                reloaded |= line.contains("configuration reloaded");
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    let exited = child.try_wait().unwrap();
+    let status = addr.map(|a| {
+        RawClient::connect(a)
+            .request(b"GET /prod/p7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .status
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(dir);
+    assert_eq!(exited, None, "the gateway exited");
+    assert!(addr.is_some(), "the gateway never listened");
+    assert!(reloaded, "the early SIGHUP was not handled as a reload");
+    assert_eq!(status, Some(200));
+}
