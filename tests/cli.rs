@@ -355,3 +355,32 @@ fn an_integration_response_without_its_method_response_is_warned_about() {
     assert!(!all.contains("$.paths./b"), "{all}");
     assert!(all.contains("1 warning"), "{all}");
 }
+
+/// The TLS listener may not share the plain listener's port (both use
+/// SO_REUSEPORT: the kernel would split connections between them). The
+/// ports are only checked, never bound.
+#[test]
+fn the_tls_listener_needs_a_port_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    for (plain, tls, clash) in [
+        ("127.0.0.1:18443", "127.0.0.1:18443", true),
+        ("0.0.0.0:18443", "127.0.0.1:18443", true),
+        ("127.0.0.1:18080", "127.0.0.1:18443", false),
+        ("127.0.0.1:0", "127.0.0.1:0", false),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!("[server]\nlisten = \"{plain}\"\n[server.tls]\nlisten = \"{tls}\"\ncertificates = [{{ cert = \"c.pem\", key = \"k.pem\" }}]\n"),
+        )
+        .unwrap();
+        let (_, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+        let all = format!("{out}{err}");
+        assert_eq!(
+            all.contains("$.server.tls.listen")
+                && all.contains("takes the port of `server.listen`"),
+            clash,
+            "{plain} / {tls}:\n{all}"
+        );
+    }
+}

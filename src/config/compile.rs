@@ -197,14 +197,28 @@ pub fn read_config(
         );
     }
     let tls = raw.server.tls.as_ref().and_then(|t| {
-        let listen = parse_socket_addr(&t.listen);
-        if listen.is_none() {
+        let tls_listen = parse_socket_addr(&t.listen);
+        if tls_listen.is_none() {
             diags.error(
                 file,
                 "$.server.tls.listen",
                 format!("`{}` is not an address like 0.0.0.0:8443", t.listen),
             );
         }
+        // Both listeners use SO_REUSEPORT, so the kernel would not refuse
+        // the second bind: it would split connections between plain and
+        // TLS at random.
+        if let (Some(a), Some(b)) = (listen, tls_listen) {
+            let overlap = a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+            if a.port() == b.port() && a.port() != 0 && overlap {
+                diags.error(
+                    file,
+                    "$.server.tls.listen",
+                    format!("`{}` takes the port of `server.listen` (`{}`): plain and TLS connections need ports of their own", t.listen, raw.server.listen),
+                );
+            }
+        }
+        let listen = tls_listen;
         if t.certificates.is_empty() {
             diags.error(
                 file,
