@@ -384,3 +384,30 @@ fn the_tls_listener_needs_a_port_of_its_own() {
         );
     }
 }
+
+#[test]
+fn io_memory_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    for (kib, ok) in [
+        (63u64, false),
+        (64, true),
+        (1 << 20, true),
+        ((1 << 20) + 1, false),
+        (100_000_000, false),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!("[server]\nlisten = \"127.0.0.1:0\"\nio_memory_kib = {kib}\n"),
+        )
+        .unwrap();
+        let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(code == 0, ok, "{kib}: {out}{err}");
+        if !ok {
+            assert!(
+                err.contains("$.server.io_memory_kib: must be from 64 to 1048576"),
+                "{err}"
+            );
+        }
+    }
+}

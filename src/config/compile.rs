@@ -303,8 +303,14 @@ pub fn read_config(
         write_timeout: Duration::from_millis(l.write_timeout_ms),
         max_connections_per_shard: l.max_connections_per_shard as usize,
     };
-    if raw.server.io_memory_kib < 64 {
-        diags.error(file, "$.server.io_memory_kib", "must be at least 64");
+    // io_uring registers a buffer of at most 1 GiB; glommio allocates the
+    // whole amount per shard up front (an allocation that fails aborts it).
+    if !(64..=1 << 20).contains(&raw.server.io_memory_kib) {
+        diags.error(
+            file,
+            "$.server.io_memory_kib",
+            "must be from 64 to 1048576 (1 GiB, the most io_uring registers as one buffer)",
+        );
     }
     let u = &raw.upstream;
     if u.connect_timeout_ms == 0 {
