@@ -230,6 +230,30 @@ impl Control {
             loaded.settings.admin = self.started_admin.clone();
         }
         let mut state = self.lock();
+        // The TLS listener is opened at start only: adding, removing or
+        // moving it waits for a restart (its certificates reload).
+        let running_tls = state.loaded.settings.server.tls.clone();
+        match (&running_tls, &mut loaded.settings.server.tls) {
+            (None, new @ Some(_)) => {
+                tracing::warn!("[server.tls] added: TLS is served after a restart");
+                *new = None;
+            }
+            (Some(old), new @ None) => {
+                tracing::warn!(
+                    "[server.tls] removed: it takes effect after a restart; TLS keeps serving with its previous certificates"
+                );
+                *new = Some(old.clone());
+            }
+            (Some(old), Some(new)) if new.listen != old.listen => {
+                tracing::warn!(
+                    old = %old.listen,
+                    new = %new.listen,
+                    "server.tls.listen changed: it takes effect after a restart; still serving TLS on the old address"
+                );
+                new.listen = old.listen;
+            }
+            _ => {}
+        }
         let snapshot = build_snapshot(&loaded, &state.extra, &self.registry, &mut diags)?;
         state.loaded = loaded;
         state.loaded_version += 1;

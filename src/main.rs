@@ -242,7 +242,6 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
             }
         }
     }
-    let grace = snap.server.shutdown_grace;
     // APIs, usage plans and API keys accepted by the admin API are served
     // from the start.
     let mut admin_parts = None;
@@ -321,7 +320,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
-    let result = tollgate::shard::run(publisher, shards, resolver, grace, |started| {
+    let result = tollgate::shard::run(publisher, shards, resolver, |started| {
         if let Some(tls) = started.tls_addr {
             tracing::info!(addr = %tls, "tollgate TLS listening");
         }

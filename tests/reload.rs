@@ -294,4 +294,30 @@ fn sigterm_grace_period_bounds_the_wait() {
         Some(1),
         "a second TERM exits at once"
     );
+
+    // A grace period changed by a reload is the one a stop waits for.
+    let mut gw = Gateway::builder()
+        .api("s", &swagger(&paths))
+        .stage("s", "p", &[])
+        .default_api("s")
+        .start();
+    let config = gw.config_path();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("[server]\n", "[server]\nshutdown_grace_ms = 600\n", 1),
+    )
+    .unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(30)));
+    start_hung(&gw);
+    let start = Instant::now();
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(gw.wait_log("grace period over", 1, Duration::from_secs(30)));
 }

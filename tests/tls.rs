@@ -398,6 +398,43 @@ fn a_reload_that_tightens_client_auth_ends_resumption() {
     }
 }
 
+/// The TLS listener is opened at start: a reload that removes `[server.tls]`
+/// or moves it to another address says it needs a restart and TLS keeps
+/// being served (removal reset every handshake; nothing was logged).
+#[test]
+fn tls_listener_changes_wait_for_a_restart() {
+    let ca = new_ca("Test CA");
+    let gw = tls_gateway(&ca, "", &[]);
+    let cafile = ca_file(&gw, &ca);
+    let section = "[server.tls]\nlisten = \"127.0.0.1:0\"\ncertificates = [{ cert = \"api.pem\", key = \"api.key\" }, { cert = \"other.pem\", key = \"other.key\" }]\n";
+    let config = gw.dir.path().join("tollgate.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(section), "{text}");
+    let served = || curl(&gw, "api.test", "/prod/hello", &["--cacert", &cafile]);
+    for (n, (edited, warning)) in [
+        (text.replace(section, ""), "[server.tls] removed"),
+        (
+            text.replace(section, &section.replace("127.0.0.1:0", "127.0.0.1:9")),
+            "server.tls.listen changed",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&config, edited).unwrap();
+        gw.signal("HUP");
+        assert!(gw.wait_log("configuration reloaded", n + 1, Duration::from_secs(10)));
+        assert!(
+            gw.wait_log(warning, 1, Duration::from_secs(10)),
+            "{:?}",
+            gw.log()
+        );
+        let (code, out) = served();
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("tls"), "{out}");
+    }
+}
+
 /// A rustls client connection (kept open across requests).
 fn rustls_client(
     addr: SocketAddr,

@@ -173,12 +173,12 @@ pub struct Started {
 
 /// Starts `shards` executors serving the publisher's snapshot and blocks
 /// until they stop (after a shutdown order, once their connections are
-/// done or `grace` has passed). `on_started` runs once every shard listens.
+/// done or the current snapshot's `shutdown_grace` has passed).
+/// `on_started` runs once every shard listens.
 pub fn run(
     publisher: Arc<Publisher>,
     shards: usize,
     resolver: Arc<Resolver>,
-    grace: Duration,
     on_started: impl FnOnce(Started),
 ) -> Result<(), RuntimeError> {
     let snapshot = publisher.current();
@@ -210,20 +210,17 @@ pub fn run(
     let next_index = Arc::new(AtomicUsize::new(0));
     let io_memory = snapshot.server.io_memory;
     drop(snapshot);
-    let handles =
-        LocalExecutorPoolBuilder::new(placement)
-            .name("tollgate-shard")
-            .io_memory(io_memory)
-            .on_all_shards(move || {
-                let publisher = publisher.clone();
-                let resolver = resolver.clone();
-                let bound_tx = bound_tx.clone();
-                let index = next_index.fetch_add(1, Ordering::Relaxed);
-                async move {
-                    shard_main(index, publisher, resolver, addr, tls_addr, bound_tx, grace).await
-                }
-            })
-            .map_err(|e| RuntimeError::Executors(e.to_string()))?;
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .name("tollgate-shard")
+        .io_memory(io_memory)
+        .on_all_shards(move || {
+            let publisher = publisher.clone();
+            let resolver = resolver.clone();
+            let bound_tx = bound_tx.clone();
+            let index = next_index.fetch_add(1, Ordering::Relaxed);
+            async move { shard_main(index, publisher, resolver, addr, tls_addr, bound_tx).await }
+        })
+        .map_err(|e| RuntimeError::Executors(e.to_string()))?;
 
     for _ in 0..shards {
         match bound_rx.recv() {
@@ -293,7 +290,6 @@ async fn shard_main(
     addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     bound: mpsc::Sender<Result<usize, String>>,
-    grace: Duration,
 ) {
     let id = glommio::executor().id();
     let listener = match TcpListener::bind(addr) {
@@ -440,7 +436,9 @@ async fn shard_main(
         t.await;
     }
     // Draining: no new connections; wait for the open ones to finish their
-    // requests, up to the grace period.
+    // requests, up to the grace period (of the configuration in force: a
+    // reload may have changed it).
+    let grace = shard.snapshot.borrow().server.shutdown_grace;
     let deadline = std::time::Instant::now() + grace;
     while permits.available() < max_connections && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
