@@ -403,26 +403,32 @@ fn opt(v: Option<&[u8]>, out: &mut Vec<u8>) {
 }
 
 /// Values are escaped so that a line stays one line and JSON formats stay
-/// JSON: `"` and `\` get a backslash, control bytes become `\uXXXX`.
-/// Client-supplied bytes cannot forge log lines.
+/// JSON: `"` and `\` get a backslash, control bytes become `\uXXXX`, and
+/// bytes that are not UTF-8 (a client's raw header bytes) become `\ufffd`
+/// (JSON text is UTF-8). Client-supplied bytes cannot forge log lines.
 fn escaped(v: &[u8], out: &mut Vec<u8>) {
-    if !v
+    let plain = !v
         .iter()
-        .any(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f)
-    {
+        .any(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f);
+    if plain && (v.is_ascii() || std::str::from_utf8(v).is_ok()) {
         out.extend_from_slice(v);
         return;
     }
-    for &b in v {
-        match b {
-            b'"' | b'\\' => {
-                out.push(b'\\');
-                out.push(b);
+    for chunk in v.utf8_chunks() {
+        for &b in chunk.valid().as_bytes() {
+            match b {
+                b'"' | b'\\' => {
+                    out.push(b'\\');
+                    out.push(b);
+                }
+                0..=0x1f | 0x7f => {
+                    let _ = write!(out, "\\u{:04x}", b);
+                }
+                _ => out.push(b),
             }
-            0..=0x1f | 0x7f => {
-                let _ = write!(out, "\\u{:04x}", b);
-            }
-            _ => out.push(b),
+        }
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice(b"\\ufffd");
         }
     }
 }

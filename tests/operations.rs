@@ -423,7 +423,10 @@ fn access_log_json_lines_and_reopen_on_sigusr1() {
         .start();
     let log = gw.dir.path().join("access.log");
 
-    let ok = get(&gw, "/prod/items/7", "User-Agent: tester \"quoted\"\r\n");
+    // Raw bytes that are not UTF-8 in a header: the JSON line stays JSON.
+    let ok = RawClient::connect(gw.addr).request(
+        b"GET /prod/items/7 HTTP/1.1\r\nHost: x\r\nUser-Agent: tester \"quoted\" caf\xc3\xa9 \xff\xfe\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(ok.status, 200);
     let missing = get(&gw, "/prod/nothing", "");
     assert_eq!(missing.status, 403);
@@ -458,7 +461,7 @@ fn access_log_json_lines_and_reopen_on_sigusr1() {
         .parse::<u64>()
         .is_ok());
     assert_eq!(e["error"], "-");
-    assert_eq!(e["ua"], "tester \"quoted\"");
+    assert_eq!(e["ua"], "tester \"quoted\" caf\u{e9} \u{fffd}\u{fffd}");
     assert_eq!(e["stage"], "prod");
     assert_eq!(e["api"], "shop");
     assert!(e["time"].as_str().unwrap().ends_with(" +0000"));
@@ -530,6 +533,26 @@ fn bad_access_log_format_is_a_located_error() {
     assert!(err.contains("tollgate.toml"), "{err}");
     assert!(err.contains("$.stages[0].access_log.format"), "{err}");
     assert!(err.contains("$context.stauts"), "{err}");
+
+    // A file in a directory that does not exist: an error at check (every
+    // line would be lost, with an error logged per flush).
+    let b = Gateway::builder()
+        .api("a", &swagger(&format!(r#"{{"/x": {{"get": {}}}}}"#, mock_method(200, "{}"))))
+        .extra("[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = { path = \"nodir/a.log\", format = \"$context.requestId\" }\n");
+    let (_dir, path) = b.write();
+    let out = Command::new(support::gateway::bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("$.stages[0].access_log.path")
+            && err.contains("nodir")
+            && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 #[test]

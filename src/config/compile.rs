@@ -555,11 +555,22 @@ pub fn read_config(
                     }
                 }
                 let access_log = s.access_log.as_ref().and_then(|a| {
+                    let target = crate::access_log::Target::new(&a.path, base);
+                    // Found now, not as an error per flush with every line lost.
+                    if let crate::access_log::Target::File(p) = &target {
+                        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                        if p.is_dir() {
+                            diags.error(file, format!("{jp}.access_log.path"), format!("{} is a directory", p.display()));
+                        } else if let Some(d) = dir.filter(|d| !d.is_dir()) {
+                            diags.error(
+                                file,
+                                format!("{jp}.access_log.path"),
+                                format!("the directory {} does not exist (Tollgate creates the file, not its directory)", d.display()),
+                            );
+                        }
+                    }
                     match crate::access_log::Format::parse(&a.format) {
-                        Ok(format) => Some(crate::access_log::AccessLogSpec {
-                            format,
-                            target: crate::access_log::Target::new(&a.path, base),
-                        }),
+                        Ok(format) => Some(crate::access_log::AccessLogSpec { format, target }),
                         Err(e) => {
                             diags.error(file, format!("{jp}.access_log.format"), e);
                             None
