@@ -189,7 +189,11 @@ fn sigterm_finishes_in_flight_requests_then_exits_zero() {
         200
     );
     let addr = gw.addr;
-    let inflight = std::thread::spawn(move || get(addr, "/p/slow"));
+    // (A keep-alive request: its answer, written during the drain, says
+    // the connection closes.)
+    let inflight = std::thread::spawn(move || {
+        RawClient::connect(addr).request(b"GET /p/slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    });
     // In flight once the backend has it (counted, not timed).
     support::wait_until(
         "the slow request to reach the backend",
@@ -201,6 +205,7 @@ fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let r = inflight.join().unwrap();
     assert_eq!(r.status, 200, "the in-flight request completes");
     assert_eq!(r.text(), "slow");
+    assert_eq!(r.header("connection"), Some("close"));
     assert!(
         idle.is_closed(Duration::from_secs(3)),
         "idle connections are closed"

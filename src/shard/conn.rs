@@ -710,7 +710,6 @@ impl Conn {
                 return self.fail(&info, responses, &GatewayError::invalid(&invalid), false);
             }
         }
-        let keep_alive = head.info.keep_alive && !self.shard.draining.get();
 
         // 6. Cache (GET by default, when the stage caches), then 7–10.
         // Integration request, call, integration response.
@@ -751,6 +750,10 @@ impl Conn {
                     .await
             }
         };
+        // Decided once the answer is ready: a drain that began while the
+        // integration ran makes this the connection's last response, and
+        // the client is told so (`Connection: close`).
+        let keep_alive = head.info.keep_alive && !self.shard.draining.get();
         match produced {
             Ok(Produced::Full(reply)) => {
                 self.write_reply(&info, &reply, keep_alive);
