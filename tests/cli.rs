@@ -411,3 +411,26 @@ fn io_memory_is_bounded() {
         }
     }
 }
+
+#[test]
+fn credentials_need_their_own_token_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\
+         [[credentials]]\nname = \"a\"\ntoken = \"same-token-0123456789\"\naccess_key_id = \"AKIDSAME\"\nsecret_access_key = \"s1\"\npermissions = [\"invalidate_cache\"]\n\
+         [[credentials]]\nname = \"b\"\ntoken = \"same-token-0123456789\"\naccess_key_id = \"AKIDSAME\"\nsecret_access_key = \"s2\"\npermissions = [\"admin\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("$.credentials[1].token: the token of credential `a` too"),
+        "{err}"
+    );
+    assert!(
+        err.contains("$.credentials[1].access_key_id: the access key id of credential `a` too"),
+        "{err}"
+    );
+}

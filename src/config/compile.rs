@@ -1466,6 +1466,34 @@ fn compile_credentials(
                 "a token must be at least 16 characters",
             );
         }
+        // A token or access key names one credential: with two, the first
+        // would win and the other's permissions never apply.
+        if let Some(o) = out
+            .iter()
+            .find(|o: &&Credential| token.is_some() && o.token == token)
+        {
+            diags.error(
+                file,
+                format!("{jp}.token"),
+                format!(
+                    "the token of credential `{}` too: each credential needs its own",
+                    o.name
+                ),
+            );
+        }
+        if let Some(o) = out
+            .iter()
+            .find(|o: &&Credential| c.access_key_id.is_some() && o.access_key_id == c.access_key_id)
+        {
+            diags.error(
+                file,
+                format!("{jp}.access_key_id"),
+                format!(
+                    "the access key id of credential `{}` too: each credential needs its own",
+                    o.name
+                ),
+            );
+        }
         let mut permissions = Permissions::default();
         for (j, p) in c.permissions.iter().enumerate() {
             match p.as_str() {
