@@ -77,6 +77,7 @@ fn access_log(c: &mut Criterion) {
         stage: "prod",
         api_id: "petstore",
         domain_name: b"api.example.com",
+        client_cert: None,
     };
     let mut logs = ShardLogs::default();
     let mut lines = 0u32;

@@ -88,6 +88,8 @@ enum Var {
     ApiId,
     DomainName,
     DomainPrefix,
+    /// `identity.clientCert.<field>` (mutual TLS; `-` without one).
+    ClientCert(&'static str),
     /// Known to API Gateway but without a value here (account ids,
     /// authorizers, WAF, X-Ray): written as `-`.
     Absent,
@@ -95,6 +97,27 @@ enum Var {
 
 /// The variables of API Gateway's access logs.
 const VARS: &[(&str, Var)] = &[
+    (
+        "identity.clientCert.clientCertPem",
+        Var::ClientCert("clientCertPem"),
+    ),
+    (
+        "identity.clientCert.subjectDN",
+        Var::ClientCert("subjectDN"),
+    ),
+    ("identity.clientCert.issuerDN", Var::ClientCert("issuerDN")),
+    (
+        "identity.clientCert.serialNumber",
+        Var::ClientCert("serialNumber"),
+    ),
+    (
+        "identity.clientCert.validity.notBefore",
+        Var::ClientCert("validity.notBefore"),
+    ),
+    (
+        "identity.clientCert.validity.notAfter",
+        Var::ClientCert("validity.notAfter"),
+    ),
     ("integration.integrationStatus", Var::IntegrationStatus),
     ("error.validationErrorString", Var::ValidationError),
     ("identity.cognitoIdentityPoolId", Var::Absent),
@@ -290,6 +313,8 @@ pub struct Entry<'a> {
     pub stage: &'a str,
     pub api_id: &'a str,
     pub domain_name: &'a [u8],
+    /// The client's certificate, on a mutual-TLS connection.
+    pub client_cert: Option<&'a crate::tls::ClientCert>,
 }
 
 /// `$context.requestTime` of the last second formatted (a shard logs
@@ -360,6 +385,10 @@ fn write_var(v: Var, e: &Entry<'_>, out: &mut Vec<u8>, time: &mut TimeCache) {
                 .unwrap_or_default();
             opt(Some(prefix), out)
         }
+        Var::ClientCert(f) => opt(
+            e.client_cert.and_then(|c| c.field(f)).map(str::as_bytes),
+            out,
+        ),
         Var::Absent => out.push(b'-'),
     }
 }
@@ -692,6 +721,7 @@ mod tests {
             stage: "prod",
             api_id: "petstore",
             domain_name: b"petstore.example.com",
+            client_cert: None,
         }
     }
 

@@ -435,6 +435,54 @@ fn tls_listener_changes_wait_for_a_restart() {
     }
 }
 
+/// Access logs see the client certificate as templates do.
+#[test]
+fn access_logs_see_the_client_certificate() {
+    let ca = new_ca("Server CA");
+    let client_ca = new_ca("Client CA");
+    let (cc, ck) = leaf(&client_ca, "client-7", &["client-7.test"], true);
+    let (api_cert, api_key) = leaf(&ca, "api.test", &["api.test"], false);
+    let builder = Gateway::builder().api("a", &mock_api()).default_api("a");
+    let gw = start_tls(
+        builder,
+        "[server.tls]\nlisten = \"127.0.0.1:0\"\ncertificates = [{ cert = \"api.pem\", key = \"api.key\" }]\nclient_ca = \"client-ca.pem\"\nclient_auth = \"optional\"\n[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = { path = \"access.log\", format = '$context.identity.clientCert.subjectDN|$context.identity.clientCert.issuerDN|$context.status' }\n",
+        &[
+            ("api.pem", api_cert),
+            ("api.key", api_key),
+            ("client-ca.pem", client_ca.cert.pem()),
+            ("client.pem", cc),
+            ("client.key", ck),
+        ],
+    );
+    let cafile = ca_file(&gw, &ca);
+    let d = gw.dir.path();
+    let p = |n: &str| d.join(n).to_string_lossy().into_owned();
+    let (code, out) = curl(
+        &gw,
+        "api.test",
+        "/prod/hello",
+        &[
+            "--cacert",
+            &cafile,
+            "--cert",
+            &p("client.pem"),
+            "--key",
+            &p("client.key"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = curl(&gw, "api.test", "/prod/hello", &["--cacert", &cafile]);
+    assert_eq!(code, 0, "{out}");
+    let log = d.join("access.log");
+    support::wait_until("two access-log lines", Duration::from_secs(30), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 2)
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"CN=client-7|CN=Client CA|200"), "{text}");
+    assert!(lines.contains(&"-|-|200"), "{text}");
+}
+
 /// A rustls client connection (kept open across requests).
 fn rustls_client(
     addr: SocketAddr,

@@ -595,6 +595,7 @@ impl Conn {
             stage: &stage.name,
             api_id: &api.id,
             domain_name: head.host().unwrap_or_default(),
+            client_cert: self.client_cert.as_deref(),
         };
         self.shard.logs.borrow_mut().log(log, &entry);
     }
