@@ -434,3 +434,33 @@ fn credentials_need_their_own_token_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn shard_counts_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    for (v, found) in [
+        ("-1", ""),
+        ("1.5", ""),
+        ("0", ", found 0"),
+        ("\"two\"", ", found \"two\""),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!("[server]\nlisten = \"127.0.0.1:0\"\nshards = {v}\n"),
+        )
+        .unwrap();
+        let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(code, 1);
+        assert!(
+            err.contains(&format!(
+                "$.server.shards: expected \"auto\" or a number from 1 to 1024{found}"
+            )),
+            "{v}: {err}"
+        );
+        assert!(
+            !err.contains("RawShards") && !err.contains("Count("),
+            "{err}"
+        );
+    }
+}

@@ -262,7 +262,13 @@ pub fn read_config(
             diags.error(
                 file,
                 "$.server.shards",
-                format!("expected \"auto\" or a number from 1 to 1024, found {other:?}"),
+                format!(
+                    "expected \"auto\" or a number from 1 to 1024, found {}",
+                    match other {
+                        RawShards::Count(n) => n.to_string(),
+                        RawShards::Word(w) => format!("\"{w}\""),
+                    }
+                ),
             );
             Shards::Auto
         }
@@ -502,7 +508,11 @@ pub fn read_config(
                         diags.error(file, format!("{jp}.ttl_seconds"), "must be at most 3600 (API Gateway's maximum)");
                     }
                     if !(c.capacity_mb > 0.0 && c.capacity_mb <= 1024.0 * 1024.0) {
-                        diags.error(file, format!("{jp}.capacity_mb"), "must be greater than 0");
+                        diags.error(
+                            file,
+                            format!("{jp}.capacity_mb"),
+                            "must be greater than 0 and at most 1048576 (1 TiB)",
+                        );
                         return None;
                     }
                     let Some(unauthorized) = UnauthorizedStrategy::parse(&c.unauthorized_strategy) else {

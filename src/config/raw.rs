@@ -209,7 +209,7 @@ fn default_io_memory_kib() -> u64 {
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected \"auto\" or a number from 1 to 1024")]
 pub enum RawShards {
     Count(u64),
     Word(String),
