@@ -199,6 +199,19 @@ pub struct ShardMetrics {
 
 impl ShardMetrics {
     #[inline]
+    /// A request refused before it was one (a malformed or oversized
+    /// head: 400, 408, 414, 431...): counted with the requests that named
+    /// no API or stage, by status class; no latency (there was no request
+    /// to time).
+    pub fn refused(&mut self, status: u16) {
+        let i = UNROUTED as usize;
+        if i >= self.routes.len() {
+            self.routes.resize_with(i + 1, RouteStats::default);
+        }
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.routes[i].by_class[class] += 1;
+    }
+
     pub fn request(&mut self, o: &Observation) {
         let i = o.series as usize;
         if i >= self.routes.len() {

@@ -163,6 +163,9 @@ fn metrics_count_every_shard_and_parse_as_openmetrics() {
     }
     assert_eq!(get(&gw, "/prod/nothing", "").status, 403);
     assert_eq!(get(&gw, "/nostage/items/1", "").status, 403);
+    // Heads refused before they were requests count there too.
+    let garbage = RawClient::connect(gw.addr).request(b"GARBAGE\r\n\r\n");
+    assert_eq!(garbage.status, 400);
     // The MOCK route allows one request per second: the second is a 429.
     let first = get(&gw, "/prod/hello", "");
     assert_eq!(first.status, 200);
@@ -219,7 +222,7 @@ fn metrics_count_every_shard_and_parse_as_openmetrics() {
             &s,
             r#"tollgate_requests_total{api="",method="",resource="",stage="",status="4xx"}"#
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         sample(

@@ -209,6 +209,9 @@ impl Conn {
                     let rid = ids::new_request_id();
                     let rid = std::str::from_utf8(&rid).unwrap_or("");
                     tracing::debug!(peer = %self.peer, status, why, "refused request head");
+                    if snap.server.metrics {
+                        self.shard.metrics.borrow_mut().refused(status);
+                    }
                     write_protocol_error(&mut self.out, status, why, rid);
                     let _ = self.flush().await;
                     return None;
