@@ -194,6 +194,9 @@ impl SourceReader for FsReader {
 /// Parses a Swagger document as JSON or YAML (by extension, then by its
 /// first character).
 pub fn parse_document(file: &Path, text: &str) -> Result<serde_json::Value, Diagnostic> {
+    // A UTF-8 byte-order mark (editors on Windows write one) is not part
+    // of the document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let ext = file
         .extension()
         .and_then(|e| e.to_str())
@@ -252,5 +255,10 @@ mod tests {
         assert_eq!(v["swagger"], "2.0");
         let e = parse_document(Path::new("a.json"), "{\"swagger\": ").unwrap_err();
         assert!(e.message.starts_with("invalid JSON"));
+        // A byte-order mark is skipped, in JSON and YAML.
+        let doc = parse_document(Path::new("a.json"), "\u{feff}{\"swagger\": \"2.0\"}").unwrap();
+        assert_eq!(doc["swagger"], "2.0");
+        let doc = parse_document(Path::new("a.yaml"), "\u{feff}swagger: '2.0'\n").unwrap();
+        assert_eq!(doc["swagger"], "2.0");
     }
 }
