@@ -464,3 +464,23 @@ fn shard_counts_are_explained() {
         );
     }
 }
+
+#[test]
+fn upstream_host_names_must_be_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream_hosts]\n\"a.example:99999\" = \"127.0.0.1:1\"\n\"ok.example\" = \"127.0.0.1:2\"\n\"ok.example:81\" = \"127.0.0.1:2\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "$.upstream_hosts.a.example:99999: `a.example:99999` must be a host or host:port"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("configuration has 1 error"), "{err}");
+}

@@ -361,6 +361,16 @@ pub fn read_config(
             );
             continue;
         }
+        // The name an integration URI uses: a host, or host:port (a key
+        // that cannot be one would never match).
+        if split_host_port(from).is_none() {
+            diags.error(
+                file,
+                &jp,
+                format!("`{from}` must be a host or host:port (a port up to 65535), as integration URIs name it"),
+            );
+            continue;
+        }
         upstream_hosts.insert(from.to_ascii_lowercase(), to.clone());
     }
 
