@@ -282,8 +282,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     if let Some(cluster) = &loaded.settings.limits.cluster {
         let agent = tollgate::cluster::Agent::new(
             cluster.clone(),
-            loaded.settings.limits.account,
-            loaded.settings.limits.max_concurrent,
+            registry.cluster_limits.clone(),
             snap.throttling.account.shared.clone(),
             registry.permits.clone(),
         );

@@ -283,3 +283,127 @@ fn fail_closed_refuses_while_redis_is_away() {
     assert!(r2 > 0);
     l.stop();
 }
+
+/// Two hosts sharing `max_concurrent` with a slow backend.
+fn slow_gateway(redis_port: u16, prefix: &str, backend: &support::Backend, max: u64) -> Gateway {
+    let paths = format!(
+        r#"{{"/m": {{"get": {}}}, "/slow": {{"get": {}}}}}"#,
+        mock_method(200, "ok"),
+        support::gateway::proxy_method(&format!("http://{}/s", backend.addr), "")
+    );
+    Gateway::builder()
+        .api("c", &swagger(&paths))
+        .stage("c", "p", &[])
+        .default_api("c")
+        .shards(2)
+        .extra(&format!(
+            "[limits]\nrate = 1000\nburst = 500\nmax_concurrent = {max}\n[limits.cluster]\nredis = \"redis://127.0.0.1:{redis_port}\"\nkey_prefix = \"{prefix}\"\nhosts = 2\n"
+        ))
+        .start()
+}
+
+/// 20 slow requests at once, spread over the hosts; how many were admitted
+/// (the others are refused at once with 429).
+fn admitted_at_once(hosts: &[&Gateway]) -> usize {
+    let addrs: Vec<_> = hosts.iter().map(|g| g.addr).collect();
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let addr = addrs[i % addrs.len()];
+            std::thread::spawn(move || {
+                RawClient::connect(addr)
+                    .request(b"GET /p/slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    statuses.iter().filter(|s| **s == 200).count()
+}
+
+fn flushall(port: u16) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n").unwrap();
+    let mut reply = [0u8; 5];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+OK\r\n");
+}
+
+/// The in-flight cap holds across Redis going away and coming back, and a
+/// FLUSHALL: each host tells Redis what it holds (it leaked permits: 10 in
+/// flight became 21, then 31, after outages), and a reload changes it.
+#[test]
+fn the_shared_in_flight_cap_survives_redis_restarts_flushes_and_reloads() {
+    let Some(redis) = Redis::start(None) else {
+        eprintln!("redis-server not installed; skipping");
+        return;
+    };
+    let backend = support::Backend::start(support::Mode::Slow(Duration::from_millis(1500)));
+    let a = slow_gateway(redis.port, "cap1", &backend, 6);
+    let b = slow_gateway(redis.port, "cap1", &backend, 6);
+    wait_for_tokens(&a);
+    wait_for_tokens(&b);
+    let first = admitted_at_once(&[&a, &b]);
+    assert!((2..=6).contains(&first), "admitted {first} of a cap of 6");
+
+    // Redis restarted (empty): what the hosts hold is counted again.
+    let port = redis.port;
+    drop(redis);
+    wait_for_redis_unreachable(&a);
+    wait_for_redis_unreachable(&b);
+    let during = admitted_at_once(&[&a, &b]);
+    assert!(during <= 6, "admitted {during} while Redis was away");
+    let redis = Redis::start(Some(port)).expect("restart redis");
+    assert!(a.wait_log("Redis is back", 1, Duration::from_secs(30)));
+    assert!(b.wait_log("Redis is back", 1, Duration::from_secs(30)));
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(1200));
+        let n = admitted_at_once(&[&a, &b]);
+        assert!(
+            n <= 6,
+            "round {round} after Redis came back: {n} admitted, cap 6"
+        );
+    }
+    // FLUSHALL forgets every count: the hosts tell Redis again.
+    flushall(port);
+    for round in 0..2 {
+        std::thread::sleep(Duration::from_millis(1200));
+        let n = admitted_at_once(&[&a, &b]);
+        assert!(n <= 6, "round {round} after FLUSHALL: {n} admitted, cap 6");
+    }
+    // A reload lowers the cap (and changes the rate) on both hosts: they
+    // keep serving, within the new cap.
+    for gw in [&a, &b] {
+        let config = gw.config_path();
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            text.replace("max_concurrent = 6", "max_concurrent = 2")
+                .replace("rate = 1000", "rate = 900"),
+        )
+        .unwrap();
+        gw.signal("HUP");
+        assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(30)));
+    }
+    support::wait_until(
+        "both hosts to serve after the reload",
+        Duration::from_secs(30),
+        || {
+            support::client::get(a.addr, "/p/m").status == 200
+                && support::client::get(b.addr, "/p/m").status == 200
+        },
+    );
+    for round in 0..2 {
+        std::thread::sleep(Duration::from_millis(1600));
+        let n = admitted_at_once(&[&a, &b]);
+        assert!(
+            n <= 2,
+            "round {round} after the reload: {n} admitted, cap 2"
+        );
+    }
+    drop(redis);
+}

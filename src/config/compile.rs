@@ -1276,6 +1276,13 @@ fn compile_limits(
             );
             return None;
         }
+        if !fail_closed && c.hosts.is_none() {
+            diags.warn(
+                file,
+                "$.limits.cluster.hosts",
+                "not set: a host that cannot reach Redis before it has seen the others falls back to the whole account limit (a share of 1 host); set it to the number of hosts",
+            );
+        }
         Some(ClusterSettings {
             redis: c.redis.clone(),
             fail_closed,

@@ -51,6 +51,42 @@ impl Saved {
     }
 }
 
+/// The account limits the cluster agent shares through Redis, as the
+/// configuration in force says: a reload that changes them is followed by
+/// the agent (the account reservoir and the permit pool stay the same
+/// objects, so the shards keep leasing from them).
+#[derive(Debug, Default)]
+pub struct ClusterLimits {
+    per_second_bits: std::sync::atomic::AtomicU64,
+    burst: std::sync::atomic::AtomicU64,
+    max_concurrent: std::sync::atomic::AtomicU64,
+}
+
+impl ClusterLimits {
+    pub fn get(&self) -> (Rate, u64) {
+        use std::sync::atomic::Ordering::Acquire;
+        (
+            Rate {
+                per_second: f64::from_bits(self.per_second_bits.load(Acquire)),
+                burst: self.burst.load(Acquire),
+            },
+            self.max_concurrent.load(Acquire),
+        )
+    }
+
+    fn set_rate(&self, rate: Rate) {
+        use std::sync::atomic::Ordering::Release;
+        self.per_second_bits
+            .store(rate.per_second.to_bits(), Release);
+        self.burst.store(rate.burst, Release);
+    }
+
+    fn set_max(&self, max: u64) {
+        self.max_concurrent
+            .store(max, std::sync::atomic::Ordering::Release);
+    }
+}
+
 pub struct Registry {
     inner: ControlMutex<Inner>,
     pub permits: Arc<SharedPermits>,
@@ -64,6 +100,8 @@ pub struct Registry {
     pub logs: Arc<crate::access_log::Sinks>,
     /// TLS session resumption state (survives reloads).
     pub tls: crate::tls::Shared,
+    /// Cluster mode: the limits the agent shares (see [`ClusterLimits`]).
+    pub cluster_limits: Arc<ClusterLimits>,
 }
 
 impl Registry {
@@ -76,6 +114,7 @@ impl Registry {
             metrics: crate::metrics::Keys::default(),
             logs: Arc::new(crate::access_log::Sinks::default()),
             tls: crate::tls::Shared::default(),
+            cluster_limits: Arc::new(ClusterLimits::default()),
         })
     }
 
@@ -91,14 +130,16 @@ impl Registry {
         self.cluster.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// The account bucket: local GCRA, or the cluster reservoir.
+    /// The account bucket: local GCRA, or the cluster reservoir (one for
+    /// the process's life: a new rate goes to the agent, which fills it).
     pub fn account(&self, rate: Rate) -> (LimitId, Arc<SharedBucket>) {
         if !self.is_cluster() {
             return self.bucket("account", rate);
         }
+        self.cluster_limits.set_rate(rate);
         let mut inner = self.lock();
-        if let Some((r, id, b)) = inner.buckets.get("account") {
-            if *r == rate && b.is_external() {
+        if let Some((_, id, b)) = inner.buckets.get("account") {
+            if b.is_external() {
                 return (*id, b.clone());
             }
         }
@@ -111,9 +152,12 @@ impl Registry {
         (id, b)
     }
 
-    /// Sets the in-flight cap (local mode only: in cluster mode Redis holds it).
+    /// Sets the in-flight cap (in cluster mode, the one the agent shares
+    /// through Redis).
     pub fn set_max_concurrent(&self, max: u64) {
-        if !self.is_cluster() {
+        if self.is_cluster() {
+            self.cluster_limits.set_max(max);
+        } else {
             self.permits.set_max(max);
         }
     }
