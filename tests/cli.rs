@@ -484,3 +484,30 @@ fn upstream_host_names_must_be_hosts() {
     );
     assert!(err.contains("configuration has 1 error"), "{err}");
 }
+
+#[test]
+fn state_directories_that_are_files_and_control_characters_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("afile"), "x").unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[limits]\nstate_dir = \"afile\"\n[admin]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"afile\"\n[[credentials]]\nname = \"ops\"\ntoken = \"a-token-of-16-chars-or-more\"\npermissions = [\"admin\"]\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("$.limits.state_dir:") && err.contains("afile exists and is not a directory"),
+        "{err}"
+    );
+    assert!(err.contains("$.admin.state_dir:"), "{err}");
+    // A Swagger path with a line break: the error stays on one line.
+    let doc = "{\"swagger\": \"2.0\", \"info\": {\"title\": \"t\", \"version\": \"1\"}, \"paths\": {\"/a\\nb\": {\"get\": {}}}}";
+    let gw = Gateway::builder().api("t", doc).stage("t", "prod", &[]);
+    let (_dir, cfg) = gw.write();
+    let (_, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    let all = format!("{out}{err}");
+    assert!(all.contains("$.paths./a\\nb"), "{all}");
+    assert!(!all.contains("/a\nb"), "{all}");
+}

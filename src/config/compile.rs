@@ -398,9 +398,11 @@ pub fn read_config(
         if a.max_connections == 0 {
             diags.error(file, "$.admin.max_connections", "must be greater than 0");
         }
+        let state_dir = resolve_path(base, &a.state_dir);
+        not_a_file(file, "$.admin.state_dir", &state_dir, diags);
         Some(AdminSettings {
             listen: listen?,
-            state_dir: resolve_path(base, &a.state_dir),
+            state_dir,
             max_connections: a.max_connections as usize,
         })
     });
@@ -1415,10 +1417,12 @@ fn compile_limits(
             });
         }
     }
+    let state_dir = resolve_path(base, &l.state_dir);
+    not_a_file(file, "$.limits.state_dir", &state_dir, diags);
     LimitSettings {
         account,
         max_concurrent: l.max_concurrent.max(1),
-        quota_file: resolve_path(base, &l.state_dir).join("quotas.json"),
+        quota_file: state_dir.join("quotas.json"),
         cluster,
         plans,
         keys,
@@ -1545,6 +1549,18 @@ fn compile_credentials(
         }
     }
     out
+}
+
+/// A state directory is created when missing; an existing file there is an
+/// error found by `check`, not at start.
+fn not_a_file(file: &Path, jp: &str, dir: &Path, diags: &mut Diagnostics) {
+    if dir.exists() && !dir.is_dir() {
+        diags.error(
+            file,
+            jp,
+            format!("{} exists and is not a directory", dir.display()),
+        );
+    }
 }
 
 /// The authority with the scheme a stage variable may carry

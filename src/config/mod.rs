@@ -36,12 +36,26 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line per diagnostic: a path or message that carries a line
+        // break or other control character (a Swagger path with a newline)
+        // shows it escaped.
+        let line = |s: &str| -> String {
+            s.chars()
+                .flat_map(|c| {
+                    if c.is_control() {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect()
+        };
         write!(
             f,
             "{}: {}: {}",
             self.file.display(),
-            self.path,
-            self.message
+            line(&self.path),
+            line(&self.message)
         )
     }
 }
