@@ -468,6 +468,9 @@ impl<'t> Machine<'t> {
             if i >= self.limits.max_iterations {
                 break;
             }
+            // Every iteration is a step, whatever its body costs: three
+            // nested loops over nothing are 10^9 iterations.
+            self.step(1)?;
             let n = len(&items);
             if i >= n {
                 break;

@@ -388,7 +388,7 @@ fn non_json_body_is_a_400_kind_error() {
 fn limits_end_runaway_templates() {
     let limits = Limits::default();
     let r = req();
-    let cases: [(&str, Option<&str>); 7] = [
+    let cases: [(&str, Option<&str>); 9] = [
         // Iterations stop at 1000, as on AWS; the range is never built.
         ("#foreach($i in [1..1000000])#end$i|", Some("|")),
         ("#set($n = 0)#foreach($i in [1..1000000])#set($n = $n + 1)#end$n", Some("1000")),
@@ -396,6 +396,9 @@ fn limits_end_runaway_templates() {
         ("#set($r = [1..2000000000])$r.size()", None),
         ("#macro(m)#m()#end#m()", None),
         ("#foreach($a in [1..1000])#foreach($b in [1..1000])#foreach($c in [1..1000])x#end#end#end", None),
+        // Iterations with nothing (or a comment) in them cost steps too.
+        ("#foreach($a in [1..1000])#foreach($b in [1..1000])#foreach($c in [1..1000])#end#end#end", None),
+        ("#foreach($a in [1..1000])#foreach($b in [1..1000])#foreach($c in [1..1000])## c\n#end#end#end", None),
         ("#set($l = [])#foreach($a in [1..1000])#foreach($b in [1..1000])#foreach($c in [1..1000])#set($x = $l.add('0123456789'))#end#end#end", None),
     ];
     for (src, expected) in cases {
