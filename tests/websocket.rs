@@ -880,3 +880,37 @@ asyncio.run(main())
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "whoami\n7");
 }
+
+/// A reload reaches open connections at their next message: a changed
+/// template is used at once, and a stage the reload removed closes its
+/// connections (1001) at their next message. (Each connection kept the
+/// configuration of its upgrade.)
+#[test]
+fn a_reload_reaches_open_connections() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = ws_gateway(
+        &backend,
+        "[[websocket_apis.routes]]\nkey = \"ver\"\nintegration = { type = \"mock\", response_template = \"version-one\" }\nroute_response = true\n",
+        "",
+    );
+    let (mut ws, _) = connect(&gw).unwrap();
+    ws.send(Message::text(r#"{"action": "ver"}"#)).unwrap();
+    assert_eq!(text(&mut ws), "version-one");
+    let config = gw.config_path();
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, original.replace("version-one", "version-two")).unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(30)));
+    ws.send(Message::text(r#"{"action": "ver"}"#)).unwrap();
+    assert_eq!(text(&mut ws), "version-two");
+    // The stage renamed away: the open connection ends at its next message.
+    std::fs::write(
+        &config,
+        original.replace("stages = [{ name = \"prod\"", "stages = [{ name = \"live\""),
+    )
+    .unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 2, Duration::from_secs(30)));
+    ws.send(Message::text(r#"{"action": "ver"}"#)).unwrap();
+    assert_eq!(close_code(&mut ws), Some(1001));
+}

@@ -633,18 +633,39 @@ pub async fn serve(
                 // One message's integration at a time, in order; the loop
                 // keeps reading meanwhile, so pings, a Close and pushes are
                 // served while a slow backend answers.
+                // A reload that removed the API or stage ends its
+                // connections at their next message.
+                let now = shard.snapshot();
+                if ws_stage(&now, &api.id, &stage.name).is_none() {
+                    if sink.send(close_message(1001, "Going away")).await.is_ok() {
+                        close_wait = true;
+                    }
+                    break;
+                }
                 if running.is_none() {
                     running = Some(Box::pin(handle_message(
-                        &shard, &snap, api, stage, &conn, msg,
+                        &shard,
+                        now,
+                        &api.id,
+                        &stage.name,
+                        &conn,
+                        msg,
                     )));
                 } else {
                     queued.push_back(msg);
                 }
             }
             Ev::Done(reply) => {
-                running = queued
-                    .pop_front()
-                    .map(|m| Box::pin(handle_message(&shard, &snap, api, stage, &conn, m)));
+                running = queued.pop_front().map(|m| {
+                    Box::pin(handle_message(
+                        &shard,
+                        shard.snapshot(),
+                        &api.id,
+                        &stage.name,
+                        &conn,
+                        m,
+                    ))
+                });
                 if let Some(reply) = reply {
                     if sink.send(reply).await.is_err() {
                         break;
@@ -665,11 +686,16 @@ pub async fn serve(
         drop(sink);
         drop(incoming);
     }
-    // $disconnect: once per connection, whoever closed it (best effort).
+    // $disconnect: once per connection, whoever closed it (best effort),
+    // as the configuration in force says (none if a reload removed the API).
+    let now = shard.snapshot();
+    let Some((api, stage)) = ws_stage(&now, &api.id, &stage.name) else {
+        return;
+    };
     if let Some(route) = api.routes.get("$disconnect") {
         let _ = Box::pin(run_integration(
             &shard,
-            &snap,
+            &now,
             api,
             stage,
             route,
@@ -683,26 +709,26 @@ pub async fn serve(
     }
 }
 
+/// A WebSocket API's stage in a snapshot.
+fn ws_stage<'s>(snap: &'s Snapshot, api_id: &str, stage: &str) -> Option<(&'s WsApi, &'s WsStage)> {
+    let api = snap.ws_apis.iter().find(|a| a.id == api_id)?;
+    Some((api, api.stage(stage)?))
+}
+
 /// Messages of one connection read ahead while its integration runs.
 const MAX_QUEUED: usize = 16;
 
-/// One message: its route, its integration, and the reply to send back.
+/// One message: its route, its integration, and the reply to send back,
+/// by the configuration in force when the message arrived (`snap`: a
+/// reload reaches open connections at their next message).
 async fn handle_message(
     shard: &Shard,
-    snap: &Snapshot,
-    api: &WsApi,
-    stage: &WsStage,
+    snap: super::SnapshotRef,
+    api_id: &str,
+    stage_name: &str,
     conn: &ConnInfo,
     msg: Message,
 ) -> Option<Message> {
-    let data: &[u8] = match &msg {
-        Message::Text(t) => t.as_bytes(),
-        Message::Binary(b) => b,
-        _ => &[],
-    };
-    let key = api.selection.route_key(data);
-    // One id for the integration's `$context.requestId` and an error
-    // reply's `requestId`.
     let rid = crate::ids::new_request_id();
     let request_id = std::str::from_utf8(&rid).unwrap_or("");
     let error = |message: &str| {
@@ -711,12 +737,23 @@ async fn handle_message(
                 .to_string(),
         ))
     };
+    let Some((api, stage)) = ws_stage(&snap, api_id, stage_name) else {
+        return error("Forbidden");
+    };
+    let data: &[u8] = match &msg {
+        Message::Text(t) => t.as_bytes(),
+        Message::Binary(b) => b,
+        _ => &[],
+    };
+    let key = api.selection.route_key(data);
+    // (`request_id`: one id for the integration's `$context.requestId` and
+    // an error reply's `requestId`.)
     let Some(route) = api.route(key.as_deref()) else {
         return error("Forbidden");
     };
     let outcome = run_integration(
         shard,
-        snap,
+        &snap,
         api,
         stage,
         route,
