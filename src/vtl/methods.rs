@@ -315,7 +315,9 @@ impl<'t> Machine<'t> {
         args: &[Value],
     ) -> R<Option<Value>> {
         Ok(Some(match (name, args.len()) {
-            ("size", 0) => Value::Int(l.borrow().items.len() as i64),
+            // `count()`: the AWS template reference's
+            // `$input.path('$.pets').count()`.
+            ("size" | "count", 0) => Value::Int(l.borrow().items.len() as i64),
             ("isEmpty", 0) => Value::Bool(l.borrow().items.is_empty()),
             ("get", 1) => {
                 let Some(i) = Self::int_arg(args, 0) else {

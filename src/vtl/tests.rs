@@ -249,6 +249,8 @@ fn java_methods() {
         ("#set($s = 'a.b.c')$s.replace('.', '/') $s.replaceFirst('\\.', '-') $s.replaceAll('(\\w)', '<$1>')", "a/b/c a-b.c <a>.<b>.<c>"),
         ("#set($s = \"it's\")$s.replaceAll(\"\\\\'\", \"'\")", "it's"),
         ("#set($s = 'abc')$s.hashCode() $s.toString() $s.empty", "96354 abc false"),
+        // `count()`: the AWS reference's `$input.path('$.pets').count()`.
+        ("#set($foo = [1,2,3])$foo.count()", "3"),
         ("#set($foo = [1,2,3]) $foo.size() $foo.get(1) $foo.isEmpty() $foo.contains(1) $foo.contains('1') $foo.indexOf(3)", " 3 2 false true false 2"),
         ("#set($foo = [1,2,3])#set($ignore = $foo.add('string value'))#foreach($item in $foo)$item,#end", "1,2,3,string value,"),
         ("#set($foo = [1,2,3])$foo.add(4) $foo.remove(0) $foo.remove('x') $foo $foo.subList(1, 3) $foo[-1] $foo[0]", "true 1 false [2, 3, 4] [3, 4] 4 2"),
