@@ -316,7 +316,8 @@ fn websocket_template_errors_name_their_path() {
         &cfg,
         "[server]\nlisten = \"127.0.0.1:0\"\n[[websocket_apis]]\nid = \"chat\"\nstages = [{ name = \"prod\" }]\n\
          [[websocket_apis.routes]]\nkey = \"a\"\nintegration = { type = \"mock\", response_template = \"#if($x)never closed\" }\n\
-         [[websocket_apis.routes]]\nkey = \"b\"\nintegration = { type = \"http\", uri = \"http://127.0.0.1:9/\", request_templates = { \"$default\" = \"$input.json(\", \"text/plain\" = \"x\" } }\n",
+         [[websocket_apis.routes]]\nkey = \"b\"\nintegration = { type = \"http\", uri = \"http://127.0.0.1:9/\", request_templates = { \"$default\" = \"$input.json(\", \"text/plain\" = \"x\" } }\n\
+         [[websocket_apis.routes]]\nkey = \"c\"\nintegration = { type = \"mock\", request_templates = { \"$default\" = \"  \" }, response_template = \"\" }\n",
     )
     .unwrap();
     let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
@@ -329,6 +330,8 @@ fn websocket_template_errors_name_their_path() {
     ] {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
+    // A blank template is no template: no warning about a missing statusCode.
+    assert!(!err.contains("routes[2]"), "{err}");
 }
 
 #[test]

@@ -305,6 +305,10 @@ key = "calc"
 integration = { type = "mock", response_template = '''#set($n = $input.path('$.n'))#if($n > 2)big#{else}small#end $input.json('$.data') $util.escapeJavaScript($input.path('$.s')) $context.routeKey/$context.eventType''' }
 route_response = true
 [[websocket_apis.routes]]
+key = "big"
+integration = { type = "mock", response_template = '''#foreach($i in [1..100])0123456789abcdefghij#end''' }
+route_response = true
+[[websocket_apis.routes]]
 key = "fwd"
 integration = { type = "http", uri = "http://BACKEND/fwd", request_templates = { "$default" = '''{"who": "$context.connectionId", "item": $input.json('$.item')}''' }, response_template = '''#set($sent = $util.parseJson($input.path('$.body')))got $sent.item.id for $sent.who via $input.path('$.target')''' }
 route_response = true
@@ -326,8 +330,18 @@ key = "$connect"
 integration = { type = "mock", request_templates = { "$default" = '''#if($input.params('Authorization') == 'Bearer other'){"statusCode": 200}#else{"statusCode": 403}#end''' } }
 "#
     .replace("BACKEND", &backend.addr.to_string());
-    let gw = ws_gateway(&backend, &routes, "");
+    let gw = ws_gateway(&backend, &routes, "max_message_bytes = 1500\n");
     let (mut ws, id) = connect(&gw).unwrap();
+    // A reply over max_message_bytes (2,000 bytes here) is not sent: an
+    // error frame in API Gateway's shape (spacing included) is.
+    ws.send(Message::text(r#"{"action": "big"}"#)).unwrap();
+    let reply = text(&mut ws);
+    assert!(
+        reply.starts_with(&format!(
+            r#"{{"message": "Internal server error", "connectionId":"{id}", "requestId":""#
+        )),
+        "{reply}"
+    );
     ws.send(Message::text(
         r#"{"action": "calc", "n": 3, "data": {"a": [1, "x"]}, "s": "say \"hi\""}"#,
     ))

@@ -69,6 +69,12 @@ fn request_template(
         }
     }
     let (k, v) = chosen?;
+    // A blank template is no template (as an empty REST template is a
+    // passthrough): a MOCK answers 200, an http integration sends the
+    // message as it came.
+    if v.trim().is_empty() {
+        return None;
+    }
     compile_vtl(
         file,
         &format!("{rp}.integration.request_templates.{k}"),
@@ -84,7 +90,10 @@ fn response_template(
     diags: &mut Diagnostics,
 ) -> Option<WsTemplate> {
     let jp = format!("{rp}.integration.response_template");
-    compile_vtl(file, &jp, source?, diags).map(WsTemplate::new)
+    // Blank: no template (no reply from a MOCK; the backend's body as it
+    // came from an http integration).
+    let source = source.filter(|s| !s.trim().is_empty())?;
+    compile_vtl(file, &jp, source, diags).map(WsTemplate::new)
 }
 
 pub fn read_limits(file: &Path, raw: &RawWsLimits, diags: &mut Diagnostics) -> WsLimits {

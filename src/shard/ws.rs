@@ -731,11 +731,16 @@ async fn handle_message(
 ) -> Option<Message> {
     let rid = crate::ids::new_request_id();
     let request_id = std::str::from_utf8(&rid).unwrap_or("");
+    // API Gateway's error frame, spacing included (clients compare it):
+    // `{"message": "Forbidden", "connectionId":"…", "requestId":"…"}`.
     let error = |message: &str| {
-        Some(Message::text(
-            serde_json::json!({"message": message, "connectionId": conn.id, "requestId": request_id})
-                .to_string(),
-        ))
+        use crate::gateway_response::json_quote;
+        Some(Message::text(format!(
+            "{{\"message\": {}, \"connectionId\":{}, \"requestId\":{}}}",
+            json_quote(message),
+            json_quote(&conn.id),
+            json_quote(request_id)
+        )))
     };
     let Some((api, stage)) = ws_stage(&snap, api_id, stage_name) else {
         return error("Forbidden");
@@ -765,6 +770,15 @@ async fn handle_message(
     )
     .await;
     match outcome {
+        // A reply is a message like any other: at most max_message_bytes
+        // (the backend's body is read up to that much; a template could
+        // make more).
+        Ok(Outcome { body: Some(m), .. })
+            if route.route_response && m.len() > snap.ws_limits.max_message_bytes =>
+        {
+            tracing::debug!(bytes = m.len(), "WebSocket reply over max_message_bytes");
+            error("Internal server error")
+        }
         Ok(o) if route.route_response => o.body,
         Ok(_) => None,
         Err(e) => {
