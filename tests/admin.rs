@@ -732,6 +732,60 @@ fn stage_cache_and_throttling_settings() {
         backend.request_count()
     );
 
+    // Turned off and on again, the cache starts empty (as API Gateway's,
+    // which deletes the cluster): what was cached before is not served.
+    let before = backend.request_count();
+    for v in ["false", "true"] {
+        let r = patch(&format!(
+            r#"[{{"op": "replace", "path": "/cacheClusterEnabled", "value": "{v}"}}]"#
+        ));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(invoke(&gw, &id, "/prod/items").status, 200);
+    assert!(
+        backend.request_count() > before,
+        "re-enabled cache served an entry from before"
+    );
+    // Booleans are true or false (any case); anything else is refused.
+    let r = patch(r#"[{"op": "replace", "path": "/cacheClusterEnabled", "value": "TRUE"}]"#);
+    assert_eq!(r.json()["cacheClusterEnabled"], true, "{}", r.text());
+    for bad in ["maybe", "1", ""] {
+        let r = patch(&format!(
+            r#"[{{"op": "replace", "path": "/*/*/caching/enabled", "value": "{bad}"}}]"#
+        ));
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    // Settings that have no effect here are kept and reported as sent.
+    let r = patch(
+        r#"[{"op": "replace", "path": "/*/*/metrics/enabled", "value": "true"},
+            {"op": "replace", "path": "/*/*/logging/loglevel", "value": "INFO"},
+            {"op": "replace", "path": "/*/*/logging/dataTrace", "value": "true"},
+            {"op": "replace", "path": "/tracingEnabled", "value": "true"}]"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["methodSettings"]["*/*"]["metricsEnabled"], true);
+    assert_eq!(v["methodSettings"]["*/*"]["loggingLevel"], "INFO");
+    assert_eq!(v["methodSettings"]["*/*"]["dataTraceEnabled"], true);
+    assert_eq!(v["tracingEnabled"], true);
+    let r = patch(r#"[{"op": "replace", "path": "/*/*/logging/loglevel", "value": "BOGUS"}]"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    // The stages of one deployment.
+    let dep = call(admin, "GET", &format!("/restapis/{id}/stages/prod"), b"").json()
+        ["deploymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = |q: &str| {
+        call(admin, "GET", &format!("/restapis/{id}/stages{q}"), b"").json()["item"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(listed(&format!("?deploymentId={dep}")), 1);
+    assert_eq!(listed("?deploymentId=nosuch"), 0);
+    assert_eq!(listed(""), 1);
+
     // A throttle on GET /other only.
     let r = patch(
         r#"[{"op": "replace", "path": "/~1other/GET/throttling/rateLimit", "value": "1"},
@@ -1030,4 +1084,28 @@ fn list_calls_are_paged() {
         got.sort();
         assert_eq!(got, created, "the AWS CLI follows the pages");
     }
+}
+
+/// API Gateway deploys only an API with methods, each integrated.
+#[test]
+fn apis_without_methods_or_integrations_are_not_deployed() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let r = call(admin, "POST", "/restapis", br#"{"name": "empty"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let empty = r.json()["id"].as_str().unwrap().to_owned();
+    let r = deploy(admin, &empty, "s", "{}");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "The REST API doesn't contain any methods"
+    );
+    let bare = import(admin, &swagger(r#"{"/w": {"get": {}}}"#));
+    let r = deploy(admin, &bare, "s", "{}");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["message"], "No integration defined for method");
+    assert_eq!(
+        deploy(admin, &import(admin, &doc(&[("/a", "a")])), "s", "{}").status,
+        201
+    );
 }

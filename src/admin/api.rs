@@ -88,10 +88,17 @@ pub(super) fn route(
             if !state.apis.contains_key(*id) {
                 return not_found_api(id);
             }
+            // `deploymentId`: only the stages that serve it.
+            let deployment = param("deploymentId");
             let items: Vec<Value> = state
                 .stages
                 .get(*id)
-                .map(|s| s.values().map(stage_json).collect())
+                .map(|s| {
+                    s.values()
+                        .filter(|s| deployment.as_ref().is_none_or(|d| &s.deployment_id == d))
+                        .map(stage_json)
+                        .collect()
+                })
                 .unwrap_or_default();
             Reply::json(200, &json!({ "item": items }))
         }
@@ -247,7 +254,7 @@ fn stage_json(s: &StageRecord) -> Value {
             }
             (k.clone(), v)
         }).collect::<serde_json::Map<String, Value>>(),
-        "tracingEnabled": false,
+        "tracingEnabled": s.tracing_enabled,
         "createdDate": s.created_date,
         "lastUpdatedDate": s.last_updated_date,
     });
@@ -675,10 +682,45 @@ fn delete_deployment(admin: &Admin, state: &mut AdminState, id: &str, dep: &str)
     Reply::json(202, &json!({}))
 }
 
+/// API Gateway deploys only an API with methods, every one integrated:
+/// the error it answers otherwise, if any.
+fn undeployable(definition: &Value) -> Option<Reply> {
+    let refuse = |m: &str| Some(Reply::error(400, "BadRequestException", m));
+    let mut methods = 0;
+    for item in definition
+        .get("paths")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|p| p.values())
+        .filter_map(Value::as_object)
+    {
+        for (key, op) in item {
+            let method = matches!(
+                key.to_ascii_lowercase().as_str(),
+                "get" | "put" | "post" | "delete" | "options" | "head" | "patch"
+            ) || key == "x-amazon-apigateway-any-method";
+            if !method {
+                continue;
+            }
+            methods += 1;
+            if op.get("x-amazon-apigateway-integration").is_none() {
+                return refuse("No integration defined for method");
+            }
+        }
+    }
+    if methods == 0 {
+        return refuse("The REST API doesn't contain any methods");
+    }
+    None
+}
+
 fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) -> Reply {
     let Some(api) = state.apis.get(id) else {
         return not_found_api(id);
     };
+    if let Some(refused) = undeployable(&api.definition) {
+        return refused;
+    }
     let req: Value = if body.is_empty() {
         json!({})
     } else {
@@ -759,6 +801,7 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
                 cache_cluster_enabled: cache.0,
                 cache_cluster_size: cache.1.clone(),
                 method_settings: Default::default(),
+                tracing_enabled: false,
             },
         };
         stages.insert(name.to_owned(), rec.clone());
@@ -835,6 +878,7 @@ fn create_stage(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) ->
         cache_cluster_enabled: cache.0,
         cache_cluster_size: cache.1,
         method_settings: Default::default(),
+        tracing_enabled: false,
     };
     save_stage(admin, state, rec, 201)
 }
@@ -866,6 +910,22 @@ fn bad_cache_size(s: &str) -> Reply {
 
 /// A `methodSettings` patch: `/{key}/{group}/{field}` where the key is
 /// `*/*` or `{resource path, / as ~1}/{METHOD}`.
+/// A patch value that must be a boolean: `true` or `false` in any case (as
+/// Java reads one); anything else is refused, not read as false.
+fn patch_bool(path: &str, v: &str) -> Result<bool, Reply> {
+    if v.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if v.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(Reply::error(
+            400,
+            "BadRequestException",
+            format!("Invalid boolean value {v} for {path}: must be true or false"),
+        ))
+    }
+}
+
 fn patch_method_setting<'a>(
     rec: &mut StageRecord,
     kind: &str,
@@ -897,6 +957,7 @@ fn patch_method_setting<'a>(
     let need = |v: Option<&'a str>| -> Result<&'a str, Reply> {
         v.ok_or_else(|| bad(format!("Invalid patch: {path} needs a value")))
     };
+    let flag = |v: Option<&'a str>| -> Result<bool, Reply> { patch_bool(path, need(v)?) };
     let remove = kind == "remove";
     match (group, field) {
         ("throttling", "rateLimit") => {
@@ -924,11 +985,7 @@ fn patch_method_setting<'a>(
             }
         }
         ("caching", "enabled") => {
-            entry.caching_enabled = if remove {
-                None
-            } else {
-                Some(need(value)? == "true")
-            }
+            entry.caching_enabled = if remove { None } else { Some(flag(value)?) }
         }
         ("caching", "ttlInSeconds") => {
             entry.cache_ttl_in_seconds = if remove {
@@ -944,11 +1001,8 @@ fn patch_method_setting<'a>(
             }
         }
         ("caching", "requireAuthorizationForCacheControl") => {
-            entry.require_authorization_for_cache_control = if remove {
-                None
-            } else {
-                Some(need(value)? == "true")
-            }
+            entry.require_authorization_for_cache_control =
+                if remove { None } else { Some(flag(value)?) }
         }
         ("caching", "unauthorizedCacheControlHeaderStrategy") => {
             entry.unauthorized_cache_control_header_strategy = if remove {
@@ -961,11 +1015,30 @@ fn patch_method_setting<'a>(
                 Some(v.to_owned())
             }
         }
-        // Accepted and kept for API Gateway compatibility; no effect here.
-        ("metrics", "enabled")
-        | ("logging", "loglevel")
-        | ("logging", "dataTrace")
-        | ("caching", "dataEncrypted") => {}
+        // Kept and reported for API Gateway compatibility (tools read the
+        // stage back); no effect here.
+        ("metrics", "enabled") => {
+            entry.metrics_enabled = if remove { None } else { Some(flag(value)?) }
+        }
+        ("logging", "dataTrace") => {
+            entry.data_trace_enabled = if remove { None } else { Some(flag(value)?) }
+        }
+        ("caching", "dataEncrypted") => {
+            entry.cache_data_encrypted = if remove { None } else { Some(flag(value)?) }
+        }
+        ("logging", "loglevel") => {
+            entry.logging_level = if remove {
+                None
+            } else {
+                let v = need(value)?;
+                if !matches!(v, "OFF" | "ERROR" | "INFO") {
+                    return Err(bad(format!(
+                        "Invalid logging level {v} for {path}: must be OFF, ERROR or INFO"
+                    )));
+                }
+                Some(v.to_owned())
+            }
+        }
         _ => return Err(bad(format!("Invalid method setting path {path}"))),
     }
     Ok(())
@@ -1037,7 +1110,16 @@ fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body
                 rec.deployment_id = dep.to_owned();
             }
             ("replace", "/description") => rec.description = value.map(str::to_owned),
-            ("replace", "/cacheClusterEnabled") => rec.cache_cluster_enabled = value == Some("true"),
+            ("replace", "/cacheClusterEnabled") => {
+                match patch_bool(path, value.unwrap_or("")) {
+                    Ok(b) => rec.cache_cluster_enabled = b,
+                    Err(r) => return r,
+                }
+            }
+            ("replace", "/tracingEnabled") => match patch_bool(path, value.unwrap_or("")) {
+                Ok(b) => rec.tracing_enabled = b,
+                Err(r) => return r,
+            },
             ("replace", "/cacheClusterSize") => match value {
                 Some(v) if super::state::CACHE_SIZES.contains(&v) => {
                     rec.cache_cluster_size = v.to_owned()
@@ -1055,13 +1137,35 @@ fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body
                 return Reply::error(
                     400,
                     "BadRequestException",
-                    format!("Invalid patch operation specified. Must be one of: [add, remove, replace] on /variables/*, /deploymentId, /description, /cacheClusterEnabled, /cacheClusterSize, /{{resource}}/{{method}}/throttling|caching/*; got {kind} {path}"),
+                    format!("Invalid patch operation specified. Must be one of: [add, remove, replace] on /variables/*, /deploymentId, /description, /cacheClusterEnabled, /cacheClusterSize, /tracingEnabled, /{{resource}}/{{method}}/throttling|caching|metrics|logging/*; got {kind} {path}"),
                 )
             }
         }
     }
     rec.last_updated_date = now();
-    save_stage(admin, state, rec, 200)
+    // A cache turned off or resized starts empty, as API Gateway's (it
+    // deletes or re-creates the cache cluster): what was cached before
+    // must not come back.
+    let cache_changed = (existing.cache_cluster_enabled, &existing.cache_cluster_size)
+        != (rec.cache_cluster_enabled, &rec.cache_cluster_size);
+    let reply = save_stage(admin, state, rec, 200);
+    if cache_changed && reply.status == 200 {
+        let msg = crate::publish::ShardMsg::CacheFlush {
+            uid: format!("{id}/{name}"),
+        };
+        if !admin
+            .control
+            .publisher()
+            .broadcast_and_wait(msg, std::time::Duration::from_secs(5))
+        {
+            tracing::warn!(
+                api = id,
+                stage = name,
+                "not every shard confirmed the cache flush in time"
+            );
+        }
+    }
+    reply
 }
 
 fn delete_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str) -> Reply {

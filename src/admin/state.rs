@@ -73,6 +73,10 @@ pub struct StageRecord {
     /// `*/*` or `{resource path with / as ~1}/{METHOD}` → settings.
     #[serde(default)]
     pub method_settings: BTreeMap<String, MethodSettingRecord>,
+    /// Kept and reported as API Gateway's (X-Ray tracing does not exist
+    /// here).
+    #[serde(default)]
+    pub tracing_enabled: bool,
 }
 
 pub fn default_cache_size() -> String {
@@ -103,6 +107,16 @@ pub struct MethodSettingRecord {
     pub require_authorization_for_cache_control: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unauthorized_cache_control_header_strategy: Option<String>,
+    // Kept and reported as API Gateway's; no effect here (metrics follow
+    // `server.metrics`, logs the stage's access log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_trace_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging_level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_data_encrypted: Option<bool>,
 }
 
 /// Method throttles, the stage cache and method cache settings, keyed as
@@ -693,6 +707,7 @@ mod tests {
                 cache_cluster_enabled: false,
                 cache_cluster_size: default_cache_size(),
                 method_settings: BTreeMap::new(),
+                tracing_enabled: false,
             })
             .unwrap();
         // A torn write from a crash.
