@@ -168,9 +168,57 @@ fn check(config: &std::path::Path) -> ExitCode {
             );
         }
     }
+    for api in &snap.ws_apis {
+        println!("\nWebSocket API {}", api.id);
+        for stage in &api.stages {
+            let vars: Vec<String> = stage
+                .variables
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!(
+                "  stage {}  variables: {}",
+                stage.name,
+                if vars.is_empty() {
+                    "-".to_owned()
+                } else {
+                    vars.join(", ")
+                }
+            );
+        }
+        println!("  routes:");
+        let mut keys: Vec<&String> = api.routes.keys().collect();
+        keys.sort();
+        for key in keys {
+            let route = &api.routes[key];
+            let (kind, target) = match &route.integration {
+                tollgate::ws::WsIntegration::Mock { .. } => ("MOCK", String::new()),
+                tollgate::ws::WsIntegration::Http { uri, .. } => {
+                    let backends: Vec<String> = api
+                        .stages
+                        .iter()
+                        .filter_map(|s| {
+                            let b = s.bindings.get(key)?;
+                            let t = snap.targets.get(b.target as usize)?;
+                            Some(format!("{}→{}", s.name, t.resolve))
+                        })
+                        .collect();
+                    ("HTTP", format!("{uri} [{}]", backends.join(", ")))
+                }
+            };
+            let reply = if route.route_response { "reply" } else { "" };
+            let line = format!("    {key:<32} {kind:<6} {reply:<6} {target}");
+            println!("{}", line.trim_end());
+        }
+    }
+    let ws = if snap.ws_apis.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} WebSocket)", snap.ws_apis.len())
+    };
     println!(
-        "\nOK: {} API(s), {} warning(s)",
-        snap.apis.len(),
+        "\nOK: {} API(s){ws}, {} warning(s)",
+        snap.apis.len() + snap.ws_apis.len(),
         snap.warnings.len()
     );
     ExitCode::SUCCESS

@@ -514,3 +514,33 @@ fn state_directories_that_are_files_and_control_characters_in_errors() {
     assert!(all.contains("$.paths./a\\nb"), "{all}");
     assert!(!all.contains("/a\nb"), "{all}");
 }
+
+/// `check` lists WebSocket APIs too: stages, routes and where each HTTP
+/// route goes per stage.
+#[test]
+fn check_lists_websocket_apis() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[[websocket_apis]]\nid = \"chat\"\nstages = [{ name = \"prod\", variables = { b = \"127.0.0.1:9000\" } }]\n\
+         [[websocket_apis.routes]]\nkey = \"$default\"\nintegration = { type = \"http\", uri = \"http://${stageVariables.b}/echo\" }\nroute_response = true\n\
+         [[websocket_apis.routes]]\nkey = \"$connect\"\nintegration = { type = \"mock\" }\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("WebSocket API chat"), "{out}");
+    assert!(
+        out.contains("stage prod  variables: b=127.0.0.1:9000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("$default") && out.contains("[prod→127.0.0.1:9000]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("OK: 1 API(s) (1 WebSocket), 0 warning(s)"),
+        "{out}"
+    );
+}
