@@ -83,6 +83,17 @@ fn load(config: &std::path::Path) -> Option<Snapshot> {
     }
 }
 
+/// One stage line of `check`'s listing.
+fn print_stage(name: &str, variables: &std::collections::BTreeMap<String, String>) {
+    let vars: Vec<String> = variables.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let vars = if vars.is_empty() {
+        "-".to_owned()
+    } else {
+        vars.join(", ")
+    };
+    println!("  stage {name}  variables: {vars}");
+}
+
 fn check(config: &std::path::Path) -> ExitCode {
     let Some(snap) = load(config) else {
         return ExitCode::FAILURE;
@@ -105,20 +116,7 @@ fn check(config: &std::path::Path) -> ExitCode {
             api.source.display()
         );
         for stage in &api.stages {
-            let vars: Vec<String> = stage
-                .variables
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            println!(
-                "  stage {}  variables: {}",
-                stage.name,
-                if vars.is_empty() {
-                    "-".to_owned()
-                } else {
-                    vars.join(", ")
-                }
-            );
+            print_stage(&stage.name, &stage.variables);
         }
         println!("  routes:");
         for m in &api.methods {
@@ -171,20 +169,7 @@ fn check(config: &std::path::Path) -> ExitCode {
     for api in &snap.ws_apis {
         println!("\nWebSocket API {}", api.id);
         for stage in &api.stages {
-            let vars: Vec<String> = stage
-                .variables
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            println!(
-                "  stage {}  variables: {}",
-                stage.name,
-                if vars.is_empty() {
-                    "-".to_owned()
-                } else {
-                    vars.join(", ")
-                }
-            );
+            print_stage(&stage.name, &stage.variables);
         }
         println!("  routes:");
         let mut keys: Vec<&String> = api.routes.keys().collect();

@@ -519,37 +519,45 @@ fn access_log_lines_written_before_exit() {
     }
 }
 
-#[test]
-fn bad_access_log_format_is_a_located_error() {
+/// `tollgate check` of a config whose stage has this `access_log`: its
+/// exit code and output (stderr, then stdout).
+fn check_access_log(access_log: &str) -> (Option<i32>, String) {
     let b = Gateway::builder()
-        .api("a", &swagger(&format!(r#"{{"/x": {{"get": {}}}}}"#, mock_method(200, "{}"))))
-        .extra("[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = { format = \"$context.requestId $context.stauts\" }\n");
+        .api(
+            "a",
+            &swagger(&format!(
+                r#"{{"/x": {{"get": {}}}}}"#,
+                mock_method(200, "{}")
+            )),
+        )
+        .extra(&format!(
+            "[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = {access_log}\n"
+        ));
     let (_dir, path) = b.write();
     let out = Command::new(support::gateway::bin())
         .args(["check", "--config"])
         .arg(&path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
+}
+
+#[test]
+fn bad_access_log_format_is_a_located_error() {
+    let (code, err) = check_access_log("{ format = \"$context.requestId $context.stauts\" }");
+    assert_eq!(code, Some(1));
     assert!(err.contains("tollgate.toml"), "{err}");
     assert!(err.contains("$.stages[0].access_log.format"), "{err}");
     assert!(err.contains("$context.stauts"), "{err}");
 
     // A file in a directory that does not exist: an error at check (every
     // line would be lost, with an error logged per flush).
-    let b = Gateway::builder()
-        .api("a", &swagger(&format!(r#"{{"/x": {{"get": {}}}}}"#, mock_method(200, "{}"))))
-        .extra("[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = { path = \"nodir/a.log\", format = \"$context.requestId\" }\n");
-    let (_dir, path) = b.write();
-    let out = Command::new(support::gateway::bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (code, err) =
+        check_access_log("{ path = \"nodir/a.log\", format = \"$context.requestId\" }");
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("$.stages[0].access_log.path")
             && err.contains("nodir")
