@@ -589,6 +589,32 @@ fn the_aws_cli_imports_deploys_and_updates() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidSignatureException"));
+    // create-rest-api / update-rest-api settings, as the CLI sends them.
+    let made = aws(&[
+        "create-rest-api",
+        "--name",
+        "media",
+        "--binary-media-types",
+        "image/png",
+        "--api-key-source",
+        "HEADER",
+        "--endpoint-configuration",
+        "types=REGIONAL",
+    ]);
+    assert_eq!(made["binaryMediaTypes"], serde_json::json!(["image/png"]));
+    let updated = aws(&[
+        "update-rest-api",
+        "--rest-api-id",
+        made["id"].as_str().unwrap(),
+        "--patch-operations",
+        "op=add,path=/binaryMediaTypes/image~1gif",
+        "op=replace,path=/name,value=pictures",
+    ]);
+    assert_eq!(updated["name"], "pictures");
+    assert_eq!(
+        updated["binaryMediaTypes"],
+        serde_json::json!(["image/png", "image/gif"])
+    );
     aws(&["delete-rest-api", "--rest-api-id", &id]);
     assert_eq!(invoke(&gw, &id, "/prod/pets/7").status, 403);
 }
@@ -1108,4 +1134,169 @@ fn apis_without_methods_or_integrations_are_not_deployed() {
         deploy(admin, &import(admin, &doc(&[("/a", "a")])), "s", "{}").status,
         201
     );
+}
+
+#[test]
+fn create_and_update_rest_api_settings() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let r = call(
+        admin,
+        "POST",
+        "/restapis",
+        br#"{"name": "media", "description": "d1", "binaryMediaTypes": ["image/png", "image~1gif"],
+             "apiKeySource": "AUTHORIZER", "endpointConfiguration": {"types": ["EDGE"]}}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let api = r.json();
+    let id = api["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api["binaryMediaTypes"],
+        serde_json::json!(["image/png", "image/gif"])
+    );
+    assert_eq!(api["apiKeySource"], "AUTHORIZER");
+    assert_eq!(
+        api["endpointConfiguration"]["types"],
+        serde_json::json!(["EDGE"])
+    );
+    assert_eq!(api["description"], "d1");
+    let got = call(admin, "GET", &format!("/restapis/{id}"), b"").json();
+    assert_eq!(got, api);
+
+    // What the gateway cannot honour or does not know is refused.
+    for (body, said) in [
+        (r#"{"name": "x", "apiKeySource": "COOKIE"}"#, "apiKeySource"),
+        (
+            r#"{"name": "x", "binaryMediaTypes": ["png"]}"#,
+            "binaryMediaTypes",
+        ),
+        (
+            r#"{"name": "x", "binaryMediaTypes": "image/png"}"#,
+            "binaryMediaTypes",
+        ),
+        (
+            r#"{"name": "x", "endpointConfiguration": {"types": ["LOCAL"]}}"#,
+            "endpoint type",
+        ),
+        (
+            r#"{"name": "x", "policy": "{\"Version\": \"2012-10-17\"}"}"#,
+            "policies are not supported",
+        ),
+        (
+            r#"{"name": "x", "disableExecuteApiEndpoint": true}"#,
+            "not supported",
+        ),
+        (
+            r#"{"name": "x", "cloneFrom": "nosuchapi"}"#,
+            "Invalid API identifier",
+        ),
+        (r#"{"description": "no name"}"#, "name is required"),
+        (r#"["name"]"#, "JSON object"),
+    ] {
+        let r = call(admin, "POST", "/restapis", body.as_bytes());
+        assert!(r.status == 400 || r.status == 404, "{body}: {}", r.text());
+        assert!(r.text().contains(said), "{body}: {}", r.text());
+    }
+    assert_eq!(
+        call(admin, "GET", "/restapis", b"").json()["item"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "a refused create made an API"
+    );
+
+    // update-rest-api: every operation applies, or none.
+    let patch = |ops: &str| {
+        call(
+            admin,
+            "PATCH",
+            &format!("/restapis/{id}"),
+            format!(r#"{{"patchOperations": [{ops}]}}"#).as_bytes(),
+        )
+    };
+    let r = patch(
+        r#"{"op": "replace", "path": "/name", "value": "renamed"},
+           {"op": "add", "path": "/binaryMediaTypes/application~1octet-stream"},
+           {"op": "remove", "path": "/binaryMediaTypes/image~1png"},
+           {"op": "replace", "path": "/apiKeySource", "value": "HEADER"},
+           {"op": "replace", "path": "/endpointConfiguration/types/0", "value": "REGIONAL"},
+           {"op": "replace", "path": "/description", "value": ""}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let api = r.json();
+    assert_eq!(api["name"], "renamed");
+    assert_eq!(
+        api["binaryMediaTypes"],
+        serde_json::json!(["image/gif", "application/octet-stream"])
+    );
+    assert_eq!(api["apiKeySource"], "HEADER");
+    assert_eq!(
+        api["endpointConfiguration"]["types"],
+        serde_json::json!(["REGIONAL"])
+    );
+    assert!(api.get("description").is_none(), "{api}");
+    for ops in [
+        r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "remove", "path": "/binaryMediaTypes/text~1html"}"#,
+        r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/apiKeySource", "value": "x"}"#,
+        r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/minimumCompressionSize", "value": "5"}"#,
+        r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/disableExecuteApiEndpoint", "value": "true"}"#,
+    ] {
+        let r = patch(ops);
+        assert!(r.status == 400 || r.status == 404, "{ops}: {}", r.text());
+    }
+    assert_eq!(
+        call(admin, "GET", &format!("/restapis/{id}"), b"").json(),
+        api
+    );
+    assert_eq!(
+        call(
+            admin,
+            "PATCH",
+            "/restapis/nosuchapi",
+            br#"{"patchOperations": []}"#
+        )
+        .status,
+        404
+    );
+
+    // What create and update set is the API's definition: a merge import
+    // keeps it, and a deployment (and its export) carries it.
+    let r = call(
+        admin,
+        "PUT",
+        &format!("/restapis/{id}?mode=merge"),
+        doc(&[("/hello", "hi")]).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["binaryMediaTypes"], api["binaryMediaTypes"]);
+    assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/s/hello").text(), "hi");
+    let exported = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/stages/s/exports/swagger"),
+        b"",
+    )
+    .json();
+    assert_eq!(
+        exported["x-amazon-apigateway-binary-media-types"],
+        serde_json::json!(["image/gif", "application/octet-stream"])
+    );
+    assert_eq!(exported["x-amazon-apigateway-api-key-source"], "HEADER");
+
+    // cloneFrom: a new API with the resources and settings of another.
+    let r = call(
+        admin,
+        "POST",
+        "/restapis",
+        format!(r#"{{"name": "copy", "cloneFrom": "{id}"}}"#).as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let copy = r.json();
+    assert_eq!(copy["name"], "copy");
+    assert_eq!(copy["binaryMediaTypes"], api["binaryMediaTypes"]);
+    let copy_id = copy["id"].as_str().unwrap();
+    assert_eq!(deploy(admin, copy_id, "c", "{}").status, 201);
+    assert_eq!(invoke(&gw, copy_id, "/c/hello").text(), "hi");
 }

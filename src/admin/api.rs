@@ -6,6 +6,7 @@
 //! acknowledge.
 
 mod keys;
+mod rest_api;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,13 +49,14 @@ pub(super) fn route(
                     flag(param("failonwarnings")),
                 )
             } else {
-                create_empty(admin, state, body)
+                rest_api::create(admin, state, body)
             }
         }
         (b"GET", ["restapis", id]) => match state.apis.get(*id) {
             Some(api) => Reply::json(200, &api_json(api)),
             None => not_found_api(id),
         },
+        (b"PATCH", ["restapis", id]) => rest_api::patch(admin, state, id, body),
         (b"PUT", ["restapis", id]) => put(
             admin,
             state,
@@ -208,9 +210,25 @@ fn api_json(api: &RestApiRecord) -> Value {
             Some(s) if s.eq_ignore_ascii_case("AUTHORIZER") => "AUTHORIZER",
             _ => "HEADER",
         },
-        "endpointConfiguration": { "types": ["REGIONAL"] },
+        "endpointConfiguration": { "types": if api.endpoint_types.is_empty() {
+            vec!["REGIONAL".to_owned()]
+        } else {
+            api.endpoint_types.clone()
+        } },
         "disableExecuteApiEndpoint": false,
     });
+    if let Some(types) = api
+        .definition
+        .get("x-amazon-apigateway-binary-media-types")
+        .and_then(Value::as_array)
+        .filter(|t| !t.is_empty())
+    {
+        v["binaryMediaTypes"] = json!(types
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|t| t.replace("~1", "/"))
+            .collect::<Vec<_>>());
+    }
     if let Some(d) = &api.description {
         v["description"] = json!(d);
     }
@@ -432,44 +450,8 @@ fn import(
         version: info_str(&doc, "version"),
         created_date: now(),
         warnings,
+        endpoint_types: Vec::new(),
         definition: doc,
-    };
-    if let Err(e) = admin.store.put_api(&rec) {
-        return storage_error(e);
-    }
-    let reply = Reply::json(201, &api_json(&rec));
-    state.apis.insert(id, rec);
-    reply
-}
-
-/// `create-rest-api`: an API with no resources, to import into later.
-fn create_empty(admin: &Admin, state: &mut AdminState, body: &[u8]) -> Reply {
-    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let Some(name) = req.get("name").and_then(Value::as_str) else {
-        return Reply::error(
-            400,
-            "BadRequestException",
-            "Invalid request: name is required (or use ?mode=import)",
-        );
-    };
-    let mut id = new_id(10);
-    while state.apis.contains_key(&id) || admin.control.has_config_api(&id) {
-        id = new_id(10);
-    }
-    let rec = RestApiRecord {
-        id: id.clone(),
-        name: name.to_owned(),
-        description: req
-            .get("description")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        version: req
-            .get("version")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        created_date: now(),
-        warnings: Vec::new(),
-        definition: json!({"swagger": "2.0", "info": {"title": name, "version": "1"}, "paths": {}}),
     };
     if let Err(e) = admin.store.put_api(&rec) {
         return storage_error(e);

@@ -39,6 +39,10 @@ pub struct RestApiRecord {
     pub created_date: u64,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// `endpointConfiguration.types` as created or updated (reported only:
+    /// every API is served on this gateway's listeners); empty: REGIONAL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint_types: Vec<String>,
     pub definition: serde_json::Value,
 }
 
@@ -692,6 +696,7 @@ mod tests {
                 version: None,
                 created_date: 1,
                 warnings: vec![],
+                endpoint_types: vec![],
                 definition: serde_json::json!({"swagger": "2.0"}),
             })
             .unwrap();

@@ -21,7 +21,7 @@ const KEY_VALUE_LEN: std::ops::RangeInclusive<usize> = 20..=128;
 /// Length of a generated key value (as API Gateway's: 40 of [A-Za-z0-9]).
 const GENERATED_VALUE_LEN: usize = 40;
 
-fn bad(message: impl Into<String>) -> Reply {
+pub(super) fn bad(message: impl Into<String>) -> Reply {
     Reply::error(400, "BadRequestException", message)
 }
 
@@ -46,7 +46,7 @@ fn not_found_plan(id: &str) -> Reply {
 }
 
 /// The request body as a JSON object (an empty body is `{}`).
-fn object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
+pub(super) fn object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -58,7 +58,10 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
 }
 
 /// An optional string member; any other type is a 400.
-fn opt_str<'a>(req: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Reply> {
+pub(super) fn opt_str<'a>(
+    req: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, Reply> {
     match req.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -74,7 +77,7 @@ fn required_name(req: &Map<String, Value>) -> Result<String, Reply> {
 }
 
 /// `patchOperations` as (op, path, value).
-fn patch_ops(body: &[u8]) -> Result<Vec<(String, String, Option<String>)>, Reply> {
+pub(super) fn patch_ops(body: &[u8]) -> Result<Vec<(String, String, Option<String>)>, Reply> {
     let req = object(body)?;
     let ops = match req.get("patchOperations") {
         None | Some(Value::Null) => return Ok(Vec::new()),

@@ -1,0 +1,318 @@
+//! `create-rest-api` (an API with no resources, or a clone of one) and
+//! `update-rest-api` (PATCH of the API's own settings). What they set lives
+//! in the API's definition, as the import's extensions do, so it takes
+//! effect with the next deployment, as in API Gateway.
+
+use serde_json::{json, Map, Value};
+
+use super::keys::{bad, object, opt_str, patch_ops};
+use super::{api_json, new_id, not_found_api, now, storage_error};
+use crate::admin::state::{AdminState, RestApiRecord};
+use crate::admin::{Admin, Reply};
+
+const BINARY: &str = "x-amazon-apigateway-binary-media-types";
+const KEY_SOURCE: &str = "x-amazon-apigateway-api-key-source";
+const ENDPOINT_TYPES: [&str; 3] = ["EDGE", "REGIONAL", "PRIVATE"];
+
+/// A media type as `binaryMediaTypes` takes it (`/` may come as `~1`,
+/// the escape of a PATCH path).
+fn media_type(raw: &str, what: &str) -> Result<String, Reply> {
+    let t = raw.replace("~1", "/").trim().to_owned();
+    match t.split_once('/') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains('/') => Ok(t),
+        _ => Err(bad(format!(
+            "Invalid {what} `{raw}`: a binary media type is type/subtype, type/* or */*"
+        ))),
+    }
+}
+
+fn key_source(raw: &str) -> Result<&'static str, Reply> {
+    if raw.eq_ignore_ascii_case("HEADER") {
+        Ok("HEADER")
+    } else if raw.eq_ignore_ascii_case("AUTHORIZER") {
+        Ok("AUTHORIZER")
+    } else {
+        Err(bad(format!(
+            "Invalid apiKeySource `{raw}`: must be HEADER or AUTHORIZER"
+        )))
+    }
+}
+
+fn endpoint_type(raw: &str) -> Result<String, Reply> {
+    let t = raw.to_ascii_uppercase();
+    if ENDPOINT_TYPES.contains(&t.as_str()) {
+        Ok(t)
+    } else {
+        Err(bad(format!(
+            "Invalid endpoint type `{raw}`: must be EDGE, REGIONAL or PRIVATE"
+        )))
+    }
+}
+
+/// The settings this gateway cannot honour, refused rather than stored and
+/// ignored: a resource policy or a disabled default endpoint would be a
+/// security promise it does not keep.
+fn refuse_unsupported(req: &Map<String, Value>) -> Result<(), Reply> {
+    match req.get("policy") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s.trim().is_empty() => {}
+        Some(_) => {
+            return Err(bad(
+                "Invalid policy: resource policies are not supported by this gateway",
+            ))
+        }
+    }
+    match req.get("disableExecuteApiEndpoint") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(()),
+        Some(Value::Bool(true)) => Err(bad(
+            "Invalid disableExecuteApiEndpoint: disabling the default endpoint is not supported by this gateway",
+        )),
+        Some(_) => Err(bad(
+            "Invalid disableExecuteApiEndpoint: must be true or false",
+        )),
+    }
+}
+
+/// `create-rest-api`: `name` (required), `description`, `version`,
+/// `binaryMediaTypes`, `apiKeySource`, `endpointConfiguration.types`,
+/// `cloneFrom` (the new API starts with that API's resources and settings).
+pub(super) fn create(admin: &Admin, state: &mut AdminState, body: &[u8]) -> Reply {
+    match build(admin, state, body) {
+        Ok(rec) => {
+            if let Err(e) = admin.store.put_api(&rec) {
+                return storage_error(e);
+            }
+            let reply = Reply::json(201, &api_json(&rec));
+            state.apis.insert(rec.id.clone(), rec);
+            reply
+        }
+        Err(r) => r,
+    }
+}
+
+fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord, Reply> {
+    let req = object(body)?;
+    let name = match opt_str(&req, "name")? {
+        Some(n) if !n.trim().is_empty() => n.to_owned(),
+        _ => {
+            return Err(bad(
+                "Invalid request: name is required (or use ?mode=import)",
+            ))
+        }
+    };
+    refuse_unsupported(&req)?;
+    let description = opt_str(&req, "description")?.map(str::to_owned);
+    let version = opt_str(&req, "version")?.map(str::to_owned);
+    let mut definition = match opt_str(&req, "cloneFrom")? {
+        Some(src) => match state.apis.get(src) {
+            Some(api) => api.definition.clone(),
+            None => return Err(not_found_api(src)),
+        },
+        None => json!({"swagger": "2.0", "info": {"version": "1"}, "paths": {}}),
+    };
+    let Some(doc) = definition.as_object_mut() else {
+        return Err(bad("Invalid cloneFrom: the API has no definition"));
+    };
+    let info = doc
+        .entry("info")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .map(|i| {
+            i.insert("title".to_owned(), json!(name));
+            if let Some(d) = &description {
+                i.insert("description".to_owned(), json!(d));
+            }
+            if let Some(v) = &version {
+                i.insert("version".to_owned(), json!(v));
+            }
+        });
+    if info.is_none() {
+        return Err(bad("Invalid cloneFrom: the API's info is not an object"));
+    }
+    match req.get("binaryMediaTypes") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            let mut types: Vec<Value> = Vec::new();
+            for item in items {
+                let t = item
+                    .as_str()
+                    .ok_or_else(|| bad("Invalid binaryMediaTypes: must be a list of strings"))?;
+                let t = json!(media_type(t, "binaryMediaTypes entry")?);
+                if !types.contains(&t) {
+                    types.push(t);
+                }
+            }
+            doc.insert(BINARY.to_owned(), Value::Array(types));
+        }
+        Some(_) => return Err(bad("Invalid binaryMediaTypes: must be a list of strings")),
+    }
+    if let Some(s) = opt_str(&req, "apiKeySource")? {
+        doc.insert(KEY_SOURCE.to_owned(), json!(key_source(s)?));
+    }
+    let endpoint_types = match req.get("endpointConfiguration") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(ec)) => match ec.get("types") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.len() <= 1 => items
+                .iter()
+                .map(|t| {
+                    t.as_str()
+                        .ok_or_else(|| {
+                            bad("Invalid endpointConfiguration.types: must be a list of strings")
+                        })
+                        .and_then(endpoint_type)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => {
+                return Err(bad(
+                    "Invalid endpointConfiguration.types: a list of one endpoint type",
+                ))
+            }
+        },
+        Some(_) => return Err(bad("Invalid endpointConfiguration: must be an object")),
+    };
+    let mut id = new_id(10);
+    while state.apis.contains_key(&id) || admin.control.has_config_api(&id) {
+        id = new_id(10);
+    }
+    Ok(RestApiRecord {
+        id,
+        name,
+        description,
+        version,
+        created_date: now(),
+        warnings: Vec::new(),
+        endpoint_types,
+        definition,
+    })
+}
+
+/// `update-rest-api`: `replace` of `/name`, `/description`,
+/// `/apiKeySource`, `/endpointConfiguration/types/0`; `add` / `remove` of
+/// `/binaryMediaTypes/{type}` (`/` escaped as `~1`), `replace` of one with
+/// another. All operations apply or none (a bad one is a 400 and nothing
+/// changes).
+pub(super) fn patch(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) -> Reply {
+    let Some(existing) = state.apis.get(id) else {
+        return not_found_api(id);
+    };
+    let mut rec = existing.clone();
+    let ops = match patch_ops(body) {
+        Ok(ops) => ops,
+        Err(r) => return r,
+    };
+    for (op, path, value) in &ops {
+        if let Err(r) = apply(&mut rec, op, path, value.as_deref()) {
+            return r;
+        }
+    }
+    if let Err(e) = admin.store.put_api(&rec) {
+        return storage_error(e);
+    }
+    let reply = Reply::json(200, &api_json(&rec));
+    state.apis.insert(id.to_owned(), rec);
+    reply
+}
+
+fn apply(rec: &mut RestApiRecord, op: &str, path: &str, value: Option<&str>) -> Result<(), Reply> {
+    let need = |v: Option<&str>| -> Result<String, Reply> {
+        v.map(str::to_owned).ok_or_else(|| {
+            bad(format!(
+                "Invalid patch operation: {op} {path} needs a value"
+            ))
+        })
+    };
+    let Some(doc) = rec.definition.as_object_mut() else {
+        return Err(bad("The API's definition is not an object"));
+    };
+    let info = doc
+        .entry("info")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .ok_or_else(|| bad("The API's info is not an object"))?;
+    match (op, path) {
+        ("replace", "/name") => {
+            let name = need(value)?;
+            if name.trim().is_empty() {
+                return Err(bad("Invalid name: a name is required"));
+            }
+            info.insert("title".to_owned(), json!(name));
+            rec.name = name;
+        }
+        ("replace", "/description") => match value {
+            Some(d) if !d.is_empty() => {
+                info.insert("description".to_owned(), json!(d));
+                rec.description = Some(d.to_owned());
+            }
+            _ => {
+                info.remove("description");
+                rec.description = None;
+            }
+        },
+        ("replace", "/apiKeySource") => {
+            doc.insert(KEY_SOURCE.to_owned(), json!(key_source(&need(value)?)?));
+        }
+        ("replace", "/endpointConfiguration/types/0") => {
+            rec.endpoint_types = vec![endpoint_type(&need(value)?)?];
+        }
+        ("replace", "/policy") => {
+            if value.is_some_and(|p| !p.trim().is_empty()) {
+                return Err(bad(
+                    "Invalid policy: resource policies are not supported by this gateway",
+                ));
+            }
+        }
+        ("replace", "/disableExecuteApiEndpoint") => match value {
+            Some("false") => {}
+            Some("true") => {
+                return Err(bad(
+                    "Invalid disableExecuteApiEndpoint: disabling the default endpoint is not supported by this gateway",
+                ))
+            }
+            _ => return Err(bad("Invalid disableExecuteApiEndpoint: must be true or false")),
+        },
+        (op @ ("add" | "remove" | "replace"), p) if p.starts_with("/binaryMediaTypes/") => {
+            let named = media_type(&p["/binaryMediaTypes/".len()..], "binaryMediaTypes path")?;
+            let mut types: Vec<String> = doc
+                .get(BINARY)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(|t| t.replace("~1", "/"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let at = types.iter().position(|t| t.eq_ignore_ascii_case(&named));
+            match (op, at) {
+                ("add", None) => types.push(named),
+                ("add", Some(_)) => {}
+                ("remove", Some(i)) => {
+                    types.remove(i);
+                }
+                ("replace", Some(i)) => {
+                    let new = media_type(&need(value)?, "binaryMediaTypes value")?;
+                    types[i] = new;
+                }
+                _ => {
+                    return Err(Reply::error(
+                        404,
+                        "NotFoundException",
+                        format!("Invalid binary media type {named}: the API has no such type"),
+                    ))
+                }
+            }
+            if types.is_empty() {
+                doc.remove(BINARY);
+            } else {
+                doc.insert(BINARY.to_owned(), json!(types));
+            }
+        }
+        _ => {
+            return Err(bad(format!(
+                "Invalid patch operation: {op} {path} is not supported"
+            )))
+        }
+    }
+    Ok(())
+}
