@@ -1284,6 +1284,31 @@ fn create_and_update_rest_api_settings() {
         serde_json::json!(["image/gif", "application/octet-stream"])
     );
     assert_eq!(exported["x-amazon-apigateway-api-key-source"], "HEADER");
+    // As get-export: no integrations unless asked for, basePath the stage.
+    assert_eq!(exported["basePath"], "/s");
+    assert!(
+        exported["paths"]["/hello"]["get"]
+            .get("x-amazon-apigateway-integration")
+            .is_none(),
+        "{exported}"
+    );
+    for ext in ["integrations", "apigateway", "validators,integrations"] {
+        let with = call(
+            admin,
+            "GET",
+            &format!("/restapis/{id}/stages/s/exports/swagger?extensions={ext}"),
+            b"",
+        )
+        .json();
+        assert_eq!(
+            with["paths"]["/hello"]["get"]["x-amazon-apigateway-integration"]["type"], "mock",
+            "{ext}: {with}"
+        );
+        // What an export with integrations holds imports and serves again.
+        let again = import(admin, &with.to_string());
+        assert_eq!(deploy(admin, &again, "t", "{}").status, 201);
+        assert_eq!(invoke(&gw, &again, "/t/hello").text(), "hi");
+    }
 
     // cloneFrom: a new API with the resources and settings of another.
     let r = call(

@@ -135,9 +135,14 @@ pub(super) fn route(
         (m, [stage, "@connections" | "%40connections", id]) => {
             connections(admin, head, stage, id, m, body)
         }
-        (b"GET", ["restapis", id, "stages", name, "exports", kind]) => {
-            export(state, id, name, kind, head.header("accept"))
-        }
+        (b"GET", ["restapis", id, "stages", name, "exports", kind]) => export(
+            state,
+            id,
+            name,
+            kind,
+            head.header("accept"),
+            param("extensions").as_deref(),
+        ),
         _ => Reply::error(
             404,
             "NotFoundException",
@@ -1278,7 +1283,57 @@ fn flush_cache(admin: &Admin, id: &str, stage: &str) -> Reply {
     }
 }
 
-fn export(state: &AdminState, id: &str, name: &str, kind: &str, accept: Option<&[u8]>) -> Reply {
+/// What an export holds, as API Gateway's `get-export`: the stage's
+/// deployed definition with `basePath` `/{stage}`; the
+/// `x-amazon-apigateway-integration` of each method only with
+/// `extensions=integrations`, request validators only with `validators`,
+/// authorizers only with `authorizers`; `apigateway` includes all three.
+fn shape_export(doc: &mut Value, stage: &str, extensions: Option<&str>) {
+    let asked: Vec<String> = extensions
+        .unwrap_or("")
+        .split(',')
+        .map(|e| e.trim().to_ascii_lowercase())
+        .collect();
+    let has = |e: &str| asked.iter().any(|a| a == e || a == "apigateway");
+    let Some(root) = doc.as_object_mut() else {
+        return;
+    };
+    root.insert("basePath".to_owned(), json!(format!("/{stage}")));
+    const VALIDATOR: &str = "x-amazon-apigateway-request-validator";
+    if !has("validators") {
+        root.remove("x-amazon-apigateway-request-validators");
+        root.remove(VALIDATOR);
+    }
+    if !has("authorizers") {
+        if let Some(Value::Object(defs)) = root.get_mut("securityDefinitions") {
+            for def in defs.values_mut().filter_map(Value::as_object_mut) {
+                def.remove("x-amazon-apigateway-authorizer");
+                def.remove("x-amazon-apigateway-authtype");
+            }
+        }
+    }
+    if let Some(Value::Object(paths)) = root.get_mut("paths") {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in item.values_mut().filter_map(Value::as_object_mut) {
+                if !has("integrations") {
+                    op.remove("x-amazon-apigateway-integration");
+                }
+                if !has("validators") {
+                    op.remove(VALIDATOR);
+                }
+            }
+        }
+    }
+}
+
+fn export(
+    state: &AdminState,
+    id: &str,
+    name: &str,
+    kind: &str,
+    accept: Option<&[u8]>,
+    extensions: Option<&str>,
+) -> Reply {
     if kind != "swagger" {
         return Reply::error(
             400,
@@ -1296,9 +1351,11 @@ fn export(state: &AdminState, id: &str, name: &str, kind: &str, accept: Option<&
     let Some(dep) = state.deployment(id, &stage.deployment_id) else {
         return not_found_deployment();
     };
+    let mut doc = dep.definition.clone();
+    shape_export(&mut doc, name, extensions);
     let yaml = accept.is_some_and(|a| String::from_utf8_lossy(a).contains("yaml"));
     if yaml {
-        match serde_saphyr::to_string(&dep.definition) {
+        match serde_saphyr::to_string(&doc) {
             Ok(text) => Reply {
                 status: 200,
                 error_type: None,
@@ -1312,7 +1369,7 @@ fn export(state: &AdminState, id: &str, name: &str, kind: &str, accept: Option<&
             status: 200,
             error_type: None,
             content_type: "application/json",
-            body: serde_json::to_vec_pretty(&dep.definition).unwrap_or_default(),
+            body: serde_json::to_vec_pretty(&doc).unwrap_or_default(),
         }
     }
 }
@@ -1320,6 +1377,56 @@ fn export(state: &AdminState, id: &str, name: &str, kind: &str, accept: Option<&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exports_hold_the_extensions_asked_for() {
+        let doc = json!({
+            "swagger": "2.0", "basePath": "/v1",
+            "x-amazon-apigateway-request-validators": {"all": {}},
+            "x-amazon-apigateway-request-validator": "all",
+            "x-amazon-apigateway-binary-media-types": ["image/png"],
+            "securityDefinitions": {"a": {"type": "apiKey", "x-amazon-apigateway-authtype": "custom",
+                "x-amazon-apigateway-authorizer": {"type": "token"}}},
+            "paths": {"/p": {"parameters": [], "get": {"responses": {},
+                "x-amazon-apigateway-request-validator": "all",
+                "x-amazon-apigateway-integration": {"type": "mock"}}}}
+        });
+        let shaped = |ext: Option<&str>| {
+            let mut d = doc.clone();
+            shape_export(&mut d, "prod", ext);
+            d
+        };
+        let plain = shaped(None);
+        assert_eq!(plain["basePath"], "/prod");
+        assert!(plain
+            .get("x-amazon-apigateway-request-validators")
+            .is_none());
+        assert!(plain.get("x-amazon-apigateway-request-validator").is_none());
+        assert_eq!(
+            plain["x-amazon-apigateway-binary-media-types"][0],
+            "image/png"
+        );
+        assert_eq!(plain["securityDefinitions"]["a"], json!({"type": "apiKey"}));
+        assert_eq!(plain["paths"]["/p"]["get"], json!({"responses": {}}));
+        let validators = shaped(Some("validators"));
+        assert_eq!(validators["x-amazon-apigateway-request-validator"], "all");
+        assert_eq!(
+            validators["paths"]["/p"]["get"]["x-amazon-apigateway-request-validator"],
+            "all"
+        );
+        assert!(validators["paths"]["/p"]["get"]
+            .get("x-amazon-apigateway-integration")
+            .is_none());
+        let auth = shaped(Some(" Authorizers "));
+        assert_eq!(
+            auth["securityDefinitions"]["a"]["x-amazon-apigateway-authtype"],
+            "custom"
+        );
+        let mut all = doc.clone();
+        all["basePath"] = json!("/prod");
+        assert_eq!(shaped(Some("apigateway")), all);
+        assert_eq!(shaped(Some("postman,apigateway")), all);
+    }
 
     #[test]
     fn merge_keeps_what_the_import_does_not_name() {
