@@ -3,8 +3,9 @@
 //! values passed in.
 //!
 //! Owns: the cache key (API + stage + method + resource + path parameters +
-//! the method's `cacheKeyParameters`, normalised, and a generation that
-//! changes with the method's cache settings), TTL, the 1 MiB entry limit,
+//! the method's `cacheKeyParameters`, normalised and length-prefixed, and a
+//! generation that changes with the method's cache settings, integration
+//! and stage variables), `Vary` matching, TTL, the 1 MiB entry limit,
 //! per-stage byte budgets, and hit/miss/eviction/byte counters.
 //! Eviction is `quick_cache`'s unsync cache (CLOCK-Pro-like, weighted by
 //! bytes): chosen over LRU for its hit ratio on skewed key spaces, and its
@@ -79,9 +80,13 @@ pub enum KeyParam {
 pub struct MethodCache {
     pub ttl: Duration,
     pub key_params: Arc<[KeyParam]>,
-    /// Changes when the method's cache settings change, so entries cached
-    /// under the old settings are never served again.
+    /// Changes when the method's cache settings, its integration or the
+    /// stage variables change, so entries cached under the old ones are
+    /// never served again.
     pub generation: u64,
+    /// Only GET requests go through the cache: an `ANY` method (whose
+    /// other requests may write), as API Gateway caches GET by default.
+    pub get_only: bool,
 }
 
 /// A cached response: everything but the per-request headers (`Date`,
@@ -93,6 +98,10 @@ pub struct Entry {
     pub body: Bytes,
     /// `limit::clock_ns()` time after which the entry is stale.
     pub expires: u64,
+    /// The request headers the response's `Vary` names (lower case), with
+    /// the values the request that fetched it had: the entry answers only
+    /// requests with the same values (RFC 9111 §4.1).
+    pub vary: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// What one entry costs beyond its bytes of key, header text and body: the
@@ -114,7 +123,16 @@ impl Entry {
             headers,
             body: Bytes::copy_from_slice(body),
             expires,
+            vary: Vec::new(),
         }
+    }
+
+    /// Whether the entry may answer a request whose header `name` (lower
+    /// case) has the value `header(name)`.
+    pub fn varies_with<'h>(&self, header: impl Fn(&str) -> Option<&'h [u8]>) -> bool {
+        self.vary
+            .iter()
+            .all(|(name, value)| header(name) == value.as_deref())
     }
 
     fn weight(&self) -> u64 {
@@ -123,7 +141,12 @@ impl Entry {
             .iter()
             .map(|(n, v)| (n.len() + v.len()) as u64 + HEADER_OVERHEAD)
             .sum();
-        self.body.len() as u64 + h + ENTRY_OVERHEAD
+        let v: u64 = self
+            .vary
+            .iter()
+            .map(|(n, v)| (n.len() + v.as_ref().map_or(0, Vec::len)) as u64 + HEADER_OVERHEAD)
+            .sum();
+        self.body.len() as u64 + h + v + ENTRY_OVERHEAD
     }
 }
 
@@ -172,6 +195,8 @@ struct StagePartition {
     hits: u64,
     misses: u64,
     capacity: u64,
+    /// The stage's `capacity_bytes` when the partition was made.
+    configured: u64,
 }
 
 /// One shard's cache: a partition per stage.
@@ -197,6 +222,7 @@ impl ShardCache {
                 hits: 0,
                 misses: 0,
                 capacity,
+                configured: stage.capacity_bytes,
             }
         });
         if p.capacity != capacity {
@@ -206,19 +232,25 @@ impl ShardCache {
         p
     }
 
-    /// A fresh entry for `key`, counting a hit or a miss.
+    /// A fresh entry for `key` that `usable` accepts (its `Vary`), counting
+    /// a hit or a miss.
     pub fn get(
         &mut self,
         stage: &StageCache,
         shards: usize,
         key: &str,
         now: u64,
+        usable: impl Fn(&Entry) -> bool,
     ) -> Option<Arc<Entry>> {
         let p = self.partition(stage, shards);
         match p.cache.get(key) {
-            Some(e) if e.expires > now => {
+            Some(e) if e.expires > now && usable(e) => {
                 p.hits += 1;
                 Some(e.clone())
+            }
+            Some(e) if e.expires > now => {
+                p.misses += 1;
+                None
             }
             Some(_) => {
                 p.cache.remove(key);
@@ -230,6 +262,23 @@ impl ShardCache {
                 None
             }
         }
+    }
+
+    /// Removes `key` from the stage's partition (an invalidation whose
+    /// fresh response is not cached).
+    pub fn remove_by_uid(&mut self, uid: &str, key: &str) {
+        if let Some(p) = self.stages.get_mut(uid) {
+            p.cache.remove(key);
+        }
+    }
+
+    /// Keeps only the partitions of `live` stage caches (with their
+    /// capacity): a stage removed, or whose cache was turned off, frees its
+    /// memory, and one turned on again or resized starts empty, as API
+    /// Gateway's cache cluster does.
+    pub fn retain(&mut self, live: &HashMap<&str, u64>) {
+        self.stages
+            .retain(|uid, p| live.get(uid.as_str()).is_some_and(|&c| c == p.configured));
     }
 
     pub fn insert(&mut self, stage: &StageCache, shards: usize, key: String, entry: Arc<Entry>) {
@@ -292,6 +341,8 @@ pub fn key(
     k.push_str(resource);
     for p in path_params {
         k.push('\u{1}');
+        k.push_str(&p.len().to_string());
+        k.push(':');
         k.push_str(p);
     }
     for (p, v) in params {
@@ -311,8 +362,18 @@ pub fn key(
                 k.push_str(n);
             }
         }
-        k.push('=');
-        k.push_str(v.unwrap_or(""));
+        // Length-prefixed, so no value can read as a separator and the
+        // next parameter (`a=x\u{2}qb=y` against `a=x`, `b=y`); an absent
+        // parameter is not an empty one.
+        match v {
+            Some(v) => {
+                k.push('=');
+                k.push_str(&v.len().to_string());
+                k.push(':');
+                k.push_str(v);
+            }
+            None => k.push('!'),
+        }
     }
     k
 }
@@ -336,6 +397,7 @@ mod tests {
             headers: vec![],
             body: Bytes::copy_from_slice(body),
             expires,
+            vary: Vec::new(),
         })
     }
 
@@ -343,13 +405,13 @@ mod tests {
     fn ttl_and_stats() {
         let mut c = ShardCache::default();
         let s = stage();
-        assert!(c.get(&s, 2, "k", 10).is_none());
+        assert!(c.get(&s, 2, "k", 10, |_| true).is_none());
         c.insert(&s, 2, "k".into(), entry(b"v", 100));
         assert_eq!(
-            c.get(&s, 2, "k", 50).map(|e| e.body.clone()),
+            c.get(&s, 2, "k", 50, |_| true).map(|e| e.body.clone()),
             Some(Bytes::from_static(b"v"))
         );
-        assert!(c.get(&s, 2, "k", 100).is_none(), "expired");
+        assert!(c.get(&s, 2, "k", 100, |_| true).is_none(), "expired");
         let st = c.stats()[0].1;
         assert_eq!((st.hits, st.misses), (1, 2));
         c.insert(
@@ -358,7 +420,10 @@ mod tests {
             "big".into(),
             entry(&vec![0u8; MAX_ENTRY_BYTES + 1], 1000),
         );
-        assert!(c.get(&s, 2, "big", 1).is_none(), "over 1 MiB is not cached");
+        assert!(
+            c.get(&s, 2, "big", 1, |_| true).is_none(),
+            "over 1 MiB is not cached"
+        );
     }
 
     #[test]
@@ -418,5 +483,54 @@ mod tests {
             &[(&q, None), (&h, Some("t"))],
         );
         assert_ne!(a, d);
+        // No value reads as a separator, and absent is not empty.
+        let b2 = KeyParam::Query("b".into());
+        let a1 = KeyParam::Query("a".into());
+        let x = key(
+            "a/s",
+            1,
+            "GET",
+            "/t",
+            &[],
+            &[(&a1, Some("x\u{2}qb=y")), (&b2, Some("z"))],
+        );
+        let y = key(
+            "a/s",
+            1,
+            "GET",
+            "/t",
+            &[],
+            &[(&a1, Some("x")), (&b2, Some("y\u{2}qb=z"))],
+        );
+        assert_ne!(x, y);
+        let empty = key("a/s", 1, "GET", "/t", &[], &[(&a1, Some(""))]);
+        let absent = key("a/s", 1, "GET", "/t", &[], &[(&a1, None)]);
+        assert_ne!(empty, absent);
+        assert_ne!(
+            key("a/s", 1, "GET", "/t", &["a\u{1}b"], &[]),
+            key("a/s", 1, "GET", "/t", &["a", "b"], &[])
+        );
+    }
+
+    #[test]
+    fn vary_and_retain() {
+        let mut c = ShardCache::default();
+        let s = stage();
+        let mut e = Entry::new(200, vec![], b"gz", u64::MAX);
+        e.vary = vec![("accept-encoding".into(), Some(b"gzip".to_vec()))];
+        c.insert(&s, 1, "k".into(), Arc::new(e));
+        let gzip = |n: &str| (n == "accept-encoding").then_some(&b"gzip"[..]);
+        assert!(c.get(&s, 1, "k", 1, |e| e.varies_with(gzip)).is_some());
+        assert!(c.get(&s, 1, "k", 1, |e| e.varies_with(|_| None)).is_none());
+        let mut live = HashMap::new();
+        live.insert("a/s", s.capacity_bytes);
+        c.retain(&live);
+        assert!(c.get(&s, 1, "k", 1, |_| true).is_some(), "kept");
+        live.insert("a/s", s.capacity_bytes * 2);
+        c.retain(&live);
+        assert!(c.stats().is_empty(), "resized: dropped");
+        c.insert(&s, 1, "k".into(), entry(b"v", u64::MAX));
+        c.retain(&HashMap::new());
+        assert!(c.stats().is_empty(), "stage gone: dropped");
     }
 }

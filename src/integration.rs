@@ -40,6 +40,7 @@ pub struct RouteMatch<'a> {
 }
 
 /// Everything known about a request, for mappings and templates.
+#[derive(Clone, Copy)]
 pub struct RequestInfo<'a> {
     pub head: &'a RequestHead,
     pub request_id: &'a str,
@@ -54,6 +55,14 @@ pub struct RequestInfo<'a> {
     /// The API key (and its usage plan) of a method that requires one,
     /// once admitted: `$context.identity.apiKey` / `apiKeyId`.
     pub api_key: Option<&'a crate::snapshot::KeyPlan>,
+    /// The `Authorization` header authenticated one of the gateway's own
+    /// credentials (a cache invalidation): it is not passed to the
+    /// integration, where it could be logged or echoed into the cache.
+    pub hide_authorization: bool,
+    /// The response is fetched for the stage cache: it is buffered up to
+    /// the cache's entry limit (1 MiB) even when `buffer_response_bytes`
+    /// is lower, so every response the cache may hold can reach it.
+    pub cache_fetch: bool,
 }
 
 impl<'a> RequestInfo<'a> {
@@ -782,6 +791,7 @@ pub fn build_upstream_request(
                 // The gateway's own id is sent below; a client's would
                 // come first and pass for it in the backend's logs.
                 || name.eq_ignore_ascii_case(b"x-amzn-requestid")
+                || (info.hide_authorization && name.eq_ignore_ascii_case(b"authorization"))
                 || mapped_header(name)
             {
                 continue;

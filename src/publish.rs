@@ -41,11 +41,12 @@ pub type Mail = (u64, Arc<ShardMsg>);
 /// Work one shard asks of the others.
 #[derive(Debug)]
 pub enum ShardMsg {
-    /// Store this fresh entry (an authorized `Cache-Control: max-age=0`).
+    /// Store this fresh entry, or drop the key when the fresh response is
+    /// not cached (an authorized `Cache-Control: max-age=0`).
     CacheReplace {
         uid: String,
         key: String,
-        entry: Arc<crate::cache::Entry>,
+        entry: Option<Arc<crate::cache::Entry>>,
     },
     /// Empty a stage's cache.
     CacheFlush { uid: String },

@@ -25,6 +25,11 @@ fn fixed(body: &str) -> Mode {
 }
 
 fn cached_gateway(backend: &Backend, stage_extra: &str) -> Gateway {
+    cached_gateway_settings(backend, stage_extra, "")
+}
+
+/// `settings`: method settings put first in the stage's `method_settings`.
+fn cached_gateway_settings(backend: &Backend, stage_extra: &str, settings: &str) -> Gateway {
     let uri = format!("http://{}", backend.addr);
     let paths = format!(
         r#"{{
@@ -33,7 +38,8 @@ fn cached_gateway(backend: &Backend, stage_extra: &str) -> Gateway {
       "/items/{{id}}": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "GET", "uri": "{uri}/items/{{id}}", "requestParameters": {{"integration.request.path.id": "method.request.path.id"}}}}}}}},
       "/short": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "GET", "uri": "{uri}/short"}}}}}},
       "/nocache": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "GET", "uri": "{uri}/nocache"}}}}}},
-      "/search": {{"post": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "POST", "uri": "{uri}/search"}}}}}}
+      "/search": {{"post": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "POST", "uri": "{uri}/search"}}}}}},
+      "/any": {{"x-amazon-apigateway-any-method": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "ANY", "uri": "{uri}/any"}}}}}}
     }}"#
     );
     Gateway::builder()
@@ -42,7 +48,7 @@ fn cached_gateway(backend: &Backend, stage_extra: &str) -> Gateway {
         .shards(2)
         .admin()
         .extra(&format!(
-            "[[stages]]\napi = \"c\"\nname = \"p\"\ncache = {{ enabled = true, ttl_seconds = 3600, capacity_mb = 8{stage_extra} }}\nmethod_settings = {{ \"/short/GET\" = {{ cache = {{ ttl_seconds = 1 }} }}, \"/nocache/GET\" = {{ cache = {{ enabled = false }} }}, \"/search/POST\" = {{ cache = {{ enabled = true }} }} }}\n"
+            "[[stages]]\napi = \"c\"\nname = \"p\"\ncache = {{ enabled = true, ttl_seconds = 3600, capacity_mb = 8{stage_extra} }}\nmethod_settings = {{ {settings}\"/short/GET\" = {{ cache = {{ ttl_seconds = 1 }} }}, \"/nocache/GET\" = {{ cache = {{ enabled = false }} }}, \"/search/POST\" = {{ cache = {{ enabled = true }} }} }}\n"
         ))
         .start()
 }
@@ -307,4 +313,255 @@ fn concurrent_misses_are_coalesced() {
         "{} backend requests for one key on 2 shards",
         backend.request_count()
     );
+}
+
+/// One keep-alive connection (so one shard, one partition).
+fn on_one(gw: &Gateway) -> RawClient {
+    RawClient::connect(gw.addr)
+}
+
+fn req(c: &mut RawClient, method: &str, path: &str, headers: &str) -> support::Response {
+    let body = if method == "GET" {
+        ""
+    } else {
+        "Content-Length: 1\r\n\r\nx"
+    };
+    let end = if body.is_empty() { "\r\n" } else { "" };
+    c.request(format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}{end}{body}").as_bytes())
+}
+
+/// As API Gateway: the stage-wide `*/*` setting caches GET (and the GET
+/// requests of an ANY method), never a write; a `Range` request neither
+/// poisons the entry with its part nor is answered from it.
+#[test]
+fn the_stage_wide_setting_caches_reads_and_ranges_stay_out() {
+    let backend = Backend::start(fixed("whole"));
+    let gw = cached_gateway_settings(
+        &backend,
+        "",
+        "\"*/*\" = { cache = { enabled = true, ttl_seconds = 600 } }, ",
+    );
+    let mut c = on_one(&gw);
+    for (method, path, calls) in [
+        ("POST", "/p/items", 3),
+        ("DELETE", "/p/any", 3),
+        ("POST", "/p/any", 3),
+        ("GET", "/p/any", 1),
+        ("GET", "/p/items?type=a", 1),
+        ("POST", "/p/search", 1),
+    ] {
+        let before = backend.request_count();
+        for _ in 0..3 {
+            assert_eq!(req(&mut c, method, path, "").status, 200);
+        }
+        assert_eq!(backend.request_count() - before, calls, "{method} {path}");
+    }
+
+    // A part: not stored, so the whole is fetched and cached afterwards.
+    backend.set_mode(Mode::Fixed {
+        status: 206,
+        headers: vec![("Content-Range".into(), "bytes 0-0/5".into())],
+        body: b"w".to_vec(),
+    });
+    let r = req(&mut c, "GET", "/p/items?type=r", "Range: bytes=0-0\r\n");
+    assert_eq!((r.status, r.text().as_str()), (206, "w"));
+    backend.set_mode(fixed("whole"));
+    let before = backend.request_count();
+    for _ in 0..2 {
+        let r = req(&mut c, "GET", "/p/items?type=r", "");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "whole"),
+            "a part was cached"
+        );
+    }
+    assert_eq!(backend.request_count(), before + 1);
+    // A range request goes to the backend, not to the whole entry.
+    req(&mut c, "GET", "/p/items?type=r", "Range: bytes=0-0\r\n");
+    assert_eq!(backend.request_count(), before + 2);
+}
+
+/// What is stored: whole 2xx responses up to 1 MiB (also above
+/// `buffer_response_bytes`), not those that set a cookie; a response with
+/// `Vary` answers only requests with the same values of those headers.
+#[test]
+fn what_is_stored() {
+    let backend = Backend::start(Mode::Large(700 * 1024));
+    let gw = cached_gateway(&backend, "");
+    let mut c = on_one(&gw);
+    for (n, calls) in [(700 * 1024, 1), (1024 * 1024, 1), (1024 * 1024 + 1, 2)] {
+        backend.set_mode(Mode::Large(n));
+        let before = backend.request_count();
+        for _ in 0..2 {
+            assert_eq!(
+                req(&mut c, "GET", &format!("/p/items/{n}"), "").body.len(),
+                n
+            );
+        }
+        assert_eq!(backend.request_count() - before, calls, "{n} bytes");
+    }
+
+    backend.set_mode(Mode::Fixed {
+        status: 200,
+        headers: vec![("Set-Cookie".into(), "session=alice".into())],
+        body: b"mine".to_vec(),
+    });
+    let before = backend.request_count();
+    req(&mut c, "GET", "/p/items/cookie", "");
+    req(&mut c, "GET", "/p/items/cookie", "");
+    assert_eq!(
+        backend.request_count(),
+        before + 2,
+        "a Set-Cookie response was cached"
+    );
+
+    let gz = |body: &str| Mode::Fixed {
+        status: 200,
+        headers: vec![("Vary".into(), "Accept-Encoding".into())],
+        body: body.as_bytes().to_vec(),
+    };
+    backend.set_mode(gz("zipped"));
+    let zip = "Accept-Encoding: gzip\r\n";
+    assert_eq!(req(&mut c, "GET", "/p/items/v", zip).text(), "zipped");
+    assert_eq!(req(&mut c, "GET", "/p/items/v", zip).text(), "zipped");
+    backend.set_mode(gz("plain"));
+    assert_eq!(
+        req(&mut c, "GET", "/p/items/v", "").text(),
+        "plain",
+        "served another Accept-Encoding's variant"
+    );
+    assert_eq!(req(&mut c, "GET", "/p/items/v", "").text(), "plain");
+    backend.set_mode(Mode::Fixed {
+        status: 200,
+        headers: vec![("Vary".into(), "*".into())],
+        body: b"any".to_vec(),
+    });
+    let before = backend.request_count();
+    req(&mut c, "GET", "/p/items/star", "");
+    req(&mut c, "GET", "/p/items/star", "");
+    assert_eq!(backend.request_count(), before + 2, "Vary: * was cached");
+}
+
+/// An invalidation replaces the entry on every shard, also when the fresh
+/// answer is not cacheable (the old one is dropped, not kept); the
+/// gateway credential that authorized it is not sent to the backend;
+/// `max-age="0"` and `max-age=00` are `max-age=0`.
+#[test]
+fn invalidation_drops_what_it_cannot_replace_and_keeps_the_credential() {
+    let backend = Backend::start(fixed("v1"));
+    let gw = cached_gateway(&backend, "");
+    assert!(bodies(&gw, "/p/items?type=x").iter().all(|b| b == "v1"));
+    let auth = format!("Authorization: Bearer {ADMIN_TOKEN}-ro\r\n");
+    backend.set_mode(Mode::Fixed {
+        status: 500,
+        headers: vec![],
+        body: b"down".to_vec(),
+    });
+    let r = get_with(
+        gw.addr,
+        "/p/items?type=x",
+        &format!("Cache-Control: max-age=0\r\n{auth}"),
+    );
+    assert_eq!(r.status, 500);
+    assert_eq!(backend.last().header("authorization"), None);
+    backend.set_mode(fixed("v2"));
+    assert!(
+        bodies(&gw, "/p/items?type=x").iter().all(|b| b == "v2"),
+        "the invalidated entry came back"
+    );
+    // Quoted and zero-padded forms invalidate too.
+    for (form, body) in [("max-age=\"0\"", "v3"), ("max-age=00", "v4")] {
+        backend.set_mode(fixed(body));
+        let r = get_with(
+            gw.addr,
+            "/p/items?type=x",
+            &format!("Cache-Control: no-cache, {form}\r\n{auth}"),
+        );
+        assert_eq!(r.text(), body, "{form}");
+        assert!(
+            bodies(&gw, "/p/items?type=x").iter().all(|b| b == body),
+            "{form}"
+        );
+    }
+    // Another Authorization (the backend's own) passes as before.
+    backend.set_mode(fixed("v5"));
+    get_with(
+        gw.addr,
+        "/p/items?type=y",
+        "Authorization: Bearer backend-token\r\n",
+    );
+    assert_eq!(
+        backend.last().header("authorization"),
+        Some("Bearer backend-token")
+    );
+}
+
+/// A reload that changes a method's integration, or the stage variables,
+/// starts it on new entries; a cache turned off and on again, or a stage
+/// removed and added again, starts empty.
+#[test]
+fn changed_integrations_and_caches_start_empty() {
+    let backend = Backend::start(fixed("v1"));
+    let gw = cached_gateway(&backend, "");
+    let mut c = on_one(&gw);
+    let config = std::fs::read_to_string(gw.config_path()).unwrap();
+    let api_file = gw.dir.path().join("c.json");
+    let api_text = std::fs::read_to_string(&api_file).unwrap();
+    let mut reloads = 0;
+    let mut reload = |config: &str, api: &str| {
+        std::fs::write(gw.config_path(), config).unwrap();
+        std::fs::write(&api_file, api).unwrap();
+        reloads += 1;
+        gw.signal("HUP");
+        assert!(
+            gw.wait_log("configuration reloaded", reloads, Duration::from_secs(10)),
+            "reload {reloads} not logged"
+        );
+    };
+    let fetch = |c: &mut RawClient| req(c, "GET", "/p/items?type=dog", "").text();
+    assert_eq!(fetch(&mut c), "v1");
+    backend.set_mode(fixed("v2"));
+    assert_eq!(fetch(&mut c), "v1", "cached");
+    // A new integration URI.
+    let moved = api_text.replace(
+        "/items\", \"cacheKeyParameters",
+        "/items2\", \"cacheKeyParameters",
+    );
+    assert_ne!(moved, api_text);
+    reload(&config, &moved);
+    assert_eq!(
+        fetch(&mut c),
+        "v2",
+        "the old integration's entry was served"
+    );
+    assert_eq!(backend.last().target, "/items2?type=dog");
+    // Stage variables (an integration may read them).
+    backend.set_mode(fixed("v3"));
+    let with_vars = config.replace(
+        "name = \"p\"\n",
+        "name = \"p\"\nvariables = { tier = \"b\" }\n",
+    );
+    assert_ne!(with_vars, config);
+    reload(&with_vars, &moved);
+    assert_eq!(fetch(&mut c), "v3");
+    // Cache off, then on: empty.
+    backend.set_mode(fixed("v4"));
+    let off = with_vars.replace("cache = { enabled = true", "cache = { enabled = false");
+    assert_ne!(off, with_vars);
+    reload(&off, &moved);
+    assert_eq!(fetch(&mut c), "v4");
+    backend.set_mode(fixed("v5"));
+    reload(&with_vars, &moved);
+    assert_eq!(
+        fetch(&mut c),
+        "v5",
+        "an entry from before the cache was off came back"
+    );
+    // Resized: empty.
+    backend.set_mode(fixed("v6"));
+    reload(
+        &with_vars.replace("capacity_mb = 8", "capacity_mb = 9"),
+        &moved,
+    );
+    assert_eq!(fetch(&mut c), "v6", "a resized cache kept its entries");
 }

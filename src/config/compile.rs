@@ -1179,16 +1179,22 @@ fn bind_cache(
     });
     for (mi, m) in draft.api.methods.iter().enumerate() {
         let resource = &draft.api.resources[m.resource as usize].path;
-        let mut enabled = cache.enabled && m.http_method == "GET";
+        // As API Gateway: the stage's caching (and a `*` method setting,
+        // which is how the stage-wide setting is written) reaches GET
+        // methods, and the GET requests of an `ANY` method; any other
+        // method is cached only by a setting that names it.
+        let get_like = m.http_method == "GET" || m.http_method == "ANY";
+        let mut enabled = cache.enabled && get_like;
         let mut ttl = cache.ttl;
         let mut applied = Vec::new();
         for (key, setting) in &stage.method_caches {
             let (path, verb) = key.rsplit_once('/').unwrap_or((key.as_str(), "*"));
-            if (path == "*" || path == resource)
-                && (verb == "*" || verb.eq_ignore_ascii_case(&m.http_method))
-            {
+            let named = verb.eq_ignore_ascii_case(&m.http_method);
+            if (path == "*" || path == resource) && (verb == "*" || named) {
                 if let Some(e) = setting.enabled {
-                    enabled = e;
+                    if named || get_like {
+                        enabled = e;
+                    }
                 }
                 if let Some(t) = setting.ttl {
                     ttl = t;
@@ -1204,12 +1210,21 @@ fn bind_cache(
             .as_ref()
             .map(|i| i.cache_key_params.clone())
             .unwrap_or_default();
+        // A reload or deployment that changes what the method answers
+        // (its integration: URI, templates, mappings, responses; or the
+        // stage variables they may read) starts it on new keys: a changed
+        // backend is not hidden behind an hour of old entries.
+        let integration = format!("{:?}", m.integration);
         let mut h = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&(ttl, &key_params, &applied), &mut h);
+        std::hash::Hash::hash(
+            &(ttl, &key_params, &applied, &integration, &stage.variables),
+            &mut h,
+        );
         bound.method_cache[mi] = Some(MethodCache {
             ttl,
             key_params: key_params.into(),
             generation: std::hash::Hasher::finish(&h),
+            get_only: m.http_method == "ANY",
         });
     }
 }

@@ -279,6 +279,8 @@ impl Conn {
                 body: &no_body,
                 client_cert: None,
                 api_key: None,
+                hide_authorization: false,
+                cache_fetch: false,
             };
             write_gateway_response(
                 &mut self.out,
@@ -650,6 +652,8 @@ impl Conn {
             body: &no_body,
             client_cert: client_cert.as_deref(),
             api_key: None,
+            hide_authorization: false,
+            cache_fetch: false,
         };
         let responses = stage.map_or(&snap.builtin_responses, |s| &s.responses);
         let (Some(api), Some(stage), Some(method_id)) = (api, stage, method_id) else {
@@ -726,7 +730,13 @@ impl Conn {
         // every request) stays small: 14.8 KiB before, mostly the connect
         // and cache paths that a pooled proxy or MOCK request never takes.
         let produced = match (&stage.cache, method_cache) {
-            (Some(sc), Some(mc)) if head.method() != Method::Head => {
+            (Some(sc), Some(mc))
+                if (head.method() == Method::Get
+                    || (head.method() != Method::Head && !mc.get_only))
+                    // A range is a part: never stored as, nor served
+                    // from, the whole (RFC 9111 §3.3).
+                    && head.header("range").is_none() =>
+            {
                 match Box::pin(self.through_cache(
                     snap,
                     &info,
@@ -840,8 +850,12 @@ impl Conn {
     ) -> Result<Result<Produced, GatewayError>, GatewayError> {
         let key = cache_key(info, sc, mc);
         let mut warning = false;
+        let mut hide_authorization = false;
         let invalidate = if wants_invalidation(info.head) {
-            if !sc.require_authorization || may_invalidate(snap, info) {
+            let authorized = may_invalidate(snap, info);
+            // The gateway's own credential stays with the gateway.
+            hide_authorization = authorized;
+            if !sc.require_authorization || authorized {
                 true
             } else {
                 match sc.unauthorized {
@@ -862,9 +876,15 @@ impl Conn {
             false
         };
         let shards = self.shard.shards;
+        let usable = |e: &crate::cache::Entry| e.varies_with(|name| info.head.header(name));
         if !invalidate {
             let now = crate::limit::clock_ns();
-            if let Some(hit) = self.shard.cache.borrow_mut().get(sc, shards, &key, now) {
+            if let Some(hit) = self
+                .shard
+                .cache
+                .borrow_mut()
+                .get(sc, shards, &key, now, usable)
+            {
                 return Ok(Ok(Produced::Full(Reply::from_entry(&hit, warning))));
             }
             // Another request is fetching this key: wait for it (bounded),
@@ -878,44 +898,51 @@ impl Conn {
                     .deadline(Instant::now() + wait, sem.acquire(1))
                     .await;
                 let now = crate::limit::clock_ns();
-                if let Some(hit) = self.shard.cache.borrow_mut().get(sc, shards, &key, now) {
+                if let Some(hit) = self
+                    .shard
+                    .cache
+                    .borrow_mut()
+                    .get(sc, shards, &key, now, usable)
+                {
                     return Ok(Ok(Produced::Full(Reply::from_entry(&hit, warning))));
                 }
             }
         }
         let _leader = Pending::claim(&self.shard, &key);
+        let mut fetch = *info;
+        fetch.hide_authorization = hide_authorization;
+        fetch.cache_fetch = true;
         let produced = self
-            .integrate(snap, info, stage, integration, method_id)
+            .integrate(snap, &fetch, stage, integration, method_id)
             .await;
-        let Ok(Produced::Full(reply)) = &produced else {
-            return Ok(produced);
+        let entry = match &produced {
+            Ok(Produced::Full(reply)) => reply.cache_entry(info.head, mc.ttl),
+            _ => None,
         };
-        if (200..300).contains(&reply.status) && reply.body.len() <= crate::cache::MAX_ENTRY_BYTES {
-            let entry = std::sync::Arc::new(crate::cache::Entry::new(
-                reply.status,
-                reply.cacheable_headers(),
-                &reply.body,
-                crate::limit::clock_ns() + mc.ttl.as_nanos() as u64,
-            ));
+        if let Some(entry) = &entry {
             self.shard
                 .cache
                 .borrow_mut()
                 .insert(sc, shards, key.clone(), entry.clone());
-            if invalidate {
-                // Every shard stores the fresh entry before we answer.
-                let publisher = self.shard.publisher.clone();
-                let seq = publisher.post(
-                    crate::publish::ShardMsg::CacheReplace {
-                        uid: sc.uid.clone(),
-                        key,
-                        entry,
-                    },
-                    Some(self.shard.index),
-                );
-                let until = Instant::now() + std::time::Duration::from_secs(2);
-                while !publisher.delivered(seq, Some(self.shard.index)) && Instant::now() < until {
-                    glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
-                }
+        } else if invalidate {
+            self.shard.cache.borrow_mut().remove_by_uid(&sc.uid, &key);
+        }
+        if invalidate {
+            // Every shard stores the fresh entry (or drops the key, when
+            // the fresh response is not cached: the old one must not
+            // outlive an invalidation) before we answer.
+            let publisher = self.shard.publisher.clone();
+            let seq = publisher.post(
+                crate::publish::ShardMsg::CacheReplace {
+                    uid: sc.uid.clone(),
+                    key,
+                    entry,
+                },
+                Some(self.shard.index),
+            );
+            let until = Instant::now() + std::time::Duration::from_secs(2);
+            while !publisher.delivered(seq, Some(self.shard.index)) && Instant::now() < until {
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }
         }
         Ok(produced)
@@ -1220,6 +1247,10 @@ impl Conn {
         });
         let buffer_limit = if template.is_some() || conversion != Conversion::None {
             snap.server.limits.max_body_bytes as usize
+        } else if info.cache_fetch {
+            settings
+                .buffer_response_bytes
+                .max(crate::cache::MAX_ENTRY_BYTES)
         } else {
             settings.buffer_response_bytes
         };
@@ -1772,6 +1803,51 @@ impl Reply {
         }
     }
 
+    /// The cache entry this response makes, if it may be stored: a whole
+    /// 2xx response (not a 206 part) up to 1 MiB, without `Set-Cookie` (a
+    /// client's session is not replayed to others) and without `Vary: *`;
+    /// the request headers a `Vary` names are kept with it.
+    fn cache_entry(
+        &self,
+        request: &RequestHead,
+        ttl: std::time::Duration,
+    ) -> Option<std::sync::Arc<crate::cache::Entry>> {
+        if !(200..300).contains(&self.status)
+            || self.status == 206
+            || self.body.len() > crate::cache::MAX_ENTRY_BYTES
+        {
+            return None;
+        }
+        let mut vary = Vec::new();
+        for (name, value) in self.headers.iter() {
+            if name.eq_ignore_ascii_case(b"set-cookie") {
+                return None;
+            }
+            if name.eq_ignore_ascii_case(b"vary") {
+                for field in value.split(|&b| b == b',') {
+                    let field = crate::http::request::trim_ows(field);
+                    if field == b"*" {
+                        return None;
+                    }
+                    if field.is_empty() {
+                        continue;
+                    }
+                    let lower = String::from_utf8_lossy(field).to_ascii_lowercase();
+                    let got = request.header(&lower).map(<[u8]>::to_vec);
+                    vary.push((lower, got));
+                }
+            }
+        }
+        let mut entry = crate::cache::Entry::new(
+            self.status,
+            self.cacheable_headers(),
+            &self.body,
+            crate::limit::clock_ns() + ttl.as_nanos() as u64,
+        );
+        entry.vary = vary;
+        Some(std::sync::Arc::new(entry))
+    }
+
     /// Headers to keep in a cache entry: all but the per-request ones, with
     /// the content type made explicit.
     fn cacheable_headers(&self) -> Vec<(String, String)> {
@@ -1832,11 +1908,26 @@ impl Drop for Pending {
     }
 }
 
+/// `Cache-Control: max-age=0`, also as `max-age="0"` or `max-age=00`
+/// (RFC 9111 §5.2: a token or a quoted string; delta-seconds).
 fn wants_invalidation(head: &RequestHead) -> bool {
     head.headers()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"cache-control"))
         .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .any(|d| crate::http::request::trim_ows(d).eq_ignore_ascii_case(b"max-age=0"))
+        .any(|d| {
+            let d = crate::http::request::trim_ows(d);
+            let Some((name, arg)) = d.split_at_checked(8) else {
+                return false;
+            };
+            if !name.eq_ignore_ascii_case(b"max-age=") {
+                return false;
+            }
+            let arg = arg
+                .strip_prefix(b"\"")
+                .and_then(|a| a.strip_suffix(b"\""))
+                .unwrap_or(arg);
+            !arg.is_empty() && arg.iter().all(|&b| b == b'0')
+        })
 }
 
 /// A credential with `invalidate_cache`, by bearer token or SigV4

@@ -361,6 +361,20 @@ async fn shard_main(
             let g = publisher.generation();
             if g != seen {
                 let snap = publisher.current();
+                // Stage caches that are gone, off (no method cached), or
+                // resized free their memory (and never serve their old
+                // entries again).
+                let live: std::collections::HashMap<&str, u64> = snap
+                    .apis
+                    .iter()
+                    .flat_map(|a| a.stages.iter())
+                    // A stage cache that caches no method is off.
+                    .filter(|s| s.method_cache.iter().any(Option::is_some))
+                    .filter_map(|s| s.cache.as_ref())
+                    .map(|c| (c.uid.as_str(), c.capacity_bytes))
+                    .collect();
+                house.cache.borrow_mut().retain(&live);
+                drop(live);
                 *house.snapshot.borrow_mut() = Rc::new(snap);
                 seen = g;
                 publisher.ack(index, g);
@@ -370,9 +384,10 @@ async fn shard_main(
                 let mut cache = house.cache.borrow_mut();
                 for (_, msg) in &mail {
                     match msg.as_ref() {
-                        ShardMsg::CacheReplace { uid, key, entry } => {
-                            cache.insert_by_uid(uid, key.clone(), entry.clone())
-                        }
+                        ShardMsg::CacheReplace { uid, key, entry } => match entry {
+                            Some(entry) => cache.insert_by_uid(uid, key.clone(), entry.clone()),
+                            None => cache.remove_by_uid(uid, key),
+                        },
                         ShardMsg::CacheFlush { uid } => cache.flush(uid),
                         ShardMsg::Metrics { reply } => {
                             drop(cache);
