@@ -462,3 +462,52 @@ fn head_to_a_chunked_backend_claims_no_length() {
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "abcdef");
 }
+
+/// A backend that sends a 204 with a declared body (which RFC 9110 §8.6
+/// forbids) and then, a little later, the body: the connection is not
+/// reused, so those bytes are never read as the next request's answer.
+#[test]
+fn a_204_that_declares_a_body_is_not_reused() {
+    use std::io::Write;
+    let addr = raw_backend(|s, first| {
+        let mut head = first.to_owned();
+        loop {
+            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+            if path.starts_with("/nocontent") {
+                let body = "{\"sent\": \"after a 204, against the rules\"}";
+                let reply = format!(
+                    "HTTP/1.1 204 No Content\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                if s.write_all(reply.as_bytes()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(150));
+                let _ = s.write_all(body.as_bytes());
+            } else {
+                let body = format!("answer for {path}");
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if s.write_all(reply.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            let Some(next) = read_head(s) else { return };
+            head = next;
+        }
+    });
+    let gw = gateway_to(&addr.to_string(), 3_000);
+    let mut c = RawClient::connect(gw.addr);
+    for i in 0..3 {
+        let r = c.request(b"GET /prod/nocontent HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.status, 204, "{i}");
+        let r = c.request(format!("GET /prod/next{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        assert_eq!(
+            (r.status, r.text()),
+            (200, format!("answer for /next{i}")),
+            "{i}"
+        );
+    }
+}

@@ -319,9 +319,14 @@ pub fn parse_upstream_head(
         } else {
             ResponseFraming::UntilClose
         };
-    let keep_alive = !conn_close
-        && framing != ResponseFraming::UntilClose
-        && !(te_seen && content_length.is_some());
+    // A 204 that declares a body (RFC 9110 §8.6 forbids it) may send one:
+    // bytes that would be read as the next response on this connection.
+    // (A 304's Content-Length describes the representation, not a body.)
+    let body_declared_on_204 = status == 204 && (te_seen || content_length.is_some_and(|n| n > 0));
+    let keep_alive = !(conn_close
+        || framing == ResponseFraming::UntilClose
+        || (te_seen && content_length.is_some())
+        || body_declared_on_204);
     Ok(ParsedResponse::Complete(
         UpstreamHead {
             status,
@@ -454,6 +459,19 @@ mod tests {
             ),
             (
                 b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+                false,
+                ResponseFraming::Empty,
+                true,
+            ),
+            // A 204 declaring a body may send one: not reused.
+            (
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 41\r\n\r\n",
+                false,
+                ResponseFraming::Empty,
+                false,
+            ),
+            (
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
                 false,
                 ResponseFraming::Empty,
                 true,
