@@ -544,3 +544,30 @@ fn check_lists_websocket_apis() {
         "{out}"
     );
 }
+
+/// A method-settings key that names no method of the API (a typo in the
+/// path or the verb) is warned about: its settings would do nothing.
+#[test]
+fn method_settings_that_match_nothing_are_warned_about() {
+    let doc = r#"{"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {
+        "/items": {"get": {"x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
+            "responses": {"default": {"statusCode": "200"}}}}}
+    }}"#;
+    let gw = Gateway::builder().api("t", doc).extra(
+        "[[stages]]\napi = \"t\"\nname = \"prod\"\ncache = { enabled = true }\nmethod_settings = { \"/itms/GET\" = { cache = { ttl_seconds = 60 } }, \"/items/POST\" = { cache = { enabled = true } }, \"/items/GET\" = { cache = { ttl_seconds = 30 } }, \"*/*\" = { cache = { enabled = true } } }\n",
+    );
+    let (_dir, cfg) = gw.write();
+    let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
+    let all = format!("{out}{err}");
+    assert_eq!(code, 0, "{all}");
+    for key in ["/itms/GET", "/items/POST"] {
+        assert!(
+            all.contains(&format!(
+                "method_settings./{}: no method of the API matches this key",
+                &key[1..]
+            )),
+            "{key} not warned about:\n{all}"
+        );
+    }
+    assert!(all.contains("2 warning"), "{all}");
+}

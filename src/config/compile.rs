@@ -1161,6 +1161,20 @@ fn bind_cache(
     diags: &mut Diagnostics,
 ) {
     bound.method_cache = vec![None; draft.api.methods.len()];
+    for (key, _) in &stage.method_caches {
+        let (path, verb) = key.rsplit_once('/').unwrap_or((key.as_str(), "*"));
+        let matches = draft.api.methods.iter().any(|m| {
+            (path == "*" || path == draft.api.resources[m.resource as usize].path)
+                && (verb == "*" || verb.eq_ignore_ascii_case(&m.http_method))
+        });
+        if !matches {
+            diags.warn(
+                &stage.file,
+                format!("{}.method_settings.{key}", stage.path),
+                "no method of the API matches this key; its cache settings have no effect",
+            );
+        }
+    }
     let Some(cache) = &stage.cache else {
         if !stage.method_caches.is_empty() {
             diags.warn(
