@@ -281,17 +281,21 @@ impl ShardCache {
             .retain(|uid, p| live.get(uid.as_str()).is_some_and(|&c| c == p.configured));
     }
 
+    /// Stores `entry` unless the key holds one from a fetch that started
+    /// later (a larger `expires`: both count their TTL from the start of
+    /// their fetch). So a slow fetch that began before an invalidation does
+    /// not put its older answer back over the invalidation's.
     pub fn insert(&mut self, stage: &StageCache, shards: usize, key: String, entry: Arc<Entry>) {
         if entry.body.len() > MAX_ENTRY_BYTES {
             return;
         }
-        self.partition(stage, shards).cache.insert(key, entry);
+        store_newest(&mut self.partition(stage, shards).cache, key, entry);
     }
 
     /// Inserts by partition name (for entries sent by another shard).
     pub fn insert_by_uid(&mut self, uid: &str, key: String, entry: Arc<Entry>) {
         if let Some(p) = self.stages.get_mut(uid) {
-            p.cache.insert(key, entry);
+            store_newest(&mut p.cache, key, entry);
         }
     }
 
@@ -318,6 +322,16 @@ impl ShardCache {
             })
             .collect()
     }
+}
+
+fn store_newest(cache: &mut Partition, key: String, entry: Arc<Entry>) {
+    if cache
+        .peek(&key)
+        .is_some_and(|old| old.expires > entry.expires)
+    {
+        return;
+    }
+    cache.insert(key, entry);
 }
 
 /// Builds the cache key. `params` are the method's key parameters with
@@ -530,6 +544,21 @@ mod tests {
         c.retain(&live);
         assert!(c.stats().is_empty(), "resized: dropped");
         c.insert(&s, 1, "k".into(), entry(b"v", u64::MAX));
+        c.retain(&HashMap::new());
+        assert!(c.stats().is_empty(), "stage gone: dropped");
+        // A fetch that started earlier (smaller expiry) does not replace a
+        // later one's entry.
+        c.insert(&s, 1, "n".into(), entry(b"new", 200));
+        c.insert(&s, 1, "n".into(), entry(b"old", 100));
+        assert_eq!(
+            c.get(&s, 1, "n", 1, |_| true).unwrap().body,
+            Bytes::from_static(b"new")
+        );
+        c.insert(&s, 1, "n".into(), entry(b"newer", 300));
+        assert_eq!(
+            c.get(&s, 1, "n", 1, |_| true).unwrap().body,
+            Bytes::from_static(b"newer")
+        );
         c.retain(&HashMap::new());
         assert!(c.stats().is_empty(), "stage gone: dropped");
     }

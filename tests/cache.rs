@@ -565,3 +565,28 @@ fn changed_integrations_and_caches_start_empty() {
     );
     assert_eq!(fetch(&mut c), "v6", "a resized cache kept its entries");
 }
+
+/// A slow fetch that began before an authorized invalidation does not put
+/// its older answer back over the invalidation's, on any shard.
+#[test]
+fn an_invalidation_wins_over_older_fetches() {
+    let backend = Backend::start(Mode::Slow(Duration::from_millis(1500)));
+    let gw = cached_gateway(&backend, "");
+    let addr = gw.addr;
+    let slow = std::thread::spawn(move || get(addr, "/p/items?type=race").text());
+    std::thread::sleep(Duration::from_millis(300));
+    backend.set_mode(fixed("fresh"));
+    let r = get_with(
+        gw.addr,
+        "/p/items?type=race",
+        &format!("Cache-Control: max-age=0\r\nAuthorization: Bearer {ADMIN_TOKEN}-ro\r\n"),
+    );
+    assert_eq!(r.text(), "fresh");
+    assert_eq!(slow.join().unwrap(), "slow");
+    assert!(
+        bodies(&gw, "/p/items?type=race")
+            .iter()
+            .all(|b| b == "fresh"),
+        "the older fetch's answer replaced the invalidation's"
+    );
+}

@@ -909,6 +909,7 @@ impl Conn {
             }
         }
         let _leader = Pending::claim(&self.shard, &key);
+        let started = crate::limit::clock_ns();
         let mut fetch = *info;
         fetch.hide_authorization = hide_authorization;
         fetch.cache_fetch = true;
@@ -916,7 +917,9 @@ impl Conn {
             .integrate(snap, &fetch, stage, integration, method_id)
             .await;
         let entry = match &produced {
-            Ok(Produced::Full(reply)) => reply.cache_entry(info.head, mc.ttl),
+            Ok(Produced::Full(reply)) => {
+                reply.cache_entry(info.head, started + mc.ttl.as_nanos() as u64)
+            }
             _ => None,
         };
         if let Some(entry) = &entry {
@@ -1807,10 +1810,11 @@ impl Reply {
     /// 2xx response (not a 206 part) up to 1 MiB, without `Set-Cookie` (a
     /// client's session is not replayed to others) and without `Vary: *`;
     /// the request headers a `Vary` names are kept with it.
+    /// `expires`: the fetch's start plus the TTL.
     fn cache_entry(
         &self,
         request: &RequestHead,
-        ttl: std::time::Duration,
+        expires: u64,
     ) -> Option<std::sync::Arc<crate::cache::Entry>> {
         if !(200..300).contains(&self.status)
             || self.status == 206
@@ -1838,12 +1842,8 @@ impl Reply {
                 }
             }
         }
-        let mut entry = crate::cache::Entry::new(
-            self.status,
-            self.cacheable_headers(),
-            &self.body,
-            crate::limit::clock_ns() + ttl.as_nanos() as u64,
-        );
+        let mut entry =
+            crate::cache::Entry::new(self.status, self.cacheable_headers(), &self.body, expires);
         entry.vary = vary;
         Some(std::sync::Arc::new(entry))
     }
