@@ -590,3 +590,28 @@ fn an_invalidation_wins_over_older_fetches() {
         "the older fetch's answer replaced the invalidation's"
     );
 }
+
+/// A stage TTL of 0 caches nothing, except a method whose own setting
+/// gives it a TTL.
+#[test]
+fn a_method_ttl_overrides_a_stage_ttl_of_zero() {
+    let backend = Backend::start(fixed("v1"));
+    let uri = format!("http://{}", backend.addr);
+    let paths = format!(
+        r#"{{"/a": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "GET", "uri": "{uri}/a"}}}}}},
+            "/b": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "GET", "uri": "{uri}/b"}}}}}}}}"#
+    );
+    let gw = Gateway::builder()
+        .api("c", &swagger(&paths))
+        .default_api("c")
+        .extra("[[stages]]\napi = \"c\"\nname = \"p\"\ncache = { enabled = true, ttl_seconds = 0 }\nmethod_settings = { \"/a/GET\" = { cache = { ttl_seconds = 60 } } }\n")
+        .start();
+    let mut c = on_one(&gw);
+    for (path, calls) in [("/p/a", 1), ("/p/b", 3)] {
+        let before = backend.request_count();
+        for _ in 0..3 {
+            req(&mut c, "GET", path, "");
+        }
+        assert_eq!(backend.request_count() - before, calls, "{path}");
+    }
+}

@@ -536,7 +536,9 @@ pub fn read_config(
                         return None;
                     };
                     Some(CacheSettings {
-                        enabled: c.enabled && c.ttl_seconds > 0,
+                        // A TTL of 0 caches nothing, unless a method
+                        // setting gives a method a TTL of its own.
+                        enabled: c.enabled,
                         ttl: Duration::from_secs(c.ttl_seconds.min(3600)),
                         capacity_bytes: (c.capacity_mb * 1024.0 * 1024.0) as u64,
                         require_authorization: c.require_authorization,
