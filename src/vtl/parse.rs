@@ -10,7 +10,9 @@
 //!
 //! Whitespace: Velocity 1.7 (the version AWS runs) eats `[ \t]*` plus one
 //! newline after the `)` that closes a directive's arguments and after
-//! `#else`/`#end`; it keeps the indentation in front of a directive.
+//! `#else`/`#end`; it keeps the indentation in front of a directive, except
+//! in front of `#set` when the blanks begin a run of text (its token takes
+//! them).
 //! AWS-recorded in localstack/airspeed `test_templating.snapshot.json`
 //! (`test_if_whitespace_and_newlines_ignored`,
 //! `test_multiline_dict_in_set_statement`).
@@ -124,6 +126,7 @@ pub(crate) fn parse(src: &str) -> Result<Parsed, ParseError> {
             fixed: None,
             st: &mut st,
             depth: 0,
+            seg_from: 0,
         };
         p.template_body()?
     };
@@ -153,6 +156,11 @@ struct Parser<'a> {
     fixed: Option<Pos>,
     st: &'a mut State,
     depth: usize,
+    /// Where the current run of plain text began: after the last reference,
+    /// directive or comment (or at the start of a block). Velocity 1.7's
+    /// `#set` token takes the blanks in front of it when they begin such a
+    /// run, so they print nothing.
+    seg_from: usize,
 }
 
 type PResult<T> = Result<T, ParseError>;
@@ -265,6 +273,7 @@ impl<'a> Parser<'a> {
         self.enter()?;
         let mut nodes = Vec::new();
         let mut text = String::new();
+        self.seg_from = self.i;
         let term = loop {
             let start = self.i;
             while self.i < self.b.len() && !matches!(self.b[self.i], b'$' | b'#' | b'\\') {
@@ -280,6 +289,7 @@ impl<'a> Parser<'a> {
                     Some(r) => {
                         flush(&mut text, &mut nodes);
                         nodes.push(Node::Ref(r));
+                        self.seg_from = self.i;
                     }
                     None => {
                         text.push('$');
@@ -287,8 +297,14 @@ impl<'a> Parser<'a> {
                     }
                 },
                 _ => {
+                    let at = self.i;
                     if let Some(term) = self.hash(&mut text, &mut nodes)? {
                         break term;
+                    }
+                    // Anything but a literal `#` (a comment, a directive,
+                    // a `#[[ ]]#` block) ends the run of text.
+                    if self.i != at + 1 || !text.ends_with('#') {
+                        self.seg_from = self.i;
                     }
                 }
             }
@@ -434,6 +450,20 @@ impl<'a> Parser<'a> {
                 Ok(Some(Term::ElseIf(cond)))
             }
             "set" | "if" | "foreach" | "macro" | "define" | "break" | "stop" => {
+                if name == "set" {
+                    // Velocity 1.7's token is `[ \t]*#set(`: blanks that
+                    // begin a run of text belong to it and print nothing
+                    // (AWS-recorded: `#set(..) #set(..)⏎` before ` $x `
+                    // prints two spaces, not three).
+                    let blanks = &self.b[self.seg_from.min(start)..start];
+                    if !blanks.is_empty()
+                        && blanks.iter().all(|&b| b == b' ' || b == b'\t')
+                        && text.len() >= blanks.len()
+                        && text.as_bytes()[text.len() - blanks.len()..] == *blanks
+                    {
+                        text.truncate(text.len() - blanks.len());
+                    }
+                }
                 self.i = after;
                 let node = match name {
                     "set" => self.set_directive(start)?,
@@ -1124,6 +1154,7 @@ impl<'a> Parser<'a> {
                 fixed: Some(pos),
                 st: &mut *self.st,
                 depth: self.depth,
+                seg_from: 0,
             };
             sub.template_body()
         };

@@ -150,6 +150,27 @@ fn whitespace_follows_velocity_1_7() {
         ("#foreach($i in [1..3])\n$i\n#end\n", "1\n2\n3\n"),
         ("#if(false)\na\n#else\nb\n#end\nc", "b\nc"),
         ("x #set($a = 1) y", "x  y"),
+        // Velocity 1.7's `#set` token takes the blanks in front of it when
+        // they begin a run of text: at the start, after a directive (and
+        // the newline it ate), a reference or a comment. AWS-recorded (the
+        // prelude `#set(..) #set(..)` of localstack's snapshot cases leaves
+        // no space); checked against Velocity 1.7 itself.
+        ("#set($a = 1) #set($b = 2)[$a$b]", "[12]"),
+        ("#set($v = 1)$v #set($w = 2)$w", "12"),
+        ("  \t#set($a = 1)[$a]", "[1]"),
+        (
+            "#foreach($i in [1,2])\n  #set($x = $i)\n  [$x]\n#end",
+            "  [1]\n  [2]\n",
+        ),
+        ("## c\n  #set($a = 1)[$a]", "[1]"),
+        ("#* c *#  #{set}($a = 1)[$a]", "[1]"),
+        (
+            "#if(true)\n  #set($v = 'd')\n#end\n<?xml version=\"1.0\"?>",
+            "<?xml version=\"1.0\"?>",
+        ),
+        // After other text the blanks are text; #if keeps its indentation.
+        ("text\n  #set($a = 1)$a", "text\n  1"),
+        ("#set($a = 1)\n  #if(true)x#end", "  x"),
         ("#set($a = 1)   \r\nz", "z"),
     ];
     for (src, expected) in cases {
@@ -160,7 +181,7 @@ fn whitespace_follows_velocity_1_7() {
 #[test]
 fn directives() {
     let cases = [
-        ("#set($v = true)$v #set($v = false)$v", "true false"),
+        ("#set($v = true)$v #set($v = false)$v", "truefalse"),
         ("#set ($value = 10)$value", "10"),
         ("#set($a = false)#if ($a) one #elseif (true) two #else three #end", " two "),
         ("#{if}(true)x#{else}y#{end}z", "xz"),
@@ -203,12 +224,12 @@ fn literals_and_operators() {
         ("#set($a = 4 > 2 + 5)$a", "false"),
         ("#set($a = 100.0 / 50)$a", "2.0"),
         ("#set($x = .5*.1)$x", "0.05"),
-        ("#set($x = 7 / 2)$x #set($y = -7 / 2)$y #set($z = -7 % 3)$z", "3 -3 -1"),
+        ("#set($x = 7 / 2)$x|#set($y = -7 / 2)$y|#set($z = -7 % 3)$z", "3|-3|-1"),
         ("#set($x = 7.0 / 2)$x", "3.5"),
         ("#set($x = 1 / 0)$x", ""),
         ("#set($x = 9223372036854775807 + 1)$x", "9.223372036854776E18"),
         ("#set($x = 'a' + 1)$x", "a1"),
-        ("#set($x = -3)$x #set($y = -$x)$y", "-3 3"),
+        ("#set($x = -3)$x|#set($y = -$x)$y", "-3|3"),
         ("#if(1 == 1.0 && '1' == 1 && 2 > 1 && 2 ge 2 && 1 lt 2 && 'b' > 'a')ok#end", "ok"),
         ("#if(1 < 'x')x#else no#end", " no"),
         ("#if(true and not false or false)ok#end", "ok"),
@@ -264,7 +285,7 @@ fn java_methods() {
         ("#set($m = {'a': 1})$m.containsKey('a') $m.containsKey('b') $m.containsValue(1) $m.remove('a') $m.isEmpty() $m.get('zz')|", "true false true 1 true |"),
         ("#set( $myMap = {} )#set($ignore = $myMap.put('k', null))#if(\"$myMap.k\" == \"\")does-not-have-value#else has-value#end", "does-not-have-value"),
         ("#set($a = \"x\")$a.nope() $a.substring('1')|", " |"),
-        ("#set($n = 5)$n.toString() $n.doubleValue() #set($f = 2.7)$f.intValue()", "5 5.0 2"),
+        ("#set($n = 5)$n.toString() $n.doubleValue()|#set($f = 2.7)$f.intValue()", "5 5.0|2"),
         (" $user.name ", "  "),
     ];
     for (src, expected) in cases {
