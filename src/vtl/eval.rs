@@ -642,7 +642,9 @@ impl<'t> Machine<'t> {
     /// step (Velocity stops there and asks the invalid-reference handler).
     pub fn eval_ref_raw(&mut self, r: &'t Reference) -> R<Option<Value>> {
         self.at = r.pos;
-        let Some(mut cur) = self.var_value(r.root) else {
+        // A variable holding null (a `#foreach` over a JSON list with a
+        // `null` in it) is a null reference, as an undefined one.
+        let Some(mut cur) = self.var_value(r.root).filter(|v| !v.is_null()) else {
             return Ok(None);
         };
         for seg in &r.segs {

@@ -41,6 +41,9 @@ impl<'t> Machine<'t> {
             ("equals", 1) => return Ok(Some(Value::Bool(java_equals(cur, &args[0], 0)))),
             _ => {}
         }
+        if let Some(r) = self.static_method(cur, name, &args) {
+            return r;
+        }
         match cur {
             Value::Str(s) => self.string_method(s, call, &args),
             Value::Block(_) => {
@@ -67,6 +70,83 @@ impl<'t> Machine<'t> {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Static methods of the receiver's Java class, which Velocity finds
+    /// through any instance (`#set($Integer = 0)$Integer.parseInt('42')`,
+    /// a known API Gateway idiom for turning a parameter into a number):
+    /// `Integer`/`Long` `parseInt`, `parseLong`, `valueOf`; `Double`
+    /// `parseDouble`, `valueOf`; `Boolean` `parseBoolean`, `valueOf`;
+    /// `String` `valueOf`. A string that is not a number throws in Java
+    /// (NumberFormatException: AWS answers 500), so it is a render error.
+    fn static_method(
+        &mut self,
+        cur: &Value,
+        name: &str,
+        args: &[Value],
+    ) -> Option<R<Option<Value>>> {
+        if args.len() != 1 {
+            return None;
+        }
+        let arg = &args[0];
+        let text = |m: &mut Self| m.text(arg);
+        Some(match (cur, name) {
+            // Velocity's integers are `Integer` in 32 bits, `Long` beyond
+            // (literals and JSON alike): `Integer` has `parseInt`, `Long`
+            // has `parseLong`.
+            (Value::Int(i), "parseInt" | "parseLong" | "valueOf")
+                if name == "valueOf" || (name == "parseInt") == i32::try_from(*i).is_ok() =>
+            {
+                if !matches!(arg, Value::Str(_)) {
+                    return (name == "valueOf" && matches!(arg, Value::Int(_)))
+                        .then(|| Ok(Some(arg.clone())));
+                }
+                let t = match text(self) {
+                    Ok(t) => t,
+                    Err(e) => return Some(Err(e)),
+                };
+                let long = match cur {
+                    Value::Int(i) => i32::try_from(*i).is_err(),
+                    _ => false,
+                };
+                let parsed = if long {
+                    parse_java_int(&t)
+                } else {
+                    parse_java_int(&t).filter(|v| i32::try_from(*v).is_ok())
+                };
+                match parsed {
+                    Some(v) => Ok(Some(Value::Int(v))),
+                    None => self.runtime(format!(
+                        "{name}: For input string: \"{t}\" (NumberFormatException)"
+                    )),
+                }
+            }
+            (Value::Float(_), "parseDouble" | "valueOf") => {
+                if !matches!(arg, Value::Str(_)) {
+                    return None;
+                }
+                let t = match text(self) {
+                    Ok(t) => t,
+                    Err(e) => return Some(Err(e)),
+                };
+                match parse_java_double(&t) {
+                    Some(v) => Ok(Some(Value::Float(v))),
+                    None => self.runtime(format!(
+                        "{name}: For input string: \"{t}\" (NumberFormatException)"
+                    )),
+                }
+            }
+            (Value::Bool(_), "parseBoolean" | "valueOf") => match arg {
+                Value::Bool(b) => Ok(Some(Value::Bool(*b))),
+                Value::Str(t) => Ok(Some(Value::Bool(t.eq_ignore_ascii_case("true")))),
+                _ => return None,
+            },
+            (Value::Str(_), "valueOf") => match text(self) {
+                Ok(t) => Ok(Some(Value::Str(t))),
+                Err(e) => Err(e),
+            },
+            _ => return None,
+        })
     }
 
     fn int_arg(args: &[Value], i: usize) -> Option<i64> {
@@ -509,4 +589,42 @@ fn number_method(cur: &Value, name: &str, args: &[Value]) -> Option<Value> {
         ("doubleValue" | "floatValue", v) => v.as_f64().map(Value::Float),
         _ => None,
     }
+}
+
+/// `Long.parseLong`: an optional sign and decimal digits, nothing else.
+fn parse_java_int(t: &str) -> Option<i64> {
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse::<i64>().ok()
+}
+
+/// `Double.parseDouble`: surrounding whitespace allowed, `NaN` and
+/// `Infinity` as Java spells them, decimal and exponent forms.
+fn parse_java_double(t: &str) -> Option<f64> {
+    let t = t.trim_matches(|c: char| c <= ' ');
+    let body = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let neg = t.starts_with('-');
+    match body {
+        "NaN" => return Some(f64::NAN),
+        "Infinity" => {
+            return Some(if neg {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })
+        }
+        _ => {}
+    }
+    let body = body.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(body);
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return None;
+    }
+    let v: f64 = body.parse().ok()?;
+    Some(if neg { -v } else { v })
 }

@@ -71,6 +71,44 @@ fn check(src: &str, expected: &str) {
     }
 }
 
+/// A `#foreach` variable bound to a JSON `null` is a null reference, as
+/// an undefined one: it prints nothing and `#if` holds (checked against
+/// Velocity 1.7 with AWS's null handling).
+#[test]
+fn a_loop_variable_holding_null_is_a_null_reference() {
+    check(
+        "#foreach($x in $util.parseJson('[1,null,3]'))[$x][$!x][\"$x\"]#if($x)T#end#end",
+        "[1][1][\"1\"]T[][][\"\"]T[3][3][\"3\"]T",
+    );
+}
+
+/// Static methods of a value's Java class, through an instance (checked
+/// against Velocity 1.7): `Integer` (32-bit) has `parseInt`, `Long` has
+/// `parseLong`.
+#[test]
+fn static_methods_through_an_instance() {
+    check(
+        "#set($Integer = 0)[$Integer.parseInt($input.params('q'))]|#set($n = $Integer.parseInt('41') + 1)$n|#set($D = 0.0)$D.parseDouble(' 2.5 ')|#set($B = true)$B.parseBoolean('TRUE')|#set($S = '')$S.valueOf(5)|$Integer.valueOf('-7')|$Integer.parseLong('12')",
+        "[2]|42|2.5|true|5|-7|",
+    );
+    check(
+        "#set($L = 3000000000)$L.parseLong('3000000001')|$L.parseInt('5')|#set($i = 1)$i.parseInt('+5')",
+        "3000000001||5",
+    );
+    for bad in [
+        "$n.parseInt('x')",
+        "$n.parseInt('3000000000')",
+        "$n.parseInt(' 1')",
+        "$f.parseDouble('1x')",
+    ] {
+        let err = render(&format!("#set($n = 0)#set($f = 0.5){bad}")).unwrap_err();
+        assert!(
+            err.to_string().contains("NumberFormatException"),
+            "{bad}: {err}"
+        );
+    }
+}
+
 #[test]
 fn request_time_epoch_is_a_number() {
     check("$context.requestTimeEpoch", "1795491144037");
