@@ -1303,8 +1303,11 @@ fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 }
 
 /// Compiles a Java regex with the `regex` crate. `\Q...\E` quoting is
-/// rewritten; everything else is passed through (lookaround and
-/// backreferences do not compile; see docs/templates.md).
+/// rewritten, and `\d \D \w \W \s \S` become the ASCII classes they are in
+/// `java.util.regex` (the crate's are Unicode: `\w` would match `é`, so an
+/// e-mail check that AWS refuses would pass); everything else is passed
+/// through (lookaround and backreferences do not compile; see
+/// docs/templates.md).
 pub(crate) fn compile_regex(pattern: &str, whole: bool) -> Result<Regex, String> {
     let translated = translate_quotes(pattern);
     let source = if whole {
@@ -1332,13 +1335,16 @@ pub(crate) fn compile_regex(pattern: &str, whole: bool) -> Result<Regex, String>
 }
 
 fn translate_quotes(p: &str) -> String {
+    let mut in_class = 0usize;
     if !p.contains("\\Q") {
-        return p.to_owned();
+        let mut out = String::with_capacity(p.len() + 8);
+        ascii_classes(p, &mut in_class, &mut out);
+        return out;
     }
     let mut out = String::with_capacity(p.len() + 8);
     let mut rest = p;
     while let Some(q) = rest.find("\\Q") {
-        out.push_str(&rest[..q]);
+        ascii_classes(&rest[..q], &mut in_class, &mut out);
         let quoted_start = q + 2;
         let (quoted, next) = match rest[quoted_start..].find("\\E") {
             Some(e) => (&rest[quoted_start..quoted_start + e], quoted_start + e + 2),
@@ -1347,8 +1353,74 @@ fn translate_quotes(p: &str) -> String {
         out.push_str(&regex::escape(quoted));
         rest = &rest[next..];
     }
-    out.push_str(rest);
+    ascii_classes(rest, &mut in_class, &mut out);
     out
+}
+
+/// Java's predefined classes are ASCII (without `UNICODE_CHARACTER_CLASS`):
+/// `\d` `[0-9]`, `\w` `[a-zA-Z_0-9]`, `\s` `[ \t\n\x0B\f\r]`, and their
+/// negations. Inside a bracket class a positive one is spliced in and a
+/// negation nested (`[\W.]` → `[[^0-9A-Za-z_].]`). `in_class` is the bracket
+/// depth, carried across `\Q...\E` sections.
+fn ascii_classes(p: &str, in_class: &mut usize, out: &mut String) {
+    const DIGIT: &str = "0-9";
+    const WORD: &str = "0-9A-Za-z_";
+    const SPACE: &str = "\\t\\n\\x0B\\x0C\\r\\x20";
+    let mut chars = p.chars().peekable();
+    // Just after `[` or `[^`: a `]` there is a literal.
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_start = std::mem::take(&mut class_start);
+        match c {
+            '\\' => {
+                let Some(&n) = chars.peek() else {
+                    out.push(c);
+                    break;
+                };
+                chars.next();
+                let (set, negated) = match n {
+                    'd' => (DIGIT, false),
+                    'D' => (DIGIT, true),
+                    'w' => (WORD, false),
+                    'W' => (WORD, true),
+                    's' => (SPACE, false),
+                    'S' => (SPACE, true),
+                    _ => {
+                        out.push(c);
+                        out.push(n);
+                        continue;
+                    }
+                };
+                match (negated, *in_class > 0) {
+                    (false, true) => out.push_str(set),
+                    (false, false) => {
+                        out.push('[');
+                        out.push_str(set);
+                        out.push(']');
+                    }
+                    (true, _) => {
+                        out.push_str("[^");
+                        out.push_str(set);
+                        out.push(']');
+                    }
+                }
+            }
+            '[' => {
+                out.push(c);
+                *in_class += 1;
+                class_start = true;
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            ']' if *in_class > 0 && !at_start => {
+                out.push(c);
+                *in_class -= 1;
+            }
+            _ => out.push(c),
+        }
+    }
 }
 
 /// Turns a Jayway-style path into RFC 9535 and parses it. Jayway accepts
@@ -1607,5 +1679,31 @@ mod tests {
         assert!(compile_regex("(a)\\1", false).is_err());
         assert!(compile_regex("[0-9]*", true).unwrap().is_match("123"));
         assert!(!compile_regex("[0-9]*", true).unwrap().is_match("d123"));
+    }
+
+    /// Java's `\d \w \s` and negations are ASCII (checked against
+    /// `java.util.regex`): `é`, Arabic digits and no-break spaces are not in
+    /// them.
+    #[test]
+    fn java_regex_classes_are_ascii() {
+        let m = |p: &str, t: &str| compile_regex(p, true).unwrap().is_match(t);
+        assert!(m("\\w+", "abc_09"));
+        assert!(!m("\\w+", "hélène"));
+        assert!(!m("^[\\w.+-]+@[\\w-]+\\.[\\w.]+$", "josé@example.com"));
+        assert!(m("^[\\w.+-]+@[\\w-]+\\.[\\w.]+$", "jose.b+x@example.com"));
+        assert!(!m("\\d+", "١٢٣"));
+        assert!(m("\\d+", "123"));
+        assert!(m("\\W", "é"));
+        assert!(m("[\\W]", "é"));
+        assert!(m("[^\\w]", "é"));
+        assert!(!m("\\s", "\u{a0}"));
+        assert!(m("\\S", "\u{a0}"));
+        assert!(m("\\s", "\u{b}"));
+        assert!(m("[\\D&&[^x]]+", "ab"));
+        assert!(m("[]\\d]+", "]1"));
+        assert!(m("\\\\d", "\\d"), "an escaped backslash is not a class");
+        assert!(m("\\Q\\d\\E\\d", "\\d7"), "quoted text is literal");
+        let r = compile_regex("\\W", false).unwrap();
+        assert_eq!(r.replace_all("Café Nº1", ""), "CafN1");
     }
 }
