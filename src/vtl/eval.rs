@@ -331,8 +331,7 @@ impl<'t> Machine<'t> {
                 otherwise,
             } => {
                 for (cond, block) in branches {
-                    let c = self.eval(cond)?;
-                    if truthy(&c) {
+                    if self.cond(cond)? {
                         return self.eval_block(block);
                     }
                 }
@@ -797,7 +796,7 @@ impl<'t> Machine<'t> {
                 }
                 Value::new_map(map)
             }
-            Expr::Not(inner) => Value::Bool(!truthy(&self.eval(inner)?)),
+            Expr::Not(inner) => Value::Bool(!self.cond(inner)?),
             Expr::Neg { pos, expr } => {
                 let v = self.eval(expr)?;
                 self.at = *pos;
@@ -813,18 +812,58 @@ impl<'t> Machine<'t> {
         })
     }
 
+    /// An expression as a condition (`#if`, `#elseif`, `!`, `&&`, `||`),
+    /// as Velocity 1.7 evaluates one: a reference by its value (null is
+    /// false; under AWS's null handling it is `""`, which is true), `true`
+    /// and `false`, comparisons and logic by their result; any other node —
+    /// a string, number, list or map literal, a range, arithmetic — is
+    /// false without being evaluated (`SimpleNode.evaluate`), so
+    /// `#if("$!x")` never holds, on AWS as here.
+    fn cond(&mut self, e: &'t Expr) -> R<bool> {
+        match e {
+            Expr::Bool(b) => Ok(*b),
+            Expr::Ref(r) => {
+                let v = self.eval_ref(r)?;
+                Ok(truthy(&v))
+            }
+            Expr::Not(inner) => Ok(!self.cond(inner)?),
+            Expr::Bin {
+                op: BinOp::And,
+                lhs,
+                rhs,
+                ..
+            } => Ok(self.cond(lhs)? && self.cond(rhs)?),
+            Expr::Bin {
+                op: BinOp::Or,
+                lhs,
+                rhs,
+                ..
+            } => Ok(self.cond(lhs)? || self.cond(rhs)?),
+            Expr::Bin {
+                op: BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge,
+                ..
+            } => {
+                let v = self.eval(e)?;
+                Ok(truthy(&v))
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn binary(&mut self, pos: Pos, op: BinOp, lhs: &'t Expr, rhs: &'t Expr) -> R<Value> {
-        let a = self.eval(lhs)?;
-        // `||` and `&&` short-circuit, as Velocity's do.
+        // `||` and `&&` short-circuit, as Velocity's do, and take their
+        // operands as conditions.
         match op {
-            BinOp::Or if truthy(&a) => return Ok(Value::Bool(true)),
-            BinOp::And if !truthy(&a) => return Ok(Value::Bool(false)),
+            BinOp::Or => return Ok(Value::Bool(self.cond(lhs)? || self.cond(rhs)?)),
+            BinOp::And => return Ok(Value::Bool(self.cond(lhs)? && self.cond(rhs)?)),
             _ => {}
         }
+        let a = self.eval(lhs)?;
         let b = self.eval(rhs)?;
         self.at = pos;
         Ok(match op {
-            BinOp::Or | BinOp::And => Value::Bool(truthy(&b)),
+            // Answered above, before either side was evaluated.
+            BinOp::Or | BinOp::And => Value::Bool(false),
             BinOp::Eq | BinOp::Ne => {
                 let eq =
                     value::loose_eq(&a, &b, 0, self.alloc_left).map_err(|e| self.text_fail(e))?;
@@ -833,7 +872,9 @@ impl<'t> Machine<'t> {
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 let ord = match (&a, &b) {
                     (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
-                    (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+                    // Velocity 1.7 compares numbers only (strings as
+                    // `Comparable` came with 2.0): false, below.
+                    (Value::Str(_), _) | (_, Value::Str(_)) => None,
                     _ => match (a.as_f64(), b.as_f64()) {
                         (Some(x), Some(y)) => x.partial_cmp(&y),
                         // Velocity 1.7 compares numbers only; anything else
