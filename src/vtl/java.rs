@@ -260,7 +260,13 @@ pub(crate) fn parse_replacement(s: &str, groups: usize) -> Result<Vec<Repl>, Str
 
 /// `String.replaceAll`/`replaceFirst` with a Java replacement string.
 pub(crate) fn regex_replace(re: &Regex, s: &str, repl: &str, all: bool) -> Result<String, String> {
-    let parts = parse_replacement(repl, re.captures_len().saturating_sub(1))?;
+    // Java reads the replacement only when it appends a match: a bad one
+    // fails only if something matched.
+    let parts = match parse_replacement(repl, re.captures_len().saturating_sub(1)) {
+        Ok(parts) => parts,
+        Err(_) if !re.is_match(s) => return Ok(s.to_owned()),
+        Err(e) => return Err(e),
+    };
     let mut out = String::with_capacity(s.len());
     let mut last = 0;
     // Most replacements (`.replaceAll("\\'", "'")`) name no group: plain

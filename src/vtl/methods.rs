@@ -217,6 +217,23 @@ impl<'t> Machine<'t> {
                         .map_or(-1, |b| java::utf16_at_byte(s, b) as i64),
                 )
             }
+            // The last occurrence starting at or before `from` (UTF-16).
+            ("lastIndexOf", 2) => {
+                let x = self.text(&args[0])?;
+                let Some(from) = args[1].as_index() else {
+                    return Ok(None);
+                };
+                Value::Int(
+                    s.char_indices()
+                        .map(|(b, _)| b)
+                        .chain(std::iter::once(s.len()))
+                        .filter(|&b| s[b..].starts_with(&*x))
+                        .map(|b| java::utf16_at_byte(s, b) as i64)
+                        .take_while(|&i| i <= from)
+                        .last()
+                        .unwrap_or(-1),
+                )
+            }
             ("substring", 1 | 2) => {
                 let n = java::utf16_len(s) as i64;
                 let Some(a) = Self::int_arg(args, 0) else {

@@ -1110,11 +1110,23 @@ impl<'a> Parser<'a> {
             self.i += 1;
         }
         let mut float = false;
-        if self.peek() == b'.' && self.peek_at(1).is_ascii_digit() {
+        // Velocity 1.7's FLOATING_POINT_LITERAL: `1.5`, `2.` (not the
+        // start of a range `2..5`), and an exponent (`1e3`, `1.5E-3`).
+        if self.peek() == b'.' && self.peek_at(1) != b'.' && !is_ident_start(self.peek_at(1)) {
             float = true;
             self.i += 1;
             while self.peek().is_ascii_digit() {
                 self.i += 1;
+            }
+        }
+        if matches!(self.peek(), b'e' | b'E') {
+            let sign = usize::from(matches!(self.peek_at(1), b'+' | b'-'));
+            if self.peek_at(1 + sign).is_ascii_digit() {
+                float = true;
+                self.i += 1 + sign;
+                while self.peek().is_ascii_digit() {
+                    self.i += 1;
+                }
             }
         }
         let text = &self.src[at..self.i];

@@ -109,6 +109,26 @@ fn static_methods_through_an_instance() {
     }
 }
 
+/// Checked against Velocity 1.7: `lastIndexOf(str, from)` (overlapping
+/// occurrences count), floating-point literals with an exponent or a
+/// trailing dot, and a bad replacement string that nothing matched.
+#[test]
+fn velocity_details() {
+    check(
+        "#set($s='hello')$s.lastIndexOf('l', 2)|$s.lastIndexOf('l', 10)|$s.lastIndexOf('l', 1)|$s.lastIndexOf('l', -1)|#set($a='aaa')$a.lastIndexOf('aa', 2)|$a.lastIndexOf('', 1)|$a.lastIndexOf('', 10)",
+        "2|3|-1|-1|1|1|3",
+    );
+    check(
+        "#set($a = 1e3)$a|#set($b = 1.5E-3)$b|#set($c = 2.)$c|#set($r = [1..3])$r|#set($d = 2.5e+2)$d|#set($e = -1.0E2)$e",
+        "1000.0|0.0015|2.0|[1, 2, 3]|250.0|-100.0",
+    );
+    check(
+        "#set($s='no dots here')$s.replaceAll('\\.', '\\$')|$s.replaceFirst('x', '$')",
+        "no dots here|no dots here",
+    );
+    assert!(render("#set($s='ab')$s.replaceAll('a', '$')").is_err());
+}
+
 #[test]
 fn request_time_epoch_is_a_number() {
     check("$context.requestTimeEpoch", "1795491144037");
