@@ -502,12 +502,12 @@ impl<'t> Machine<'t> {
                         "subList({a}, {b}) of a list of {n} (IndexOutOfBoundsException)"
                     ));
                 }
-                let (items, json) = {
-                    let l = l.borrow();
-                    (l.items[a as usize..b as usize].to_vec(), l.json)
-                };
+                let items = l.borrow().items[a as usize..b as usize].to_vec();
                 self.charge(items.len() * 16)?;
-                Value::new_list(items, json)
+                // `JSONArray.subList` is a plain `ArrayList$SubList`: it
+                // prints the Java way (`[a, b]`), not as JSON (checked
+                // against Velocity 1.7 with json-smart).
+                Value::new_list(items, false)
             }
             ("clear", 0) => {
                 l.borrow_mut().items.clear();

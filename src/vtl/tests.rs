@@ -127,6 +127,10 @@ fn velocity_details() {
         "no dots here|no dots here",
     );
     assert!(render("#set($s='ab')$s.replaceAll('a', '$')").is_err());
+    check(
+        "#set($l = $util.parseJson('[\"a\",\"b\",\"c\"]'))$l|$l.subList(0, 2)",
+        "[\"a\",\"b\",\"c\"]|[a, b]",
+    );
 }
 
 #[test]
