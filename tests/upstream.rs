@@ -366,6 +366,34 @@ fn raw_backend(
     addr
 }
 
+/// A keep-alive backend on `raw_backend`: each request's path goes to
+/// `serve` (which writes what it likes; false ends the connection); paths
+/// it leaves to the default get `200 answer for {path}`.
+fn keep_alive_backend(
+    serve: impl Fn(&mut std::net::TcpStream, &str) -> Option<bool> + Send + 'static,
+) -> std::net::SocketAddr {
+    use std::io::Write;
+    raw_backend(move |s, first| {
+        let mut head = first.to_owned();
+        loop {
+            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let go_on = serve(s, &path).unwrap_or_else(|| {
+                let body = format!("answer for {path}");
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(reply.as_bytes()).is_ok()
+            });
+            if !go_on {
+                return;
+            }
+            let Some(next) = read_head(s) else { return };
+            head = next;
+        }
+    })
+}
+
 /// A backend that writes its response and closes at once: the data and
 /// its FIN reach the gateway together. A close-delimited body is a whole
 /// response (RFC 9112 6.3), a body cut short a failure: both answered at
@@ -411,25 +439,21 @@ fn a_backend_close_right_after_its_data_is_seen_at_once() {
 #[test]
 fn unasked_bytes_on_a_pooled_connection_never_reach_another_client() {
     use std::io::Write;
-    let addr = raw_backend(|s, first| {
-        let mut head = first.to_owned();
-        loop {
-            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-            let body = format!("answer for {path}");
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            if s.write_all(reply.as_bytes()).is_err() {
-                return;
-            }
-            if path.starts_with("/poison") {
-                std::thread::sleep(Duration::from_millis(300));
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED");
-            }
-            let Some(next) = read_head(s) else { return };
-            head = next;
+    let addr = keep_alive_backend(|s, path| {
+        if !path.starts_with("/poison") {
+            return None;
         }
+        let body = format!("answer for {path}");
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if s.write_all(reply.as_bytes()).is_err() {
+            return Some(false);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED");
+        Some(true)
     });
     let gw = gateway_to(&addr.to_string(), 5_000);
     for method in ["GET", "HEAD", "DELETE"] {
@@ -469,34 +493,20 @@ fn head_to_a_chunked_backend_claims_no_length() {
 #[test]
 fn a_204_that_declares_a_body_is_not_reused() {
     use std::io::Write;
-    let addr = raw_backend(|s, first| {
-        let mut head = first.to_owned();
-        loop {
-            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-            if path.starts_with("/nocontent") {
-                let body = "{\"sent\": \"after a 204, against the rules\"}";
-                let reply = format!(
-                    "HTTP/1.1 204 No Content\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                if s.write_all(reply.as_bytes()).is_err() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(150));
-                let _ = s.write_all(body.as_bytes());
-            } else {
-                let body = format!("answer for {path}");
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                if s.write_all(reply.as_bytes()).is_err() {
-                    return;
-                }
-            }
-            let Some(next) = read_head(s) else { return };
-            head = next;
+    let addr = keep_alive_backend(|s, path| {
+        if !path.starts_with("/nocontent") {
+            return None;
         }
+        let body = "{\"sent\": \"after a 204, against the rules\"}";
+        let reply = format!(
+            "HTTP/1.1 204 No Content\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        if s.write_all(reply.as_bytes()).is_err() {
+            return Some(false);
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        Some(s.write_all(body.as_bytes()).is_ok())
     });
     let gw = gateway_to(&addr.to_string(), 3_000);
     let mut c = RawClient::connect(gw.addr);

@@ -172,6 +172,23 @@ fn new_id(len: usize) -> String {
         .collect()
 }
 
+/// A random id of `len` characters that `taken` does not claim.
+fn fresh_id(len: usize, taken: impl Fn(&str) -> bool) -> String {
+    loop {
+        let id = new_id(len);
+        if !taken(&id) {
+            return id;
+        }
+    }
+}
+
+/// A new REST API's id: unused by the admin API's APIs and the config's.
+fn fresh_api_id(admin: &Admin, state: &AdminState) -> String {
+    fresh_id(10, |id| {
+        state.apis.contains_key(id) || admin.control.has_config_api(id)
+    })
+}
+
 fn not_found_api(id: &str) -> Reply {
     Reply::error(
         404,
@@ -444,10 +461,7 @@ fn import(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let mut id = new_id(10);
-    while state.apis.contains_key(&id) || admin.control.has_config_api(&id) {
-        id = new_id(10);
-    }
+    let id = fresh_api_id(admin, state);
     let rec = RestApiRecord {
         id: id.clone(),
         name: info_str(&doc, "title").unwrap_or_else(|| "imported".to_owned()),
@@ -739,10 +753,7 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
             );
         }
     }
-    let mut dep_id = new_id(6);
-    while state.deployment(id, &dep_id).is_some() {
-        dep_id = new_id(6);
-    }
+    let dep_id = fresh_id(6, |d| state.deployment(id, d).is_some());
     let t = now();
     let dep = DeploymentRecord {
         id: dep_id.clone(),

@@ -14,7 +14,7 @@ use super::super::state::{
     AdminState, ApiKeyRecord, ApiStageRecord, QuotaRecord, Store, ThrottleRecord, UsagePlanRecord,
 };
 use super::super::{Admin, Reply};
-use super::{check_publishable, new_id, now, publish_checked, storage_error};
+use super::{check_publishable, fresh_id, now, publish_checked, storage_error};
 
 /// API Gateway: an API key value is 20 to 128 characters.
 const KEY_VALUE_LEN: std::ops::RangeInclusive<usize> = 20..=128;
@@ -224,10 +224,7 @@ fn new_key(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<ApiKeyRecor
     if state.keys.values().any(|k| k.value == value) || admin.control.has_config_key_value(&value) {
         return Err(conflict("API Key value already exists"));
     }
-    let mut id = new_id(10);
-    while state.keys.contains_key(&id) {
-        id = new_id(10);
-    }
+    let id = fresh_id(10, |k| state.keys.contains_key(k));
     let t = now();
     Ok(ApiKeyRecord {
         id,
@@ -585,10 +582,9 @@ fn new_plan(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<UsagePlanR
     }
     let throttle = limits.throttle()?;
     let quota = limits.quota()?;
-    let mut id = new_id(6);
-    while state.plans.contains_key(&id) || admin.control.has_config_plan(&id) {
-        id = new_id(6);
-    }
+    let id = fresh_id(6, |p| {
+        state.plans.contains_key(p) || admin.control.has_config_plan(p)
+    });
     Ok(UsagePlanRecord {
         id,
         name,

@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::keys::{bad, object, opt_str, patch_ops};
-use super::{api_json, new_id, not_found_api, now, storage_error};
+use super::{api_json, fresh_api_id, not_found_api, now, storage_error};
 use crate::admin::state::{AdminState, RestApiRecord};
 use crate::admin::{Admin, Reply};
 
@@ -171,12 +171,8 @@ fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord
         },
         Some(_) => return Err(bad("Invalid endpointConfiguration: must be an object")),
     };
-    let mut id = new_id(10);
-    while state.apis.contains_key(&id) || admin.control.has_config_api(&id) {
-        id = new_id(10);
-    }
     Ok(RestApiRecord {
-        id,
+        id: fresh_api_id(admin, state),
         name,
         description,
         version,
