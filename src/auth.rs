@@ -139,6 +139,23 @@ pub fn authenticate<'c>(
     ))
 }
 
+/// Whether an `Authorization` value is `Bearer` with one of the gateway's
+/// own tokens: a gateway secret, which is never passed to an integration.
+pub fn is_gateway_bearer(credentials: &[Credential], authorization: &[u8]) -> bool {
+    let Some(token) = std::str::from_utf8(authorization)
+        .ok()
+        .and_then(|a| strip_prefix_ci(a.trim(), "Bearer "))
+    else {
+        return false;
+    };
+    let token = token.trim();
+    credentials.iter().any(|c| {
+        c.token
+            .as_deref()
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    })
+}
+
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)

@@ -98,6 +98,9 @@ pub struct Entry {
     pub body: Bytes,
     /// `limit::clock_ns()` time after which the entry is stale.
     pub expires: u64,
+    /// `limit::clock_ns()` time its fetch began: of two entries for a key
+    /// the later fetch wins.
+    pub fetched: u64,
     /// The request headers the response's `Vary` names (lower case), with
     /// the values the request that fetched it had: the entry answers only
     /// requests with the same values (RFC 9111 §4.1).
@@ -123,16 +126,35 @@ impl Entry {
             headers,
             body: Bytes::copy_from_slice(body),
             expires,
+            fetched: 0,
             vary: Vec::new(),
         }
     }
 
+    /// What an invalidation leaves when its fresh answer is not cached: no
+    /// response, but the time of its fetch, so an older fetch still under
+    /// way does not store its answer over it. A lookup finds a miss.
+    pub fn tombstone(fetched: u64, expires: u64) -> Self {
+        Entry {
+            status: 0,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            expires,
+            fetched,
+            vary: Vec::new(),
+        }
+    }
+
+    pub fn is_tombstone(&self) -> bool {
+        self.status == 0
+    }
+
     /// Whether the entry may answer a request whose header `name` (lower
     /// case) has the value `header(name)`.
-    pub fn varies_with<'h>(&self, header: impl Fn(&str) -> Option<&'h [u8]>) -> bool {
+    pub fn varies_with(&self, header: impl Fn(&str) -> Option<Vec<u8>>) -> bool {
         self.vary
             .iter()
-            .all(|(name, value)| header(name) == value.as_deref())
+            .all(|(name, value)| header(name).as_deref() == value.as_deref())
     }
 
     fn weight(&self) -> u64 {
@@ -197,16 +219,28 @@ struct StagePartition {
     capacity: u64,
     /// The stage's `capacity_bytes` when the partition was made.
     configured: u64,
+    /// `clock_ns()` of the last flush.
+    flushed_at: u64,
 }
 
 /// One shard's cache: a partition per stage.
 #[derive(Default)]
 pub struct ShardCache {
     stages: HashMap<String, StagePartition>,
+    /// The stage caches of the snapshot in force (uid → configured
+    /// capacity), once a snapshot has replaced the first: a request that
+    /// began under an older snapshot cannot bring back a partition the
+    /// new one removed, turned off or resized.
+    live: Option<HashMap<String, u64>>,
 }
 
 impl ShardCache {
-    fn partition(&mut self, stage: &StageCache, shards: usize) -> &mut StagePartition {
+    fn partition(&mut self, stage: &StageCache, shards: usize) -> Option<&mut StagePartition> {
+        if let Some(live) = &self.live {
+            if live.get(&stage.uid) != Some(&stage.capacity_bytes) {
+                return None;
+            }
+        }
         let capacity = (stage.capacity_bytes / shards.max(1) as u64).max(64 * 1024);
         let p = self.stages.entry(stage.uid.clone()).or_insert_with(|| {
             let evictions = Rc::new(Cell::new(0));
@@ -223,17 +257,19 @@ impl ShardCache {
                 misses: 0,
                 capacity,
                 configured: stage.capacity_bytes,
+                flushed_at: 0,
             }
         });
         if p.capacity != capacity {
             p.cache.set_capacity(capacity);
             p.capacity = capacity;
         }
-        p
+        Some(p)
     }
 
     /// A fresh entry for `key` that `usable` accepts (its `Vary`), counting
-    /// a hit or a miss.
+    /// a hit or a miss. A tombstone (an invalidation whose fresh answer was
+    /// not cached) is a miss.
     pub fn get(
         &mut self,
         stage: &StageCache,
@@ -242,9 +278,9 @@ impl ShardCache {
         now: u64,
         usable: impl Fn(&Entry) -> bool,
     ) -> Option<Arc<Entry>> {
-        let p = self.partition(stage, shards);
+        let p = self.partition(stage, shards)?;
         match p.cache.get(key) {
-            Some(e) if e.expires > now && usable(e) => {
+            Some(e) if e.expires > now && !e.is_tombstone() && usable(e) => {
                 p.hits += 1;
                 Some(e.clone())
             }
@@ -264,44 +300,42 @@ impl ShardCache {
         }
     }
 
-    /// Removes `key` from the stage's partition (an invalidation whose
-    /// fresh response is not cached).
-    pub fn remove_by_uid(&mut self, uid: &str, key: &str) {
-        if let Some(p) = self.stages.get_mut(uid) {
-            p.cache.remove(key);
-        }
-    }
-
     /// Keeps only the partitions of `live` stage caches (with their
     /// capacity): a stage removed, or whose cache was turned off, frees its
     /// memory, and one turned on again or resized starts empty, as API
     /// Gateway's cache cluster does.
-    pub fn retain(&mut self, live: &HashMap<&str, u64>) {
+    pub fn retain(&mut self, live: HashMap<String, u64>) {
         self.stages
             .retain(|uid, p| live.get(uid.as_str()).is_some_and(|&c| c == p.configured));
+        self.live = Some(live);
     }
 
-    /// Stores `entry` unless the key holds one from a fetch that started
-    /// later (a larger `expires`: both count their TTL from the start of
-    /// their fetch). So a slow fetch that began before an invalidation does
-    /// not put its older answer back over the invalidation's.
+    /// Stores `entry` unless the key holds one from a fetch that began
+    /// later, or the stage was flushed after this fetch began: a slow fetch
+    /// that started before an invalidation or a flush does not put its
+    /// older answer back.
     pub fn insert(&mut self, stage: &StageCache, shards: usize, key: String, entry: Arc<Entry>) {
         if entry.body.len() > MAX_ENTRY_BYTES {
             return;
         }
-        store_newest(&mut self.partition(stage, shards).cache, key, entry);
+        if let Some(p) = self.partition(stage, shards) {
+            store_newest(p, key, entry);
+        }
     }
 
     /// Inserts by partition name (for entries sent by another shard).
     pub fn insert_by_uid(&mut self, uid: &str, key: String, entry: Arc<Entry>) {
         if let Some(p) = self.stages.get_mut(uid) {
-            store_newest(&mut p.cache, key, entry);
+            store_newest(p, key, entry);
         }
     }
 
-    pub fn flush(&mut self, uid: &str) {
+    /// Empties a stage's partition; fetches that began before `now` are
+    /// not stored afterwards.
+    pub fn flush(&mut self, uid: &str, now: u64) {
         if let Some(p) = self.stages.get_mut(uid) {
             p.cache.clear();
+            p.flushed_at = now;
         }
     }
 
@@ -324,14 +358,15 @@ impl ShardCache {
     }
 }
 
-fn store_newest(cache: &mut Partition, key: String, entry: Arc<Entry>) {
-    if cache
-        .peek(&key)
-        .is_some_and(|old| old.expires > entry.expires)
+fn store_newest(p: &mut StagePartition, key: String, entry: Arc<Entry>) {
+    if entry.fetched < p.flushed_at
+        || p.cache
+            .peek(&key)
+            .is_some_and(|old| old.fetched > entry.fetched)
     {
         return;
     }
-    cache.insert(key, entry);
+    p.cache.insert(key, entry);
 }
 
 /// Builds the cache key. `params` are the method's key parameters with
@@ -411,6 +446,7 @@ mod tests {
             headers: vec![],
             body: Bytes::copy_from_slice(body),
             expires,
+            fetched: 0,
             vary: Vec::new(),
         })
     }
@@ -533,33 +569,49 @@ mod tests {
         let mut e = Entry::new(200, vec![], b"gz", u64::MAX);
         e.vary = vec![("accept-encoding".into(), Some(b"gzip".to_vec()))];
         c.insert(&s, 1, "k".into(), Arc::new(e));
-        let gzip = |n: &str| (n == "accept-encoding").then_some(&b"gzip"[..]);
+        let gzip = |n: &str| (n == "accept-encoding").then(|| b"gzip".to_vec());
         assert!(c.get(&s, 1, "k", 1, |e| e.varies_with(gzip)).is_some());
         assert!(c.get(&s, 1, "k", 1, |e| e.varies_with(|_| None)).is_none());
-        let mut live = HashMap::new();
-        live.insert("a/s", s.capacity_bytes);
-        c.retain(&live);
+        let live = |cap: u64| HashMap::from([("a/s".to_owned(), cap)]);
+        c.retain(live(s.capacity_bytes));
         assert!(c.get(&s, 1, "k", 1, |_| true).is_some(), "kept");
-        live.insert("a/s", s.capacity_bytes * 2);
-        c.retain(&live);
+        c.retain(live(s.capacity_bytes * 2));
         assert!(c.stats().is_empty(), "resized: dropped");
+        // A request of the old snapshot (old capacity) cannot bring it back.
         c.insert(&s, 1, "k".into(), entry(b"v", u64::MAX));
-        c.retain(&HashMap::new());
-        assert!(c.stats().is_empty(), "stage gone: dropped");
-        // A fetch that started earlier (smaller expiry) does not replace a
-        // later one's entry.
-        c.insert(&s, 1, "n".into(), entry(b"new", 200));
-        c.insert(&s, 1, "n".into(), entry(b"old", 100));
-        assert_eq!(
-            c.get(&s, 1, "n", 1, |_| true).unwrap().body,
-            Bytes::from_static(b"new")
-        );
-        c.insert(&s, 1, "n".into(), entry(b"newer", 300));
-        assert_eq!(
-            c.get(&s, 1, "n", 1, |_| true).unwrap().body,
-            Bytes::from_static(b"newer")
-        );
-        c.retain(&HashMap::new());
-        assert!(c.stats().is_empty(), "stage gone: dropped");
+        assert!(c.stats().is_empty(), "recreated by an old request");
+        c.retain(HashMap::new());
+        c.insert(&s, 1, "k".into(), entry(b"v", u64::MAX));
+        assert!(c.stats().is_empty(), "stage gone: recreated");
+    }
+
+    #[test]
+    fn the_latest_fetch_wins() {
+        let mut c = ShardCache::default();
+        let s = stage();
+        let at = |body: &[u8], fetched: u64| {
+            let mut e = Entry::new(200, vec![], body, u64::MAX);
+            e.fetched = fetched;
+            Arc::new(e)
+        };
+        let body = |c: &mut ShardCache| c.get(&s, 1, "n", 1, |_| true).map(|e| e.body.clone());
+        c.insert(&s, 1, "n".into(), at(b"new", 200));
+        c.insert(&s, 1, "n".into(), at(b"old", 100));
+        assert_eq!(body(&mut c), Some(Bytes::from_static(b"new")));
+        c.insert(&s, 1, "n".into(), at(b"newer", 300));
+        assert_eq!(body(&mut c), Some(Bytes::from_static(b"newer")));
+        // A tombstone is a miss, and older fetches do not replace it.
+        c.insert(&s, 1, "n".into(), Arc::new(Entry::tombstone(400, u64::MAX)));
+        assert_eq!(body(&mut c), None);
+        c.insert(&s, 1, "n".into(), at(b"stale", 350));
+        assert_eq!(body(&mut c), None);
+        c.insert(&s, 1, "n".into(), at(b"fresh", 500));
+        assert_eq!(body(&mut c), Some(Bytes::from_static(b"fresh")));
+        // After a flush, fetches that began before it are not stored.
+        c.flush("a/s", 600);
+        c.insert(&s, 1, "n".into(), at(b"pre-flush", 550));
+        assert_eq!(body(&mut c), None);
+        c.insert(&s, 1, "n".into(), at(b"post-flush", 650));
+        assert_eq!(body(&mut c), Some(Bytes::from_static(b"post-flush")));
     }
 }

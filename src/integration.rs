@@ -90,6 +90,19 @@ impl<'a> RequestInfo<'a> {
         self.head.header(name)
     }
 
+    /// A header as the integration may see it: not an `Authorization` that
+    /// carries one of the gateway's credentials (`hide_authorization`).
+    fn integration_header(&self, name: &str) -> Option<Cow<'a, str>> {
+        if self.hides(name.as_bytes()) {
+            return None;
+        }
+        self.header(name)
+    }
+
+    fn hides(&self, name: &[u8]) -> bool {
+        self.hide_authorization && name.eq_ignore_ascii_case(b"authorization")
+    }
+
     /// Evaluates a `requestParameters` source; `None` when it has no value
     /// (API Gateway then leaves the target out).
     pub fn eval(&self, src: &ParamSource) -> Option<Cow<'a, str>> {
@@ -104,12 +117,12 @@ impl<'a> RequestInfo<'a> {
                     .unwrap_or_default();
                 (!all.is_empty()).then(|| Cow::Owned(all.join(",")))
             }
-            ParamSource::Header(n) => self.header(n),
+            ParamSource::Header(n) => self.integration_header(n),
             ParamSource::MultiHeader(n) => {
                 let all: Vec<Cow<'_, str>> = self
                     .head
                     .headers()
-                    .filter(|(h, _)| h.eq_ignore_ascii_case(n.as_bytes()))
+                    .filter(|(h, _)| h.eq_ignore_ascii_case(n.as_bytes()) && !self.hides(h))
                     .map(|(_, v)| String::from_utf8_lossy(v))
                     .collect();
                 (!all.is_empty()).then(|| Cow::Owned(all.join(",")))
@@ -370,8 +383,9 @@ pub struct TemplateData {
 
 impl TemplateData {
     /// A request's query parameters (decoded, in order) and headers, as
-    /// `$input.params()` reads them.
-    pub fn query_and_headers(head: &RequestHead) -> (Pairs, Pairs) {
+    /// `$input.params()` reads them; without `Authorization` when
+    /// `hide_authorization` (a gateway credential).
+    pub fn query_and_headers(head: &RequestHead, hide_authorization: bool) -> (Pairs, Pairs) {
         let query = head
             .query()
             .map(|q| {
@@ -387,6 +401,7 @@ impl TemplateData {
             .unwrap_or_default();
         let headers = head
             .headers()
+            .filter(|(n, _)| !(hide_authorization && n.eq_ignore_ascii_case(b"authorization")))
             .map(|(n, v)| {
                 (
                     String::from_utf8_lossy(n).into_owned(),
@@ -412,7 +427,7 @@ impl TemplateData {
                 .collect(),
             None => Vec::new(),
         };
-        let (query, headers) = TemplateData::query_and_headers(info.head);
+        let (query, headers) = TemplateData::query_and_headers(info.head, info.hide_authorization);
         let mut context = std::collections::BTreeMap::new();
         for (key, var) in [
             ("requestId", ContextVar::RequestId),
@@ -791,7 +806,7 @@ pub fn build_upstream_request(
                 // The gateway's own id is sent below; a client's would
                 // come first and pass for it in the backend's logs.
                 || name.eq_ignore_ascii_case(b"x-amzn-requestid")
-                || (info.hide_authorization && name.eq_ignore_ascii_case(b"authorization"))
+                || info.hides(name)
                 || mapped_header(name)
             {
                 continue;

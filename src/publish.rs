@@ -41,12 +41,12 @@ pub type Mail = (u64, Arc<ShardMsg>);
 /// Work one shard asks of the others.
 #[derive(Debug)]
 pub enum ShardMsg {
-    /// Store this fresh entry, or drop the key when the fresh response is
+    /// Store this fresh entry, or a tombstone when the fresh response is
     /// not cached (an authorized `Cache-Control: max-age=0`).
     CacheReplace {
         uid: String,
         key: String,
-        entry: Option<Arc<crate::cache::Entry>>,
+        entry: Arc<crate::cache::Entry>,
     },
     /// Empty a stage's cache.
     CacheFlush { uid: String },

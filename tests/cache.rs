@@ -615,3 +615,184 @@ fn a_method_ttl_overrides_a_stage_ttl_of_zero() {
         assert_eq!(backend.request_count() - before, calls, "{path}");
     }
 }
+
+/// A slow fetch (1.5 s) of `path` on its own thread; the backend answers
+/// `slow`.
+fn slow_fetch(
+    gw: &Gateway,
+    backend: &Backend,
+    path: &'static str,
+) -> std::thread::JoinHandle<String> {
+    backend.set_mode(Mode::Slow(Duration::from_millis(1500)));
+    let addr = gw.addr;
+    let t = std::thread::spawn(move || get(addr, path).text());
+    std::thread::sleep(Duration::from_millis(300));
+    t
+}
+
+/// What an older fetch still under way finds when it ends: an
+/// invalidation whose fresh answer was an error (a tombstone), or a flush,
+/// came after it began, so its answer is not stored.
+#[test]
+fn older_fetches_lose_to_invalidations_and_flushes() {
+    let backend = Backend::start(fixed("v0"));
+    let gw = cached_gateway(&backend, "");
+    let slow = slow_fetch(&gw, &backend, "/p/items?type=race");
+    backend.set_mode(Mode::Fixed {
+        status: 404,
+        headers: vec![],
+        body: b"gone".to_vec(),
+    });
+    let r = get_with(
+        gw.addr,
+        "/p/items?type=race",
+        &format!("Cache-Control: max-age=0\r\nAuthorization: Bearer {ADMIN_TOKEN}-ro\r\n"),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(slow.join().unwrap(), "slow");
+    backend.set_mode(fixed("after-404"));
+    assert!(
+        bodies(&gw, "/p/items?type=race")
+            .iter()
+            .all(|b| b == "after-404"),
+        "the older fetch's answer came back after the invalidation"
+    );
+
+    let slow = slow_fetch(&gw, &backend, "/p/items?type=flush");
+    let mut c = RawClient::connect(gw.admin.unwrap());
+    let r = c.request(format!("DELETE /restapis/c/stages/p/cache/data HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\n\r\n").as_bytes());
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(slow.join().unwrap(), "slow");
+    backend.set_mode(fixed("after-flush"));
+    assert!(
+        bodies(&gw, "/p/items?type=flush")
+            .iter()
+            .all(|b| b == "after-flush"),
+        "the older fetch's answer came back after the flush"
+    );
+}
+
+/// A fetch under way while a reload turns the cache off does not bring the
+/// stage's partition back: when the cache is on again it starts empty.
+#[test]
+fn a_fetch_across_a_reload_does_not_revive_the_cache() {
+    let backend = Backend::start(fixed("v0"));
+    let gw = cached_gateway(&backend, "");
+    let config = std::fs::read_to_string(gw.config_path()).unwrap();
+    let off = config.replace("cache = { enabled = true", "cache = { enabled = false");
+    assert_ne!(off, config);
+    let slow = slow_fetch(&gw, &backend, "/p/items?type=race");
+    std::fs::write(gw.config_path(), &off).unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(10)));
+    assert_eq!(slow.join().unwrap(), "slow");
+    std::fs::write(gw.config_path(), &config).unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 2, Duration::from_secs(10)));
+    backend.set_mode(fixed("fresh"));
+    assert!(
+        bodies(&gw, "/p/items?type=race")
+            .iter()
+            .all(|b| b == "fresh"),
+        "a fetch of the old configuration refilled the cache"
+    );
+}
+
+/// `Vary` compares a request header's lines combined: `br` plus
+/// `gzip, deflate` is not `gzip, deflate`.
+#[test]
+fn vary_compares_every_line_of_a_header() {
+    let backend = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![("Vary".into(), "Accept-Encoding".into())],
+        body: b"br-body".to_vec(),
+    });
+    let gw = cached_gateway(&backend, "");
+    let mut c = on_one(&gw);
+    req(
+        &mut c,
+        "GET",
+        "/p/items/v",
+        "Accept-Encoding: br\r\nAccept-Encoding: gzip, deflate\r\n",
+    );
+    let before = backend.request_count();
+    req(
+        &mut c,
+        "GET",
+        "/p/items/v",
+        "Accept-Encoding: gzip, deflate\r\n",
+    );
+    assert_eq!(
+        backend.request_count(),
+        before + 1,
+        "served another variant"
+    );
+    req(
+        &mut c,
+        "GET",
+        "/p/items/v",
+        "Accept-Encoding: gzip, deflate\r\n",
+    );
+    assert_eq!(
+        backend.request_count(),
+        before + 1,
+        "its own variant is cached"
+    );
+}
+
+/// The gateway's own bearer tokens never reach an integration: not through
+/// the proxied headers, a `requestParameters` mapping or a template, with or
+/// without a cache invalidation; another bearer token does.
+#[test]
+fn gateway_tokens_stay_with_the_gateway() {
+    let backend = Backend::start(Mode::Echo);
+    let uri = format!("http://{}", backend.addr);
+    let paths = format!(
+        r#"{{"/proxy": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "GET", "uri": "{uri}/proxy",
+              "requestParameters": {{"integration.request.header.X-Client-Auth": "method.request.header.Authorization"}}}}}}}},
+            "/mapped": {{"get": {{"parameters": [{{"name": "Authorization", "in": "header"}}], "x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "POST", "uri": "{uri}/mapped",
+              "requestParameters": {{"integration.request.header.Authorization": "method.request.header.Authorization"}},
+              "requestTemplates": {{"application/json": "{{\"auth\": \"$input.params('Authorization')\", \"all\": \"$input.params().header\"}}"}},
+              "responses": {{"default": {{"statusCode": "200"}}}}}}}}}}}}"#
+    );
+    let gw = Gateway::builder()
+        .api("c", &swagger(&paths))
+        .default_api("c")
+        .admin()
+        .extra("[[stages]]\napi = \"c\"\nname = \"p\"\ncache = { enabled = true }\n[[stages]]\napi = \"c\"\nname = \"n\"\n")
+        .start();
+    // Stage n has no cache (every request reaches the backend); on stage
+    // p an authorized invalidation does.
+    get_with(
+        gw.addr,
+        "/n/mapped",
+        "Authorization: Bearer backend-token\r\n",
+    );
+    assert_eq!(
+        backend.last().header("authorization"),
+        Some("Bearer backend-token")
+    );
+    assert!(String::from_utf8_lossy(&backend.last().body).contains("Bearer backend-token"));
+    for token in [ADMIN_TOKEN.to_owned(), format!("{ADMIN_TOKEN}-ro")] {
+        for extra in ["", "Cache-Control: max-age=0\r\n"] {
+            for path in ["/p/proxy", "/p/mapped", "/n/proxy", "/n/mapped"] {
+                let r = get_with(
+                    gw.addr,
+                    path,
+                    &format!("{extra}Authorization: Bearer {token}\r\n"),
+                );
+                assert_eq!(r.status, 200, "{path}: {}", r.text());
+                let seen = backend.last();
+                assert!(
+                    !format!("{seen:?}").contains(ADMIN_TOKEN),
+                    "{path} {extra:?}: the backend saw the gateway token: {seen:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        backend.request_count() >= 2 + 8,
+        "{}",
+        backend.request_count()
+    );
+}

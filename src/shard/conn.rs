@@ -652,7 +652,12 @@ impl Conn {
             body: &no_body,
             client_cert: client_cert.as_deref(),
             api_key: None,
-            hide_authorization: false,
+            // A gateway bearer token (admin, cache invalidation) is the
+            // gateway's secret: no integration sees it.
+            hide_authorization: !snap.credentials.is_empty()
+                && head
+                    .header("authorization")
+                    .is_some_and(|a| crate::auth::is_gateway_bearer(&snap.credentials, a)),
             cache_fetch: false,
         };
         let responses = stage.map_or(&snap.builtin_responses, |s| &s.responses);
@@ -876,7 +881,7 @@ impl Conn {
             false
         };
         let shards = self.shard.shards;
-        let usable = |e: &crate::cache::Entry| e.varies_with(|name| info.head.header(name));
+        let usable = |e: &crate::cache::Entry| e.varies_with(|name| joined_header(info.head, name));
         if !invalidate {
             let now = crate::limit::clock_ns();
             if let Some(hit) = self
@@ -911,29 +916,34 @@ impl Conn {
         let _leader = Pending::claim(&self.shard, &key);
         let started = crate::limit::clock_ns();
         let mut fetch = *info;
-        fetch.hide_authorization = hide_authorization;
+        fetch.hide_authorization |= hide_authorization;
         fetch.cache_fetch = true;
         let produced = self
             .integrate(snap, &fetch, stage, integration, method_id)
             .await;
+        let expires = started + mc.ttl.as_nanos() as u64;
         let entry = match &produced {
-            Ok(Produced::Full(reply)) => {
-                reply.cache_entry(info.head, started + mc.ttl.as_nanos() as u64)
-            }
+            Ok(Produced::Full(reply)) => reply.cache_entry(info.head, started, expires),
             _ => None,
+        };
+        // An invalidation whose fresh answer is not cached leaves a
+        // tombstone: the old entry must not outlive it, nor an older fetch
+        // still under way store its answer afterwards.
+        let entry = match entry {
+            None if invalidate => Some(std::sync::Arc::new(crate::cache::Entry::tombstone(
+                started, expires,
+            ))),
+            e => e,
         };
         if let Some(entry) = &entry {
             self.shard
                 .cache
                 .borrow_mut()
                 .insert(sc, shards, key.clone(), entry.clone());
-        } else if invalidate {
-            self.shard.cache.borrow_mut().remove_by_uid(&sc.uid, &key);
         }
-        if invalidate {
-            // Every shard stores the fresh entry (or drops the key, when
-            // the fresh response is not cached: the old one must not
-            // outlive an invalidation) before we answer.
+        if let (true, Some(entry)) = (invalidate, entry) {
+            // Every shard stores the fresh entry (or the tombstone) before
+            // we answer.
             let publisher = self.shard.publisher.clone();
             let seq = publisher.post(
                 crate::publish::ShardMsg::CacheReplace {
@@ -1810,10 +1820,11 @@ impl Reply {
     /// 2xx response (not a 206 part) up to 1 MiB, without `Set-Cookie` (a
     /// client's session is not replayed to others) and without `Vary: *`;
     /// the request headers a `Vary` names are kept with it.
-    /// `expires`: the fetch's start plus the TTL.
+    /// `fetched`: when the fetch began; `expires`: that plus the TTL.
     fn cache_entry(
         &self,
         request: &RequestHead,
+        fetched: u64,
         expires: u64,
     ) -> Option<std::sync::Arc<crate::cache::Entry>> {
         if !(200..300).contains(&self.status)
@@ -1837,7 +1848,7 @@ impl Reply {
                         continue;
                     }
                     let lower = String::from_utf8_lossy(field).to_ascii_lowercase();
-                    let got = request.header(&lower).map(<[u8]>::to_vec);
+                    let got = joined_header(request, &lower);
                     vary.push((lower, got));
                 }
             }
@@ -1845,6 +1856,7 @@ impl Reply {
         let mut entry =
             crate::cache::Entry::new(self.status, self.cacheable_headers(), &self.body, expires);
         entry.vary = vary;
+        entry.fetched = fetched;
         Some(std::sync::Arc::new(entry))
     }
 
@@ -1906,6 +1918,25 @@ impl Drop for Pending {
         }
         self.sem.close();
     }
+}
+
+/// A request header's lines combined (`, `), as RFC 9111 §4.1 compares
+/// the headers a `Vary` names.
+fn joined_header(head: &RequestHead, name: &str) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    for (_, v) in head
+        .headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+    {
+        match &mut out {
+            None => out = Some(v.to_vec()),
+            Some(o) => {
+                o.extend_from_slice(b", ");
+                o.extend_from_slice(v);
+            }
+        }
+    }
+    out
 }
 
 /// `Cache-Control: max-age=0`, also as `max-age="0"` or `max-age=00`

@@ -364,17 +364,16 @@ async fn shard_main(
                 // Stage caches that are gone, off (no method cached), or
                 // resized free their memory (and never serve their old
                 // entries again).
-                let live: std::collections::HashMap<&str, u64> = snap
+                let live: std::collections::HashMap<String, u64> = snap
                     .apis
                     .iter()
                     .flat_map(|a| a.stages.iter())
                     // A stage cache that caches no method is off.
                     .filter(|s| s.method_cache.iter().any(Option::is_some))
                     .filter_map(|s| s.cache.as_ref())
-                    .map(|c| (c.uid.as_str(), c.capacity_bytes))
+                    .map(|c| (c.uid.clone(), c.capacity_bytes))
                     .collect();
-                house.cache.borrow_mut().retain(&live);
-                drop(live);
+                house.cache.borrow_mut().retain(live);
                 *house.snapshot.borrow_mut() = Rc::new(snap);
                 seen = g;
                 publisher.ack(index, g);
@@ -384,11 +383,10 @@ async fn shard_main(
                 let mut cache = house.cache.borrow_mut();
                 for (_, msg) in &mail {
                     match msg.as_ref() {
-                        ShardMsg::CacheReplace { uid, key, entry } => match entry {
-                            Some(entry) => cache.insert_by_uid(uid, key.clone(), entry.clone()),
-                            None => cache.remove_by_uid(uid, key),
-                        },
-                        ShardMsg::CacheFlush { uid } => cache.flush(uid),
+                        ShardMsg::CacheReplace { uid, key, entry } => {
+                            cache.insert_by_uid(uid, key.clone(), entry.clone())
+                        }
+                        ShardMsg::CacheFlush { uid } => cache.flush(uid, crate::limit::clock_ns()),
                         ShardMsg::Metrics { reply } => {
                             drop(cache);
                             let _ = reply.0.set(house.report());

@@ -160,7 +160,7 @@ impl EventValues<'_> {
     fn render(&self, t: &vtl::Template, body: &[u8]) -> Result<String, String> {
         let (query, headers) = self
             .upgrade
-            .map(crate::integration::TemplateData::query_and_headers)
+            .map(|h| crate::integration::TemplateData::query_and_headers(h, false))
             .unwrap_or_default();
         let input = vtl::Input {
             body,
