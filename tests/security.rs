@@ -269,6 +269,35 @@ fn absolute_form_targets_do_not_choose_the_backend() {
     assert_eq!(decoy.connection_count(), 0, "the decoy host was contacted");
 }
 
+/// Dot segments (`..`, `.`, percent-encoded, behind an encoded slash) are
+/// refused with 400 and never forwarded: a backend that resolves them
+/// would serve another route's resource (`/prod/public/../admin`), past the
+/// route's own authorization. Ordinary dots pass.
+#[test]
+fn dot_segments_are_refused_not_forwarded() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = proxy_gateway(&backend);
+    for path in [
+        "/prod/public/../admin/secret",
+        "/prod/public/./x",
+        "/prod/public/%2e%2e/admin",
+        "/prod/public/%2E%2e/admin",
+        "/prod/public/..%2Fadmin",
+        "/prod/public/..%5cadmin",
+        "/prod/..",
+    ] {
+        let mut c = RawClient::connect(gw.addr);
+        let r = c.request(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        assert_eq!(r.status, 400, "{path}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(backend.request_count(), 0, "a dot segment was forwarded");
+    let r = RawClient::connect(gw.addr)
+        .request(b"GET /prod/files/v1.2/a.json/...x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(backend.last().target, "/files/v1.2/a.json/...x");
+}
+
 /// Percent-encoded CR LF in the path, the query and mapped values never
 /// becomes a header line, towards the backend or in the response.
 #[test]

@@ -473,7 +473,29 @@ fn split_target(target: &[u8], base: u32) -> Result<(Span, Option<Span>, Option<
     if rest.contains(&b'#') {
         return Err(HeadError::BadRequest("fragment in request-target"));
     }
+    if has_dot_segment(&rest[..path_len]) {
+        return Err(HeadError::BadRequest("dot segment in path"));
+    }
     Ok((path, query, authority))
+}
+
+/// Whether a path has a `.` or `..` segment, also percent-encoded (`%2e`,
+/// RFC 3986 §6.2.2.2) or behind an encoded slash (`..%2F`, `%5C`). Routes
+/// and authorization see the path as sent, and a backend that resolves dot
+/// segments would serve another route's resource (`/public/../admin`), so
+/// such a request is refused (400) instead of forwarded. Clients remove
+/// dot segments themselves (RFC 3986 §5.2.4); only a crafted request has
+/// them. Costs nothing on paths without `.` or `%`.
+pub fn has_dot_segment(path: &[u8]) -> bool {
+    if !path.iter().any(|&b| b == b'.' || b == b'%') {
+        return false;
+    }
+    path.split(|&b| b == b'/').any(|segment| {
+        let decoded = crate::http::query::decode_path(segment);
+        decoded
+            .split(['/', '\\'])
+            .any(|piece| piece == "." || piece == "..")
+    })
 }
 
 fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
@@ -635,6 +657,35 @@ mod tests {
             Err(e) => e.status(),
             Ok(Parsed::Partial) => 0,
             Ok(Parsed::Complete(..)) => 200,
+        }
+    }
+
+    #[test]
+    fn dot_segments() {
+        for bad in [
+            &b"/a/../b"[..],
+            b"/a/./b",
+            b"/..",
+            b"/a/%2e%2e/b",
+            b"/a/%2E./b",
+            b"/a/..%2Fb",
+            b"/a/%2e%2e%2fb",
+            b"/a/..%5cb",
+            b"/a/.",
+        ] {
+            assert!(has_dot_segment(bad), "{}", String::from_utf8_lossy(bad));
+        }
+        for good in [
+            &b"/a/b"[..],
+            b"/a/v1.2/b.json",
+            b"/a/...",
+            b"/a/..b",
+            b"/a/.hidden",
+            b"/a/%2e%2e%2e",
+            b"/a%20b",
+            b"",
+        ] {
+            assert!(!has_dot_segment(good), "{}", String::from_utf8_lossy(good));
         }
     }
 
