@@ -39,6 +39,18 @@ pub struct RouteMatch<'a> {
     pub captures: Captures,
 }
 
+/// Whether a mapping (`requestParameters` or a template override) may set
+/// this request header: not the framing and connection headers the gateway
+/// writes itself (RFC 9112 §6.1, §7.6.1; a mapped `Transfer-Encoding` or
+/// `Content-Length` next to the gateway's own would desynchronise the
+/// pooled backend connection), nor `Host` (written once, above), nor
+/// `Expect`.
+pub fn may_map_header(name: &[u8]) -> bool {
+    !(is_hop_by_hop(name)
+        || name.eq_ignore_ascii_case(b"host")
+        || name.eq_ignore_ascii_case(b"expect"))
+}
+
 /// Everything known about a request, for mappings and templates.
 #[derive(Clone, Copy)]
 pub struct RequestInfo<'a> {
@@ -778,7 +790,34 @@ pub fn build_upstream_request(
         encode_component(v, out);
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    write_header(out, b"Host", binding.host_header.as_bytes());
+    // A mapped `Host` (a template override, else `requestParameters`)
+    // replaces the integration's: one Host field (RFC 9112 §3.2).
+    let mapped_host: Option<String> = overrides
+        .request_headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.clone())
+        .or_else(|| {
+            integration
+                .request_parameters
+                .iter()
+                .find_map(|(t, src)| match t {
+                    ParamTarget::Header(n) if n.eq_ignore_ascii_case("host") => {
+                        info.eval(src).map(Cow::into_owned)
+                    }
+                    _ => None,
+                })
+        })
+        .map(|v| v.chars().filter(|c| !c.is_control()).collect::<String>())
+        .filter(|v| !v.is_empty());
+    write_header(
+        out,
+        b"Host",
+        mapped_host
+            .as_deref()
+            .unwrap_or(binding.host_header.as_str())
+            .as_bytes(),
+    );
 
     let mapped_header = |name: &[u8]| {
         integration.request_parameters.iter().any(
@@ -855,12 +894,17 @@ pub fn build_upstream_request(
             .collect()
     };
     for (name, v) in &overrides.request_headers {
-        if crate::config::swagger::is_token(name) && !is_hop_by_hop(name.as_bytes()) {
+        if crate::config::swagger::is_token(name) && may_map_header(name.as_bytes()) {
             write_header(out, name.as_bytes(), clean(v).as_bytes());
         }
     }
     for (target, src) in &integration.request_parameters {
         if let ParamTarget::Header(name) = target {
+            // The gateway owns framing and the connection (and wrote
+            // Host above); `check` refuses or warns about such mappings.
+            if !may_map_header(name.as_bytes()) {
+                continue;
+            }
             if overrides
                 .request_headers
                 .iter()

@@ -659,3 +659,83 @@ fn http_proxy_mapped_query_names_are_not_sent_twice() {
     assert_eq!(r.status, 200);
     assert_eq!(backend.last().target, "/p?x=1&y=%20&k=fixed");
 }
+
+/// A mapped `Host` (from `requestParameters` or a template override)
+/// replaces the integration's: the backend gets one Host. Mappings onto
+/// connection headers are not sent (the gateway owns the connection), and
+/// mappings onto `Content-Length` / `Transfer-Encoding` do not load.
+#[test]
+fn mapped_host_replaces_and_connection_headers_stay_with_the_gateway() {
+    let backend = Backend::start(Mode::Echo);
+    let uri = format!("http://{}", backend.addr);
+    let paths = format!(
+        r##"{{"/host": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "GET", "uri": "{uri}/host",
+              "requestParameters": {{"integration.request.header.Host": "method.request.header.X-Host",
+                                     "integration.request.header.Connection": "method.request.header.X-Conn",
+                                     "integration.request.header.Upgrade": "'websocket'",
+                                     "integration.request.header.Expect": "'100-continue'"}}}}}}}},
+            "/tmpl": {{"post": {{"x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "POST", "uri": "{uri}/tmpl",
+              "requestTemplates": {{"application/json": "#set($context.requestOverride.header.Host = 'virtual.example')#set($context.requestOverride.header.Connection = 'close'){{}}"}},
+              "responses": {{"default": {{"statusCode": "200"}}}}}}}}}}}}"##
+    );
+    let gw = prod_gateway(&paths, Some(&backend));
+    let r = get_with(
+        gw.addr,
+        "/prod/host",
+        "X-Host: internal.example\r\nX-Conn: close\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = backend.last();
+    assert_eq!(seen.header_count("host"), 1, "{seen:?}");
+    assert_eq!(seen.header("host"), Some("internal.example"));
+    for h in ["upgrade", "expect"] {
+        assert_eq!(seen.header(h), None, "{h} reached the backend: {seen:?}");
+    }
+    assert_ne!(seen.header("connection"), Some("close"), "{seen:?}");
+    // Without the client header the integration's Host stands.
+    get(gw.addr, "/prod/host");
+    assert_eq!(
+        backend.last().header("host"),
+        Some(backend.addr.to_string().as_str())
+    );
+    let r = send(
+        gw.addr,
+        "POST",
+        "/prod/tmpl",
+        "Content-Type: application/json\r\n",
+        b"{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = backend.last();
+    assert_eq!(seen.header_count("host"), 1, "{seen:?}");
+    assert_eq!(seen.header("host"), Some("virtual.example"));
+
+    // Framing headers cannot be mapped: an error naming the path.
+    let bad = format!(
+        r#"{{"/te": {{"post": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "POST", "uri": "{uri}/te",
+              "requestParameters": {{"integration.request.header.Transfer-Encoding": "method.request.header.X-Te",
+                                     "integration.request.header.content-length": "'0'"}}}}}}}}}}"#
+    );
+    let cfg = Gateway::builder()
+        .api("t", &swagger(&bad))
+        .stage("t", "prod", &[]);
+    let (_dir, path) = cfg.write();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    for h in ["Transfer-Encoding", "content-length"] {
+        assert!(
+            all.contains(&format!(
+                "requestParameters.integration.request.header.{h}: {h} cannot be mapped"
+            )),
+            "{h}: {all}"
+        );
+    }
+}

@@ -636,6 +636,27 @@ fn compile_integration(
                     continue;
                 }
             };
+            if let ParamTarget::Header(h) = &target {
+                let lower = h.to_ascii_lowercase();
+                if lower == "content-length" || lower == "transfer-encoding" {
+                    // API Gateway fails every such request ("header
+                    // already present", 500); a second framing header would
+                    // desynchronise the backend connection.
+                    diags.error(
+                        file,
+                        &kp,
+                        format!("{h} cannot be mapped: the gateway frames the integration request itself"),
+                    );
+                    continue;
+                }
+                if !crate::integration::may_map_header(h.as_bytes()) && lower != "host" {
+                    diags.warn(
+                        file,
+                        &kp,
+                        format!("{h} is a connection header the gateway manages; the mapping is not sent"),
+                    );
+                }
+            }
             let Some(src) = v.as_str() else {
                 diags.error(file, &kp, "must be a string");
                 continue;
