@@ -521,3 +521,46 @@ fn a_204_that_declares_a_body_is_not_reused() {
         );
     }
 }
+
+/// Backend response heads the gateway must not pass on as they are: its own
+/// `x-amzn-RequestId` / `x-amzn-ErrorType` (kept remapped, never next to
+/// the gateway's), a transfer coding other than chunked (an integration
+/// failure: the body would reach the client still coded), and
+/// Transfer-Encoding in HTTP/1.0 (decoded, then the connection is closed).
+#[test]
+fn backend_heads_that_are_not_passed_on_as_they_are() {
+    use std::io::Write;
+    let addr = keep_alive_backend(|s, path| {
+        let reply: &[u8] = match path {
+            "/ids" => b"HTTP/1.1 200 OK\r\nx-amzn-RequestId: spoofed\r\nx-amzn-ErrorType: Spoof\r\nContent-Length: 2\r\n\r\nok",
+            "/gzip" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            "/old" => b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nold\r\n0\r\n\r\n",
+            _ => return None,
+        };
+        Some(s.write_all(reply).is_ok())
+    });
+    let gw = gateway_to(&addr.to_string(), 3_000);
+    let r = get(gw.addr, "/prod/ids");
+    assert_eq!(r.status, 200);
+    let ids: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("x-amzn-requestid"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(ids.len(), 1, "{:?}", r.headers);
+    assert_ne!(ids[0], "spoofed");
+    assert_eq!(
+        r.header("x-amzn-Remapped-x-amzn-RequestId"),
+        Some("spoofed")
+    );
+    assert_eq!(r.header("x-amzn-ErrorType"), None);
+    assert_eq!(r.header("x-amzn-Remapped-x-amzn-ErrorType"), Some("Spoof"));
+    let r = get(gw.addr, "/prod/gzip");
+    assert_eq!(r.status, 504, "{}", r.text());
+    let mut c = RawClient::connect(gw.addr);
+    for _ in 0..3 {
+        let r = c.request(b"GET /prod/old HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((r.status, r.text()), (200, "old".to_owned()));
+    }
+}

@@ -271,11 +271,19 @@ pub fn parse_upstream_head(
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             te_seen = true;
-            let last = value
-                .split(|&b| b == b',')
-                .map(trim_ows)
-                .rfind(|c| !c.is_empty());
-            chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+            // Only `chunked` is decoded here: a body in another transfer
+            // coding (`gzip, chunked`) would reach the client still coded
+            // and unlabelled (transfer codings are hop-by-hop, RFC 9112
+            // §7), so such a response is an integration failure.
+            for coding in value.split(|&b| b == b',').map(trim_ows) {
+                if coding.is_empty() {
+                    continue;
+                }
+                if !coding.eq_ignore_ascii_case(b"chunked") {
+                    return Err(UpstreamHeadError::Malformed);
+                }
+                chunked = true;
+            }
         } else if name.eq_ignore_ascii_case(b"content-type") {
             has_content_type = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
@@ -323,9 +331,11 @@ pub fn parse_upstream_head(
     // bytes that would be read as the next response on this connection.
     // (A 304's Content-Length describes the representation, not a body.)
     let body_declared_on_204 = status == 204 && (te_seen || content_length.is_some_and(|n| n > 0));
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message, or next to
+    // a Content-Length, means faulty framing: close after this message.
     let keep_alive = !(conn_close
         || framing == ResponseFraming::UntilClose
-        || (te_seen && content_length.is_some())
+        || (te_seen && (content_length.is_some() || minor == 0))
         || body_declared_on_204);
     Ok(ParsedResponse::Complete(
         UpstreamHead {
@@ -500,10 +510,11 @@ mod tests {
                 ResponseFraming::Length(5),
                 true,
             ),
+            // HTTP/1.0 with Transfer-Encoding: decoded, then closed.
             (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n",
                 false,
-                ResponseFraming::UntilClose,
+                ResponseFraming::Chunked,
                 false,
             ),
             (
@@ -513,6 +524,19 @@ mod tests {
                 false,
             ),
         ];
+        // A transfer coding other than chunked is not decoded here: an
+        // integration failure, not coded bytes passed on unlabelled.
+        for input in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+        ] {
+            assert!(
+                head(input, false).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
         for (input, was_head, framing, keep_alive) in cases {
             let h = head(input, *was_head).unwrap();
             assert_eq!(h.framing, *framing, "{:?}", String::from_utf8_lossy(input));

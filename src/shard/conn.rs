@@ -1776,6 +1776,15 @@ impl<'a> Iterator for HeadersIter<'a> {
                         if name.eq_ignore_ascii_case(b"server") {
                             return Some((b"x-amzn-Remapped-Server", value));
                         }
+                        // The gateway's own request id and error type are
+                        // the ones under these names: a backend's are kept
+                        // remapped, never next to them.
+                        if name.eq_ignore_ascii_case(b"x-amzn-requestid") {
+                            return Some((b"x-amzn-Remapped-x-amzn-RequestId", value));
+                        }
+                        if name.eq_ignore_ascii_case(b"x-amzn-errortype") {
+                            return Some((b"x-amzn-Remapped-x-amzn-ErrorType", value));
+                        }
                         (name, value)
                     }
                     None if *add_type => {
