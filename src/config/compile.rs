@@ -1018,6 +1018,15 @@ pub(super) fn bind_uri(
     // A stage variable may carry a scheme (`http://host:port`) and even a
     // path prefix; API Gateway users write both.
     let (authority, extra_path, scheme) = normalise_authority(&authority)?;
+    // An `https://` written in the URI is not downgraded by a variable that
+    // carries `http://` (stage variables change through the admin API
+    // without touching the integration); API Gateway would see
+    // `https://http://...`, not a valid endpoint, either.
+    if uri.https && scheme == Some(false) {
+        return Err(format!(
+            "the URI says https:// but the stage variable gives `http://{authority}`: TLS is not turned off by a stage variable"
+        ));
+    }
     let https = scheme.unwrap_or(uri.https);
     let (host, port) = split_host_port(&authority)
         .ok_or_else(|| format!("`{authority}` is not a valid host[:port]"))?;
@@ -1754,6 +1763,26 @@ mod tests {
         assert_eq!(b.query, vec![UriPart::Text("k=1".into())]);
         let missing = bind_uri(&uri, &BTreeMap::new(), &hosts, &mut targets, &mut index);
         assert!(missing.unwrap_err().contains("backend"));
+    }
+
+    /// A stage variable may carry a scheme, but not turn a written
+    /// `https://` into plain HTTP.
+    #[test]
+    fn a_stage_variable_does_not_downgrade_https() {
+        let bind = |uri: &str, v: &str| {
+            let uri = super::super::swagger::parse_uri_template(uri).unwrap();
+            let vars = BTreeMap::from([("v".to_owned(), v.to_owned())]);
+            let (mut targets, mut index) = (Vec::new(), HashMap::new());
+            bind_uri(&uri, &vars, &HashMap::new(), &mut targets, &mut index)
+                .map(|b| targets[b.target as usize].tls.is_some())
+        };
+        assert!(bind("https://${stageVariables.v}/x", "http://h:80")
+            .unwrap_err()
+            .contains("https"));
+        assert_eq!(bind("https://${stageVariables.v}/x", "h:8443"), Ok(true));
+        assert_eq!(bind("https://${stageVariables.v}/x", "https://h"), Ok(true));
+        assert_eq!(bind("http://${stageVariables.v}/x", "https://h"), Ok(true));
+        assert_eq!(bind("http://${stageVariables.v}/x", "http://h"), Ok(false));
     }
 
     /// `http://${stageVariables.url}`, the AWS guide's "full URI without
