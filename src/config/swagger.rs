@@ -1362,6 +1362,21 @@ pub fn parse_uri_template(uri: &str) -> Result<UriTemplate, String> {
     if authority.iter().any(|p| matches!(p, TplPart::Param(_))) {
         return Err("path parameters cannot be used in the host of an integration URI".to_owned());
     }
+    // A host written out (no stage variable) is checked now: an invalid
+    // one is an error of the document, not a 500 in every stage.
+    if let [TplPart::Text(a)] = authority.as_slice() {
+        if a.contains('@') {
+            return Err(format!(
+                "`{a}`: an integration URI cannot carry user information (`user@`)"
+            ));
+        }
+        match crate::config::compile::split_host_port(a) {
+            Some((_, Some(0))) | None => {
+                return Err(format!("`{a}` is not a valid host[:port]"));
+            }
+            Some(_) => {}
+        }
+    }
     let path_text = &rest[auth_end..path_end];
     let mut path = parse_parts(if path_text.is_empty() { "/" } else { path_text })?;
     if path.is_empty() {
@@ -1514,8 +1529,25 @@ mod tests {
             "http://h/a b",
             "http://h/{",
             "arn:aws:apigateway:us-east-1:lambda:path/x",
+            // A host written out is checked at load.
+            "http://127.0.0.1:99999/x",
+            "http://127.0.0.1:/x",
+            "http://:80/x",
+            "http://127.0.0.1:80x/x",
+            "http://user:pw@127.0.0.1:1/x",
+            "http://127.0.0.1:0/x",
+            "http://[::1/x",
         ] {
             assert!(parse_uri_template(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "http://[::1]:8080/x",
+            "https://h.example/x",
+            "http://${stageVariables.u}/x",
+            "http://${stageVariables.h}:8080/x",
+            "http://api_v2.internal:1/x",
+        ] {
+            assert!(parse_uri_template(good).is_ok(), "{good}");
         }
     }
 
