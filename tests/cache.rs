@@ -762,7 +762,18 @@ fn gateway_tokens_stay_with_the_gateway() {
         .extra("[[stages]]\napi = \"c\"\nname = \"p\"\ncache = { enabled = true }\n[[stages]]\napi = \"c\"\nname = \"n\"\n")
         .start();
     // Stage n has no cache (every request reaches the backend); on stage
-    // p an authorized invalidation does.
+    // p an authorized invalidation does. A gateway token next to another
+    // Authorization line is still hidden.
+    get_with(
+        gw.addr,
+        "/n/proxy",
+        &format!("Authorization: Bearer {ADMIN_TOKEN}\r\nAuthorization: Bearer other\r\n"),
+    );
+    assert!(
+        !format!("{:?}", backend.last()).contains(ADMIN_TOKEN),
+        "{:?}",
+        backend.last()
+    );
     get_with(
         gw.addr,
         "/n/mapped",

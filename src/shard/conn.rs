@@ -655,9 +655,10 @@ impl Conn {
             // A gateway bearer token (admin, cache invalidation) is the
             // gateway's secret: no integration sees it.
             hide_authorization: !snap.credentials.is_empty()
-                && head
-                    .header("authorization")
-                    .is_some_and(|a| crate::auth::is_gateway_bearer(&snap.credentials, a)),
+                && head.headers().any(|(n, v)| {
+                    n.eq_ignore_ascii_case(b"authorization")
+                        && crate::auth::is_gateway_bearer(&snap.credentials, v)
+                }),
             cache_fetch: false,
         };
         let responses = stage.map_or(&snap.builtin_responses, |s| &s.responses);
