@@ -68,6 +68,15 @@ fn connect(gw: &Gateway) -> Result<(Client, String), tungstenite::Error> {
 /// A WebSocket client for the API named by `host`, stage `prod`; the
 /// connection id from the 101.
 fn connect_to(gw: &Gateway, host: &str) -> Result<(Client, String), tungstenite::Error> {
+    connect_with_auth(gw, host, "Bearer xyz")
+}
+
+/// `connect_to` with this `Authorization`.
+fn connect_with_auth(
+    gw: &Gateway,
+    host: &str,
+    authorization: &str,
+) -> Result<(Client, String), tungstenite::Error> {
     let stream = TcpStream::connect(gw.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -76,7 +85,7 @@ fn connect_to(gw: &Gateway, host: &str) -> Result<(Client, String), tungstenite:
         .uri(format!("ws://{}/prod?token=t0k%21", gw.addr))
         .header("Host", host)
         .header("User-Agent", "tollgate-test/1")
-        .header("Authorization", "Bearer xyz")
+        .header("Authorization", authorization)
         .header("Connection", "Upgrade")
         .header("Upgrade", "websocket")
         .header("Sec-WebSocket-Version", "13")
@@ -383,6 +392,21 @@ integration = { type = "mock", request_templates = { "$default" = '''#if($input.
         Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
         other => panic!("expected 403, got {:?}", other.map(|(_, id)| id)),
     }
+    // A gateway bearer token on the upgrade is the gateway's: neither a
+    // `$connect` mapping nor its backend sees it.
+    let (_ws, _) = connect_with_auth(
+        &gw,
+        "chat.execute-api.local",
+        "Bearer pusher-token-0123456789",
+    )
+    .expect("chat lets in");
+    let seen = backend
+        .recorded()
+        .into_iter()
+        .rfind(|r| r.target.starts_with("/connect"))
+        .expect("$connect called");
+    assert!(!format!("{seen:?}").contains("pusher-token"), "{seen:?}");
+    assert_eq!(seen.header("x-token"), Some("t0k!"));
 }
 
 fn call(

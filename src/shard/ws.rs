@@ -115,6 +115,9 @@ struct EventValues<'a> {
     /// The upgrade request (`$connect` only): `$input.params()` of a
     /// `$connect` template reads its headers and query string.
     upgrade: Option<&'a RequestHead>,
+    /// The upgrade's `Authorization` carries one of the gateway's bearer
+    /// tokens: templates and mappings do not see it.
+    hide_authorization: bool,
     /// Built when a template or a request parameter first asks (an echo
     /// route never does).
     context: OnceCell<BTreeMap<String, String>>,
@@ -160,7 +163,9 @@ impl EventValues<'_> {
     fn render(&self, t: &vtl::Template, body: &[u8]) -> Result<String, String> {
         let (query, headers) = self
             .upgrade
-            .map(|h| crate::integration::TemplateData::query_and_headers(h, false))
+            .map(|h| {
+                crate::integration::TemplateData::query_and_headers(h, self.hide_authorization)
+            })
             .unwrap_or_default();
         let input = vtl::Input {
             body,
@@ -203,6 +208,11 @@ fn mapped_parameters(
     let mut out = Vec::with_capacity(mapping.len());
     for (target, source) in mapping {
         let value = match source {
+            WsParamSource::Header(n)
+                if values.hide_authorization && n.eq_ignore_ascii_case("authorization") =>
+            {
+                None
+            }
             WsParamSource::Header(n) => upgrade
                 .and_then(|h| h.header(n))
                 .map(|v| String::from_utf8_lossy(v).into_owned()),
@@ -258,6 +268,13 @@ async fn run_integration(
         stage,
         received: SystemTime::now(),
         upgrade,
+        hide_authorization: !snap.credentials.is_empty()
+            && upgrade.is_some_and(|h| {
+                h.headers().any(|(n, v)| {
+                    n.eq_ignore_ascii_case(b"authorization")
+                        && crate::auth::is_gateway_bearer(&snap.credentials, v)
+                })
+            }),
         context: OnceCell::new(),
     };
     match &route.integration {
