@@ -402,20 +402,41 @@ pub fn client_configs(ca_file: Option<&Path>) -> Result<ClientConfigs, TlsError>
     })
 }
 
-/// Accepts any server certificate (signatures are still checked, so the
-/// handshake is sound; only the identity is not).
+/// `insecureSkipVerification`: as API Gateway, which "still performs basic
+/// certificate validation, which includes checking the certificate's
+/// expiration date, hostname": the certificate must name the host and be
+/// within its validity period; only the chain to a trusted root is not
+/// checked (a private or self-signed CA). Handshake signatures are checked
+/// as always.
 #[derive(Debug)]
 struct NoVerification(Arc<CryptoProvider>);
 
 impl rustls::client::danger::ServerCertVerifier for NoVerification {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         _ocsp: &[u8],
-        _now: rustls_pki_types::UnixTime,
+        now: rustls_pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&parsed, server_name)?;
+        let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding);
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(end_entity.as_ref()).map_err(|_| bad())?;
+        let now = i64::try_from(now.as_secs()).map_err(|_| bad())?;
+        let validity = cert.validity();
+        if now < validity.not_before.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidYet,
+            ));
+        }
+        if now > validity.not_after.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired,
+            ));
+        }
         Ok(rustls::client::danger::ServerCertVerified::assertion())
     }
 
@@ -524,4 +545,52 @@ impl ClientCert {
 #[derive(Debug, Default)]
 pub struct ConnTls {
     pub client_cert: Option<ClientCert>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+
+    /// A self-signed certificate for `name`, valid from `from` to `to`
+    /// (years).
+    fn cert(name: &str, from: i32, to: i32) -> CertificateDer<'static> {
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(to, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    /// `insecureSkipVerification` skips only the trust in the chain: the
+    /// name and the validity period are still checked, as API Gateway does.
+    #[test]
+    fn skipping_verification_still_checks_name_and_dates() {
+        let v = NoVerification(Arc::new(rustls::crypto::ring::default_provider()));
+        let name = ServerName::try_from("backend.test").unwrap();
+        let now = rustls_pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            1_795_000_000, // 2026-11
+        ));
+        let check = |c: &CertificateDer<'_>| v.verify_server_cert(c, &[], &name, &[], now);
+        assert!(
+            check(&cert("backend.test", 2020, 2040)).is_ok(),
+            "untrusted but valid"
+        );
+        assert!(matches!(
+            check(&cert("other.test", 2020, 2040)),
+            Err(rustls::Error::InvalidCertificate(_))
+        ));
+        assert!(matches!(
+            check(&cert("backend.test", 2020, 2025)),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired
+            ))
+        ));
+        assert!(matches!(
+            check(&cert("backend.test", 2030, 2040)),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidYet
+            ))
+        ));
+    }
 }

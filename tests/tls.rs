@@ -820,4 +820,9 @@ fn https_integration_with_an_untrusted_certificate_fails_unless_skipped() {
         .log()
         .iter()
         .any(|l| l.contains("insecureSkipVerification") && l.contains("NOT verified")));
+    drop(gw);
+    // As API Gateway, the switch skips only the chain's trust: a
+    // certificate for another name is still refused.
+    let gw = https_gateway(&wrong, true, None);
+    assert_eq!(support::client::get(gw.addr, "/prod/b").status, 504);
 }

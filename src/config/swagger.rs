@@ -608,7 +608,7 @@ fn compile_integration(
                         diags.warn(
                             file,
                             format!("{jp}.tlsConfig.insecureSkipVerification"),
-                            "backend certificates are NOT verified for this integration: anyone between the gateway and the backend can read and change its traffic",
+                            "backend certificates are NOT verified against a trusted root for this integration (only their name and dates): anyone between the gateway and the backend can present a certificate of their own and read and change its traffic",
                         );
                     }
                     uri = Some(t);
