@@ -566,31 +566,6 @@ fn changed_integrations_and_caches_start_empty() {
     assert_eq!(fetch(&mut c), "v6", "a resized cache kept its entries");
 }
 
-/// A slow fetch that began before an authorized invalidation does not put
-/// its older answer back over the invalidation's, on any shard.
-#[test]
-fn an_invalidation_wins_over_older_fetches() {
-    let backend = Backend::start(Mode::Slow(Duration::from_millis(1500)));
-    let gw = cached_gateway(&backend, "");
-    let addr = gw.addr;
-    let slow = std::thread::spawn(move || get(addr, "/p/items?type=race").text());
-    std::thread::sleep(Duration::from_millis(300));
-    backend.set_mode(fixed("fresh"));
-    let r = get_with(
-        gw.addr,
-        "/p/items?type=race",
-        &format!("Cache-Control: max-age=0\r\nAuthorization: Bearer {ADMIN_TOKEN}-ro\r\n"),
-    );
-    assert_eq!(r.text(), "fresh");
-    assert_eq!(slow.join().unwrap(), "slow");
-    assert!(
-        bodies(&gw, "/p/items?type=race")
-            .iter()
-            .all(|b| b == "fresh"),
-        "the older fetch's answer replaced the invalidation's"
-    );
-}
-
 /// A stage TTL of 0 caches nothing, except a method whose own setting
 /// gives it a TTL.
 #[test]
@@ -630,25 +605,42 @@ fn slow_fetch(
     t
 }
 
+/// An authorized invalidation of `path` (the credential with
+/// `invalidate_cache`).
+fn invalidate(gw: &Gateway, path: &str) -> support::Response {
+    get_with(
+        gw.addr,
+        path,
+        &format!("Cache-Control: max-age=0\r\nAuthorization: Bearer {ADMIN_TOKEN}-ro\r\n"),
+    )
+}
+
 /// What an older fetch still under way finds when it ends: an
-/// invalidation whose fresh answer was an error (a tombstone), or a flush,
-/// came after it began, so its answer is not stored.
+/// invalidation (whose fresh answer was stored, or was an error and left a
+/// tombstone), or a flush, came after it began, so its answer is not
+/// stored, on any shard.
 #[test]
 fn older_fetches_lose_to_invalidations_and_flushes() {
     let backend = Backend::start(fixed("v0"));
     let gw = cached_gateway(&backend, "");
+    let slow = slow_fetch(&gw, &backend, "/p/items?type=fresh");
+    backend.set_mode(fixed("fresh"));
+    assert_eq!(invalidate(&gw, "/p/items?type=fresh").text(), "fresh");
+    assert_eq!(slow.join().unwrap(), "slow");
+    assert!(
+        bodies(&gw, "/p/items?type=fresh")
+            .iter()
+            .all(|b| b == "fresh"),
+        "the older fetch's answer replaced the invalidation's"
+    );
+
     let slow = slow_fetch(&gw, &backend, "/p/items?type=race");
     backend.set_mode(Mode::Fixed {
         status: 404,
         headers: vec![],
         body: b"gone".to_vec(),
     });
-    let r = get_with(
-        gw.addr,
-        "/p/items?type=race",
-        &format!("Cache-Control: max-age=0\r\nAuthorization: Bearer {ADMIN_TOKEN}-ro\r\n"),
-    );
-    assert_eq!(r.status, 404);
+    assert_eq!(invalidate(&gw, "/p/items?type=race").status, 404);
     assert_eq!(slow.join().unwrap(), "slow");
     backend.set_mode(fixed("after-404"));
     assert!(
