@@ -138,13 +138,8 @@ fn changed_cache_settings_drop_the_methods_entries() {
     let config = std::fs::read_to_string(gw.config_path()).unwrap();
     let mut reloads = 0;
     let mut reload = |text: &str| {
-        std::fs::write(gw.config_path(), text).unwrap();
         reloads += 1;
-        gw.signal("HUP");
-        assert!(
-            gw.wait_log("configuration reloaded", reloads, Duration::from_secs(10)),
-            "reload {reloads} not logged"
-        );
+        reload_config(&gw, text, reloads);
     };
     // Only /short's TTL changes: /items keeps its entry.
     reload(&config.replace("ttl_seconds = 1 }", "ttl_seconds = 2 }"));
@@ -174,14 +169,29 @@ fn bodies(gw: &Gateway, path: &str) -> Vec<String> {
     (0..20).map(|_| get(gw.addr, path).text()).collect()
 }
 
+/// Whether every one of `bodies` is `want`.
+fn all_bodies(gw: &Gateway, path: &str, want: &str) -> bool {
+    bodies(gw, path).iter().all(|b| b == want)
+}
+
+/// Writes `config`, sends SIGHUP and waits for the `n`th reload.
+fn reload_config(gw: &Gateway, config: &str, n: usize) {
+    std::fs::write(gw.config_path(), config).unwrap();
+    gw.signal("HUP");
+    assert!(
+        gw.wait_log("configuration reloaded", n, Duration::from_secs(10)),
+        "reload {n} not logged"
+    );
+}
+
 #[test]
 fn authorized_invalidation_reaches_every_shard() {
     let backend = Backend::start(fixed("v1"));
     let gw = cached_gateway(&backend, ", unauthorized_strategy = \"FAIL_WITH_403\"");
-    assert!(bodies(&gw, "/p/items?type=x").iter().all(|b| b == "v1"));
+    assert!(all_bodies(&gw, "/p/items?type=x", "v1"));
     backend.set_mode(fixed("v2"));
     assert!(
-        bodies(&gw, "/p/items?type=x").iter().all(|b| b == "v1"),
+        all_bodies(&gw, "/p/items?type=x", "v1"),
         "served from cache"
     );
     // Not allowed to invalidate (a credential without invalidate_cache):
@@ -194,7 +204,7 @@ fn authorized_invalidation_reaches_every_shard() {
     assert_eq!(r.status, 403);
     let r = get_with(gw.addr, "/p/items?type=x", "Cache-Control: max-age=0\r\n");
     assert_eq!(r.status, 403);
-    assert!(bodies(&gw, "/p/items?type=x").iter().all(|b| b == "v1"));
+    assert!(all_bodies(&gw, "/p/items?type=x", "v1"));
     // Allowed: fetches, stores, and every shard serves the fresh entry.
     let r = get_with(
         gw.addr,
@@ -204,7 +214,7 @@ fn authorized_invalidation_reaches_every_shard() {
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "v2");
     assert!(
-        bodies(&gw, "/p/items?type=x").iter().all(|b| b == "v2"),
+        all_bodies(&gw, "/p/items?type=x", "v2"),
         "every connection sees the fresh entry"
     );
 }
@@ -226,7 +236,7 @@ fn unauthorized_strategies() {
         assert_eq!(r.status, 200, "{strategy:?}");
         assert_eq!(r.text(), "v1", "{strategy:?}: served from the cache");
         assert!(r.header("warning").is_some(), "{strategy:?}");
-        assert!(bodies(&gw, "/p/items").iter().all(|b| b == "v1"));
+        assert!(all_bodies(&gw, "/p/items", "v1"));
     }
     let gw = cached_gateway(
         &backend,
@@ -249,23 +259,20 @@ fn unauthorized_strategies() {
         "v3",
         "anyone may invalidate without require_authorization"
     );
-    assert!(bodies(&gw, "/p/items").iter().all(|b| b == "v3"));
+    assert!(all_bodies(&gw, "/p/items", "v3"));
 }
 
 #[test]
 fn flush_by_admin_api_and_cli() {
     let backend = Backend::start(fixed("v1"));
     let gw = cached_gateway(&backend, "");
-    assert!(bodies(&gw, "/p/items").iter().all(|b| b == "v1"));
+    assert!(all_bodies(&gw, "/p/items", "v1"));
     backend.set_mode(fixed("v2"));
     let admin = gw.admin.unwrap();
     let mut c = RawClient::connect(admin);
     let r = c.request(format!("DELETE /restapis/c/stages/p/cache/data HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\n\r\n").as_bytes());
     assert_eq!(r.status, 202, "{}", r.text());
-    assert!(
-        bodies(&gw, "/p/items").iter().all(|b| b == "v2"),
-        "every shard was flushed"
-    );
+    assert!(all_bodies(&gw, "/p/items", "v2"), "every shard was flushed");
     // The CLI, with the admin address written into the config.
     backend.set_mode(fixed("v3"));
     let cfg = gw.config_path();
@@ -292,7 +299,7 @@ fn flush_by_admin_api_and_cli() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(bodies(&gw, "/p/items").iter().all(|b| b == "v3"));
+    assert!(all_bodies(&gw, "/p/items", "v3"));
     // Unknown stage.
     let r = c.request(format!("DELETE /restapis/c/stages/nope/cache/data HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\n\r\n").as_bytes());
     assert_eq!(r.status, 404);
@@ -450,7 +457,7 @@ fn what_is_stored() {
 fn invalidation_drops_what_it_cannot_replace_and_keeps_the_credential() {
     let backend = Backend::start(fixed("v1"));
     let gw = cached_gateway(&backend, "");
-    assert!(bodies(&gw, "/p/items?type=x").iter().all(|b| b == "v1"));
+    assert!(all_bodies(&gw, "/p/items?type=x", "v1"));
     let auth = format!("Authorization: Bearer {ADMIN_TOKEN}-ro\r\n");
     backend.set_mode(Mode::Fixed {
         status: 500,
@@ -466,7 +473,7 @@ fn invalidation_drops_what_it_cannot_replace_and_keeps_the_credential() {
     assert_eq!(backend.last().header("authorization"), None);
     backend.set_mode(fixed("v2"));
     assert!(
-        bodies(&gw, "/p/items?type=x").iter().all(|b| b == "v2"),
+        all_bodies(&gw, "/p/items?type=x", "v2"),
         "the invalidated entry came back"
     );
     // Quoted and zero-padded forms invalidate too.
@@ -478,10 +485,7 @@ fn invalidation_drops_what_it_cannot_replace_and_keeps_the_credential() {
             &format!("Cache-Control: no-cache, {form}\r\n{auth}"),
         );
         assert_eq!(r.text(), body, "{form}");
-        assert!(
-            bodies(&gw, "/p/items?type=x").iter().all(|b| b == body),
-            "{form}"
-        );
+        assert!(all_bodies(&gw, "/p/items?type=x", body), "{form}");
     }
     // Another Authorization (the backend's own) passes as before.
     backend.set_mode(fixed("v5"));
@@ -509,14 +513,9 @@ fn changed_integrations_and_caches_start_empty() {
     let api_text = std::fs::read_to_string(&api_file).unwrap();
     let mut reloads = 0;
     let mut reload = |config: &str, api: &str| {
-        std::fs::write(gw.config_path(), config).unwrap();
         std::fs::write(&api_file, api).unwrap();
         reloads += 1;
-        gw.signal("HUP");
-        assert!(
-            gw.wait_log("configuration reloaded", reloads, Duration::from_secs(10)),
-            "reload {reloads} not logged"
-        );
+        reload_config(&gw, config, reloads);
     };
     let fetch = |c: &mut RawClient| req(c, "GET", "/p/items?type=dog", "").text();
     assert_eq!(fetch(&mut c), "v1");
@@ -628,9 +627,7 @@ fn older_fetches_lose_to_invalidations_and_flushes() {
     assert_eq!(invalidate(&gw, "/p/items?type=fresh").text(), "fresh");
     assert_eq!(slow.join().unwrap(), "slow");
     assert!(
-        bodies(&gw, "/p/items?type=fresh")
-            .iter()
-            .all(|b| b == "fresh"),
+        all_bodies(&gw, "/p/items?type=fresh", "fresh"),
         "the older fetch's answer replaced the invalidation's"
     );
 
@@ -644,9 +641,7 @@ fn older_fetches_lose_to_invalidations_and_flushes() {
     assert_eq!(slow.join().unwrap(), "slow");
     backend.set_mode(fixed("after-404"));
     assert!(
-        bodies(&gw, "/p/items?type=race")
-            .iter()
-            .all(|b| b == "after-404"),
+        all_bodies(&gw, "/p/items?type=race", "after-404"),
         "the older fetch's answer came back after the invalidation"
     );
 
@@ -657,9 +652,7 @@ fn older_fetches_lose_to_invalidations_and_flushes() {
     assert_eq!(slow.join().unwrap(), "slow");
     backend.set_mode(fixed("after-flush"));
     assert!(
-        bodies(&gw, "/p/items?type=flush")
-            .iter()
-            .all(|b| b == "after-flush"),
+        all_bodies(&gw, "/p/items?type=flush", "after-flush"),
         "the older fetch's answer came back after the flush"
     );
 }
@@ -674,18 +667,12 @@ fn a_fetch_across_a_reload_does_not_revive_the_cache() {
     let off = config.replace("cache = { enabled = true", "cache = { enabled = false");
     assert_ne!(off, config);
     let slow = slow_fetch(&gw, &backend, "/p/items?type=race");
-    std::fs::write(gw.config_path(), &off).unwrap();
-    gw.signal("HUP");
-    assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(10)));
+    reload_config(&gw, &off, 1);
     assert_eq!(slow.join().unwrap(), "slow");
-    std::fs::write(gw.config_path(), &config).unwrap();
-    gw.signal("HUP");
-    assert!(gw.wait_log("configuration reloaded", 2, Duration::from_secs(10)));
+    reload_config(&gw, &config, 2);
     backend.set_mode(fixed("fresh"));
     assert!(
-        bodies(&gw, "/p/items?type=race")
-            .iter()
-            .all(|b| b == "fresh"),
+        all_bodies(&gw, "/p/items?type=race", "fresh"),
         "a fetch of the old configuration refilled the cache"
     );
 }

@@ -3,7 +3,7 @@
 //! in the API's definition, as the import's extensions do, so it takes
 //! effect with the next deployment, as in API Gateway.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::keys::{bad, object, opt_str, patch_ops};
 use super::{api_json, fresh_api_id, not_found_api, now, storage_error};
@@ -51,23 +51,21 @@ fn endpoint_type(raw: &str) -> Result<String, Reply> {
 
 /// The settings this gateway cannot honour, refused rather than stored and
 /// ignored: a resource policy or a disabled default endpoint would be a
-/// security promise it does not keep.
-fn refuse_unsupported(req: &Map<String, Value>) -> Result<(), Reply> {
-    match req.get("policy") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if s.trim().is_empty() => {}
-        Some(_) => {
-            return Err(bad(
-                "Invalid policy: resource policies are not supported by this gateway",
-            ))
-        }
+/// security promise it does not keep. `policy`: whether a (non-blank)
+/// policy is given; `disable`: `disableExecuteApiEndpoint`, `None` when it
+/// is not a boolean.
+fn refuse_unsupported(policy: bool, disable: Option<bool>) -> Result<(), Reply> {
+    if policy {
+        return Err(bad(
+            "Invalid policy: resource policies are not supported by this gateway",
+        ));
     }
-    match req.get("disableExecuteApiEndpoint") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(()),
-        Some(Value::Bool(true)) => Err(bad(
+    match disable {
+        Some(false) => Ok(()),
+        Some(true) => Err(bad(
             "Invalid disableExecuteApiEndpoint: disabling the default endpoint is not supported by this gateway",
         )),
-        Some(_) => Err(bad(
+        None => Err(bad(
             "Invalid disableExecuteApiEndpoint: must be true or false",
         )),
     }
@@ -100,7 +98,17 @@ fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord
             ))
         }
     };
-    refuse_unsupported(&req)?;
+    let policy = match req.get("policy") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(p)) => !p.trim().is_empty(),
+        Some(_) => true,
+    };
+    let disable = match req.get("disableExecuteApiEndpoint") {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => None,
+    };
+    refuse_unsupported(policy, disable)?;
     let description = opt_str(&req, "description")?.map(str::to_owned);
     let version = opt_str(&req, "version")?.map(str::to_owned);
     let mut definition = match opt_str(&req, "cloneFrom")? {
@@ -252,21 +260,11 @@ fn apply(rec: &mut RestApiRecord, op: &str, path: &str, value: Option<&str>) -> 
             rec.endpoint_types = vec![endpoint_type(&need(value)?)?];
         }
         ("replace", "/policy") => {
-            if value.is_some_and(|p| !p.trim().is_empty()) {
-                return Err(bad(
-                    "Invalid policy: resource policies are not supported by this gateway",
-                ));
-            }
+            refuse_unsupported(value.is_some_and(|p| !p.trim().is_empty()), Some(false))?
         }
-        ("replace", "/disableExecuteApiEndpoint") => match value {
-            Some("false") => {}
-            Some("true") => {
-                return Err(bad(
-                    "Invalid disableExecuteApiEndpoint: disabling the default endpoint is not supported by this gateway",
-                ))
-            }
-            _ => return Err(bad("Invalid disableExecuteApiEndpoint: must be true or false")),
-        },
+        ("replace", "/disableExecuteApiEndpoint") => {
+            refuse_unsupported(false, value.and_then(|v| v.parse().ok()))?
+        }
         (op @ ("add" | "remove" | "replace"), p) if p.starts_with("/binaryMediaTypes/") => {
             let named = media_type(&p["/binaryMediaTypes/".len()..], "binaryMediaTypes path")?;
             let mut types: Vec<String> = doc
