@@ -51,6 +51,12 @@ pub fn may_map_header(name: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(b"expect"))
 }
 
+/// Whether header `name` is withheld from integrations when
+/// `hide_authorization` (see [`RequestInfo::hide_authorization`]).
+fn hidden_header(hide_authorization: bool, name: &[u8]) -> bool {
+    hide_authorization && name.eq_ignore_ascii_case(b"authorization")
+}
+
 /// Everything known about a request, for mappings and templates.
 #[derive(Clone, Copy)]
 pub struct RequestInfo<'a> {
@@ -67,9 +73,10 @@ pub struct RequestInfo<'a> {
     /// The API key (and its usage plan) of a method that requires one,
     /// once admitted: `$context.identity.apiKey` / `apiKeyId`.
     pub api_key: Option<&'a crate::snapshot::KeyPlan>,
-    /// The `Authorization` header authenticated one of the gateway's own
-    /// credentials (a cache invalidation): it is not passed to the
-    /// integration, where it could be logged or echoed into the cache.
+    /// An `Authorization` line carries one of the gateway's own bearer
+    /// tokens, or authorized a cache invalidation: no `Authorization` is
+    /// passed to the integration (proxied, mapped or in a template), where
+    /// it could be logged or echoed into the cache.
     pub hide_authorization: bool,
     /// The response is fetched for the stage cache: it is buffered up to
     /// the cache's entry limit (1 MiB) even when `buffer_response_bytes`
@@ -112,7 +119,7 @@ impl<'a> RequestInfo<'a> {
     }
 
     fn hides(&self, name: &[u8]) -> bool {
-        self.hide_authorization && name.eq_ignore_ascii_case(b"authorization")
+        hidden_header(self.hide_authorization, name)
     }
 
     /// Evaluates a `requestParameters` source; `None` when it has no value
@@ -413,7 +420,7 @@ impl TemplateData {
             .unwrap_or_default();
         let headers = head
             .headers()
-            .filter(|(n, _)| !(hide_authorization && n.eq_ignore_ascii_case(b"authorization")))
+            .filter(|(n, _)| !hidden_header(hide_authorization, n))
             .map(|(n, v)| {
                 (
                     String::from_utf8_lossy(n).into_owned(),
