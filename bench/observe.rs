@@ -74,6 +74,7 @@ fn access_log(c: &mut Criterion) {
         error_message: None,
         error_type: None,
         validation_error: None,
+        integration_error: None,
         stage: "prod",
         api_id: "petstore",
         domain_name: b"api.example.com",

@@ -519,6 +519,87 @@ fn access_log_lines_written_before_exit() {
     }
 }
 
+/// Why a request failed reaches the operator: the access log's
+/// `$context.integrationErrorMessage` / `$context.integration.error` name
+/// the cause, and the gateway's log has a warning (at most one a second per
+/// shard, counting the ones left out). Variables API Gateway documents but
+/// this gateway has no value for (`authorize.*`, `waf.*`, ...) load and
+/// print `-`.
+#[test]
+fn access_log_and_log_say_why_an_integration_failed() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let doc = swagger(&format!(
+        r#"{{"/down": {{"get": {}}}, "/hello": {{"get": {}}}}}"#,
+        proxy_method(&format!("http://127.0.0.1:{port}/x"), ""),
+        mock_method(200, "{}")
+    ));
+    let format = "$context.requestId|$context.status|$context.integrationErrorMessage|$context.integration.error|$context.authorize.status|$context.authenticate.error|$context.waf.status|$context.identity.vpceId";
+    let gw = Gateway::builder()
+        .shards(1)
+        .api("a", &doc)
+        .default_api("a")
+        .extra(&format!(
+            "[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = {{ path = \"a.log\", format = \"{format}\" }}\n"
+        ))
+        .start();
+    let down = get(&gw, "/prod/down", "");
+    assert_eq!(down.status, 504, "{}", down.text());
+    let ok = get(&gw, "/prod/hello", "");
+    assert_eq!(ok.status, 200);
+    let lines = wait_lines(&gw.dir.path().join("a.log"), 2);
+    let line = |r: &Response| {
+        let id = r.header("x-amzn-requestid").unwrap();
+        lines
+            .iter()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no line for {id}: {lines:?}"))
+            .split('|')
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let d = line(&down);
+    assert_eq!(d[1], "504");
+    let target = format!("127.0.0.1:{port}");
+    assert!(d[2].contains(&target) && d[2].contains("refused"), "{d:?}");
+    assert_eq!(d[3], d[2]);
+    assert_eq!(&d[4..], ["-", "-", "-", "-"]);
+    assert_eq!(line(&ok)[1..], ["200", "-", "-", "-", "-", "-", "-"]);
+
+    // The warning, then a burst: one line for it, then one that counts
+    // what was left out.
+    assert!(gw.wait_log("integration failed", 1, Duration::from_secs(10)));
+    let first = gw
+        .log()
+        .into_iter()
+        .find(|l| l.contains("integration failed"))
+        .unwrap();
+    assert!(first.contains("WARN") && first.contains(&target), "{first}");
+    std::thread::sleep(Duration::from_millis(1100));
+    for _ in 0..30 {
+        assert_eq!(get(&gw, "/prod/down", "").status, 504);
+    }
+    let burst = gw.log_count("integration failed");
+    assert!((2..=3).contains(&burst), "{burst} warnings for 31 failures");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(get(&gw, "/prod/down", "").status, 504);
+    assert!(gw.wait_log("integration failed", burst + 1, Duration::from_secs(10)));
+    let last = gw
+        .log()
+        .into_iter()
+        .rev()
+        .find(|l| l.contains("integration failed"))
+        .unwrap();
+    let left_out: u64 = last
+        .split("similar_left_out=")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{last}"));
+    assert!((28..=29).contains(&left_out), "{last}");
+}
+
 /// `tollgate check` of a config whose stage has this `access_log`: its
 /// exit code and output (stderr, then stdout).
 fn check_access_log(access_log: &str) -> (Option<i32>, String) {

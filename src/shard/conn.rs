@@ -159,11 +159,24 @@ struct Record {
     body_len: u64,
     integration_ns: Option<u64>,
     integration_status: Option<u16>,
-    /// Gateway response type, message and validation error.
-    error: Option<(ResponseType, String, Option<String>)>,
+    /// The gateway response that answered, when one did.
+    error: Option<Failure>,
+    /// Why the integration failed (for `$context.integrationErrorMessage`;
+    /// kept only for a stage with an access log), also when the failure
+    /// came after the response had begun.
+    integration_error: Option<String>,
     /// The request's stage writes an access log (else `record` skips
     /// finding the API and stage again).
     logged: bool,
+}
+
+/// What the access log and the metrics see of a gateway response.
+struct Failure {
+    kind: ResponseType,
+    /// `$context.error.message` (kept only for a stage with an access log).
+    message: String,
+    /// `$context.error.validationErrorString`.
+    validation: Option<String>,
 }
 
 /// Counts one up while alive.
@@ -562,7 +575,7 @@ impl Conn {
                     status: rec.status,
                     latency_ns: latency.as_nanos() as u64,
                     integration_ns: rec.integration_ns,
-                    error: rec.error.as_ref().map(|e| e.0),
+                    error: rec.error.as_ref().map(|e| e.kind),
                 });
         }
         if !rec.logged {
@@ -594,9 +607,10 @@ impl Conn {
             response_latency_ms: latency.as_millis() as u64,
             integration_latency_ms: rec.integration_ns.map(|ns| ns / 1_000_000),
             integration_status: rec.integration_status,
-            error_message: rec.error.as_ref().map(|e| e.1.as_str()),
-            error_type: rec.error.as_ref().map(|e| e.0),
-            validation_error: rec.error.as_ref().and_then(|e| e.2.as_deref()),
+            error_message: rec.error.as_ref().map(|e| e.message.as_str()),
+            error_type: rec.error.as_ref().map(|e| e.kind),
+            validation_error: rec.error.as_ref().and_then(|e| e.validation.as_deref()),
+            integration_error: rec.integration_error.as_deref(),
             stage: &stage.name,
             api_id: &api.id,
             domain_name: head.host().unwrap_or_default(),
@@ -971,9 +985,7 @@ impl Conn {
         body_pending: bool,
     ) -> bool {
         match err.side {
-            Side::Upstream | Side::Config => {
-                tracing::debug!(request_id = info.request_id, error = %err, "integration failed")
-            }
+            Side::Upstream | Side::Config => self.shard.log_failure(info.request_id, err),
             Side::Downstream => {
                 tracing::trace!(request_id = info.request_id, error = %err, "request refused")
             }
@@ -1004,15 +1016,18 @@ impl Conn {
         // The message is kept only for an access log (no allocation per
         // refused request otherwise).
         let logged = info.stage.is_some_and(|s| s.access_log.is_some());
-        self.rec.error = Some((
-            err.response_type(),
-            if logged {
+        self.rec.error = Some(Failure {
+            kind: err.response_type(),
+            message: if logged {
                 err.message().unwrap_or_default().to_owned()
             } else {
                 String::new()
             },
-            if logged { err.validation.clone() } else { None },
-        ));
+            validation: if logged { err.validation.clone() } else { None },
+        });
+        if logged && err.side == Side::Upstream {
+            self.rec.integration_error = Some(err.detail.to_string());
+        }
         keep_alive
     }
 
@@ -1454,7 +1469,12 @@ impl Conn {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::debug!(request_id = info.request_id, error = %e, "backend failed mid-body; closing");
+                    // The status is sent; the client sees the connection
+                    // close before the body's end.
+                    self.shard.log_failure(info.request_id, &e);
+                    if info.stage.is_some_and(|s| s.access_log.is_some()) {
+                        self.rec.integration_error = Some(e.detail.to_string());
+                    }
                     return false;
                 }
             }

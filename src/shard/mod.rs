@@ -89,9 +89,35 @@ pub struct Shard {
     pub in_flight: Cell<u64>,
     /// Open client connections.
     pub connections: Cell<u64>,
+    /// When this shard last logged a failed integration, and how many it
+    /// has left out since (see [`Shard::log_failure`]).
+    failure_log: Cell<(Option<std::time::Instant>, u64)>,
 }
 
 impl Shard {
+    /// Logs a failed integration (or a configuration failure found while
+    /// serving) at `warn`: operators need the cause of a 5xx (connection
+    /// refused, a timeout, a certificate refused) without debug logging.
+    /// At most one line per second per shard, so a backend that is down
+    /// under load does not flood the log; the next line says how many
+    /// were left out.
+    pub fn log_failure(&self, request_id: &str, error: &dyn std::fmt::Display) {
+        let now = self.timers.coarse_now();
+        let (last, left_out) = self.failure_log.get();
+        if last.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1)) {
+            self.failure_log.set((last, left_out + 1));
+            return;
+        }
+        self.failure_log.set((Some(now), 0));
+        tracing::warn!(
+            shard = self.id,
+            request_id,
+            error = %error,
+            similar_left_out = left_out,
+            "integration failed"
+        );
+    }
+
     pub fn snapshot(&self) -> SnapshotRef {
         self.snapshot.borrow().clone()
     }
@@ -338,6 +364,7 @@ async fn shard_main(
         logs: RefCell::new(crate::access_log::ShardLogs::default()),
         in_flight: Cell::new(0),
         connections: Cell::new(0),
+        failure_log: Cell::new((None, 0)),
     });
 
     // Housekeeping: new snapshots and the shutdown order every POLL; DNS

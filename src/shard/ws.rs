@@ -455,6 +455,8 @@ pub async fn serve(
 
     // $connect decides whether the connection opens.
     if let Some(route) = api.routes.get("$connect") {
+        let rid = crate::ids::new_request_id();
+        let request_id = std::str::from_utf8(&rid).unwrap_or("");
         match Box::pin(run_integration(
             &shard,
             &snap,
@@ -465,7 +467,7 @@ pub async fn serve(
             "CONNECT",
             None,
             Some(&up.head),
-            std::str::from_utf8(&crate::ids::new_request_id()).unwrap_or(""),
+            request_id,
         ))
         .await
         {
@@ -475,7 +477,7 @@ pub async fn serve(
                 return;
             }
             Err(e) => {
-                tracing::debug!(error = %e, "$connect integration failed");
+                shard.log_failure(request_id, &e);
                 let _ = refuse(&mut stream, 500, "Internal server error").await;
                 return;
             }
@@ -799,7 +801,7 @@ async fn handle_message(
         Ok(o) if route.route_response => o.body,
         Ok(_) => None,
         Err(e) => {
-            tracing::debug!(error = %e, "WebSocket integration failed");
+            shard.log_failure(request_id, &e);
             error("Internal server error")
         }
     }
