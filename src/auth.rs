@@ -62,6 +62,8 @@ pub enum AuthError {
     BadSignature,
     /// `X-Amz-Date` too far from now.
     Expired(String),
+    /// `x-amz-content-sha256` is not the hash of the body received.
+    PayloadMismatch,
 }
 
 impl AuthError {
@@ -82,6 +84,11 @@ impl AuthError {
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".to_owned(),
             ),
             AuthError::Expired(m) => ("InvalidSignatureException", m.clone()),
+            AuthError::PayloadMismatch => (
+                "InvalidSignatureException",
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+                    .to_owned(),
+            ),
         }
     }
 }
@@ -368,10 +375,17 @@ pub fn canonical_request(
     out.push('\n');
     out.push_str(&names.join(";"));
     out.push('\n');
-    let payload = match req.header("x-amz-content-sha256") {
-        Some(h) => String::from_utf8_lossy(h).into_owned(),
-        None => hex(&Sha256::digest(req.body)),
-    };
+    // The payload hash is always the hash of the body received. A client's
+    // `x-amz-content-sha256` (S3's header; AWS's other services hash the
+    // body themselves) must agree with it: taken as given, an unsigned one
+    // let anyone who saw a signed request replay it with another body, and
+    // `UNSIGNED-PAYLOAD` signed nothing of the body at all.
+    let payload = hex(&Sha256::digest(req.body));
+    if let Some(h) = req.header("x-amz-content-sha256") {
+        if !h.eq_ignore_ascii_case(payload.as_bytes()) {
+            return Err(AuthError::PayloadMismatch);
+        }
+    }
     out.push_str(&payload);
     Ok(out)
 }
@@ -566,6 +580,38 @@ mod tests {
         assert_eq!(
             check(&good, "20150830T123600Z", b"{ }", at),
             Err(AuthError::BadSignature)
+        );
+        // A declared payload hash must be the body's: the hash of the signed
+        // body next to another body (the header unsigned, as the AWS CLI
+        // signs), and UNSIGNED-PAYLOAD, are refused; the true hash passes.
+        let declared = |auth: &str, sha: &[u8], body: &[u8]| {
+            let headers: Vec<(&[u8], &[u8])> = vec![
+                (b"host", b"h"),
+                (b"x-amz-date", b"20150830T123600Z"),
+                (b"x-amz-content-sha256", sha),
+                (b"authorization", auth.as_bytes()),
+            ];
+            let req = RequestParts {
+                method: b"POST",
+                path: b"/restapis",
+                query: Some(b"mode=import"),
+                headers: &headers,
+                body,
+            };
+            authenticate(&c, &req, "apigateway", at).map(|c| c.name.clone())
+        };
+        let signed_body_hash = hex(&Sha256::digest(b"{}"));
+        assert_eq!(
+            declared(&good, signed_body_hash.as_bytes(), b"{\"evil\":1}"),
+            Err(AuthError::PayloadMismatch)
+        );
+        assert_eq!(
+            declared(&good, b"UNSIGNED-PAYLOAD", b"{}"),
+            Err(AuthError::PayloadMismatch)
+        );
+        assert_eq!(
+            declared(&good, signed_body_hash.as_bytes(), b"{}"),
+            Ok("ops".into())
         );
         // Wrong secret.
         let bad = sign_with("nope", "20150830T123600Z", b"{}");

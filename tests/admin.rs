@@ -262,6 +262,14 @@ fn sigv4(
     format!("Authorization: {auth}\r\nX-Amz-Date: {amz_date}\r\n")
 }
 
+fn hex_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn amz_date(secs: u64) -> String {
     let out = Command::new("date")
         .args(["-u", "-d", &format!("@{secs}"), "+%Y%m%dT%H%M%SZ"])
@@ -300,6 +308,16 @@ fn bad_credentials_get_aws_errors_and_change_nothing() {
         ),
         (
             sigv4("POST", "/restapis", "mode=import", b"{}", ADMIN_SECRET, now),
+            "InvalidSignatureException",
+        ),
+        // A request signed over another body, replayed with this one and
+        // the signed body's hash declared in an unsigned header.
+        (
+            format!(
+                "{}x-amz-content-sha256: {}\r\n",
+                sigv4("POST", "/restapis", "mode=import", b"{}", ADMIN_SECRET, now),
+                hex_sha256(b"{}")
+            ),
             "InvalidSignatureException",
         ),
         (
