@@ -394,6 +394,38 @@ fn keep_alive_backend(
     })
 }
 
+/// Interim responses are skipped, a few of them: `100 Continue` and two
+/// `103 Early Hints` before the answer pass; a backend that sends `100
+/// Continue` without end is an integration failure at once (it used to
+/// keep the shard busy, serving nobody, with the deadline never firing).
+#[test]
+fn interim_responses_are_bounded() {
+    use std::io::Write;
+    let addr = raw_backend(|s, head| {
+        if head.starts_with("GET /endless") {
+            let burst = "HTTP/1.1 100 Continue\r\n\r\n".repeat(1000);
+            while s.write_all(burst.as_bytes()).is_ok() {}
+        } else {
+            let _ = s.write_all(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            );
+        }
+    });
+    let gw = gateway_to(&addr.to_string(), 20_000);
+    let r = get(gw.addr, "/prod/hints");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "ok");
+    let start = Instant::now();
+    let r = get(gw.addr, "/prod/endless");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(get(gw.addr, "/prod/hints").status, 200);
+}
+
 /// A backend that writes its response and closes at once: the data and
 /// its FIN reach the gateway together. A close-delimited body is a whole
 /// response (RFC 9112 6.3), a body cut short a failure: both answered at

@@ -28,6 +28,10 @@ struct Idle {
     since: Instant,
 }
 
+/// Interim (1xx) responses accepted before the final one: a backend may
+/// send `100 Continue` and a few `103 Early Hints`; more is a fault.
+const MAX_INTERIM_RESPONSES: u32 = 16;
+
 /// A pooled connection is reusable for the same address and the same TLS
 /// identity (0: plain; else [`crate::snapshot::TargetTls::pool_key`]).
 type PoolKey = (SocketAddr, u64);
@@ -370,6 +374,11 @@ async fn attempt(
         return failed(ErrorKind::UpstreamReset, format!("write to {addr}: {e}"));
     }
     let mut buf = BytesMut::new();
+    // Interim responses skipped so far, and their bytes: bounded, as one
+    // head is. A backend that sent `100 Continue` without end kept the
+    // socket always readable, so this loop never yielded: the shard served
+    // nobody else and the integration deadline never fired.
+    let mut interim = (0u32, 0usize);
     loop {
         match read_some(&mut stream, scratch, &mut buf).await {
             Ok(0) => {
@@ -408,6 +417,18 @@ async fn attempt(
                             return Attempt::Failed(GatewayError::new(
                                 ErrorKind::UpstreamMalformed,
                                 format!("{addr} switched protocols"),
+                            ));
+                        }
+                        interim = (interim.0 + 1, interim.1 + len);
+                        if interim.0 > MAX_INTERIM_RESPONSES
+                            || interim.1 > settings.max_response_head_bytes
+                        {
+                            return Attempt::Failed(GatewayError::new(
+                                ErrorKind::UpstreamMalformed,
+                                format!(
+                                    "{addr} sent more than {MAX_INTERIM_RESPONSES} interim (1xx) responses or {} bytes of them",
+                                    settings.max_response_head_bytes
+                                ),
                             ));
                         }
                         continue;
