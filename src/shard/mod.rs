@@ -91,7 +91,33 @@ pub struct Shard {
     pub connections: Cell<u64>,
     /// When this shard last logged a failed integration, and how many it
     /// has left out since (see [`Shard::log_failure`]).
-    failure_log: Cell<(Option<std::time::Instant>, u64)>,
+    failure_log: LogEvery,
+}
+
+/// At most one log line a second for an event that may recur many times
+/// a second (a backend down under load, the descriptor limit reached);
+/// the rest are counted.
+#[derive(Default)]
+pub struct LogEvery {
+    last: Cell<Option<std::time::Instant>>,
+    left_out: Cell<u64>,
+}
+
+impl LogEvery {
+    /// `Some(n)` if a line is due now, `n` occurrences having been left out
+    /// since the previous line; `None` (counted) otherwise.
+    pub fn admit(&self, now: std::time::Instant) -> Option<u64> {
+        if self
+            .last
+            .get()
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            self.left_out.set(self.left_out.get() + 1);
+            return None;
+        }
+        self.last.set(Some(now));
+        Some(self.left_out.replace(0))
+    }
 }
 
 impl Shard {
@@ -102,13 +128,9 @@ impl Shard {
     /// under load does not flood the log; the next line says how many
     /// were left out.
     pub fn log_failure(&self, request_id: &str, error: &dyn std::fmt::Display) {
-        let now = self.timers.coarse_now();
-        let (last, left_out) = self.failure_log.get();
-        if last.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1)) {
-            self.failure_log.set((last, left_out + 1));
+        let Some(left_out) = self.failure_log.admit(self.timers.coarse_now()) else {
             return;
-        }
-        self.failure_log.set((Some(now), 0));
+        };
         tracing::warn!(
             shard = self.id,
             request_id,
@@ -364,7 +386,7 @@ async fn shard_main(
         logs: RefCell::new(crate::access_log::ShardLogs::default()),
         in_flight: Cell::new(0),
         connections: Cell::new(0),
-        failure_log: Cell::new((None, 0)),
+        failure_log: LogEvery::default(),
     });
 
     // Housekeeping: new snapshots and the shutdown order every POLL; DNS
@@ -512,6 +534,9 @@ async fn contained(conn: impl std::future::Future<Output = ()>) {
 /// Accepts until the shard stops. Plain and TLS listeners share the
 /// shard's connection permits.
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, permits: Rc<Semaphore>, tls: bool) {
+    // EMFILE recurs every 50 ms while the descriptor limit holds: one line
+    // a second, not twenty.
+    let accept_log = LogEvery::default();
     loop {
         let stopped = async {
             let _ = shard.stop.acquire(1).await;
@@ -557,7 +582,14 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, permits: Rc<Semaph
             }
             Some(Err(e)) => {
                 drop(permit);
-                tracing::warn!(shard = shard.id, error = %e, "accept failed");
+                if let Some(left_out) = accept_log.admit(std::time::Instant::now()) {
+                    tracing::warn!(
+                        shard = shard.id,
+                        error = %e,
+                        similar_left_out = left_out,
+                        "accept failed"
+                    );
+                }
                 // EMFILE and friends: back off instead of spinning.
                 glommio::timer::sleep(Duration::from_millis(50)).await;
             }
