@@ -235,6 +235,19 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     for w in &snap.warnings {
         tracing::warn!("{w}");
     }
+    // The admin state directory is taken (locked) before anything else is
+    // started or written: a second gateway on the same directory stops
+    // here.
+    let mut admin_store = None;
+    if let Some(admin) = &loaded.settings.admin {
+        match tollgate::admin::Admin::open(admin) {
+            Ok(x) => admin_store = Some(x),
+            Err(e) => {
+                eprintln!("error: admin state: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // Usage-plan quota counts survive restarts: read them, save them
     // every few seconds and at exit.
     if let Err(e) = registry.load_quotas(&loaded.settings.limits.quota_file) {
@@ -280,14 +293,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     let mut admin_parts = None;
     let mut extra = tollgate::control::Extra::default();
     let mut snap = snap;
-    if let Some(admin) = &loaded.settings.admin {
-        let (store, state) = match tollgate::admin::Admin::open(admin) {
-            Ok(x) => x,
-            Err(e) => {
-                eprintln!("error: admin state: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    if let (Some(admin), Some((store, state))) = (&loaded.settings.admin, admin_store) {
         extra = state.extra(&store);
         if !extra.is_empty() {
             let mut diags = tollgate::config::Diagnostics::default();

@@ -1343,3 +1343,76 @@ fn create_and_update_rest_api_settings() {
     assert_eq!(deploy(admin, copy_id, "c", "{}").status, 201);
     assert_eq!(invoke(&gw, copy_id, "/c/hello").text(), "hi");
 }
+
+/// Runs `tollgate serve` on `config` and waits (at most `timeout`) for it
+/// to exit: its status and stderr, or `None` (killed) if it kept running.
+fn serve_expecting_exit(
+    config: &std::path::Path,
+    timeout: Duration,
+) -> Option<(std::process::ExitStatus, String)> {
+    use std::io::Read;
+    let mut child = Command::new(support::gateway::bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return Some((status, err));
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two processes on one state directory would each write whole records
+/// from their own memory, losing each other's acknowledged changes: the
+/// second one is refused, naming the directory, and the first one goes on.
+/// The lock dies with its process (`kill -9` included).
+#[test]
+fn a_second_gateway_on_the_same_state_dir_is_refused() {
+    let gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let id = import(admin, &doc(&[("/a", "A")]));
+    assert_eq!(deploy(admin, &id, "prod", "{}").status, 201);
+    // Same config: ephemeral ports, the same state directory.
+    let Some((status, err)) = serve_expecting_exit(&gw.config_path(), Duration::from_secs(20))
+    else {
+        panic!("a second gateway started on the same state directory");
+    };
+    assert!(!status.success(), "{err}");
+    let state_dir = gw.dir.path().join("state");
+    assert!(
+        err.contains(&state_dir.display().to_string()) && err.contains("in use"),
+        "the error names the state directory: {err}"
+    );
+    // The first one still serves and accepts changes.
+    let r = call(
+        admin,
+        "PATCH",
+        &format!("/restapis/{id}/stages/prod"),
+        br#"{"patchOperations": [{"op": "replace", "path": "/variables/k", "value": "v"}]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(invoke(&gw, &id, "/prod/a").text(), "A");
+    // Once the holder is gone (even by kill -9), a gateway starts on it.
+    let gw = gw.kill9_and_restart();
+    let admin = gw.admin.expect("admin listener");
+    let stage = call(admin, "GET", &format!("/restapis/{id}/stages/prod"), b"").json();
+    assert_eq!(stage["variables"]["k"], "v");
+}

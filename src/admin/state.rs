@@ -416,18 +416,67 @@ impl AdminState {
 
 pub struct Store {
     dir: PathBuf,
+    /// The open lock file, whose exclusive `flock` is held for as long as
+    /// the store lives (the process's life): see [`lock_dir`].
+    _lock: File,
+}
+
+/// The lock file in the state directory (see [`lock_dir`]).
+pub const LOCK_FILE: &str = "tollgate.lock";
+
+/// Takes the state directory for this process: an exclusive, non-blocking
+/// `flock` on its lock file, released by the kernel when the file is
+/// closed or the process ends (also by `kill -9`, so a stale lock file
+/// never keeps a gateway from starting). Each process writes whole records
+/// from its own memory, so two processes on one directory would overwrite
+/// each other's acknowledged changes: the second one is refused.
+fn lock_dir(dir: &Path) -> Result<File, String> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            return Err(format!(
+                "{} is in use by another tollgate process{holder}: it holds the lock on {}; a state directory serves one process at a time",
+                dir.display(),
+                path.display()
+            ));
+        }
+        Err(e) => return Err(format!("{}: cannot lock: {e}", path.display())),
+    }
+    // The holder's pid, for the message above (informative only: the lock
+    // is the flock, not the content).
+    let _ = file.set_len(0);
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
 }
 
 impl Store {
-    /// Opens (creating if needed) a state directory and loads it. A record
-    /// that cannot be read is an error naming its file: nothing is guessed.
+    /// Opens (creating if needed) a state directory, takes its lock (an
+    /// error if another process holds it) and loads it. A record that
+    /// cannot be read is an error naming its file: nothing is guessed.
     pub fn open(dir: &Path) -> Result<(Store, AdminState), String> {
         for sub in ["restapis", "deployments", "stages", "apikeys", "usageplans"] {
             fs::create_dir_all(dir.join(sub))
                 .map_err(|e| format!("{}: cannot create: {e}", dir.join(sub).display()))?;
         }
+        let lock = lock_dir(dir)?;
         let store = Store {
             dir: dir.to_path_buf(),
+            _lock: lock,
         };
         let mut state = AdminState::default();
         for path in list_json(&dir.join("restapis"))? {
@@ -715,6 +764,7 @@ mod tests {
                 tracing_enabled: false,
             })
             .unwrap();
+        drop(store);
         // A torn write from a crash.
         std::fs::write(
             dir.path().join("restapis/.a2.json.tmp-1-2"),
@@ -773,6 +823,7 @@ mod tests {
                 created_date: 1,
             })
             .unwrap();
+        drop(store);
         let (store, state) = Store::open(dir.path()).unwrap();
         assert_eq!(state.keys.len(), 2);
         assert_eq!(state.plans["p1"].keys, vec!["k1", "k2"]);
