@@ -1416,3 +1416,61 @@ fn a_second_gateway_on_the_same_state_dir_is_refused() {
     let stage = call(admin, "GET", &format!("/restapis/{id}/stages/prod"), b"").json();
     assert_eq!(stage["variables"]["k"], "v");
 }
+
+/// A state directory whose records do not hold together is refused at
+/// start, naming the files, and nothing in it is removed: an API's
+/// deployments and stages without its record (the record lost, not
+/// deleted through the admin API), a stage whose deployment record is
+/// missing. A `delete-rest-api` still removes everything.
+#[test]
+fn a_lost_record_refuses_the_start_and_destroys_nothing() {
+    let mut gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let id = import(admin, &doc(&[("/a", "A")]));
+    let r = deploy(admin, &id, "prod", "{}");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let dep = r.json()["id"].as_str().unwrap().to_owned();
+    let gone = import(admin, &doc(&[("/g", "G")]));
+    assert_eq!(deploy(admin, &gone, "prod", "{}").status, 201);
+    let r = call(admin, "DELETE", &format!("/restapis/{gone}"), b"");
+    assert_eq!(r.status, 202, "{}", r.text());
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(20)).is_some());
+    let state = gw.dir.path().join("state");
+    assert!(!state.join("deployments").join(&gone).exists());
+    assert!(!state.join("stages").join(&gone).exists());
+
+    // The API's record lost (a partial restore, a mistaken mv).
+    let record = state.join("restapis").join(format!("{id}.json"));
+    let held = gw.dir.path().join("held.json");
+    std::fs::rename(&record, &held).unwrap();
+    let (status, err) = serve_expecting_exit(&gw.config_path(), Duration::from_secs(20))
+        .expect("the gateway started without the API's record");
+    assert!(!status.success());
+    assert!(err.contains(&record.display().to_string()), "{err}");
+    let dep_file = state
+        .join("deployments")
+        .join(&id)
+        .join(format!("{dep}.json"));
+    let stage_file = state.join("stages").join(&id).join("prod.json");
+    assert!(dep_file.exists(), "the deployment was removed");
+    assert!(stage_file.exists(), "the stage was removed");
+    std::fs::rename(&held, &record).unwrap();
+
+    // The deployment a stage serves lost.
+    let held = gw.dir.path().join("held-dep.json");
+    std::fs::rename(&dep_file, &held).unwrap();
+    let (status, err) = serve_expecting_exit(&gw.config_path(), Duration::from_secs(20))
+        .expect("the gateway started with a stage whose deployment is missing");
+    assert!(!status.success());
+    assert!(
+        err.contains(&stage_file.display().to_string())
+            && err.contains(&dep_file.display().to_string()),
+        "{err}"
+    );
+    std::fs::rename(&held, &dep_file).unwrap();
+
+    // All back: served as before.
+    let gw = gw.kill9_and_restart();
+    assert_eq!(invoke(&gw, &id, "/prod/a").text(), "A");
+}

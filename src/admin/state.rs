@@ -7,8 +7,11 @@
 //! is its own file, written to a temporary name, fsynced, renamed over the
 //! old one, and the directory fsynced. A `kill -9` at any moment leaves
 //! every file either old or new, never half-written. Deleting an API
-//! removes its record first (the commit point); leftovers of a deleted API
-//! are ignored and cleaned at the next start. A usage plan's record holds
+//! writes a tombstone, then removes its record (the commit point); what a
+//! delete interrupted by a crash left is cleaned at the next start, and
+//! anything else that does not hold together (deployments without their
+//! API's record, a stage without its deployment's) refuses the start,
+//! naming the files, rather than being removed. A usage plan's record holds
 //! the ids of its keys, so adding or removing a key is one write; deleting
 //! an API key removes its record first, and links to a key that is gone
 //! are ignored.
@@ -517,16 +520,66 @@ impl Store {
             rec.keys.retain(|k| state.keys.contains_key(k));
             state.plans.insert(rec.id.clone(), rec);
         }
-        // Leftovers of APIs deleted just before a crash.
+        store.finish_deletes(&state)?;
+        check_stage_deployments(&store, &state)?;
+        Ok((store, state))
+    }
+
+    /// Deployments and stages whose API has no record. With the API's
+    /// tombstone (see [`Store::delete_api`]) they are what a delete
+    /// interrupted by a crash left, after its commit point: they are
+    /// removed, and the tombstone after them. Without one, the record was
+    /// lost some other way (a partial restore, a file moved by hand): that
+    /// is an error naming the record and the directories, which are kept.
+    /// A tombstone beside its record is a delete that never reached its
+    /// commit point (never acknowledged): the API stays, the tombstone
+    /// goes.
+    fn finish_deletes(&self, state: &AdminState) -> Result<(), String> {
+        let mut lost = Vec::new();
         for sub in ["deployments", "stages"] {
-            for api_dir in list_dirs(&dir.join(sub))? {
-                let id = api_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if !state.apis.contains_key(id) {
-                    let _ = fs::remove_dir_all(&api_dir);
+            for api_dir in list_dirs(&self.dir.join(sub))? {
+                let id = api_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if state.apis.contains_key(&id) {
+                    continue;
+                }
+                if self.tombstone_path(&id).exists() {
+                    tracing::info!(
+                        dir = %api_dir.display(),
+                        "removing what a delete-rest-api interrupted by a crash left"
+                    );
+                    fs::remove_dir_all(&api_dir)
+                        .map_err(|e| format!("{}: cannot remove: {e}", api_dir.display()))?;
+                } else {
+                    lost.push(format!(
+                        "{}: the record of API {id} ({}) is missing, though it was not deleted; restore the record, or remove this directory to drop what it holds",
+                        api_dir.display(),
+                        self.api_path(&id).display()
+                    ));
                 }
             }
         }
-        Ok((store, state))
+        if !lost.is_empty() {
+            return Err(lost.join("\n"));
+        }
+        let entries = fs::read_dir(self.dir.join("restapis"))
+            .map_err(|e| format!("{}: cannot list: {e}", self.dir.join("restapis").display()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(TOMBSTONE_SUFFIX) {
+                if state.apis.contains_key(id) {
+                    tracing::warn!(
+                        api = id,
+                        "a delete-rest-api of this API was interrupted before it took effect: the API is kept"
+                    );
+                }
+                remove_durably(&entry.path())
+                    .map_err(|e| format!("{}: cannot remove: {e}", entry.path().display()))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -595,9 +648,27 @@ impl Store {
         remove_durably(&self.stage_path(api, stage))
     }
 
+    /// `restapis/{id}.deleted`: written before an API's record is
+    /// removed, so that the next start can tell what a delete interrupted
+    /// by a crash left from a record lost otherwise.
+    pub fn tombstone_path(&self, id: &str) -> PathBuf {
+        self.dir
+            .join("restapis")
+            .join(format!("{id}{TOMBSTONE_SUFFIX}"))
+    }
+
+    /// Crash-safe order: (1) the tombstone is written durably; (2) the
+    /// record is removed (the commit point: once it is gone the API is
+    /// gone, whatever happens to the rest); (3) its deployments and stages
+    /// are removed; (4) the tombstone is. A crash before (2) leaves the API
+    /// whole with a tombstone, which the next start drops; a crash after it
+    /// leaves directories without a record but with a tombstone, which the
+    /// next start removes ([`Store::finish_deletes`]). Directories without
+    /// a record *and* without a tombstone were never deleted by this code:
+    /// the start is refused rather than destroying them.
     pub fn delete_api(&self, id: &str) -> std::io::Result<()> {
-        // The record goes first: once it is gone the API is gone, whatever
-        // happens to the rest.
+        let tombstone = self.tombstone_path(id);
+        write_atomic(&tombstone, id.as_bytes())?;
         remove_durably(&self.api_path(id))?;
         for sub in ["deployments", "stages"] {
             let d = self.dir.join(sub).join(id);
@@ -605,7 +676,35 @@ impl Store {
                 fs::remove_dir_all(&d)?;
             }
         }
+        remove_durably(&tombstone)
+    }
+}
+
+/// The name ending of an API's tombstone (see [`Store::tombstone_path`]).
+const TOMBSTONE_SUFFIX: &str = ".deleted";
+
+/// Every stage's deployment must have its record: a stage whose
+/// deployment file is missing would be silently unserved. An error naming
+/// both files.
+fn check_stage_deployments(store: &Store, state: &AdminState) -> Result<(), String> {
+    let mut missing = Vec::new();
+    for (api, stages) in &state.stages {
+        for s in stages.values() {
+            if state.deployment(api, &s.deployment_id).is_none() {
+                missing.push(format!(
+                    "{}: stage {} serves deployment {}, whose record {} is missing",
+                    store.stage_path(api, &s.stage_name).display(),
+                    s.stage_name,
+                    s.deployment_id,
+                    store.deployment_path(api, &s.deployment_id).display()
+                ));
+            }
+        }
+    }
+    if missing.is_empty() {
         Ok(())
+    } else {
+        Err(missing.join("\n"))
     }
 }
 
@@ -749,21 +848,6 @@ mod tests {
                 definition: serde_json::json!({"swagger": "2.0"}),
             })
             .unwrap();
-        store
-            .put_stage(&StageRecord {
-                api_id: "ghost".into(),
-                stage_name: "s".into(),
-                deployment_id: "d".into(),
-                description: None,
-                variables: BTreeMap::new(),
-                created_date: 1,
-                last_updated_date: 1,
-                cache_cluster_enabled: false,
-                cache_cluster_size: default_cache_size(),
-                method_settings: BTreeMap::new(),
-                tracing_enabled: false,
-            })
-            .unwrap();
         drop(store);
         // A torn write from a crash.
         std::fs::write(
@@ -773,16 +857,122 @@ mod tests {
         .unwrap();
         let (_, state) = Store::open(dir.path()).unwrap();
         assert_eq!(state.apis.keys().collect::<Vec<_>>(), vec!["a1"]);
-        assert!(
-            state.stages.is_empty(),
-            "orphan stage of a deleted API is ignored"
-        );
         assert!(!dir.path().join("restapis/.a2.json.tmp-1-2").exists());
-        assert!(!dir.path().join("stages/ghost").exists());
         // A corrupt record is an error naming the file.
         std::fs::write(dir.path().join("restapis/bad.json"), "{").unwrap();
         let err = Store::open(dir.path()).err().unwrap();
         assert!(err.contains("restapis/bad.json"), "{err}");
+    }
+
+    fn api(id: &str) -> RestApiRecord {
+        RestApiRecord {
+            id: id.into(),
+            name: "n".into(),
+            description: None,
+            version: None,
+            created_date: 1,
+            warnings: vec![],
+            endpoint_types: vec![],
+            definition: serde_json::json!({"swagger": "2.0"}),
+        }
+    }
+
+    fn stage(api: &str, name: &str, dep: &str) -> StageRecord {
+        StageRecord {
+            api_id: api.into(),
+            stage_name: name.into(),
+            deployment_id: dep.into(),
+            description: None,
+            variables: BTreeMap::new(),
+            created_date: 1,
+            last_updated_date: 1,
+            cache_cluster_enabled: false,
+            cache_cluster_size: default_cache_size(),
+            method_settings: BTreeMap::new(),
+            tracing_enabled: false,
+        }
+    }
+
+    fn deployment(api: &str, id: &str) -> DeploymentRecord {
+        DeploymentRecord {
+            id: id.into(),
+            api_id: api.into(),
+            description: None,
+            created_date: 1,
+            definition: serde_json::json!({"swagger": "2.0"}),
+        }
+    }
+
+    /// What a `delete_api` interrupted by a crash after its commit point
+    /// left (its tombstone says so) is removed at the next start; one
+    /// interrupted before it (record and tombstone both there) keeps the
+    /// API.
+    #[test]
+    fn an_interrupted_delete_is_finished_or_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        for id in ["gone", "kept"] {
+            store.put_api(&api(id)).unwrap();
+            store.put_deployment(&deployment(id, "d1")).unwrap();
+            store.put_stage(&stage(id, "s", "d1")).unwrap();
+            std::fs::write(store.tombstone_path(id), id).unwrap();
+        }
+        // Crash after the commit point of `gone`'s delete.
+        std::fs::remove_file(store.api_path("gone")).unwrap();
+        drop(store);
+        let (store, state) = Store::open(dir.path()).unwrap();
+        assert_eq!(state.apis.keys().collect::<Vec<_>>(), vec!["kept"]);
+        assert_eq!(state.stages["kept"]["s"].deployment_id, "d1");
+        assert!(!dir.path().join("stages/gone").exists());
+        assert!(!dir.path().join("deployments/gone").exists());
+        assert!(dir.path().join("stages/kept/s.json").exists());
+        assert!(!store.tombstone_path("gone").exists());
+        assert!(!store.tombstone_path("kept").exists());
+        // A whole delete leaves nothing.
+        store.delete_api("kept").unwrap();
+        drop(store);
+        let (_, state) = Store::open(dir.path()).unwrap();
+        assert!(state.apis.is_empty() && state.stages.is_empty());
+        let left: Vec<_> = ["restapis", "deployments", "stages"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(dir.path().join(d)).unwrap())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// A record lost otherwise (no tombstone) is an error naming it, and
+    /// nothing is removed; so is a stage whose deployment record is gone.
+    #[test]
+    fn a_lost_record_is_an_error_and_nothing_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        store.put_api(&api("a1")).unwrap();
+        store.put_deployment(&deployment("a1", "d1")).unwrap();
+        store.put_stage(&stage("a1", "s", "d1")).unwrap();
+        std::fs::remove_file(store.api_path("a1")).unwrap();
+        drop(store);
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(err.contains("restapis/a1.json"), "{err}");
+        assert!(err.contains("stages/a1"), "{err}");
+        assert!(dir.path().join("deployments/a1/d1.json").exists());
+        assert!(dir.path().join("stages/a1/s.json").exists());
+        // The record restored: all there.
+        std::fs::write(
+            dir.path().join("restapis/a1.json"),
+            serde_json::to_vec(&api("a1")).unwrap(),
+        )
+        .unwrap();
+        let (store, state) = Store::open(dir.path()).unwrap();
+        assert_eq!(state.stages["a1"]["s"].deployment_id, "d1");
+        // A stage whose deployment record is missing.
+        std::fs::remove_file(store.deployment_path("a1", "d1")).unwrap();
+        drop(store);
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(
+            err.contains("stages/a1/s.json") && err.contains("deployments/a1/d1.json"),
+            "{err}"
+        );
+        assert!(dir.path().join("stages/a1/s.json").exists());
     }
 
     #[test]
