@@ -1474,3 +1474,46 @@ fn a_lost_record_refuses_the_start_and_destroys_nothing() {
     let gw = gw.kill9_and_restart();
     assert_eq!(invoke(&gw, &id, "/prod/a").text(), "A");
 }
+
+/// An update-stage whose body is not JSON, or whose `patchOperations` is
+/// not a list, is a 400 that changes nothing (it was an empty patch: 200
+/// and the stage rewritten), as PATCH /restapis/{id} answers; so is a
+/// create-stage whose body is not JSON.
+#[test]
+fn malformed_stage_bodies_are_refused() {
+    let gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let id = import(admin, &doc(&[("/a", "A")]));
+    assert_eq!(deploy(admin, &id, "prod", r#"{"k": "v"}"#).status, 201);
+    let stage_path = format!("/restapis/{id}/stages/prod");
+    let file = gw
+        .dir
+        .path()
+        .join("state/stages")
+        .join(&id)
+        .join("prod.json");
+    let before = std::fs::read(&file).unwrap();
+    for body in [
+        &b"{nope"[..],
+        br#"{"patchOperations": {"op": "replace", "path": "/variables/k", "value": "x"}}"#,
+        br#"["patchOperations"]"#,
+    ] {
+        let r = call(admin, "PATCH", &stage_path, body);
+        assert_eq!(
+            r.status,
+            400,
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            r.text()
+        );
+        assert_eq!(r.header("x-amzn-ErrorType"), Some("BadRequestException"));
+    }
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the stage was rewritten"
+    );
+    let r = call(admin, "POST", &format!("/restapis/{id}/stages"), b"{nope");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("Invalid request body"), "{}", r.text());
+}

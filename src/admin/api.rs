@@ -829,7 +829,10 @@ fn create_stage(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) ->
     if !state.apis.contains_key(id) {
         return not_found_api(id);
     }
-    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let req = match keys::object(body) {
+        Ok(m) => Value::Object(m),
+        Err(r) => return r,
+    };
     let (Some(name), Some(dep)) = (
         req.get("stageName").and_then(Value::as_str),
         req.get("deploymentId").and_then(Value::as_str),
@@ -1073,17 +1076,15 @@ fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body
             not_found_api(id)
         };
     };
-    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let ops = req
-        .get("patchOperations")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    // A body that is not JSON, or `patchOperations` that is not a list,
+    // is a 400 (it was taken as no operation and the stage rewritten).
+    let ops = match keys::patch_ops(body) {
+        Ok(ops) => ops,
+        Err(r) => return r,
+    };
     let mut rec = existing.clone();
-    for op in ops {
-        let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
-        let path = op.get("path").and_then(Value::as_str).unwrap_or("");
-        let value = op.get("value").and_then(Value::as_str);
+    for (kind, path, value) in &ops {
+        let (kind, path, value) = (kind.as_str(), path.as_str(), value.as_deref());
         match (kind, path) {
             ("replace" | "add", p) if p.starts_with("/variables/") => {
                 let var = &p["/variables/".len()..];
