@@ -1517,3 +1517,62 @@ fn malformed_stage_bodies_are_refused() {
     assert_eq!(r.status, 400);
     assert!(r.text().contains("Invalid request body"), "{}", r.text());
 }
+
+/// create-deployment onto an existing stage applies the cache settings
+/// and stage description it carries, validated as for a new stage (they
+/// were ignored, with a 201), and keeps those it does not carry.
+#[test]
+fn a_deployment_onto_an_existing_stage_applies_its_cache_settings() {
+    let gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let id = import(admin, &doc(&[("/a", "A")]));
+    let deployments = format!("/restapis/{id}/deployments");
+    let stage_path = format!("/restapis/{id}/stages/prod");
+    let r = call(
+        admin,
+        "POST",
+        &deployments,
+        br#"{"stageName": "prod", "stageDescription": "first", "variables": {"k": "v1"}}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = call(
+        admin,
+        "POST",
+        &deployments,
+        br#"{"stageName": "prod", "cacheClusterEnabled": true, "cacheClusterSize": "1.6", "stageDescription": "new desc", "variables": {"k2": "x"}}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let dep = r.json()["id"].as_str().unwrap().to_owned();
+    let s = call(admin, "GET", &stage_path, b"").json();
+    assert_eq!(s["deploymentId"], dep.as_str());
+    assert_eq!(s["cacheClusterEnabled"], true, "{s}");
+    assert_eq!(s["cacheClusterSize"], "1.6", "{s}");
+    assert_eq!(s["description"], "new desc", "{s}");
+    assert_eq!(s["variables"], serde_json::json!({"k": "v1", "k2": "x"}));
+    // A size API Gateway does not have: 400, nothing changes.
+    let r = call(
+        admin,
+        "POST",
+        &deployments,
+        br#"{"stageName": "prod", "cacheClusterSize": "2"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(call(admin, "GET", &stage_path, b"").json(), s);
+    // A deployment that names no cache setting keeps the stage's.
+    assert_eq!(deploy(admin, &id, "prod", "{}").status, 201);
+    let s = call(admin, "GET", &stage_path, b"").json();
+    assert_eq!(s["cacheClusterEnabled"], true, "{s}");
+    assert_eq!(s["cacheClusterSize"], "1.6", "{s}");
+    assert_eq!(s["description"], "new desc", "{s}");
+    // Turned off by a deployment too.
+    let r = call(
+        admin,
+        "POST",
+        &deployments,
+        br#"{"stageName": "prod", "cacheClusterEnabled": false}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let s = call(admin, "GET", &stage_path, b"").json();
+    assert_eq!(s["cacheClusterEnabled"], false, "{s}");
+    assert_eq!(invoke(&gw, &id, "/prod/a").text(), "A");
+}

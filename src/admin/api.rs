@@ -771,6 +771,7 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
         .or_default()
         .insert(dep_id.clone(), dep.clone());
     let mut stage_rec = None;
+    let mut cache_changed = None;
     let cache = match cache_fields(&req) {
         Ok(c) => c,
         Err(r) => return r,
@@ -779,10 +780,32 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
         let stages = next.stages.entry(id.to_owned()).or_default();
         let rec = match stages.get(name) {
             Some(existing) => {
+                // As API Gateway's CreateDeployment: the stage named is
+                // updated with what the call gives (it created only a new
+                // stage's cache settings and description), and keeps the
+                // rest.
                 let mut s = existing.clone();
                 s.deployment_id = dep_id.clone();
                 s.variables.extend(variables);
+                if let Some(enabled) = req.get("cacheClusterEnabled").and_then(Value::as_bool) {
+                    s.cache_cluster_enabled = enabled;
+                }
+                if req
+                    .get("cacheClusterSize")
+                    .and_then(Value::as_str)
+                    .is_some()
+                {
+                    s.cache_cluster_size = cache.1.clone();
+                }
+                if let Some(d) = req.get("stageDescription").and_then(Value::as_str) {
+                    s.description = Some(d.to_owned());
+                }
                 s.last_updated_date = t;
+                if (s.cache_cluster_enabled, &s.cache_cluster_size)
+                    != (existing.cache_cluster_enabled, &existing.cache_cluster_size)
+                {
+                    cache_changed = Some(name);
+                }
                 s
             }
             None => StageRecord {
@@ -822,7 +845,30 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
     if let Err(r) = result {
         return r;
     }
+    if let Some(name) = cache_changed {
+        flush_stage_cache(admin, id, name);
+    }
     Reply::json(201, &deployment_json(&dep))
+}
+
+/// A stage cache turned off or resized starts empty, as API Gateway's (it
+/// deletes or re-creates the cache cluster): what was cached before must
+/// not come back.
+fn flush_stage_cache(admin: &Admin, id: &str, name: &str) {
+    let msg = crate::publish::ShardMsg::CacheFlush {
+        uid: format!("{id}/{name}"),
+    };
+    if !admin
+        .control
+        .publisher()
+        .broadcast_and_wait(msg, std::time::Duration::from_secs(5))
+    {
+        tracing::warn!(
+            api = id,
+            stage = name,
+            "not every shard confirmed the cache flush in time"
+        );
+    }
 }
 
 fn create_stage(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8]) -> Reply {
@@ -1142,27 +1188,11 @@ fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body
         }
     }
     rec.last_updated_date = now();
-    // A cache turned off or resized starts empty, as API Gateway's (it
-    // deletes or re-creates the cache cluster): what was cached before
-    // must not come back.
     let cache_changed = (existing.cache_cluster_enabled, &existing.cache_cluster_size)
         != (rec.cache_cluster_enabled, &rec.cache_cluster_size);
     let reply = save_stage(admin, state, rec, 200);
     if cache_changed && reply.status == 200 {
-        let msg = crate::publish::ShardMsg::CacheFlush {
-            uid: format!("{id}/{name}"),
-        };
-        if !admin
-            .control
-            .publisher()
-            .broadcast_and_wait(msg, std::time::Duration::from_secs(5))
-        {
-            tracing::warn!(
-                api = id,
-                stage = name,
-                "not every shard confirmed the cache flush in time"
-            );
-        }
+        flush_stage_cache(admin, id, name);
     }
     reply
 }
