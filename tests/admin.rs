@@ -855,7 +855,7 @@ fn stage_cache_and_throttling_settings() {
         r#"[{"op": "replace", "path": "/cacheClusterSize", "value": "3"}]"#,
         r#"[{"op": "replace", "path": "/*/*/caching/ttlInSeconds", "value": "4000"}]"#,
         r#"[{"op": "replace", "path": "/~1other/GET/throttling/rateLimit", "value": "fast"}]"#,
-        r#"[{"op": "replace", "path": "/other/GET/throttling/rateLimit", "value": "1"}]"#,
+        r#"[{"op": "replace", "path": "/other/get/throttling/rateLimit", "value": "1"}]"#,
     ] {
         assert_eq!(patch(bad).status, 400, "{bad}");
     }
@@ -1575,4 +1575,71 @@ fn a_deployment_onto_an_existing_stage_applies_its_cache_settings() {
     let s = call(admin, "GET", &stage_path, b"").json();
     assert_eq!(s["cacheClusterEnabled"], false, "{s}");
     assert_eq!(invoke(&gw, &id, "/prod/a").text(), "A");
+}
+
+/// Method-settings paths as Terraform sends them (the resource path
+/// without its leading slash and without `~1`, then the method and the
+/// setting) are taken as the `~1` form is, reported under the key API
+/// Gateway reports (`y/z/GET`), and served; removing a setting that does
+/// not exist is API Gateway's 400.
+#[test]
+fn method_settings_in_terraform_form() {
+    let gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let id = import(admin, &doc(&[("/x", "X"), ("/y/z", "Z")]));
+    assert_eq!(deploy(admin, &id, "prod", "{}").status, 201);
+    let stage_path = format!("/restapis/{id}/stages/prod");
+    let patch = |ops: &str| {
+        call(
+            admin,
+            "PATCH",
+            &stage_path,
+            format!(r#"{{"patchOperations": {ops}}}"#).as_bytes(),
+        )
+    };
+    let r = patch(
+        r#"[{"op": "replace", "path": "/x/GET/caching/enabled", "value": "true"},
+            {"op": "replace", "path": "/y/z/GET/metrics/enabled", "value": "true"},
+            {"op": "replace", "path": "/y/z/GET/throttling/rateLimit", "value": "1"},
+            {"op": "replace", "path": "/y/z/GET/throttling/burstLimit", "value": "1"}]"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let settings = &r.json()["methodSettings"];
+    assert_eq!(settings["x/GET"]["cachingEnabled"], true, "{settings}");
+    assert_eq!(settings["y/z/GET"]["metricsEnabled"], true, "{settings}");
+    assert_eq!(settings["y/z/GET"]["throttlingBurstLimit"], 1, "{settings}");
+    // Served: GET /y/z is throttled, GET /x is not.
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| invoke(&gw, &id, "/prod/y/z").status)
+        .collect();
+    assert_eq!(statuses[0], 200);
+    assert!(statuses.contains(&429), "{statuses:?}");
+    for _ in 0..4 {
+        assert_eq!(invoke(&gw, &id, "/prod/x").status, 200);
+    }
+    // The `~1` spelling of the same method changes the same entry.
+    let r = patch(r#"[{"op": "replace", "path": "/~1x/GET/caching/ttlInSeconds", "value": "60"}]"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let settings = r.json()["methodSettings"].clone();
+    assert_eq!(settings["x/GET"]["cacheTtlInSeconds"], 60, "{settings}");
+    assert!(settings.get("~1x/GET").is_none(), "{settings}");
+    // Removing what does not exist: API Gateway's 400, nothing changes.
+    for path in ["/~1nothere/GET", "/nothere/GET/caching/enabled", "/x/POST"] {
+        let r = patch(&format!(r#"[{{"op": "remove", "path": "{path}"}}]"#));
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(
+            r.text().contains("Cannot remove method setting")
+                && r.text()
+                    .contains("because there is no method setting for this method"),
+            "{}",
+            r.text()
+        );
+    }
+    // Removing a whole method's settings in that form.
+    let r = patch(r#"[{"op": "remove", "path": "/y/z/GET"}]"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["methodSettings"].get("y/z/GET").is_none());
+    for _ in 0..4 {
+        assert_eq!(invoke(&gw, &id, "/prod/y/z").status, 200);
+    }
 }

@@ -955,8 +955,6 @@ fn bad_cache_size(s: &str) -> Reply {
     )
 }
 
-/// A `methodSettings` patch: `/{key}/{group}/{field}` where the key is
-/// `*/*` or `{resource path, / as ~1}/{METHOD}`.
 /// A patch value that must be a boolean: `true` or `false` in any case (as
 /// Java reads one); anything else is refused, not read as false.
 fn patch_bool(path: &str, v: &str) -> Result<bool, Reply> {
@@ -973,6 +971,52 @@ fn patch_bool(path: &str, v: &str) -> Result<bool, Reply> {
     }
 }
 
+/// A method-setting patch path: `/{key}` (the whole setting, to remove
+/// it) or `/{key}/{group}/{field}`, where `{key}` is `*/*` or `{resource
+/// path}/{METHOD}`, the resource path written with `/` as `~1`
+/// (`~1pets~1{id}`) or as it is without its leading slash (`pets/{id}`,
+/// the form Terraform sends). Read from the end: the last two segments are
+/// the setting, the one before them the method, the rest the resource
+/// path. The key is kept as written, as API Gateway reports it
+/// (`~1pets~1{id}/GET` for the first form, `pets/{id}/GET` for the
+/// second); `None`: not a method-setting path.
+fn method_setting_path(path: &str) -> Option<(String, Option<(&str, &str)>)> {
+    let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let is_method = |m: &str| {
+        matches!(
+            m,
+            "*" | "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "ANY"
+        )
+    };
+    let (key, setting) = match parts.as_slice() {
+        [.., m] if parts.len() >= 2 && is_method(m) => (&parts[..], None),
+        [key @ .., group, field] if key.len() >= 2 && is_method(key[key.len() - 1]) => {
+            (key, Some((*group, *field)))
+        }
+        _ => return None,
+    };
+    let (method, res) = key.split_last()?;
+    let res = res.join("/");
+    let wild = res == "*";
+    if wild != (*method == "*") || (!wild && res.contains('*')) {
+        return None;
+    }
+    Some((format!("{res}/{method}"), setting))
+}
+
+/// Which method a method-settings key names, whichever way it is written
+/// (`~1pets~1{id}/GET` and `pets/{id}/GET` are the same method).
+fn same_method(a: &str, b: &str) -> bool {
+    let norm = |k: &str| match k.rsplit_once('/') {
+        Some((res, method)) if k != "*/*" => {
+            let res = res.replace("~1", "/");
+            format!("/{}/{method}", res.trim_start_matches('/'))
+        }
+        _ => k.to_owned(),
+    };
+    norm(a) == norm(b)
+}
+
 fn patch_method_setting<'a>(
     rec: &mut StageRecord,
     kind: &str,
@@ -980,32 +1024,37 @@ fn patch_method_setting<'a>(
     value: Option<&'a str>,
 ) -> Result<(), Reply> {
     let bad = |why: String| Reply::error(400, "BadRequestException", why);
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if kind == "remove" && parts.len() == 2 {
-        rec.method_settings
-            .remove(&format!("{}/{}", parts[0], parts[1]));
-        return Ok(());
-    }
-    let [res, method, group, field] = parts[..] else {
-        return Err(bad(format!("Invalid method setting path {path}")));
-    };
-    let valid_method = method == "*"
-        || matches!(
-            method,
-            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "ANY"
-        );
-    if !(res == "*" || res.starts_with("~1")) || !valid_method || (res == "*") != (method == "*") {
+    let Some((key, setting)) = method_setting_path(path) else {
         return Err(bad(format!(
-            "Invalid method setting key {res}/{method}: use */* or ~1path/METHOD"
+            "Invalid method setting path {path}: use /*/*, /~1path/METHOD or /path/METHOD, then the setting"
+        )));
+    };
+    // A method that has settings under the other spelling keeps its key.
+    let key = rec
+        .method_settings
+        .keys()
+        .find(|k| same_method(k, &key))
+        .cloned()
+        .unwrap_or(key);
+    let remove = kind == "remove";
+    if remove && !rec.method_settings.contains_key(&key) {
+        // API Gateway's answer (a field of it, or all of it).
+        return Err(bad(format!(
+            "Cannot remove method setting {key} because there is no method setting for this method"
         )));
     }
-    let key = format!("{res}/{method}");
+    let Some((group, field)) = setting else {
+        if !remove {
+            return Err(bad(format!("Invalid method setting path {path}")));
+        }
+        rec.method_settings.remove(&key);
+        return Ok(());
+    };
     let entry = rec.method_settings.entry(key).or_default();
     let need = |v: Option<&'a str>| -> Result<&'a str, Reply> {
         v.ok_or_else(|| bad(format!("Invalid patch: {path} needs a value")))
     };
     let flag = |v: Option<&'a str>| -> Result<bool, Reply> { patch_bool(path, need(v)?) };
-    let remove = kind == "remove";
     match (group, field) {
         ("throttling", "rateLimit") => {
             entry.throttling_rate_limit = if remove {
@@ -1171,9 +1220,7 @@ fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body
                 }
                 other => return bad_cache_size(other.unwrap_or("")),
             },
-            ("replace" | "add" | "remove", p)
-                if p.starts_with("/*/") || p.starts_with("/~1") =>
-            {
+            ("replace" | "add" | "remove", p) if method_setting_path(p).is_some() => {
                 if let Err(r) = patch_method_setting(&mut rec, kind, p, value) {
                     return r;
                 }

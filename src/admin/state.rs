@@ -77,7 +77,8 @@ pub struct StageRecord {
     /// GB, as API Gateway names cache sizes ("0.5" … "237").
     #[serde(default = "default_cache_size")]
     pub cache_cluster_size: String,
-    /// `*/*` or `{resource path with / as ~1}/{METHOD}` → settings.
+    /// `*/*`, `{resource path with / as ~1}/{METHOD}` or `{resource path
+    /// without its leading /}/{METHOD}` (as written in the patch) → settings.
     #[serde(default)]
     pub method_settings: BTreeMap<String, MethodSettingRecord>,
     /// Kept and reported as API Gateway's (X-Ray tracing does not exist
