@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tollgate::snapshot::{IntegrationKind, Shards, Snapshot};
+use tollgate::snapshot::{IntegrationKind, Shards};
 
 #[derive(Parser)]
 #[command(
@@ -70,19 +70,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(config: &std::path::Path) -> Option<Snapshot> {
-    match tollgate::config::load(config) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            for w in &e.warnings {
-                eprintln!("warning: {w}");
-            }
-            eprintln!("error: {e}");
-            None
-        }
-    }
-}
-
 /// One stage line of `check`'s listing.
 fn print_stage(name: &str, variables: &std::collections::BTreeMap<String, String>) {
     let vars: Vec<String> = variables.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -95,13 +82,61 @@ fn print_stage(name: &str, variables: &std::collections::BTreeMap<String, String
 }
 
 fn check(config: &std::path::Path) -> ExitCode {
-    let Some(snap) = load(config) else {
-        return ExitCode::FAILURE;
+    let registry = tollgate::limit::registry::Registry::new(0);
+    let (loaded, snap) = match tollgate::config::load_with_sources(config, &registry) {
+        Ok(x) => x,
+        Err(e) => {
+            for w in &e.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
+    // The admin state, read as `serve` reads it (without its lock, and
+    // changing nothing): its errors are check's, and the APIs it deploys
+    // are listed with the config's.
+    let mut snap = snap;
+    let mut admin_line = None;
+    if let Some(admin) = &loaded.settings.admin {
+        let (store, state) = match tollgate::admin::Admin::inspect(admin) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: admin state: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let extra = state.extra(&store);
+        if !extra.is_empty() {
+            let mut diags = tollgate::config::Diagnostics::default();
+            snap = match tollgate::control::build_snapshot(&loaded, &extra, &registry, &mut diags) {
+                Ok(s) => s,
+                Err(e) => {
+                    for w in &e.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    eprintln!("error: admin state in {}: {e}", admin.state_dir.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+        }
+        admin_line = Some(format!(
+            "admin state {}: {} REST API(s), {} deployment(s), {} stage(s), {} API key(s), {} usage plan(s)",
+            admin.state_dir.display(),
+            state.apis.len(),
+            state.deployments.values().map(|d| d.len()).sum::<usize>(),
+            state.stages.values().map(|s| s.len()).sum::<usize>(),
+            state.keys.len(),
+            state.plans.len()
+        ));
+    }
     for w in &snap.warnings {
         println!("warning: {w}");
     }
     println!("listen {}", snap.server.listen);
+    if let Some(line) = admin_line {
+        println!("{line}");
+    }
     for (i, api) in snap.apis.iter().enumerate() {
         let default = if snap.default_api == Some(i) {
             " (default)"

@@ -1643,3 +1643,59 @@ fn method_settings_in_terraform_form() {
         assert_eq!(invoke(&gw, &id, "/prod/y/z").status, 200);
     }
 }
+
+/// `tollgate check` reads the admin state as `serve` does: it lists the
+/// APIs and stages the state deploys (also while a gateway holds the
+/// directory), and fails, naming the file, where `serve` would refuse to
+/// start; it changes nothing in the directory.
+#[test]
+fn check_reads_the_admin_state() {
+    let mut gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let id = import(admin, &doc(&[("/a", "A")]));
+    assert_eq!(deploy(admin, &id, "prod", r#"{"k": "v"}"#).status, 201);
+    let check = |config: &std::path::Path| {
+        let out = Command::new(support::gateway::bin())
+            .args(["check", "--config"])
+            .arg(config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = check(&gw.config_path());
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains(&format!("API {id} ")), "{out}");
+    assert!(out.contains("stage prod  variables: k=v"), "{out}");
+    assert!(
+        out.contains("1 REST API(s), 1 deployment(s), 1 stage(s)"),
+        "{out}"
+    );
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(20)).is_some());
+
+    // A corrupt record: the error serve gives, and nothing is touched.
+    let state = gw.dir.path().join("state");
+    let record = state.join("restapis").join(format!("{id}.json"));
+    let good = std::fs::read(&record).unwrap();
+    std::fs::write(&record, "xx").unwrap();
+    let torn = state.join("restapis").join(".x.json.tmp-1-2");
+    std::fs::write(&torn, "{").unwrap();
+    let (ok, out, err) = check(&gw.config_path());
+    assert!(!ok, "{out}");
+    assert!(err.contains(&record.display().to_string()), "{err}");
+    assert!(torn.exists(), "check removed a file");
+    // A record gone: deployments and stages without it are an error, and kept.
+    std::fs::remove_file(&record).unwrap();
+    let (ok, out, err) = check(&gw.config_path());
+    assert!(!ok, "{out}");
+    assert!(err.contains(&record.display().to_string()), "{err}");
+    assert!(state.join("stages").join(&id).join("prod.json").exists());
+    std::fs::write(&record, good).unwrap();
+    let (ok, out, err) = check(&gw.config_path());
+    assert!(ok, "{out}\n{err}");
+    assert!(torn.exists(), "check removed a file");
+}

@@ -90,6 +90,12 @@ impl Admin {
         Store::open(&settings.state_dir)
     }
 
+    /// Reads the state directory without locking or changing it (for
+    /// `tollgate check`), with the errors `open` would give.
+    pub fn inspect(settings: &AdminSettings) -> Result<(Store, AdminState), String> {
+        Store::inspect(&settings.state_dir)
+    }
+
     pub fn new(store: Store, state: AdminState, control: Arc<Control>) -> Arc<Admin> {
         Arc::new(Admin {
             store,

@@ -421,8 +421,11 @@ impl AdminState {
 pub struct Store {
     dir: PathBuf,
     /// The open lock file, whose exclusive `flock` is held for as long as
-    /// the store lives (the process's life): see [`lock_dir`].
-    _lock: File,
+    /// the store lives (the process's life): see [`lock_dir`]. `None` for
+    /// a store opened to read only ([`Store::inspect`]).
+    _lock: Option<File>,
+    /// Read only: nothing is created, cleaned or removed.
+    read_only: bool,
 }
 
 /// The lock file in the state directory (see [`lock_dir`]).
@@ -480,7 +483,42 @@ impl Store {
         let lock = lock_dir(dir)?;
         let store = Store {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            _lock: Some(lock),
+            read_only: false,
+        };
+        let state = store.load()?;
+        Ok((store, state))
+    }
+
+    /// Reads a state directory as [`Store::open`] would, and reports the
+    /// same errors, without taking its lock (a running gateway may hold
+    /// it: records are replaced by atomic renames, so a reader sees each
+    /// one old or new) and without changing anything: no directory is
+    /// created, no leftover removed. For `tollgate check`. A directory that
+    /// does not exist yet is empty.
+    pub fn inspect(dir: &Path) -> Result<(Store, AdminState), String> {
+        let store = Store {
+            dir: dir.to_path_buf(),
+            _lock: None,
+            read_only: true,
+        };
+        if !dir.exists() {
+            return Ok((store, AdminState::default()));
+        }
+        let state = store.load()?;
+        Ok((store, state))
+    }
+
+    fn load(&self) -> Result<AdminState, String> {
+        let dir = &self.dir;
+        let tidy = !self.read_only;
+        let list_json = |d: &Path| list_json(d, tidy);
+        let list_dirs = |d: &Path| -> Result<Vec<PathBuf>, String> {
+            if d.exists() || tidy {
+                list_dirs(d)
+            } else {
+                Ok(Vec::new())
+            }
         };
         let mut state = AdminState::default();
         for path in list_json(&dir.join("restapis"))? {
@@ -521,9 +559,9 @@ impl Store {
             rec.keys.retain(|k| state.keys.contains_key(k));
             state.plans.insert(rec.id.clone(), rec);
         }
-        store.finish_deletes(&state)?;
-        check_stage_deployments(&store, &state)?;
-        Ok((store, state))
+        self.finish_deletes(&state)?;
+        check_stage_deployments(self, &state)?;
+        Ok(state)
     }
 
     /// Deployments and stages whose API has no record. With the API's
@@ -547,6 +585,10 @@ impl Store {
                     continue;
                 }
                 if self.tombstone_path(&id).exists() {
+                    if self.read_only {
+                        // The next start removes it.
+                        continue;
+                    }
                     tracing::info!(
                         dir = %api_dir.display(),
                         "removing what a delete-rest-api interrupted by a crash left"
@@ -564,6 +606,9 @@ impl Store {
         }
         if !lost.is_empty() {
             return Err(lost.join("\n"));
+        }
+        if self.read_only {
+            return Ok(());
         }
         let entries = fs::read_dir(self.dir.join("restapis"))
             .map_err(|e| format!("{}: cannot list: {e}", self.dir.join("restapis").display()))?;
@@ -709,7 +754,9 @@ fn check_stage_deployments(store: &Store, state: &AdminState) -> Result<(), Stri
     }
 }
 
-fn list_json(dir: &Path) -> Result<Vec<PathBuf>, String> {
+/// The `.json` files of `dir`; with `tidy`, unfinished writes from
+/// before a crash are removed on the way.
+fn list_json(dir: &Path, tidy: bool) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -722,7 +769,9 @@ fn list_json(dir: &Path) -> Result<Vec<PathBuf>, String> {
         let name = name.to_string_lossy();
         if name.starts_with('.') && name.contains(".tmp-") {
             // An unfinished write from before a crash: never acknowledged.
-            let _ = fs::remove_file(&path);
+            if tidy {
+                let _ = fs::remove_file(&path);
+            }
             continue;
         }
         if name.ends_with(".json") {
