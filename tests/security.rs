@@ -285,6 +285,11 @@ fn dot_segments_are_refused_not_forwarded() {
         "/prod/public/..%2Fadmin",
         "/prod/public/..%5cadmin",
         "/prod/..",
+        // `..` with a path parameter: Java servlet containers resolve it.
+        "/prod/public/..;/admin/secret",
+        "/prod/public/..;jsessionid=x/admin",
+        "/prod/public/%2e%2e;/admin",
+        "/prod/public/..%3b/admin",
     ] {
         let mut c = RawClient::connect(gw.addr);
         let r = c.request(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());

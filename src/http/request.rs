@@ -483,7 +483,9 @@ fn split_target(target: &[u8], base: u32) -> Result<(Span, Option<Span>, Option<
 /// RFC 3986 §6.2.2.2) or behind an encoded slash (`..%2F`, `%5C`). Routes
 /// and authorization see the path as sent, and a backend that resolves dot
 /// segments would serve another route's resource (`/public/../admin`), so
-/// such a request is refused (400) instead of forwarded. Clients remove
+/// such a request is refused (400) instead of forwarded; so is one whose
+/// segment is `..` before a `;` parameter (`/public/..;/admin`), which Java
+/// servlet containers resolve as `..`. Clients remove
 /// dot segments themselves (RFC 3986 §5.2.4); only a crafted request has
 /// them. Costs nothing on paths without `.` or `%`.
 pub fn has_dot_segment(path: &[u8]) -> bool {
@@ -492,9 +494,13 @@ pub fn has_dot_segment(path: &[u8]) -> bool {
     }
     path.split(|&b| b == b'/').any(|segment| {
         let decoded = crate::http::query::decode_path(segment);
-        decoded
-            .split(['/', '\\'])
-            .any(|piece| piece == "." || piece == "..")
+        // A `;` starts a path parameter that Java servlet containers
+        // (Tomcat, Jetty, Spring) strip before resolving the path: for them
+        // `..;x` is `..`.
+        decoded.split(['/', '\\']).any(|piece| {
+            let name = piece.split(';').next().unwrap_or(piece);
+            name == "." || name == ".."
+        })
     })
 }
 
@@ -672,6 +678,11 @@ mod tests {
             b"/a/%2e%2e%2fb",
             b"/a/..%5cb",
             b"/a/.",
+            b"/public/..;/admin/x",
+            b"/public/..;jsessionid=1/admin",
+            b"/a/%2e%2e;/b",
+            b"/a/..%3b/b",
+            b"/a/.;x/b",
         ] {
             assert!(has_dot_segment(bad), "{}", String::from_utf8_lossy(bad));
         }
@@ -683,6 +694,8 @@ mod tests {
             b"/a/.hidden",
             b"/a/%2e%2e%2e",
             b"/a%20b",
+            b"/a/b;v=1",
+            b"/a/...;x",
             b"",
         ] {
             assert!(!has_dot_segment(good), "{}", String::from_utf8_lossy(good));
