@@ -101,6 +101,10 @@ fn framing_attacks_with_a_pipelined_request_are_refused_and_never_forwarded() {
         ("TE chunked folded onto gzip", post_with("Transfer-Encoding: gzip\r\n\tchunked\r\n", b"0\r\n\r\n"), 400),
         ("TE name with inner space", post_with("Transfer Encoding: chunked\r\n", b"0\r\n\r\n"), 400),
         ("TE tab before colon", post_with("Transfer-Encoding\t: chunked\r\n", b"0\r\n\r\n"), 400),
+        // Singleton fields the gateway checks and forwards (RFC 9110 §5.3):
+        // it would validate one value, the backend might read the other.
+        ("Content-Type twice", post_with("Content-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n", b"{}"), 400),
+        ("x-api-key twice", get_line(b"x-api-key: aaaaaaaaaaaaaaaaaaaaaaaaa\r\nX-Api-Key: bbbbbbbbbbbbbbbbbbbbbbbbbbb"), 400),
         // Content-Length = 1*DIGIT (RFC 9110 §8.6).
         ("CL empty", post_with("Content-Length:\r\n", b""), 400),
         ("CL trailing comma", post_with("Content-Length: 4,\r\n", b"abcd"), 400),

@@ -283,6 +283,8 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HeadError> 
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
+    let mut content_type_count = 0usize;
+    let mut api_key_count = 0usize;
     let mut out_headers = Vec::with_capacity(req.headers.len());
 
     for h in req.headers.iter() {
@@ -321,15 +323,19 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HeadError> 
                     te_chunked_count += 1;
                     te_last_chunked = true;
                 } else {
+                    // Any other coding, `identity` too (RFC 9112 dropped
+                    // it from the registry's codings), is not implemented.
                     te_last_chunked = false;
-                    if !coding.eq_ignore_ascii_case(b"identity") {
-                        te_unknown = true;
-                    }
+                    te_unknown = true;
                 }
             }
             if !any {
                 return Err(HeadError::BadRequest("empty Transfer-Encoding"));
             }
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            content_type_count += 1;
+        } else if name.eq_ignore_ascii_case(b"x-api-key") {
+            api_key_count += 1;
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in value.split(|&b| b == b',') {
                 let token = trim_ows(token);
@@ -348,6 +354,15 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HeadError> 
         }
     }
 
+    // RFC 9110 §5.3: a singleton field sent twice is invalid. These two the
+    // gateway acts on (the body model of one media type, one API key) and
+    // forwards: it would check one value while the backend, which gets
+    // both, may read the other.
+    if content_type_count > 1 || api_key_count > 1 {
+        return Err(HeadError::BadRequest(
+            "duplicate Content-Type or x-api-key header",
+        ));
+    }
     // RFC 9112 §3.2: a client MUST send exactly one Host header in HTTP/1.1.
     if host_count > 1 {
         return Err(HeadError::BadRequest("duplicate Host header"));
