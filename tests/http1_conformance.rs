@@ -315,6 +315,12 @@ fn framing_attacks_are_refused_and_never_forwarded() {
         ("Host with a space", b"GET /prod/a HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
         ("Host with userinfo", b"GET /prod/a HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
         ("Host with a path", b"GET /prod/a HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+        ("Host with a port that is not a number", b"GET /prod/a HTTP/1.1\r\nHost: a:abc\r\n\r\n", 400),
+        ("Host with two ports", b"GET /prod/a HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400),
+        ("Host with a bracket outside a literal", b"GET /prod/a HTTP/1.1\r\nHost: a]b\r\n\r\n", 400),
+        ("Host with a bad percent-encoding", b"GET /prod/a HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400),
+        ("absolute-form authority with a quote", b"GET http://a\"b/prod/a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("absolute-form authority with userinfo", b"GET http://u@a/prod/a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
         ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
     ];

@@ -178,10 +178,10 @@ pub enum Parsed {
     Complete(HeadInfo, usize),
 }
 
-/// A byte of `uri-host [ ":" port ]`: unreserved, pct-encoded, sub-delims,
-/// and the `:` `[` `]` of ports and IP literals. A table: every request's
-/// Host is checked.
-fn is_host_byte(b: u8) -> bool {
+/// A byte of a reg-name or IPv4 address (RFC 3986 §3.2.2): unreserved,
+/// sub-delims, and the `%` of a pct-encoding. A table: every request's Host
+/// is checked.
+fn is_reg_name_byte(b: u8) -> bool {
     const TABLE: [bool; 256] = {
         let mut t = [false; 256];
         let mut i = 0;
@@ -190,7 +190,7 @@ fn is_host_byte(b: u8) -> bool {
             t[i] = c.is_ascii_alphanumeric();
             i += 1;
         }
-        let extra = b"-._~%!$&'()*+,;=:[]";
+        let extra = b"-._~%!$&'()*+,;=";
         let mut j = 0;
         while j < extra.len() {
             t[extra[j] as usize] = true;
@@ -199,6 +199,47 @@ fn is_host_byte(b: u8) -> bool {
         t
     };
     TABLE[b as usize]
+}
+
+/// `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2–3.2.3): a
+/// reg-name or IPv4 address (its `%` followed by two hex digits) or an IP
+/// literal in brackets, then optionally `:` and digits. No userinfo. Empty
+/// is valid (a target without authority). The value becomes
+/// `$context.domainName` and chooses the API, so `x:1:2`, `a]b` or a quote
+/// that would break a template's JSON are refused.
+pub fn is_valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(end) = v.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &v[1..end];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        (&[][..], &v[end + 1..])
+    } else {
+        let at = v.iter().position(|&b| b == b':').unwrap_or(v.len());
+        (&v[..at], &v[at..])
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    port_ok
+        && host.iter().all(|&b| is_reg_name_byte(b))
+        && host
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'%')
+            .all(|(i, _)| {
+                host.get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            })
 }
 
 /// Parses one request head from the start of `buf`.
@@ -302,7 +343,7 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HeadError> 
             // RFC 9112 §3.2: 400 for "a Host header field with an invalid
             // field value": uri-host [ ":" port ] (RFC 3986 reg-name,
             // IPv4 or an IP literal in brackets).
-            if !value.iter().all(|&b| is_host_byte(b)) {
+            if !is_valid_host(value) {
                 return Err(HeadError::BadRequest("invalid Host header"));
             }
             host_count += 1;
@@ -458,6 +499,12 @@ fn split_target(target: &[u8], base: u32) -> Result<(Span, Option<Span>, Option<
         if auth_len == 0 {
             return Err(HeadError::BadRequest(
                 "empty authority in absolute-form target",
+            ));
+        }
+        // The authority replaces Host (RFC 9112 §3.2.2): the same rules.
+        if !is_valid_host(&rest[..auth_len]) {
+            return Err(HeadError::BadRequest(
+                "invalid authority in absolute-form target",
             ));
         }
         authority = Some(Span {
@@ -874,6 +921,55 @@ mod tests {
         assert_eq!(h.host.map(|s| s.of(input)), Some(&b"api.example"[..]));
         assert_eq!(h.path.of(input), b"/prod/x");
         assert_eq!(h.query.map(|s| s.of(input)), Some(&b"y=1"[..]));
+    }
+
+    #[test]
+    fn host_grammar() {
+        for good in [
+            &b"api.example"[..],
+            b"api.example:8080",
+            b"127.0.0.1:80",
+            b"[::1]",
+            b"[::1]:8443",
+            b"[::ffff:127.0.0.1]",
+            b"x:",
+            b"caf%C3%A9.example",
+            b"",
+        ] {
+            assert!(is_valid_host(good), "{}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"x:abc"[..],
+            b"x:1:2",
+            b"a]b",
+            b"[not-an-ip]",
+            b"[::1",
+            b"[::1]x",
+            b"[]",
+            b"x%zz",
+            b"x%4",
+            b"::",
+            b"user@a",
+            b"a\"b",
+            b"a{b}",
+        ] {
+            assert!(!is_valid_host(bad), "{}", String::from_utf8_lossy(bad));
+        }
+        // The authority of an absolute-form target follows the same rules.
+        for bad in [
+            &b"GET http://u@a/prod/x HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET http://a\"<>/prod/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http://a:1:2/prod/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert!(
+                matches!(
+                    parse_head(bad, &HeadLimits::default()),
+                    Err(HeadError::BadRequest(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
