@@ -771,40 +771,217 @@ fn the_aws_cli_manages_keys_and_usage_plans() {
 
 /// A problem with a usage plan created through the admin API is reported
 /// against its record in the state directory, not the config file: a plan
-/// whose stage is deleted later is logged as naming a stage not served,
-/// with the record's file and `$.apiStages`.
+/// whose config stage a reload removes is logged as naming a stage not
+/// served, with the record's file and `$.apiStages`.
 #[test]
 fn warnings_about_admin_plans_name_their_record() {
     let gw = gateway();
     let admin = gw.admin.expect("admin listener");
-    let doc = support::gateway::swagger(&format!(
-        r#"{{"/m": {{"get": {}}}}}"#,
-        support::gateway::mock_method(200, "m")
-    ));
-    let api = import_and_deploy(admin, &doc, "s");
     let plan = created(call(
         admin,
         "POST",
         "/usageplans",
-        &json!({"name": "p", "apiStages": [{"apiId": api, "stage": "s"}]}).to_string(),
+        r#"{"name": "p", "apiStages": [{"apiId": "k", "stage": "p"}]}"#,
     ));
     let plan_id = plan["id"].as_str().unwrap().to_owned();
     assert_eq!(gw.log_count("which is not served"), 0, "{:?}", gw.log());
-    let r = call(admin, "DELETE", &format!("/restapis/{api}/stages/s"), "");
-    assert_eq!(r.status, 202, "{}", r.text());
+    let config = std::fs::read_to_string(gw.config_path()).unwrap();
+    let without_p = config.replace("[[stages]]\napi = \"k\"\nname = \"p\"\n", "");
+    assert_ne!(config, without_p);
+    std::fs::write(gw.config_path(), without_p).unwrap();
+    gw.signal("HUP");
+    let record = format!("usageplans/{plan_id}.json");
     assert!(
-        gw.wait_log("which is not served", 1, Duration::from_secs(30)),
+        gw.wait_log(&record, 1, Duration::from_secs(30)),
         "{:?}",
         gw.log()
     );
-    let line = gw
-        .log()
-        .into_iter()
-        .find(|l| l.contains("which is not served"))
-        .unwrap();
-    assert!(
-        line.contains(&format!("usageplans/{plan_id}.json: $.apiStages")),
-        "{line}"
-    );
+    let line = gw.log().into_iter().find(|l| l.contains(&record)).unwrap();
+    assert!(line.contains("which is not served"), "{line}");
+    assert!(line.contains(&format!("{record}: $.apiStages")), "{line}");
     assert!(!line.contains("tollgate.toml"), "{line}");
+}
+
+/// Deleting a stage, or its API, takes it out of the usage plans that
+/// named it, as API Gateway's link goes with the stage: a stage created
+/// again under the same name is in no plan (the old plan's key is refused
+/// and its used quota does not follow), a new plan can take that key for
+/// it (it was a 409), and all of it survives kill -9. Links a crash left
+/// between the stage's removal and the plan's rewrite are dropped at the
+/// next start.
+#[test]
+fn a_deleted_stage_leaves_its_usage_plans() {
+    let gw = gateway();
+    let admin = gw.admin.expect("admin listener");
+    let r = call(admin, "POST", "/restapis?mode=import", &keyed_api());
+    let api = created(r)["id"].as_str().unwrap().to_owned();
+    let r = call(
+        admin,
+        "POST",
+        &format!("/restapis/{api}/deployments"),
+        r#"{"stageName": "prod"}"#,
+    );
+    let dep = created(r)["id"].as_str().unwrap().to_owned();
+    let host = format!("{api}.execute-api.test");
+    let value = "recreated-stage-key-0123456789";
+    let key = created(call(
+        admin,
+        "POST",
+        "/apikeys",
+        &json!({"name": "kk", "value": value, "enabled": true}).to_string(),
+    ));
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    let plan = |name: &str| {
+        let p = created(call(
+            admin,
+            "POST",
+            "/usageplans",
+            &json!({"name": name, "apiStages": [{"apiId": api, "stage": "prod"}],
+                    "quota": {"limit": 2, "period": "DAY"}})
+            .to_string(),
+        ));
+        let id = p["id"].as_str().unwrap().to_owned();
+        created(call(
+            admin,
+            "POST",
+            &format!("/usageplans/{id}/keys"),
+            &json!({"keyId": key_id, "keyType": "API_KEY"}).to_string(),
+        ));
+        id
+    };
+    let old = plan("kp");
+    let calls = |gw: &Gateway, n: usize| -> Vec<u16> {
+        (0..n)
+            .map(|_| keyed(gw, &host, "/prod/keyed", Some(value)).status)
+            .collect()
+    };
+    assert_eq!(calls(&gw, 1), vec![200], "1 of the plan's 2 used");
+    let stage_body = json!({"stageName": "prod", "deploymentId": dep}).to_string();
+
+    let r = call(admin, "DELETE", &format!("/restapis/{api}/stages/prod"), "");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = call(admin, "GET", &format!("/usageplans/{old}"), "");
+    assert_eq!(
+        r.json()["apiStages"],
+        json!([]),
+        "the link went with the stage"
+    );
+    created(call(
+        admin,
+        "POST",
+        &format!("/restapis/{api}/stages"),
+        &stage_body,
+    ));
+    assert_eq!(
+        calls(&gw, 2),
+        vec![403, 403],
+        "the old plan does not cover it"
+    );
+    // A new plan takes the key for the new stage, with a quota of its own.
+    let new = plan("kp2");
+    assert_eq!(calls(&gw, 3), vec![200, 200, 429]);
+
+    // Durable: after kill -9 the old plan still names nothing.
+    let gw = gw.kill9_and_restart();
+    let admin = gw.admin.expect("admin listener");
+    let r = call(admin, "GET", &format!("/usageplans/{old}"), "");
+    assert_eq!(r.json()["apiStages"], json!([]));
+    let r = call(admin, "GET", &format!("/usageplans/{new}"), "");
+    assert_eq!(
+        r.json()["apiStages"],
+        json!([{"apiId": api, "stage": "prod"}])
+    );
+
+    // delete-rest-api does the same for every stage of the API.
+    let r = call(admin, "DELETE", &format!("/restapis/{api}"), "");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = call(admin, "GET", &format!("/usageplans/{new}"), "");
+    assert_eq!(r.json()["apiStages"], json!([]));
+    let r = call(admin, "GET", &format!("/usageplans?keyId={key_id}"), "");
+    for p in r.json()["item"].as_array().unwrap() {
+        assert_eq!(p["apiStages"], json!([]), "{p}");
+    }
+
+    // A crash between a stage's removal and its plan's rewrite: the plan's
+    // record still links the removed stage. The next start drops the link
+    // (and rewrites the record), so the stage created again is not in it.
+    let api2 = import_and_deploy(admin, &keyed_api(), "prod");
+    let r = patch(
+        admin,
+        &format!("/usageplans/{new}"),
+        &format!(r#"[{{"op": "add", "path": "/apiStages", "value": "{api2}:prod"}}]"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let host2 = format!("{api2}.execute-api.test");
+    assert_eq!(keyed(&gw, &host2, "/prod/keyed", Some(value)).status, 200);
+    let mut gw = gw;
+    gw.signal("KILL");
+    assert!(gw.wait_exit(Duration::from_secs(20)).is_some());
+    let state = gw.dir.path().join("state");
+    std::fs::remove_file(state.join("stages").join(&api2).join("prod.json")).unwrap();
+    let gw = gw.kill9_and_restart();
+    let admin = gw.admin.expect("admin listener");
+    let r = call(admin, "GET", &format!("/usageplans/{new}"), "");
+    assert_eq!(
+        r.json()["apiStages"],
+        json!([]),
+        "the dangling link is dropped"
+    );
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(state_file(&gw, &format!("usageplans/{new}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["apiStages"], json!([]), "and its record rewritten");
+    let deps = call(admin, "GET", &format!("/restapis/{api2}/deployments"), "");
+    let dep2 = deps.json()["item"][0]["id"].as_str().unwrap().to_owned();
+    created(call(
+        admin,
+        "POST",
+        &format!("/restapis/{api2}/stages"),
+        &json!({"stageName": "prod", "deploymentId": dep2}).to_string(),
+    ));
+    assert_eq!(keyed(&gw, &host2, "/prod/keyed", None).status, 403);
+    assert_eq!(keyed(&gw, &host2, "/prod/keyed", Some(value)).status, 403);
+    assert_eq!(keyed(&gw, &host2, "/prod/open", None).status, 200);
+
+    // A config plan naming the admin stage is the file's: deleting the
+    // stage leaves it, and it covers the stage created again.
+    let cfg_value = "config-plan-on-admin-stage-0123";
+    let mut config = std::fs::read_to_string(gw.config_path()).unwrap();
+    config.push_str(&format!(
+        "[[usage_plans]]\nid = \"cfg-admin\"\napi_stages = [\"{api2}/prod\"]\n[[api_keys]]\nname = \"cfg-admin\"\nvalue = \"{cfg_value}\"\nusage_plans = [\"cfg-admin\"]\n"
+    ));
+    std::fs::write(gw.config_path(), config).unwrap();
+    gw.signal("HUP");
+    assert!(gw.wait_log("configuration reloaded", 1, Duration::from_secs(10)));
+    assert_eq!(
+        keyed(&gw, &host2, "/prod/keyed", Some(cfg_value)).status,
+        200
+    );
+    let r = call(
+        admin,
+        "DELETE",
+        &format!("/restapis/{api2}/stages/prod"),
+        "",
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(
+        keyed(&gw, &host2, "/prod/keyed", Some(cfg_value)).status,
+        403
+    );
+    created(call(
+        admin,
+        "POST",
+        &format!("/restapis/{api2}/stages"),
+        &json!({"stageName": "prod", "deploymentId": dep2}).to_string(),
+    ));
+    assert_eq!(
+        keyed(&gw, &host2, "/prod/keyed", Some(cfg_value)).status,
+        200
+    );
+    assert_eq!(keyed(&gw, &host2, "/prod/keyed", Some(value)).status, 403);
+}
+
+fn state_file(gw: &Gateway, rel: &str) -> std::path::PathBuf {
+    gw.dir.path().join("state").join(rel)
 }

@@ -573,7 +573,10 @@ fn delete_api(admin: &Admin, state: &mut AdminState, id: &str) -> Reply {
     next.apis.remove(id);
     next.deployments.remove(id);
     next.stages.remove(id);
-    if let Err(e) = admin.store.delete_api(id) {
+    // Its stages leave the usage plans that named them, written after the
+    // record's removal and before the tombstone's (see `Store::delete_api`).
+    let plans = next.unlink_stages(|s| s.api_id == id);
+    if let Err(e) = admin.store.delete_api(id, &plans) {
         return storage_error(e);
     }
     if let Err(r) = publish(admin, &next) {
@@ -1256,11 +1259,22 @@ fn delete_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str) -> 
     if let Some(s) = next.stages.get_mut(id) {
         s.remove(name);
     }
+    // The stage leaves the usage plans that named it (API Gateway's link
+    // goes with the stage): a stage created again under this name starts
+    // in no plan. Order (see `Store::delete_stage`): the stage's record is
+    // removed first, the commit point; then the plans are rewritten. A
+    // crash, or a failed write, in between leaves links that the next
+    // start drops, so memory drops them at once either way.
+    let plans = next.unlink_stages(|s| s.api_id == id && s.stage == name);
     if let Err(e) = admin.store.delete_stage(id, name) {
         return storage_error(e);
     }
+    let written = plans.iter().try_for_each(|p| admin.store.put_plan(p));
     let result = publish(admin, &next);
     *state = next;
+    if let Err(e) = written {
+        return storage_error(e);
+    }
     if let Err(r) = result {
         return r;
     }

@@ -14,7 +14,12 @@
 //! naming the files, rather than being removed. A usage plan's record holds
 //! the ids of its keys, so adding or removing a key is one write; deleting
 //! an API key removes its record first, and links to a key that is gone
-//! are ignored.
+//! are ignored. It also holds its API stages: deleting a stage (or an API)
+//! removes the stage's record first (the commit point), then rewrites the
+//! plans that linked it; a link left by a crash in between (to a stage of
+//! an API that is there, or to an API with a tombstone) is dropped, and its
+//! plan rewritten, at the next start, so a stage created again under that
+//! name never inherits it ([`Store::delete_stage`]).
 //! Read first: [`Store::open`].
 
 use std::collections::BTreeMap;
@@ -338,6 +343,23 @@ impl AdminState {
         self.deployments.get(api).and_then(|d| d.get(dep))
     }
 
+    /// Removes from every usage plan the API stages `gone` names (stages
+    /// being deleted); the plans that changed, as they are now.
+    pub fn unlink_stages(
+        &mut self,
+        gone: impl Fn(&ApiStageRecord) -> bool,
+    ) -> Vec<UsagePlanRecord> {
+        let mut changed = Vec::new();
+        for p in self.plans.values_mut() {
+            let before = p.api_stages.len();
+            p.api_stages.retain(|s| !gone(s));
+            if p.api_stages.len() != before {
+                changed.push(p.clone());
+            }
+        }
+        changed
+    }
+
     /// Everything the state serves: deployed APIs, usage plans, and the
     /// enabled API keys with the plans that hold them.
     pub fn extra(&self, store: &Store) -> Extra {
@@ -553,13 +575,41 @@ impl Store {
             let rec: ApiKeyRecord = read_json(&path)?;
             state.keys.insert(rec.id.clone(), rec);
         }
+        let mut unlinked = Vec::new();
         for path in list_json(&dir.join("usageplans"))? {
             let mut rec: UsagePlanRecord = read_json(&path)?;
             // Links to keys deleted just before a crash.
             rec.keys.retain(|k| state.keys.contains_key(k));
+            // Links to stages deleted just before a crash (see
+            // `delete_stage`): kept, they would cover a stage created
+            // again under that name. A link naming an API that is neither
+            // here nor tombstoned names a config API: kept.
+            let before = rec.api_stages.len();
+            rec.api_stages.retain(|s| {
+                let gone = if state.apis.contains_key(&s.api_id) {
+                    !state
+                        .stages
+                        .get(&s.api_id)
+                        .is_some_and(|m| m.contains_key(&s.stage))
+                } else {
+                    self.tombstone_path(&s.api_id).exists()
+                };
+                if gone {
+                    tracing::info!(
+                        plan = %rec.id,
+                        api = %s.api_id,
+                        stage = %s.stage,
+                        "removing a usage plan's link to a stage deleted just before a crash"
+                    );
+                }
+                !gone
+            });
+            if rec.api_stages.len() != before {
+                unlinked.push((path, rec.clone()));
+            }
             state.plans.insert(rec.id.clone(), rec);
         }
-        self.finish_deletes(&state)?;
+        self.finish_deletes(&state, &unlinked)?;
         check_stage_deployments(self, &state)?;
         Ok(state)
     }
@@ -572,8 +622,14 @@ impl Store {
     /// is an error naming the record and the directories, which are kept.
     /// A tombstone beside its record is a delete that never reached its
     /// commit point (never acknowledged): the API stays, the tombstone
-    /// goes.
-    fn finish_deletes(&self, state: &AdminState) -> Result<(), String> {
+    /// goes. The usage plans in `unlinked` lost links to stages deleted
+    /// just before a crash: they are rewritten before any tombstone is
+    /// removed (a tombstone is what names the links of a deleted API).
+    fn finish_deletes(
+        &self,
+        state: &AdminState,
+        unlinked: &[(PathBuf, UsagePlanRecord)],
+    ) -> Result<(), String> {
         let mut lost = Vec::new();
         for sub in ["deployments", "stages"] {
             for api_dir in list_dirs(&self.dir.join(sub))? {
@@ -609,6 +665,9 @@ impl Store {
         }
         if self.read_only {
             return Ok(());
+        }
+        for (path, rec) in unlinked {
+            write_json(path, rec).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         }
         let entries = fs::read_dir(self.dir.join("restapis"))
             .map_err(|e| format!("{}: cannot list: {e}", self.dir.join("restapis").display()))?;
@@ -690,6 +749,15 @@ impl Store {
         write_json(&self.stage_path(&rec.api_id, &rec.stage_name), rec)
     }
 
+    /// Removes a stage's record: the commit point of `delete-stage`. The
+    /// caller then rewrites, with [`Store::put_plan`], each usage plan
+    /// that linked the stage ([`AdminState::unlink_stages`]). In this
+    /// order a crash in between leaves plans linking a stage that is gone
+    /// while its API is there, which the next start recognises, drops and
+    /// rewrites ([`Store::open`]), so a stage created again under that
+    /// name never inherits the link, its keys or its quota. The other
+    /// order would let a crash leave a stage whose delete was never
+    /// acknowledged, yet which had silently left its plans.
     pub fn delete_stage(&self, api: &str, stage: &str) -> std::io::Result<()> {
         remove_durably(&self.stage_path(api, stage))
     }
@@ -706,13 +774,16 @@ impl Store {
     /// Crash-safe order: (1) the tombstone is written durably; (2) the
     /// record is removed (the commit point: once it is gone the API is
     /// gone, whatever happens to the rest); (3) its deployments and stages
-    /// are removed; (4) the tombstone is. A crash before (2) leaves the API
-    /// whole with a tombstone, which the next start drops; a crash after it
-    /// leaves directories without a record but with a tombstone, which the
-    /// next start removes ([`Store::finish_deletes`]). Directories without
-    /// a record *and* without a tombstone were never deleted by this code:
-    /// the start is refused rather than destroying them.
-    pub fn delete_api(&self, id: &str) -> std::io::Result<()> {
+    /// are removed; (4) the usage plans that linked its stages (`plans`,
+    /// already without those links) are rewritten; (5) the tombstone is
+    /// removed. A crash before (2) leaves the API whole with a tombstone,
+    /// which the next start drops; a crash after it leaves directories
+    /// without a record, or plans linking the API, but with a tombstone:
+    /// the next start removes the directories and the links
+    /// ([`Store::finish_deletes`]). Directories without a record *and*
+    /// without a tombstone were never deleted by this code: the start is
+    /// refused rather than destroying them.
+    pub fn delete_api(&self, id: &str, plans: &[UsagePlanRecord]) -> std::io::Result<()> {
         let tombstone = self.tombstone_path(id);
         write_atomic(&tombstone, id.as_bytes())?;
         remove_durably(&self.api_path(id))?;
@@ -721,6 +792,9 @@ impl Store {
             if d.exists() {
                 fs::remove_dir_all(&d)?;
             }
+        }
+        for p in plans {
+            self.put_plan(p)?;
         }
         remove_durably(&tombstone)
     }
@@ -979,7 +1053,7 @@ mod tests {
         assert!(!store.tombstone_path("gone").exists());
         assert!(!store.tombstone_path("kept").exists());
         // A whole delete leaves nothing.
-        store.delete_api("kept").unwrap();
+        store.delete_api("kept", &[]).unwrap();
         drop(store);
         let (_, state) = Store::open(dir.path()).unwrap();
         assert!(state.apis.is_empty() && state.stages.is_empty());
@@ -1023,6 +1097,87 @@ mod tests {
             "{err}"
         );
         assert!(dir.path().join("stages/a1/s.json").exists());
+    }
+
+    fn plan(id: &str, stages: &[(&str, &str)]) -> UsagePlanRecord {
+        UsagePlanRecord {
+            id: id.into(),
+            name: id.into(),
+            description: None,
+            api_stages: stages
+                .iter()
+                .map(|(a, s)| ApiStageRecord {
+                    api_id: (*a).into(),
+                    stage: (*s).into(),
+                })
+                .collect(),
+            throttle: None,
+            quota: None,
+            keys: Vec::new(),
+            created_date: 1,
+        }
+    }
+
+    /// Links that a delete-stage or delete-rest-api interrupted by a crash
+    /// after its commit point left in usage plans (a stage of an API that
+    /// is there, an API with a tombstone) are dropped and the plans
+    /// rewritten at the next start (inspect drops them in memory only);
+    /// links to stages that exist, and to APIs that are not the admin
+    /// API's (config APIs), stay.
+    #[test]
+    fn links_to_stages_deleted_before_a_crash_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        for id in ["a1", "t1"] {
+            store.put_api(&api(id)).unwrap();
+            store.put_deployment(&deployment(id, "d1")).unwrap();
+            store.put_stage(&stage(id, "s", "d1")).unwrap();
+        }
+        store
+            .put_plan(&plan("p1", &[("a1", "s"), ("a1", "gone"), ("cfg", "p")]))
+            .unwrap();
+        store.put_plan(&plan("p2", &[("t1", "s")])).unwrap();
+        store.put_plan(&plan("p3", &[("a1", "s")])).unwrap();
+        // delete-stage a1/gone and delete-rest-api t1, both cut short by a
+        // crash just after their commit point.
+        std::fs::write(store.tombstone_path("t1"), "t1").unwrap();
+        std::fs::remove_file(store.api_path("t1")).unwrap();
+        drop(store);
+        let p1_file = dir.path().join("usageplans/p1.json");
+        let before = std::fs::read(&p1_file).unwrap();
+        let (_, state) = Store::inspect(dir.path()).unwrap();
+        assert_eq!(
+            state.plans["p1"].api_stages,
+            plan("p1", &[("a1", "s"), ("cfg", "p")]).api_stages
+        );
+        assert!(state.plans["p2"].api_stages.is_empty());
+        assert_eq!(
+            std::fs::read(&p1_file).unwrap(),
+            before,
+            "inspect writes nothing"
+        );
+
+        let (store, state) = Store::open(dir.path()).unwrap();
+        let want = |id: &str, stages: &[(&str, &str)]| plan(id, stages).api_stages;
+        assert_eq!(
+            state.plans["p1"].api_stages,
+            want("p1", &[("a1", "s"), ("cfg", "p")])
+        );
+        assert!(state.plans["p2"].api_stages.is_empty());
+        assert_eq!(state.plans["p3"].api_stages, want("p3", &[("a1", "s")]));
+        assert!(!store.tombstone_path("t1").exists());
+        for (id, stages) in [("p1", vec![("a1", "s"), ("cfg", "p")]), ("p2", vec![])] {
+            let on_disk: UsagePlanRecord = read_json(&store.plan_path(id)).unwrap();
+            assert_eq!(on_disk.api_stages, want(id, &stages), "{id} rewritten");
+        }
+        // A stage created again under the deleted name is in no plan.
+        store.put_stage(&stage("a1", "gone", "d1")).unwrap();
+        drop(store);
+        let (_, state) = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            state.plans["p1"].api_stages,
+            want("p1", &[("a1", "s"), ("cfg", "p")])
+        );
     }
 
     #[test]
