@@ -1577,6 +1577,85 @@ fn a_deployment_onto_an_existing_stage_applies_its_cache_settings() {
     assert_eq!(invoke(&gw, &id, "/prod/a").text(), "A");
 }
 
+/// A stage has at most 100 variables, as in API Gateway: create-deployment
+/// (a new stage, or variables added to an existing one), create-stage and
+/// update-stage that would exceed it are 400 BadRequestException and
+/// change nothing (they were accepted).
+#[test]
+fn at_most_100_stage_variables_per_stage() {
+    let gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let id = import(admin, &doc(&[("/a", "A")]));
+    let vars = |range: std::ops::Range<usize>| {
+        let m: serde_json::Map<String, serde_json::Value> = range
+            .map(|i| (format!("v{i}"), serde_json::json!("x")))
+            .collect();
+        serde_json::Value::Object(m).to_string()
+    };
+    let too_many = |r: &Response| {
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(r.header("x-amzn-ErrorType"), Some("BadRequestException"));
+        let message = r.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("at most 100"), "{message}");
+        assert!(message.contains("101"), "{message}");
+    };
+    let deployments = format!("/restapis/{id}/deployments");
+    let stage_path = format!("/restapis/{id}/stages/prod");
+
+    // A new stage by create-deployment: 101 refused, 100 taken.
+    too_many(&deploy(admin, &id, "prod", &vars(0..101)));
+    assert_eq!(call(admin, "GET", &stage_path, b"").status, 404);
+    let listed = call(admin, "GET", &deployments, b"").json();
+    assert_eq!(listed["item"], serde_json::json!([]), "no deployment left");
+    let r = deploy(admin, &id, "prod", &vars(0..100));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let stage = call(admin, "GET", &stage_path, b"").json();
+    assert_eq!(stage["variables"].as_object().unwrap().len(), 100);
+
+    // Onto the existing stage: one more refused, replacing one taken.
+    too_many(&deploy(admin, &id, "prod", &vars(100..101)));
+    assert_eq!(call(admin, "GET", &stage_path, b"").json(), stage);
+    let r = deploy(admin, &id, "prod", r#"{"v0": "y"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let stage = call(admin, "GET", &stage_path, b"").json();
+    assert_eq!(stage["variables"].as_object().unwrap().len(), 100);
+    assert_eq!(stage["variables"]["v0"], "y");
+    let dep = stage["deploymentId"].as_str().unwrap().to_owned();
+
+    // update-stage: counted after all operations.
+    let add = br#"{"patchOperations": [{"op": "add", "path": "/variables/extra", "value": "x"}]}"#;
+    too_many(&call(admin, "PATCH", &stage_path, add));
+    assert_eq!(call(admin, "GET", &stage_path, b"").json(), stage);
+    let swap = br#"{"patchOperations": [{"op": "remove", "path": "/variables/v1"}, {"op": "add", "path": "/variables/extra", "value": "x"}]}"#;
+    let r = call(admin, "PATCH", &stage_path, swap);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let vars_now = r.json()["variables"].as_object().unwrap().clone();
+    assert_eq!(vars_now.len(), 100);
+    assert!(vars_now.contains_key("extra") && !vars_now.contains_key("v1"));
+
+    // create-stage.
+    let body = format!(
+        r#"{{"stageName": "other", "deploymentId": "{dep}", "variables": {}}}"#,
+        vars(0..101)
+    );
+    too_many(&call(
+        admin,
+        "POST",
+        &format!("/restapis/{id}/stages"),
+        body.as_bytes(),
+    ));
+    let other = format!("/restapis/{id}/stages/other");
+    assert_eq!(call(admin, "GET", &other, b"").status, 404);
+    assert_eq!(invoke(&gw, &id, "/other/a").status, 403, "not served");
+    assert_eq!(invoke(&gw, &id, "/prod/a").text(), "A");
+    // Restarted: as acknowledged.
+    let gw = gw.kill9_and_restart();
+    let admin = gw.admin.expect("admin listener");
+    let stage = call(admin, "GET", &stage_path, b"").json();
+    assert_eq!(stage["variables"].as_object().unwrap().len(), 100);
+    assert_eq!(invoke(&gw, &id, "/prod/a").text(), "A");
+}
+
 /// Method-settings paths as Terraform sends them (the resource path
 /// without its leading slash and without `~1`, then the method and the
 /// setting) are taken as the `~1` form is, reported under the key API

@@ -633,6 +633,25 @@ fn storage_error(e: std::io::Error) -> Reply {
     )
 }
 
+/// API Gateway's limit of stage variables per stage (not adjustable).
+const MAX_STAGE_VARIABLES: usize = 100;
+
+/// A stage's variables must number at most [`MAX_STAGE_VARIABLES`]: a
+/// 400, as API Gateway's, for a create or update that would exceed it.
+fn check_variable_count(variables: &BTreeMap<String, String>) -> Result<(), Reply> {
+    if variables.len() > MAX_STAGE_VARIABLES {
+        return Err(Reply::error(
+            400,
+            "BadRequestException",
+            format!(
+                "Too many stage variables: a stage can have at most {MAX_STAGE_VARIABLES} variables, and this one would have {}",
+                variables.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_variables(v: Option<&Value>) -> Result<BTreeMap<String, String>, Reply> {
     let mut out = BTreeMap::new();
     let Some(v) = v else { return Ok(out) };
@@ -654,6 +673,7 @@ fn parse_variables(v: Option<&Value>) -> Result<BTreeMap<String, String>, Reply>
         check_stage_variable(k, s).map_err(|e| Reply::error(400, "BadRequestException", e))?;
         out.insert(k.clone(), s.to_owned());
     }
+    check_variable_count(&out)?;
     Ok(out)
 }
 
@@ -790,6 +810,10 @@ fn create_deployment(admin: &Admin, state: &mut AdminState, id: &str, body: &[u8
                 let mut s = existing.clone();
                 s.deployment_id = dep_id.clone();
                 s.variables.extend(variables);
+                // The stage's own variables and the call's together.
+                if let Err(r) = check_variable_count(&s.variables) {
+                    return r;
+                }
                 if let Some(enabled) = req.get("cacheClusterEnabled").and_then(Value::as_bool) {
                     s.cache_cluster_enabled = enabled;
                 }
@@ -1236,6 +1260,11 @@ fn patch_stage(admin: &Admin, state: &mut AdminState, id: &str, name: &str, body
                 )
             }
         }
+    }
+    // Counted once all operations applied: a patch may remove some
+    // variables and add others.
+    if let Err(r) = check_variable_count(&rec.variables) {
+        return r;
     }
     rec.last_updated_date = now();
     let cache_changed = (existing.cache_cluster_enabled, &existing.cache_cluster_size)
