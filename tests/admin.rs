@@ -1656,6 +1656,79 @@ fn at_most_100_stage_variables_per_stage() {
     assert_eq!(invoke(&gw, &id, "/prod/a").text(), "A");
 }
 
+/// put-rest-api takes the API's description from the document's
+/// `info.description`, as import does: overwrite from the document (none:
+/// cleared), merge from the document when it has one, else kept. It kept
+/// the old description while the stored definition (and its export) said
+/// the new one.
+#[test]
+fn put_rest_api_takes_the_description_from_the_document() {
+    let gw = admin_gateway();
+    let admin = gw.admin.expect("admin listener");
+    let described = |paths: &[(&str, &str)], description: Option<&str>| {
+        let mut d: serde_json::Value = serde_json::from_str(&doc(paths)).unwrap();
+        if let Some(text) = description {
+            d["info"]["description"] = serde_json::json!(text);
+        }
+        d.to_string()
+    };
+    let id = import(admin, &described(&[("/a", "A")], Some("first")));
+    let api_path = format!("/restapis/{id}");
+    assert_eq!(
+        call(admin, "GET", &api_path, b"").json()["description"],
+        "first"
+    );
+    let r = call(
+        admin,
+        "PATCH",
+        &api_path,
+        br#"{"patchOperations": [{"op": "replace", "path": "/description", "value": "olddesc"}]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let put = |mode: &str, body: String| {
+        let r = call(
+            admin,
+            "PUT",
+            &format!("{api_path}?mode={mode}"),
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let got = call(admin, "GET", &api_path, b"").json();
+        assert_eq!(r.json()["description"], got["description"]);
+        got
+    };
+    let api = put("overwrite", described(&[("/b", "B")], Some("newdesc")));
+    assert_eq!(api["description"], "newdesc", "{api}");
+    let api = put("merge", described(&[("/c", "C")], Some("merged")));
+    assert_eq!(api["description"], "merged", "{api}");
+    let api = put("merge", described(&[("/d", "D")], None));
+    assert_eq!(api["description"], "merged", "merge keeps it: {api}");
+    let api = put("overwrite", described(&[("/e", "E")], None));
+    assert!(
+        api.get("description").is_none(),
+        "overwrite resets it: {api}"
+    );
+    let api = put("merge", described(&[("/f", "F")], Some("kept")));
+    assert_eq!(api["description"], "kept", "{api}");
+    // The deployed definition says the same; and it is durable.
+    assert_eq!(deploy(admin, &id, "prod", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/prod/f").text(), "F");
+    let exported = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/stages/prod/exports/swagger"),
+        b"",
+    )
+    .json();
+    assert_eq!(exported["info"]["description"], "kept");
+    let gw = gw.kill9_and_restart();
+    let admin = gw.admin.expect("admin listener");
+    assert_eq!(
+        call(admin, "GET", &api_path, b"").json()["description"],
+        "kept"
+    );
+}
+
 /// Method-settings paths as Terraform sends them (the resource path
 /// without its leading slash and without `~1`, then the method and the
 /// setting) are taken as the `~1` form is, reported under the key API

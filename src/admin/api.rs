@@ -496,6 +496,7 @@ fn put(
         Ok(x) => x,
         Err(r) => return r,
     };
+    let description = info_str(&imported, "description");
     let definition = match mode {
         "overwrite" => imported,
         "merge" => merge(&existing.definition, &imported),
@@ -517,6 +518,12 @@ fn put(
     }
     if let Some(v) = info_str(&definition, "version") {
         rec.version = Some(v);
+    }
+    // The description comes from the document, as on import: overwrite
+    // resets what the document does not carry (AWS: "reset to its default
+    // values"); merge keeps the API's own when the document has none.
+    if mode == "overwrite" || description.is_some() {
+        rec.description = description;
     }
     rec.definition = definition;
     rec.warnings = warnings;
