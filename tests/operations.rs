@@ -527,12 +527,12 @@ fn access_log_lines_written_before_exit() {
 /// print `-`.
 #[test]
 fn access_log_and_log_say_why_an_integration_failed() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    // A backend that answers with bytes that are not HTTP (a closed port
+    // could be taken by another test's backend meanwhile).
+    let broken = Backend::start(Mode::Garbage);
     let doc = swagger(&format!(
         r#"{{"/down": {{"get": {}}}, "/hello": {{"get": {}}}}}"#,
-        proxy_method(&format!("http://127.0.0.1:{port}/x"), ""),
+        proxy_method(&format!("http://{}/x", broken.addr), ""),
         mock_method(200, "{}")
     ));
     let format = "$context.requestId|$context.status|$context.integrationErrorMessage|$context.integration.error|$context.authorize.status|$context.authenticate.error|$context.waf.status|$context.identity.vpceId";
@@ -561,8 +561,11 @@ fn access_log_and_log_say_why_an_integration_failed() {
     };
     let d = line(&down);
     assert_eq!(d[1], "504");
-    let target = format!("127.0.0.1:{port}");
-    assert!(d[2].contains(&target) && d[2].contains("refused"), "{d:?}");
+    let target = broken.addr.to_string();
+    assert!(
+        d[2].contains(&target) && d[2].contains("unparsable"),
+        "{d:?}"
+    );
     assert_eq!(d[3], d[2]);
     assert_eq!(&d[4..], ["-", "-", "-", "-"]);
     assert_eq!(line(&ok)[1..], ["200", "-", "-", "-", "-", "-", "-"]);
