@@ -70,6 +70,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads a configuration with its sources, or prints its warnings and
+/// error (for `check` and `serve`).
+fn load_config(
+    config: &std::path::Path,
+    registry: &tollgate::limit::registry::Registry,
+) -> Option<(tollgate::config::Loaded, tollgate::snapshot::Snapshot)> {
+    match tollgate::config::load_with_sources(config, registry) {
+        Ok(x) => Some(x),
+        Err(e) => {
+            for w in &e.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!("error: {e}");
+            None
+        }
+    }
+}
+
 /// One stage line of `check`'s listing.
 fn print_stage(name: &str, variables: &std::collections::BTreeMap<String, String>) {
     let vars: Vec<String> = variables.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -83,15 +101,8 @@ fn print_stage(name: &str, variables: &std::collections::BTreeMap<String, String
 
 fn check(config: &std::path::Path) -> ExitCode {
     let registry = tollgate::limit::registry::Registry::new(0);
-    let (loaded, snap) = match tollgate::config::load_with_sources(config, &registry) {
-        Ok(x) => x,
-        Err(e) => {
-            for w in &e.warnings {
-                eprintln!("warning: {w}");
-            }
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some((loaded, snap)) = load_config(config, &registry) else {
+        return ExitCode::FAILURE;
     };
     // The admin state, read as `serve` reads it (without its lock, and
     // changing nothing): its errors are check's, and the APIs it deploys
@@ -257,15 +268,8 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         }
     };
     let registry = tollgate::limit::registry::Registry::new(0);
-    let (loaded, snap) = match tollgate::config::load_with_sources(config, &registry) {
-        Ok(x) => x,
-        Err(e) => {
-            for w in &e.warnings {
-                eprintln!("warning: {w}");
-            }
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some((loaded, snap)) = load_config(config, &registry) else {
+        return ExitCode::FAILURE;
     };
     for w in &snap.warnings {
         tracing::warn!("{w}");
