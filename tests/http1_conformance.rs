@@ -315,6 +315,8 @@ fn framing_attacks_are_refused_and_never_forwarded() {
         ("Host with a space", b"GET /prod/a HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
         ("Host with userinfo", b"GET /prod/a HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
         ("Host with a path", b"GET /prod/a HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+        ("empty Host", b"GET /prod/a HTTP/1.1\r\nHost:\r\n\r\n", 400),
+        ("empty Host after spaces", b"GET /prod/a HTTP/1.1\r\nHost:   \r\n\r\n", 400),
         ("Host with a port that is not a number", b"GET /prod/a HTTP/1.1\r\nHost: a:abc\r\n\r\n", 400),
         ("Host with two ports", b"GET /prod/a HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400),
         ("Host with a bracket outside a literal", b"GET /prod/a HTTP/1.1\r\nHost: a]b\r\n\r\n", 400),

@@ -414,6 +414,11 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HeadError> 
     if let Some(authority) = target_authority {
         // RFC 9112 §3.2.2: the authority of an absolute-form target wins.
         host = Some(authority);
+    } else if host.is_some_and(|h| h.start == h.end) && version == Version::Http11 {
+        // RFC 9110 §4.2.1: an `http` URI with an empty host is invalid and
+        // MUST be rejected; an empty Host with an origin-form target makes
+        // one (it served the default API).
+        return Err(HeadError::BadRequest("empty Host header"));
     }
 
     // RFC 9112 §6.3: framing.
