@@ -552,20 +552,24 @@ mod tests {
             )
             .unwrap()
         };
-        let check = |auth: &str, date: &str, body: &[u8], now: SystemTime| {
-            let headers: Vec<(&[u8], &[u8])> = vec![
-                (b"host", b"h"),
-                (b"x-amz-date", date.as_bytes()),
-                (b"authorization", auth.as_bytes()),
-            ];
-            let req = RequestParts {
-                method: b"POST",
-                path: b"/restapis",
-                query: Some(b"mode=import"),
-                headers: &headers,
-                body,
+        // `extra`: headers besides Host, X-Amz-Date and Authorization.
+        let check_with =
+            |auth: &str, date: &str, extra: &[(&[u8], &[u8])], body: &[u8], now: SystemTime| {
+                let mut headers: Vec<(&[u8], &[u8])> =
+                    vec![(b"host", b"h"), (b"x-amz-date", date.as_bytes())];
+                headers.extend_from_slice(extra);
+                headers.push((b"authorization", auth.as_bytes()));
+                let req = RequestParts {
+                    method: b"POST",
+                    path: b"/restapis",
+                    query: Some(b"mode=import"),
+                    headers: &headers,
+                    body,
+                };
+                authenticate(&c, &req, "apigateway", now).map(|c| c.name.clone())
             };
-            authenticate(&c, &req, "apigateway", now).map(|c| c.name.clone())
+        let check = |auth: &str, date: &str, body: &[u8], now: SystemTime| {
+            check_with(auth, date, &[], body, now)
         };
         let good = sign_with(
             "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
@@ -585,20 +589,13 @@ mod tests {
         // body next to another body (the header unsigned, as the AWS CLI
         // signs), and UNSIGNED-PAYLOAD, are refused; the true hash passes.
         let declared = |auth: &str, sha: &[u8], body: &[u8]| {
-            let headers: Vec<(&[u8], &[u8])> = vec![
-                (b"host", b"h"),
-                (b"x-amz-date", b"20150830T123600Z"),
-                (b"x-amz-content-sha256", sha),
-                (b"authorization", auth.as_bytes()),
-            ];
-            let req = RequestParts {
-                method: b"POST",
-                path: b"/restapis",
-                query: Some(b"mode=import"),
-                headers: &headers,
+            check_with(
+                auth,
+                "20150830T123600Z",
+                &[(b"x-amz-content-sha256", sha)],
                 body,
-            };
-            authenticate(&c, &req, "apigateway", at).map(|c| c.name.clone())
+                at,
+            )
         };
         let signed_body_hash = hex(&Sha256::digest(b"{}"));
         assert_eq!(

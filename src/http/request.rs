@@ -231,15 +231,13 @@ pub fn is_valid_host(v: &[u8]) -> bool {
         Some(_) => false,
     };
     port_ok
-        && host.iter().all(|&b| is_reg_name_byte(b))
-        && host
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b == b'%')
-            .all(|(i, _)| {
-                host.get(i + 1..i + 3)
-                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
-            })
+        && host.iter().enumerate().all(|(i, &b)| {
+            is_reg_name_byte(b)
+                && (b != b'%'
+                    || host
+                        .get(i + 1..i + 3)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+        })
 }
 
 /// Parses one request head from the start of `buf`.
