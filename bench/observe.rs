@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tollgate::access_log::{AccessLog, Entry, Format, ShardLogs, Sinks, Target};
 use tollgate::gateway_response::ResponseType;
+use tollgate::http::response::Persist;
 use tollgate::integration::write_full_response;
 use tollgate::metrics::{Keys, Labels, Observation, ShardMetrics};
 
@@ -115,7 +116,7 @@ fn response(c: &mut Criterion) {
                     .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
                 black_box(&body),
                 "0f9c1d2e-8a7b-4c6d-9e0f-1a2b3c4d5e6f",
-                true,
+                Persist::Keep,
                 false,
             );
             black_box(out.len());

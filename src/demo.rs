@@ -18,6 +18,7 @@ use bytes::BytesMut;
 use crate::http::blocking::{read_request, ReadError};
 use crate::http::query;
 use crate::http::request::{HeadLimits, RequestHead};
+use crate::http::response::Persist;
 
 const JSON: &str = "application/json";
 
@@ -56,16 +57,15 @@ fn serve(mut stream: TcpStream) {
             }
         };
         let (status, content_type, payload) = answer(&head, &body);
-        let mut out = format!(
+        let out = format!(
             "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
             crate::http::response::reason_phrase(status),
             payload.len()
         );
-        if !head.info.keep_alive {
-            out.push_str("Connection: close\r\n");
-        }
-        out.push_str("\r\n");
         let mut bytes = out.into_bytes();
+        let persist = Persist::new(head.info.keep_alive, head.info.version);
+        persist.write_header(&mut bytes);
+        bytes.extend_from_slice(b"\r\n");
         if head.method() != crate::http::request::Method::Head {
             bytes.extend_from_slice(payload.as_bytes());
         }

@@ -20,6 +20,7 @@ use crate::http::query::{self, encode_component};
 use crate::http::request::{Method, RequestHead};
 use crate::http::response::{
     is_hop_by_hop, write_content_length, write_date_header, write_header, write_status_line,
+    Persist,
 };
 use crate::ids;
 use crate::router::Captures;
@@ -939,12 +940,10 @@ pub fn build_upstream_request(
 }
 
 /// Common response headers: `Date`, request id and connection handling.
-pub fn write_common_headers(out: &mut Vec<u8>, request_id: &str, keep_alive: bool) {
+pub fn write_common_headers(out: &mut Vec<u8>, request_id: &str, persist: Persist) {
     write_date_header(out);
     write_header(out, b"x-amzn-RequestId", request_id.as_bytes());
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
+    persist.write_header(out);
 }
 
 /// Writes a whole response with a known body.
@@ -956,11 +955,11 @@ pub fn write_full_response<'h>(
     headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
     body: &[u8],
     request_id: &str,
-    keep_alive: bool,
+    persist: Persist,
     head_only: bool,
 ) {
     write_status_line(out, status);
-    write_common_headers(out, request_id, keep_alive);
+    write_common_headers(out, request_id, persist);
     let mut ct_written = false;
     for (n, v) in headers {
         if n.eq_ignore_ascii_case(b"content-type") {
@@ -1030,7 +1029,7 @@ pub fn write_gateway_response(
     err: Option<&GatewayError>,
     info: Option<&RequestInfo<'_>>,
     request_id: &str,
-    keep_alive: bool,
+    persist: Persist,
 ) -> usize {
     let values = ErrorValues {
         info,
@@ -1073,9 +1072,7 @@ pub fn write_gateway_response(
     if !has("x-amzn-requestid") {
         write_header(out, b"x-amzn-RequestId", request_id.as_bytes());
     }
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
+    persist.write_header(out);
     if !has("content-type") {
         write_header(out, b"Content-Type", rendered.content_type.as_bytes());
     }
@@ -1112,7 +1109,7 @@ pub fn write_gateway_response(
 /// oversized heads): no API, no stage, JSON body, connection closed.
 pub fn write_protocol_error(out: &mut Vec<u8>, status: u16, message: &str, request_id: &str) {
     write_status_line(out, status);
-    write_common_headers(out, request_id, false);
+    write_common_headers(out, request_id, Persist::Close);
     write_header(out, b"Content-Type", b"application/json");
     let body = format!("{{\"message\":{}}}", json_quote(message));
     write_content_length(out, body.len() as u64);

@@ -412,6 +412,12 @@ fn unauthenticated_uploads_are_refused_before_their_body() {
         let r = c.request(b"GET /restapis HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer nope-nope-nope-nope\r\n\r\n");
         assert_eq!(r.status, 403);
     }
+    // An HTTP/1.0 client asking for keep-alive is told it holds.
+    for _ in 0..2 {
+        let r = c.request(b"GET /restapis HTTP/1.0\r\nConnection: keep-alive\r\nAuthorization: Bearer nope-nope-nope-nope\r\n\r\n");
+        assert_eq!(r.status, 403);
+        assert_eq!(r.header("connection"), Some("keep-alive"));
+    }
     // A known token still gets `100 Continue` and its upload read.
     let body = doc(&[("/a", "a")]);
     let mut c = RawClient::connect(admin);

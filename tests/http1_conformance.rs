@@ -126,17 +126,73 @@ fn head_http10_and_connection_close() {
     let r = c.request(b"GET /prod/mock HTTP/1.0\r\n\r\n");
     assert_eq!(r.status, 200);
     assert!(c.is_closed(Duration::from_secs(2)));
-    // HTTP/1.0 with keep-alive stays open.
+    // HTTP/1.0 with keep-alive stays open, and says so: an HTTP/1.0 client
+    // (ApacheBench -k) otherwise waits for the close to end the response.
     let mut c = RawClient::connect(gw.addr);
     let r = c.request(b"GET /prod/mock HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("keep-alive"));
     let r = c.request(b"GET /prod/mock HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    // An HTTP/1.1 response says nothing about its connection.
+    let r = c.request(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.header("connection"), None);
     // Connection: close is honoured and announced.
     let mut c = RawClient::connect(gw.addr);
     let r = c.request(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.is_closed(Duration::from_secs(2)));
+}
+
+/// Every kind of answer to an HTTP/1.0 keep-alive request carries
+/// `Connection: keep-alive` and leaves the connection open: proxied
+/// (buffered and streamed), a gateway error and a refused request.
+#[test]
+fn http10_keep_alive_is_announced_on_every_kind_of_answer() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = proxy_gateway(&backend);
+    let big = Backend::start(Mode::Large(600 * 1024));
+    let big_uri = format!("http://{}/", big.addr);
+    let paths = format!(
+        r#"{{"/big": {{"get": {m}}}, "/mock": {{"get": {mock}}}}}"#,
+        m = proxy_method(&big_uri, ""),
+        mock = support::gateway::mock_method(200, "{}"),
+    );
+    let gw_big = Gateway::builder()
+        .api("b", &swagger(&paths))
+        .stage("b", "prod", &[])
+        .default_api("b")
+        .start();
+    let ka = "HTTP/1.0\r\nConnection: keep-alive\r\n";
+    let cases: [(&Gateway, String, u16); 4] = [
+        (&gw, format!("GET /prod/x {ka}\r\n"), 200),
+        (&gw, format!("GET /nostage {ka}\r\n"), 403),
+        (
+            &gw,
+            format!(
+                "POST /prod/x {ka}Content-Length: 2000\r\n\r\n{}",
+                "a".repeat(2000)
+            ),
+            413,
+        ),
+        (&gw_big, format!("GET /prod/big {ka}\r\n"), 200),
+    ];
+    for (g, req, status) in cases {
+        let mut c = RawClient::connect(g.addr);
+        let r = c.request(req.as_bytes());
+        assert_eq!(r.status, status, "{req:.40}");
+        assert_eq!(r.header("connection"), Some("keep-alive"), "{req:.40}");
+        assert_eq!(r.header("transfer-encoding"), None, "{req:.40}");
+        // Still open: a second request on it is answered.
+        let again = c.request(format!("GET /prod/mock {ka}\r\n").as_bytes());
+        assert_eq!(again.status, 200, "{req:.40}");
+    }
+    let r = {
+        let mut c = RawClient::connect(gw_big.addr);
+        c.request(format!("GET /prod/big {ka}\r\n").as_bytes())
+    };
+    assert_eq!(r.body.len(), 600 * 1024);
 }
 
 #[test]

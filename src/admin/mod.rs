@@ -27,7 +27,7 @@ use crate::control::Control;
 use crate::http::blocking::{read_body, read_head, ReadError};
 use crate::http::request::{BodyFraming, HeadLimits, RequestHead};
 use crate::http::response::{
-    write_content_length, write_date_header, write_header, write_status_line,
+    write_content_length, write_date_header, write_header, write_status_line, Persist,
 };
 use state::{AdminState, Store};
 
@@ -206,7 +206,7 @@ pub fn start(settings: &AdminSettings, admin: Arc<Admin>) -> std::io::Result<Soc
                         "ServiceUnavailableException",
                         "too many admin connections",
                     );
-                    let _ = send_reply(&stream, &busy, false, "");
+                    let _ = send_reply(&stream, &busy, Persist::Close, "");
                     continue;
                 };
                 let admin = admin.clone();
@@ -427,7 +427,7 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
                 status = reply.status,
                 "admin call refused before its body"
             );
-            let _ = send_reply(&stream, &reply, false, request_id);
+            let _ = send_reply(&stream, &reply, Persist::Close, request_id);
             linger(&stream);
             return;
         }
@@ -448,11 +448,11 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
             status = reply.status,
             "admin call"
         );
-        let keep_alive = head.info.keep_alive;
-        if !keep_alive {
+        let persist = Persist::new(head.info.keep_alive, head.info.version);
+        if !persist.keeps() {
             slot.release();
         }
-        if send_reply(&stream, &reply, keep_alive, request_id).is_err() || !keep_alive {
+        if send_reply(&stream, &reply, persist, request_id).is_err() || !persist.keeps() {
             return;
         }
     }
@@ -471,7 +471,7 @@ fn answer_read_error(stream: &TcpStream, e: ReadError, request_id: &str) {
         ),
         ReadError::BadBody(why) => Reply::error(400, "BadRequestException", why),
     };
-    let _ = send_reply(stream, &reply, false, request_id);
+    let _ = send_reply(stream, &reply, Persist::Close, request_id);
 }
 
 /// Closes after an answer given before the request's body was read: the
@@ -498,15 +498,15 @@ fn linger(stream: &TcpStream) {
 fn send_reply(
     mut stream: &TcpStream,
     reply: &Reply,
-    keep_alive: bool,
+    persist: Persist,
     request_id: &str,
 ) -> std::io::Result<()> {
     let mut out = Vec::new();
-    write_reply(&mut out, reply, keep_alive, request_id);
+    write_reply(&mut out, reply, persist, request_id);
     stream.write_all(&out)
 }
 
-fn write_reply(out: &mut Vec<u8>, reply: &Reply, keep_alive: bool, request_id: &str) {
+fn write_reply(out: &mut Vec<u8>, reply: &Reply, persist: Persist, request_id: &str) {
     write_status_line(out, reply.status);
     write_date_header(out);
     write_header(out, b"x-amzn-RequestId", request_id.as_bytes());
@@ -515,9 +515,7 @@ fn write_reply(out: &mut Vec<u8>, reply: &Reply, keep_alive: bool, request_id: &
     }
     write_header(out, b"Content-Type", reply.content_type.as_bytes());
     write_content_length(out, reply.body.len() as u64);
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
+    persist.write_header(out);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&reply.body);
 }

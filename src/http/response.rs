@@ -63,6 +63,45 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// What a response says about its connection after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    /// The connection closes after this response: `Connection: close`.
+    Close,
+    /// It stays open, HTTP/1.1's default: nothing to say.
+    Keep,
+    /// It stays open for an HTTP/1.0 client that asked for keep-alive,
+    /// which must be told so (RFC 9112 §9.3, RFC 2068 §19.7.1): without
+    /// `Connection: keep-alive` such a client (ApacheBench `-k`) waits for
+    /// the close to end the response.
+    KeepAnnounced,
+}
+
+impl Persist {
+    /// The persistence of a response to a request of `version`, given
+    /// whether the connection is to stay open.
+    pub fn new(keep: bool, version: super::request::Version) -> Persist {
+        match (keep, version) {
+            (false, _) => Persist::Close,
+            (true, super::request::Version::Http11) => Persist::Keep,
+            (true, super::request::Version::Http10) => Persist::KeepAnnounced,
+        }
+    }
+
+    pub fn keeps(self) -> bool {
+        self != Persist::Close
+    }
+
+    /// Appends the `Connection` header this persistence needs, if any.
+    pub fn write_header(self, out: &mut Vec<u8>) {
+        match self {
+            Persist::Close => out.extend_from_slice(b"Connection: close\r\n"),
+            Persist::Keep => {}
+            Persist::KeepAnnounced => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        }
+    }
+}
+
 /// Appends `HTTP/1.1 {status} {reason}\r\n`.
 pub fn write_status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -384,6 +423,25 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn persistence_headers() {
+        use crate::http::request::Version;
+        let written = |p: Persist| {
+            let mut v = Vec::new();
+            p.write_header(&mut v);
+            String::from_utf8(v).unwrap()
+        };
+        let keep10 = Persist::new(true, Version::Http10);
+        assert_eq!(written(keep10), "Connection: keep-alive\r\n");
+        assert_eq!(written(Persist::new(true, Version::Http11)), "");
+        for v in [Version::Http10, Version::Http11] {
+            let p = Persist::new(false, v);
+            assert!(!p.keeps());
+            assert_eq!(written(p), "Connection: close\r\n");
+        }
+        assert!(keep10.keeps());
+    }
 
     fn head(input: &[u8], was_head: bool) -> Result<UpstreamHead, UpstreamHeadError> {
         match parse_upstream_head(input, was_head, 16 * 1024)? {

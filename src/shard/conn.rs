@@ -24,7 +24,9 @@ use crate::http::chunked::{write_chunk_header, ChunkedDecoder, LAST_CHUNK};
 use crate::http::request::{
     parse_head, BodyFraming, HeadError, Method, Parsed, RequestHead, Version,
 };
-use crate::http::response::{is_hop_by_hop, write_content_length, write_header, write_status_line};
+use crate::http::response::{
+    is_hop_by_hop, write_content_length, write_header, write_status_line, Persist,
+};
 use crate::ids;
 use crate::integration::{
     self, build_upstream_request, eval_response_source, mock_status, render_template,
@@ -279,7 +281,7 @@ impl Conn {
             .is_some_and(|(a, s)| a.stage(s).is_some());
         let body_pending = head.info.body != BodyFraming::None;
         if !stage_ok {
-            let keep = head.info.keep_alive && !body_pending;
+            let keep = Persist::new(head.info.keep_alive && !body_pending, head.info.version);
             let no_body = Bytes::new();
             let info = RequestInfo {
                 head: &head,
@@ -304,7 +306,7 @@ impl Conn {
                 &request_id,
                 keep,
             );
-            return Err(keep);
+            return Err(keep.keeps());
         }
         let (Some(api), Some(stage)) = (api, stage_name) else {
             return Err(false);
@@ -330,7 +332,10 @@ impl Conn {
                 return Err(false);
             }
         };
-        let keep = head.info.keep_alive && !self.shard.draining.get();
+        let keep = Persist::new(
+            head.info.keep_alive && !self.shard.draining.get(),
+            head.info.version,
+        );
         let Some(id) = id else {
             write_aws_error(
                 &mut self.out,
@@ -340,7 +345,7 @@ impl Conn {
                 &request_id,
                 keep,
             );
-            return Err(keep);
+            return Err(keep.keeps());
         };
         let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
         let parts = crate::auth::RequestParts {
@@ -362,7 +367,7 @@ impl Conn {
                 &request_id,
                 keep,
             );
-            return Err(keep);
+            return Err(keep.keeps());
         }
         let op = match head.method() {
             Method::Post => {
@@ -375,7 +380,7 @@ impl Conn {
                         &request_id,
                         keep,
                     );
-                    return Err(keep);
+                    return Err(keep.keeps());
                 }
                 crate::ws::ConnOp::Send(body.to_vec())
             }
@@ -390,12 +395,12 @@ impl Conn {
                     &request_id,
                     keep,
                 );
-                return Err(keep);
+                return Err(keep.keeps());
             }
         };
         let reply = connection_call(&self.shard, &id, &api.id, stage, op).await;
         write_connection_reply(&mut self.out, &reply, &request_id, keep);
-        Err(keep)
+        Err(keep.keeps())
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -787,11 +792,14 @@ impl Conn {
         // Decided once the answer is ready: a drain that began while the
         // integration ran makes this the connection's last response, and
         // the client is told so (`Connection: close`).
-        let keep_alive = head.info.keep_alive && !self.shard.draining.get();
+        let keep_alive = Persist::new(
+            head.info.keep_alive && !self.shard.draining.get(),
+            head.info.version,
+        );
         match produced {
             Ok(Produced::Full(reply)) => {
                 self.write_reply(&info, &reply, keep_alive);
-                keep_alive
+                keep_alive.keeps()
             }
             Ok(Produced::Stream(s)) => {
                 let settings = snap.upstream;
@@ -1001,7 +1009,10 @@ impl Conn {
                 }
                 _ => true,
             };
-        let keep_alive = info.head.info.keep_alive && !body_pending && !self.shard.draining.get();
+        let keep_alive = Persist::new(
+            info.head.info.keep_alive && !body_pending && !self.shard.draining.get(),
+            info.head.info.version,
+        );
         let rendered = responses.get(err.response_type());
         let body_len = write_gateway_response(
             &mut self.out,
@@ -1028,7 +1039,7 @@ impl Conn {
         if logged && err.side == Side::Upstream {
             self.rec.integration_error = Some(err.detail.to_string());
         }
-        keep_alive
+        keep_alive.keeps()
     }
 
     /// A MOCK integration: status from the request template, then the
@@ -1097,7 +1108,7 @@ impl Conn {
     }
 
     /// Writes a whole response.
-    fn write_reply(&mut self, info: &RequestInfo<'_>, reply: &Reply, keep_alive: bool) {
+    fn write_reply(&mut self, info: &RequestInfo<'_>, reply: &Reply, keep_alive: Persist) {
         let head_only = info.head.method() == Method::Head;
         self.rec.status = reply.status;
         self.rec.body_len = if head_only {
@@ -1421,7 +1432,7 @@ impl Conn {
         first: BytesMut,
         mut resp: Box<UpstreamResponse>,
         read_timeout: std::time::Duration,
-        mut keep_alive: bool,
+        mut keep_alive: Persist,
         settings: &crate::snapshot::UpstreamSettings,
     ) -> bool {
         let known_len = match resp.head.framing {
@@ -1431,7 +1442,7 @@ impl Conn {
         let chunked = known_len.is_none() && info.head.info.version == Version::Http11;
         if known_len.is_none() && !chunked {
             // An HTTP/1.0 client: the body ends when we close.
-            keep_alive = false;
+            keep_alive = Persist::Close;
         }
         self.rec.status = status;
         write_status_line(&mut self.out, status);
@@ -1483,7 +1494,7 @@ impl Conn {
             self.out.extend_from_slice(LAST_CHUNK);
         }
         resp.release(&self.shard.pool, settings);
-        keep_alive
+        keep_alive.keeps()
     }
 
     fn push_body(&mut self, data: &[u8], chunked: bool) {
@@ -1654,7 +1665,7 @@ fn write_connection_reply(
     out: &mut Vec<u8>,
     reply: &crate::ws::ConnReply,
     request_id: &str,
-    keep: bool,
+    keep: Persist,
 ) {
     let (status, error_type, body) = connection_reply_parts(reply);
     write_status_line(out, status);
@@ -1678,7 +1689,7 @@ fn write_aws_error(
     error_type: &str,
     message: &str,
     request_id: &str,
-    keep: bool,
+    keep: Persist,
 ) {
     let body = serde_json::json!({ "message": message }).to_string();
     write_status_line(out, status);
