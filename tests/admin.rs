@@ -643,6 +643,237 @@ fn the_aws_cli_imports_deploys_and_updates() {
     assert_eq!(invoke(&gw, &id, "/prod/pets/7").status, 403);
 }
 
+/// `get-resources`, `get-resource`, `get-method`, `get-integration` and the
+/// response getters, through the AWS CLI (which pages `get-resources`), on
+/// API Gateway's PetStore sample; ids stay the same across an update.
+#[test]
+fn the_aws_cli_reads_resources_and_methods() {
+    if !support::gateway::aws_cli_available() {
+        return;
+    }
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let aws = |args: &[&str]| support::gateway::aws_apigateway(admin, args);
+    let fixture = format!(
+        "fileb://{}/tests/fixtures/aws-petstore-sample.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let api = aws(&["import-rest-api", "--body", &fixture]);
+    let id = api["id"].as_str().unwrap().to_owned();
+    let root = api["rootResourceId"].as_str().unwrap().to_owned();
+    // Page size 1: the CLI follows `position` through every page.
+    let listed = aws(&["get-resources", "--rest-api-id", &id, "--page-size", "1"]);
+    let items = listed["items"].as_array().unwrap();
+    let mut paths: Vec<&str> = items.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["/", "/pets", "/pets/{petId}"]);
+    let by_path = |p: &str| items.iter().find(|r| r["path"] == p).unwrap().clone();
+    assert_eq!(by_path("/")["id"], root.as_str());
+    assert!(by_path("/").get("parentId").is_none());
+    let pets = by_path("/pets");
+    let pet = by_path("/pets/{petId}");
+    assert_eq!(pets["parentId"], root.as_str());
+    assert_eq!(pets["pathPart"], "pets");
+    assert_eq!(pet["parentId"], pets["id"]);
+    assert_eq!(pet["pathPart"], "{petId}");
+    let mut methods: Vec<&String> = pets["resourceMethods"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    methods.sort_unstable();
+    assert_eq!(methods, ["GET", "OPTIONS", "POST"]);
+    let pets_id = pets["id"].as_str().unwrap().to_owned();
+
+    let m = aws(&[
+        "get-method",
+        "--rest-api-id",
+        &id,
+        "--resource-id",
+        &pets_id,
+        "--http-method",
+        "GET",
+    ]);
+    assert_eq!(m["httpMethod"], "GET");
+    assert_eq!(m["authorizationType"], "NONE");
+    assert_eq!(m["apiKeyRequired"], false);
+    assert_eq!(
+        m["requestParameters"]["method.request.querystring.type"],
+        false
+    );
+    assert_eq!(
+        m["methodResponses"]["200"]["responseModels"]["application/json"],
+        "Pets"
+    );
+    assert_eq!(
+        m["methodResponses"]["200"]["responseParameters"]
+            ["method.response.header.Access-Control-Allow-Origin"],
+        false
+    );
+    let i = aws(&[
+        "get-integration",
+        "--rest-api-id",
+        &id,
+        "--resource-id",
+        &pets_id,
+        "--http-method",
+        "GET",
+    ]);
+    assert_eq!(i["type"], "HTTP");
+    assert_eq!(i["httpMethod"], "GET");
+    assert_eq!(
+        i["uri"],
+        "http://petstore.execute-api.eu-west-1.amazonaws.com/petstore/pets"
+    );
+    assert_eq!(i["passthroughBehavior"], "WHEN_NO_MATCH");
+    assert_eq!(i["timeoutInMillis"], 29000);
+    assert_eq!(
+        i["integrationResponses"]["200"]["responseParameters"]
+            ["method.response.header.Access-Control-Allow-Origin"],
+        "'*'"
+    );
+    assert!(i["integrationResponses"]["200"]
+        .get("selectionPattern")
+        .is_none());
+    let ir = aws(&[
+        "get-integration-response",
+        "--rest-api-id",
+        &id,
+        "--resource-id",
+        &pets_id,
+        "--http-method",
+        "GET",
+        "--status-code",
+        "200",
+    ]);
+    assert_eq!(ir["statusCode"], "200");
+    let mr = aws(&[
+        "get-method-response",
+        "--rest-api-id",
+        &id,
+        "--resource-id",
+        &pets_id,
+        "--http-method",
+        "GET",
+        "--status-code",
+        "200",
+    ]);
+    assert_eq!(mr["statusCode"], "200");
+    let r = aws(&[
+        "get-resource",
+        "--rest-api-id",
+        &id,
+        "--resource-id",
+        &pets_id,
+        "--embed",
+        "methods",
+    ]);
+    assert_eq!(r["path"], "/pets");
+    assert_eq!(
+        r["resourceMethods"]["POST"]["methodIntegration"]["httpMethod"],
+        "POST"
+    );
+
+    // Unknown resource, method and status code: 404s.
+    for args in [
+        vec![
+            "get-resource",
+            "--rest-api-id",
+            &id,
+            "--resource-id",
+            "nosuchres",
+        ],
+        vec![
+            "get-method",
+            "--rest-api-id",
+            &id,
+            "--resource-id",
+            &pets_id,
+            "--http-method",
+            "DELETE",
+        ],
+        vec![
+            "get-method-response",
+            "--rest-api-id",
+            &id,
+            "--resource-id",
+            &pets_id,
+            "--http-method",
+            "GET",
+            "--status-code",
+            "418",
+        ],
+    ] {
+        let out = support::gateway::aws_apigateway_output(admin, &args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("NotFoundException"),
+            "{args:?}"
+        );
+    }
+
+    // A merge that adds a path keeps the ids of the others; the new path's
+    // parent is found.
+    let more = swagger(&format!(
+        r#"{{"/pets/{{petId}}/toys": {{"get": {}}}}}"#,
+        mock_method(200, "t")
+    ));
+    let r = call(
+        admin,
+        "PUT",
+        &format!("/restapis/{id}?mode=merge"),
+        more.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let again = aws(&["get-resources", "--rest-api-id", &id]);
+    let again = again["items"].as_array().unwrap();
+    assert_eq!(again.len(), 4);
+    let toys = again
+        .iter()
+        .find(|r| r["path"] == "/pets/{petId}/toys")
+        .unwrap();
+    assert_eq!(toys["parentId"], pet["id"]);
+    assert!(again
+        .iter()
+        .any(|r| r["id"] == pets["id"] && r["path"] == "/pets"));
+    assert_eq!(
+        aws(&["get-rest-api", "--rest-api-id", &id])["rootResourceId"],
+        root.as_str()
+    );
+}
+
+/// An API key requirement and intermediate paths without methods, over
+/// plain HTTP.
+#[test]
+fn resources_report_key_requirements_and_intermediate_paths() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let keyed = support::gateway::keyed_api().replace("\"/keyed\"", "\"/a/b/keyed\"");
+    let id = import(admin, &keyed);
+    let r = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/resources?embed=methods"),
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let items = r.json()["item"].as_array().unwrap().clone();
+    let mut paths: Vec<&str> = items.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["/", "/a", "/a/b", "/a/b/keyed", "/open"]);
+    let find = |p: &str| items.iter().find(|r| r["path"] == p).unwrap();
+    assert!(find("/a").get("resourceMethods").is_none());
+    let keyed = &find("/a/b/keyed")["resourceMethods"]["GET"];
+    assert_eq!(keyed["apiKeyRequired"], true);
+    assert_eq!(keyed["methodIntegration"]["type"], "MOCK");
+    assert_eq!(
+        find("/open")["resourceMethods"]["GET"]["apiKeyRequired"],
+        false
+    );
+    let missing = call(admin, "GET", "/restapis/nosuchapi/resources", b"");
+    assert_eq!(missing.status, 404);
+}
+
 #[test]
 fn acknowledged_changes_survive_kill_9() {
     let gw = admin_gateway();

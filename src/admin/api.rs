@@ -6,6 +6,7 @@
 //! acknowledge.
 
 mod keys;
+mod resources;
 mod rest_api;
 
 use std::collections::BTreeMap;
@@ -78,6 +79,27 @@ pub(super) fn route(
                 .unwrap_or_default();
             list_reply(items, &param)
         }
+        (b"GET", ["restapis", id, "resources", rest @ ..]) => {
+            let Some(api) = state.apis.get(*id) else {
+                return not_found_api(id);
+            };
+            use resources::MethodPart;
+            match rest {
+                [] => resources::list(api, &param),
+                [rid] => resources::get(api, rid, &param),
+                [rid, "methods", m] => resources::method_part(api, rid, m, MethodPart::Method),
+                [rid, "methods", m, "integration"] => {
+                    resources::method_part(api, rid, m, MethodPart::Integration)
+                }
+                [rid, "methods", m, "responses", code] => {
+                    resources::method_part(api, rid, m, MethodPart::MethodResponse(code))
+                }
+                [rid, "methods", m, "integration", "responses", code] => {
+                    resources::method_part(api, rid, m, MethodPart::IntegrationResponse(code))
+                }
+                _ => no_such_operation(method, &path),
+            }
+        }
         (b"POST", ["restapis", id, "deployments"]) => create_deployment(admin, state, id, body),
         (b"GET", ["restapis", id, "deployments", dep]) => match state.deployment(id, dep) {
             Some(d) => Reply::json(200, &deployment_json(d)),
@@ -143,15 +165,19 @@ pub(super) fn route(
             head.header("accept"),
             param("extensions").as_deref(),
         ),
-        _ => Reply::error(
-            404,
-            "NotFoundException",
-            format!(
-                "no such operation: {} {path}",
-                String::from_utf8_lossy(method)
-            ),
-        ),
+        _ => no_such_operation(method, &path),
     }
+}
+
+fn no_such_operation(method: &[u8], path: &str) -> Reply {
+    Reply::error(
+        404,
+        "NotFoundException",
+        format!(
+            "no such operation: {} {path}",
+            String::from_utf8_lossy(method)
+        ),
+    )
 }
 
 fn flag(v: Option<String>) -> bool {
@@ -238,6 +264,7 @@ fn api_json(api: &RestApiRecord) -> Value {
             api.endpoint_types.clone()
         } },
         "disableExecuteApiEndpoint": false,
+        "rootResourceId": resources::root_id(api),
     });
     if let Some(types) = api
         .definition
