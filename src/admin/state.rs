@@ -499,7 +499,7 @@ impl Store {
     /// cannot be read is an error naming its file: nothing is guessed.
     pub fn open(dir: &Path) -> Result<(Store, AdminState), String> {
         for sub in ["restapis", "deployments", "stages", "apikeys", "usageplans"] {
-            fs::create_dir_all(dir.join(sub))
+            create_dir_durably(&dir.join(sub))
                 .map_err(|e| format!("{}: cannot create: {e}", dir.join(sub).display()))?;
         }
         let lock = lock_dir(dir)?;
@@ -889,7 +889,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("path has no directory"))?;
-    fs::create_dir_all(dir)?;
+    create_dir_durably(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -913,6 +913,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// `create_dir_all` whose new directories survive a power loss: the
+/// parent of each directory it creates is fsynced (a new directory's entry
+/// lives in its parent, and a record fsynced inside a directory whose own
+/// entry was lost is lost with it).
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    create_dir_durably(parent)?;
+    match fs::create_dir(dir) {
+        Ok(()) => File::open(parent)?.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn remove_durably(path: &Path) -> std::io::Result<()> {
     match fs::remove_file(path) {
         Ok(()) => {}
@@ -928,6 +948,20 @@ fn remove_durably(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durable_directories_are_created_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("a/b/c");
+        create_dir_durably(&deep).unwrap();
+        assert!(deep.is_dir());
+        // Again: nothing to do, no error.
+        create_dir_durably(&deep).unwrap();
+        // A file in the way is an error, not a success.
+        std::fs::write(tmp.path().join("f"), b"x").unwrap();
+        assert!(create_dir_durably(&tmp.path().join("f")).is_err());
+        assert!(create_dir_durably(&tmp.path().join("f/g")).is_err());
+    }
 
     #[test]
     fn a_half_set_method_throttle_takes_the_default_other_half() {
