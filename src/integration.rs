@@ -853,6 +853,7 @@ pub fn build_upstream_request(
                 // The gateway's own id is sent below; a client's would
                 // come first and pass for it in the backend's logs.
                 || name.eq_ignore_ascii_case(b"x-amzn-requestid")
+                || shadows_gateway_header(name)
                 || info.hides(name)
                 || mapped_header(name)
             {
@@ -937,6 +938,42 @@ pub fn build_upstream_request(
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     method
+}
+
+/// Whether `name` spells, with `_` for `-`, a header the gateway owns
+/// towards a backend (framing, the connection, `Host`, the forwarding
+/// headers and its request id). CGI, WSGI and Rack put `Transfer_Encoding`
+/// and `Transfer-Encoding` under one name (`HTTP_TRANSFER_ENCODING`), so a
+/// client's `X_Forwarded_For` could replace the gateway's `X-Forwarded-For`
+/// in such an application; NGINX drops every header with `_` by default.
+/// Other `_` headers pass, as in API Gateway.
+fn shadows_gateway_header(name: &[u8]) -> bool {
+    const OWNED: [&[u8]; 12] = [
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"te",
+        b"upgrade",
+        b"expect",
+        b"x-forwarded-for",
+        b"x-forwarded-port",
+        b"x-forwarded-proto",
+        b"x-amzn-requestid",
+    ];
+    name.contains(&b'_')
+        && OWNED.iter().any(|owned| {
+            owned.len() == name.len()
+                && owned.iter().zip(name).all(|(o, n)| {
+                    let n = if *n == b'_' {
+                        b'-'
+                    } else {
+                        n.to_ascii_lowercase()
+                    };
+                    *o == n
+                })
+        })
 }
 
 /// Common response headers: `Date`, request id and connection handling.

@@ -309,6 +309,42 @@ fn dot_segments_are_refused_not_forwarded() {
 
 /// Percent-encoded CR LF in the path, the query and mapped values never
 /// becomes a header line, towards the backend or in the response.
+/// Headers that spell a gateway-owned header with `_` for `-` are not
+/// forwarded (CGI, WSGI and Rack read both spellings as one); other `_`
+/// headers pass.
+#[test]
+fn underscore_spellings_of_gateway_headers_are_not_forwarded() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = proxy_gateway(&backend);
+    let mut c = RawClient::connect(gw.addr);
+    let r = c.request(
+        b"POST /prod/u HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer_Encoding: chunked\r\nContent_Length: 0\r\nX_Forwarded_For: 6.6.6.6\r\nx_forwarded_proto: https\r\nX_Amzn_RequestId: forged\r\nHOST_: a\r\nMy_Header: kept\r\n\r\nhello",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["body"], "hello");
+    let last = backend.last();
+    let names: Vec<String> = last
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    for gone in [
+        "transfer_encoding",
+        "content_length",
+        "x_forwarded_for",
+        "x_forwarded_proto",
+        "x_amzn_requestid",
+    ] {
+        assert!(
+            !names.iter().any(|n| n == gone),
+            "{gone} forwarded: {names:?}"
+        );
+    }
+    assert_eq!(last.header("my_header"), Some("kept"));
+    assert_eq!(last.header("host_"), Some("a"));
+    assert_eq!(last.header("x-forwarded-for"), Some("127.0.0.1"));
+}
+
 #[test]
 fn decoded_crlf_never_becomes_a_header_line() {
     let backend = Backend::start(Mode::Echo);
