@@ -70,6 +70,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// `println!` for command output. A reader that went away (`tollgate check
+/// | head`) ends the process quietly with the status the command had
+/// reached (success: `check` prints only once the configuration is good),
+/// as SIGPIPE ends a C tool; `println!` panics there, since Rust ignores
+/// SIGPIPE. Any other write error is reported and fails the command.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        say_line(format_args!($($arg)*))
+    };
+}
+
+fn say_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Loads a configuration with its sources, or prints its warnings and
 /// error (for `check` and `serve`).
 fn load_config(
@@ -96,7 +118,7 @@ fn print_stage(name: &str, variables: &std::collections::BTreeMap<String, String
     } else {
         vars.join(", ")
     };
-    println!("  stage {name}  variables: {vars}");
+    say!("  stage {name}  variables: {vars}");
 }
 
 fn check(config: &std::path::Path) -> ExitCode {
@@ -142,11 +164,11 @@ fn check(config: &std::path::Path) -> ExitCode {
         ));
     }
     for w in &snap.warnings {
-        println!("warning: {w}");
+        say!("warning: {w}");
     }
-    println!("listen {}", snap.server.listen);
+    say!("listen {}", snap.server.listen);
     if let Some(line) = admin_line {
-        println!("{line}");
+        say!("{line}");
     }
     for (i, api) in snap.apis.iter().enumerate() {
         let default = if snap.default_api == Some(i) {
@@ -154,7 +176,7 @@ fn check(config: &std::path::Path) -> ExitCode {
         } else {
             ""
         };
-        println!(
+        say!(
             "\nAPI {} \"{}\"{} from {}",
             api.id,
             api.title,
@@ -164,7 +186,7 @@ fn check(config: &std::path::Path) -> ExitCode {
         for stage in &api.stages {
             print_stage(&stage.name, &stage.variables);
         }
-        println!("  routes:");
+        say!("  routes:");
         for m in &api.methods {
             let resource = &api.resources[m.resource as usize];
             let (kind, target) = match &m.integration {
@@ -206,18 +228,21 @@ fn check(config: &std::path::Path) -> ExitCode {
                     (i.kind.label().to_owned(), target)
                 }
             };
-            println!(
+            say!(
                 "    {:<8} {:<32} {:<11} {}",
-                m.http_method, resource.path, kind, target
+                m.http_method,
+                resource.path,
+                kind,
+                target
             );
         }
     }
     for api in &snap.ws_apis {
-        println!("\nWebSocket API {}", api.id);
+        say!("\nWebSocket API {}", api.id);
         for stage in &api.stages {
             print_stage(&stage.name, &stage.variables);
         }
-        println!("  routes:");
+        say!("  routes:");
         let mut keys: Vec<&String> = api.routes.keys().collect();
         keys.sort();
         for key in keys {
@@ -239,7 +264,7 @@ fn check(config: &std::path::Path) -> ExitCode {
             };
             let reply = if route.route_response { "reply" } else { "" };
             let line = format!("    {key:<32} {kind:<6} {reply:<6} {target}");
-            println!("{}", line.trim_end());
+            say!("{}", line.trim_end());
         }
     }
     let ws = if snap.ws_apis.is_empty() {
@@ -247,7 +272,7 @@ fn check(config: &std::path::Path) -> ExitCode {
     } else {
         format!(" ({} WebSocket)", snap.ws_apis.len())
     };
-    println!(
+    say!(
         "\nOK: {} API(s){ws}, {} warning(s)",
         snap.apis.len() + snap.ws_apis.len(),
         snap.warnings.len()
@@ -560,7 +585,7 @@ fn flush_cache(config: &std::path::Path, api: &str, stage: &str) -> ExitCode {
             let text = String::from_utf8_lossy(&bytes);
             let status_line = text.lines().next().unwrap_or("");
             if status_line.split_whitespace().nth(1) == Some("202") {
-                println!("flushed the cache of {api}/{stage}");
+                say!("flushed the cache of {api}/{stage}");
                 ExitCode::SUCCESS
             } else {
                 let body = text.split("\r\n\r\n").nth(1).unwrap_or("");

@@ -71,6 +71,34 @@ fn check_compiles_both_oracle_documents() {
     );
 }
 
+/// `tollgate check | head`: a reader that is gone ends `check` quietly
+/// with its status, not with a panic about a broken pipe.
+#[test]
+fn check_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"x\"\nswagger = \"{}\"\n",
+            fixture("aws-petstore-sample.json")
+        ),
+    )
+    .unwrap();
+    // The pipe's reader is closed before `check` starts: its first line
+    // of output meets EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(bin())
+        .args(["check", "--config", cfg.to_str().unwrap()])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn check_lists_every_error_with_file_and_path() {
     let doc = r#"{"swagger": "2.0", "paths": {
