@@ -491,3 +491,54 @@ fn a_refused_request_with_its_whole_body_keeps_the_connection() {
     assert_eq!(r.status, 403);
     assert_eq!(r.header("connection"), Some("close"));
 }
+
+/// A client that writes its whole upload before reading (Node's `http`,
+/// Python's `urllib`) gets the early answer (413 over the body limit, 403
+/// for no route): the gateway closes in stages, reading and dropping the
+/// rest of the declared body, instead of closing with unread data, which
+/// resets the connection and loses the answer. (A client that sends more
+/// than it declared, or than a body may be, is cut:
+/// tests/security.rs, `endless_heads_and_bodies_...`.)
+#[test]
+fn an_early_answer_reaches_a_client_still_uploading() {
+    use std::io::{Read, Write};
+    let backend = Backend::start(Mode::Echo);
+    let gw = proxy_gateway(&backend);
+    let body = vec![b'a'; 8 << 20];
+    let cases: [(String, u16); 2] = [
+        (
+            format!(
+                "POST /prod/x HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            ),
+            413,
+        ),
+        (
+            format!(
+                "POST /nostage HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            ),
+            403,
+        ),
+    ];
+    for (head, status) in cases {
+        for _ in 0..3 {
+            let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(head.as_bytes()).unwrap();
+            // The whole upload first, as those clients do; then the answer.
+            s.write_all(&body)
+                .unwrap_or_else(|e| panic!("{head:.30}: upload cut: {e}"));
+            let mut got = Vec::new();
+            s.read_to_end(&mut got)
+                .unwrap_or_else(|e| panic!("{head:.30}: answer lost: {e}"));
+            let text = String::from_utf8_lossy(&got);
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{head:.30}: {text:.80}"
+            );
+        }
+    }
+    assert_eq!(backend.request_count(), 0);
+}

@@ -321,6 +321,17 @@ fn health_endpoints_need_no_credentials() {
     assert_eq!((h.status, h.text().as_str()), (200, "ok\n"));
     let r = admin_get(admin, "/readyz", None);
     assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
+    // HEAD (health checkers, `wget --spider`): the same status and length,
+    // no body, and the connection still serves the next request.
+    let mut c = RawClient::connect(admin);
+    for (path, len) in [("/healthz", "3"), ("/readyz", "6")] {
+        c.send(format!("HEAD {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        let r = c.read_response(true);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-length"), Some(len), "{path}");
+    }
+    let r = c.request(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
     // Anything else still needs credentials.
     assert_eq!(admin_get(admin, "/restapis", None).status, 403);
 }
@@ -926,4 +937,40 @@ fn signals_during_start_up_wait_for_the_gateway() {
     assert!(addr.is_some(), "the gateway never listened");
     assert!(reloaded, "the early SIGHUP was not handled as a reload");
     assert_eq!(status, Some(200));
+}
+
+/// `RUST_LOG=debug` logs every refused request: a head refused before
+/// routing, and a routed request answered with a gateway response (its
+/// type named), as docs/operations.md says.
+#[test]
+fn debug_logging_names_every_refused_request() {
+    let paths = format!(r#"{{"/m": {{"get": {}}}}}"#, mock_method(200, "ok"));
+    let (dir, config) = Gateway::builder()
+        .api("a", &swagger(&paths))
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .limit("max_body_bytes", "10")
+        .write();
+    let gw = support::gateway::start_with_log_level(dir, &config, &[], "debug");
+    let cases: [(&[u8], u16, &str); 3] = [
+        (b"GET /prod/m HTTP/1.1\r\n\r\n", 400, "refused request head"),
+        (
+            b"GET /prod/nope HTTP/1.1\r\nHost: a\r\n\r\n",
+            403,
+            "MISSING_AUTHENTICATION_TOKEN",
+        ),
+        (
+            b"GET /prod/m HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\n\r\n01234567890123456789",
+            413,
+            "REQUEST_TOO_LARGE",
+        ),
+    ];
+    for (req, status, needle) in cases {
+        let r = RawClient::connect(gw.addr).request(req);
+        assert_eq!(r.status, status);
+        support::wait_until(needle, Duration::from_secs(10), || {
+            gw.log_count(needle) >= 1
+        });
+    }
+    assert!(gw.log_count("request refused") >= 2, "{:?}", gw.log());
 }

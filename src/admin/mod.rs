@@ -146,8 +146,9 @@ impl Admin {
 
     /// Authenticates and serves one request.
     pub fn handle(&self, head: &RequestHead, body: &[u8]) -> Reply {
-        // Health checks need no credentials (load balancers, systemd).
-        let get = head.method_bytes() == b"GET";
+        // Health checks need no credentials (load balancers, systemd);
+        // they, and the metrics, answer HEAD as GET without the body.
+        let get = matches!(head.method_bytes(), b"GET" | b"HEAD");
         match head.path() {
             b"/healthz" if get => return Reply::text(200, "ok\n"),
             b"/readyz" if get => {
@@ -206,7 +207,7 @@ pub fn start(settings: &AdminSettings, admin: Arc<Admin>) -> std::io::Result<Soc
                         "ServiceUnavailableException",
                         "too many admin connections",
                     );
-                    let _ = send_reply(&stream, &busy, Persist::Close, "");
+                    let _ = send_reply(&stream, &busy, Persist::Close, "", false);
                     continue;
                 };
                 let admin = admin.clone();
@@ -427,7 +428,7 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
                 status = reply.status,
                 "admin call refused before its body"
             );
-            let _ = send_reply(&stream, &reply, Persist::Close, request_id);
+            let _ = send_reply(&stream, &reply, Persist::Close, request_id, false);
             linger(&stream);
             return;
         }
@@ -452,7 +453,9 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
         if !persist.keeps() {
             slot.release();
         }
-        if send_reply(&stream, &reply, persist, request_id).is_err() || !persist.keeps() {
+        let head_only = head.method_bytes() == b"HEAD";
+        if send_reply(&stream, &reply, persist, request_id, head_only).is_err() || !persist.keeps()
+        {
             return;
         }
     }
@@ -471,7 +474,7 @@ fn answer_read_error(stream: &TcpStream, e: ReadError, request_id: &str) {
         ),
         ReadError::BadBody(why) => Reply::error(400, "BadRequestException", why),
     };
-    let _ = send_reply(stream, &reply, Persist::Close, request_id);
+    let _ = send_reply(stream, &reply, Persist::Close, request_id, false);
 }
 
 /// Closes after an answer given before the request's body was read: the
@@ -500,9 +503,14 @@ fn send_reply(
     reply: &Reply,
     persist: Persist,
     request_id: &str,
+    head_only: bool,
 ) -> std::io::Result<()> {
     let mut out = Vec::new();
     write_reply(&mut out, reply, persist, request_id);
+    if head_only {
+        // The head says what GET would send (RFC 9110 §9.3.2).
+        out.truncate(out.len() - reply.body.len());
+    }
     stream.write_all(&out)
 }
 

@@ -33,6 +33,13 @@ impl Stream {
             Stream::Tls(t) => t.get_ref().0,
         }
     }
+
+    pub fn tcp_mut(&mut self) -> &mut TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.get_mut().0,
+        }
+    }
 }
 
 impl UpStream {

@@ -287,12 +287,22 @@ impl GatewayBuilder {
 
 /// Starts `tollgate serve` and waits for its "listening" line.
 pub fn start_with_config(dir: tempfile::TempDir, config: &Path, extra_args: &[&str]) -> Gateway {
+    start_with_log_level(dir, config, extra_args, "info")
+}
+
+/// The same with `RUST_LOG` set to `level`.
+pub fn start_with_log_level(
+    dir: tempfile::TempDir,
+    config: &Path,
+    extra_args: &[&str],
+    level: &str,
+) -> Gateway {
     let mut child = Command::new(bin())
         .arg("serve")
         .arg("--config")
         .arg(config)
         .args(extra_args)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", level)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
