@@ -2088,3 +2088,38 @@ fn check_reads_the_admin_state() {
     assert!(ok, "{out}\n{err}");
     assert!(torn.exists(), "check removed a file");
 }
+
+/// A client that writes its whole upload before reading (Python's
+/// `urllib`) gets the admin API's early answer: 413 for a document over
+/// 6 MB, 403 for a bad token. The listener closes in stages, reading and
+/// dropping the rest of the declared body, instead of closing with unread
+/// data, which resets the connection and loses the answer.
+#[test]
+fn an_early_admin_answer_reaches_a_client_still_uploading() {
+    use std::io::{Read, Write};
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let body = vec![b'a'; 8 << 20];
+    for (token, status) in [(ADMIN_TOKEN, 413), ("nope-nope-nope-nope", 403)] {
+        for _ in 0..3 {
+            let mut s = std::net::TcpStream::connect(admin).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+            let head = format!(
+                "POST /restapis?mode=import HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&body)
+                .unwrap_or_else(|e| panic!("{status}: upload cut: {e}"));
+            let mut got = Vec::new();
+            s.read_to_end(&mut got)
+                .unwrap_or_else(|e| panic!("{status}: answer lost: {e}"));
+            let text = String::from_utf8_lossy(&got);
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{text:.80}"
+            );
+        }
+    }
+}

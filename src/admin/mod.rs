@@ -413,7 +413,7 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
         let mut timed = Deadlined::new(&stream, slot, !buf.is_empty());
         let head = match read_head(&mut timed, &mut buf, &limits) {
             Ok(head) => head,
-            Err(e) => return answer_read_error(&stream, e, request_id),
+            Err(e) => return answer_read_error(&stream, e, request_id, MAX_DOCUMENT_BYTES as u64),
         };
         // Only a request with a body is refused early (and closed); one
         // without is refused by `handle` and keeps its connection.
@@ -429,7 +429,7 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
                 "admin call refused before its body"
             );
             let _ = send_reply(&stream, &reply, Persist::Close, request_id, false);
-            linger(&stream);
+            linger(&stream, linger_budget(&head));
             return;
         }
         let body = match read_body(
@@ -440,7 +440,7 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
             &mut on_continue,
         ) {
             Ok(body) => body,
-            Err(e) => return answer_read_error(&stream, e, request_id),
+            Err(e) => return answer_read_error(&stream, e, request_id, linger_budget(&head)),
         };
         let reply = admin.handle(&head, &body);
         tracing::info!(
@@ -461,9 +461,19 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
     }
 }
 
+/// What a lingering close may drop of a request whose body was not read
+/// (all of it): the declared length, else as much as a document may be.
+fn linger_budget(head: &RequestHead) -> u64 {
+    match head.info.body {
+        BodyFraming::Length(n) => n,
+        _ => MAX_DOCUMENT_BYTES as u64,
+    }
+}
+
 /// Answers a request that could not be read (when there is anyone to
-/// answer); the connection is closed after it.
-fn answer_read_error(stream: &TcpStream, e: ReadError, request_id: &str) {
+/// answer); the connection is closed after it, in stages (`linger`, up to
+/// `budget` bytes) when the client may still be sending.
+fn answer_read_error(stream: &TcpStream, e: ReadError, request_id: &str, budget: u64) {
     let reply = match e {
         ReadError::Closed => return,
         ReadError::Head(e) => Reply::error(e.status(), "BadRequestException", "malformed request"),
@@ -475,24 +485,26 @@ fn answer_read_error(stream: &TcpStream, e: ReadError, request_id: &str) {
         ReadError::BadBody(why) => Reply::error(400, "BadRequestException", why),
     };
     let _ = send_reply(stream, &reply, Persist::Close, request_id, false);
+    linger(stream, budget);
 }
 
 /// Closes after an answer given before the request's body was read: the
 /// write side first, then what the client still sends is read and dropped
-/// (up to a bound and a second), so that closing with unread data does not
-/// reset the connection before the client has read the answer.
-fn linger(stream: &TcpStream) {
+/// (up to `budget` bytes and 5 s), so that closing with unread data does
+/// not reset the connection before the client has read the answer (an
+/// 8 MB `urllib` upload got `ECONNRESET` 10 times in 10 with 1 s and 6 MB).
+fn linger(stream: &TcpStream, budget: u64) {
     use std::io::Read;
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(250)));
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let mut left = MAX_DOCUMENT_BYTES;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut left = budget;
     let mut sink = [0u8; 16 * 1024];
     let mut reader = stream;
     while left > 0 && Instant::now() < deadline {
         match reader.read(&mut sink) {
             Ok(0) | Err(_) => break,
-            Ok(n) => left = left.saturating_sub(n),
+            Ok(n) => left = left.saturating_sub(n as u64),
         }
     }
 }
