@@ -338,6 +338,10 @@ pub struct Api {
     /// keys are the client's `x-api-key`. `AUTHORIZER` (false): no request
     /// presents a key here, as no authorizer runs.
     pub api_keys_from_header: bool,
+    /// `x-amazon-apigateway-minimum-compression-size`: responses of at
+    /// least this many bytes are compressed for clients that accept gzip or
+    /// deflate; `None`: compression is off (API Gateway's default).
+    pub minimum_compression_size: Option<usize>,
 }
 
 /// `contentHandling` of an integration request or response.

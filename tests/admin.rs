@@ -1494,7 +1494,7 @@ fn create_and_update_rest_api_settings() {
     for ops in [
         r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "remove", "path": "/binaryMediaTypes/text~1html"}"#,
         r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/apiKeySource", "value": "x"}"#,
-        r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/minimumCompressionSize", "value": "5"}"#,
+        r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/minimumCompressionSize", "value": "-5"}"#,
         r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/disableExecuteApiEndpoint", "value": "true"}"#,
     ] {
         let r = patch(ops);

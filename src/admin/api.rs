@@ -278,6 +278,13 @@ fn api_json(api: &RestApiRecord) -> Value {
             .map(|t| t.replace("~1", "/"))
             .collect::<Vec<_>>());
     }
+    if let Some(n) = api
+        .definition
+        .get("x-amazon-apigateway-minimum-compression-size")
+        .and_then(Value::as_u64)
+    {
+        v["minimumCompressionSize"] = json!(n);
+    }
     if let Some(d) = &api.description {
         v["description"] = json!(d);
     }

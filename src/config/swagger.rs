@@ -109,6 +109,7 @@ pub fn compile_api(
     let gateway_responses = compile_gateway_responses(file, root, diags);
     let binary_media_types = compile_binary_media_types(file, root, diags);
     let api_keys_from_header = compile_api_key_source(file, root, diags);
+    let minimum_compression_size = compile_minimum_compression_size(file, root, diags);
     let api_key_schemes = api_key_schemes(root);
     check_refs(file, doc, doc, "$", diags);
     let shared_params = root.get("parameters").and_then(Value::as_object);
@@ -256,6 +257,7 @@ pub fn compile_api(
             gateway_responses,
             binary_media_types,
             api_keys_from_header,
+            minimum_compression_size,
         },
         uris,
     })
@@ -893,6 +895,41 @@ fn compile_api_key_source(
                 format!("must be HEADER or AUTHORIZER, found {other}"),
             );
             true
+        }
+    }
+}
+
+/// The largest `minimumCompressionSize` API Gateway takes (10 MB).
+pub const MAX_MINIMUM_COMPRESSION_SIZE: u64 = 10_485_760;
+
+/// `x-amazon-apigateway-minimum-compression-size`: an integer from 0 to
+/// 10485760 (bytes), as API Gateway's `minimumCompressionSize`.
+fn compile_minimum_compression_size(
+    file: &Path,
+    root: &serde_json::Map<String, Value>,
+    diags: &mut Diagnostics,
+) -> Option<usize> {
+    let key = "x-amazon-apigateway-minimum-compression-size";
+    match root.get(key)? {
+        Value::Null => None,
+        Value::Number(n) => match n.as_u64() {
+            Some(v) if v <= MAX_MINIMUM_COMPRESSION_SIZE => Some(v as usize),
+            _ => {
+                diags.error(
+                    file,
+                    format!("$.{key}"),
+                    format!("`{n}`: must be an integer from 0 to {MAX_MINIMUM_COMPRESSION_SIZE} (bytes)"),
+                );
+                None
+            }
+        },
+        _ => {
+            diags.error(
+                file,
+                format!("$.{key}"),
+                format!("must be an integer from 0 to {MAX_MINIMUM_COMPRESSION_SIZE} (bytes)"),
+            );
+            None
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod blocking;
 pub mod chunked;
+pub mod encoding;
 pub mod query;
 pub mod request;
 pub mod response;

@@ -1193,24 +1193,42 @@ impl Conn {
             self.out.extend_from_slice(b"\r\n");
             return;
         }
+        let coding = if head_only || reply.status == 204 || reply.status == 304 {
+            None
+        } else {
+            compression(info, reply.body.len(), reply.headers.iter())
+        };
+        let compressed;
+        let (body, encoding): (&Bytes, Option<[Header<'_>; 2]>) = match coding {
+            Some(c) => {
+                compressed = Bytes::from(crate::http::encoding::compress(c, &reply.body));
+                self.rec.body_len = compressed.len() as u64;
+                (
+                    &compressed,
+                    Some([
+                        (b"Content-Encoding", c.name()),
+                        (b"Vary", b"Accept-Encoding"),
+                    ]),
+                )
+            }
+            None => (&reply.body, None),
+        };
         // A large body is written from its own buffer after the head: a
         // second write costs less than copying it (64 KiB responses).
-        let separate = !head_only
-            && reply.body.len() >= SEPARATE_BODY
-            && reply.status != 204
-            && reply.status != 304;
+        let separate =
+            !head_only && body.len() >= SEPARATE_BODY && reply.status != 204 && reply.status != 304;
         write_full_response(
             &mut self.out,
             reply.status,
             reply.content_type.as_deref().map(str::as_bytes),
-            reply.headers.iter(),
-            &reply.body,
+            reply.headers.iter().chain(encoding.into_iter().flatten()),
+            body,
             info.request_id,
             keep_alive,
             head_only || separate,
         );
         if separate {
-            self.out_body = Some(reply.body.clone());
+            self.out_body = Some(body.clone());
         }
     }
 
@@ -1502,6 +1520,15 @@ impl Conn {
             crate::http::response::ResponseFraming::Length(n) => Some(n),
             _ => None,
         };
+        // Compressed as it streams (a length not known counts as large:
+        // the body is streamed because it is); its length is then unknown.
+        let mut encoder = compression(
+            info,
+            known_len.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            headers.iter(),
+        )
+        .map(|c| (c, crate::http::encoding::Encoder::new(c)));
+        let known_len = known_len.filter(|_| encoder.is_none());
         let chunked = known_len.is_none() && info.head.info.version == Version::Http11;
         if known_len.is_none() && !chunked {
             // An HTTP/1.0 client: the body ends when we close.
@@ -1513,6 +1540,10 @@ impl Conn {
         for (n, v) in headers.iter() {
             write_header(&mut self.out, n, v);
         }
+        if let Some((coding, _)) = &encoder {
+            write_header(&mut self.out, b"Content-Encoding", coding.name());
+            write_header(&mut self.out, b"Vary", b"Accept-Encoding");
+        }
         match known_len {
             Some(n) => write_content_length(&mut self.out, n),
             None if chunked => self
@@ -1521,7 +1552,13 @@ impl Conn {
             None => {}
         }
         self.out.extend_from_slice(b"\r\n");
-        self.push_body(&first, chunked);
+        match &mut encoder {
+            Some((_, e)) => {
+                let data = e.push(&first);
+                self.push_body(&data, chunked);
+            }
+            None => self.push_body(&first, chunked),
+        }
         drop(first);
         if self.flush().await.is_err() {
             return false;
@@ -1536,7 +1573,13 @@ impl Conn {
                 .await
             {
                 Ok(Some(chunk)) => {
-                    self.push_body(&chunk, chunked);
+                    match &mut encoder {
+                        Some((_, e)) => {
+                            let data = e.push(&chunk);
+                            self.push_body(&data, chunked);
+                        }
+                        None => self.push_body(&chunk, chunked),
+                    }
                     if self.flush().await.is_err() {
                         return false;
                     }
@@ -1552,6 +1595,9 @@ impl Conn {
                     return false;
                 }
             }
+        }
+        if let Some((_, e)) = encoder {
+            self.push_body(&e.finish(), chunked);
         }
         if chunked {
             self.out.extend_from_slice(LAST_CHUNK);
@@ -1762,6 +1808,35 @@ fn write_aws_error(
     write_content_length(out, body.len() as u64);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body.as_bytes());
+}
+
+/// A header line's name and value.
+type Header<'a> = (&'a [u8], &'a [u8]);
+
+/// The coding to compress a response body of `len` bytes with, when its
+/// API has a `minimumCompressionSize` the body reaches, the client accepts
+/// gzip or deflate first, and the response is not already encoded (API
+/// Gateway's conditions: the size is the body's after its mapping
+/// template).
+fn compression<'h>(
+    info: &RequestInfo<'_>,
+    len: usize,
+    mut headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+) -> Option<crate::http::encoding::Coding> {
+    let min = info.api?.minimum_compression_size?;
+    if len < min {
+        return None;
+    }
+    let coding = crate::http::encoding::negotiate(
+        info.head
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"accept-encoding"))
+            .map(|(_, v)| v),
+    )?;
+    if headers.any(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding")) {
+        return None;
+    }
+    Some(coding)
 }
 
 /// `$context.responseOverride.header.X` replaces header X.

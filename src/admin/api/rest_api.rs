@@ -13,6 +13,26 @@ use crate::admin::{Admin, Reply};
 const BINARY: &str = "x-amazon-apigateway-binary-media-types";
 const KEY_SOURCE: &str = "x-amazon-apigateway-api-key-source";
 const ENDPOINT_TYPES: [&str; 3] = ["EDGE", "REGIONAL", "PRIVATE"];
+const COMPRESSION: &str = "x-amazon-apigateway-minimum-compression-size";
+
+/// A `minimumCompressionSize`: 0 to 10485760 bytes.
+fn compression_size(v: &Value) -> Result<u64, Reply> {
+    let max = crate::config::swagger::MAX_MINIMUM_COMPRESSION_SIZE;
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    n.filter(|n| *n <= max).ok_or_else(|| {
+        bad(format!(
+            "Invalid minimumCompressionSize `{}`: must be an integer from 0 to {max}",
+            match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }
+        ))
+    })
+}
 
 /// A media type as `binaryMediaTypes` takes it (`/` may come as `~1`,
 /// the escape of a PATCH path).
@@ -72,7 +92,8 @@ fn refuse_unsupported(policy: bool, disable: Option<bool>) -> Result<(), Reply> 
 }
 
 /// `create-rest-api`: `name` (required), `description`, `version`,
-/// `binaryMediaTypes`, `apiKeySource`, `endpointConfiguration.types`,
+/// `binaryMediaTypes`, `apiKeySource`, `minimumCompressionSize`,
+/// `endpointConfiguration.types`,
 /// `cloneFrom` (the new API starts with that API's resources and settings).
 pub(super) fn create(admin: &Admin, state: &mut AdminState, body: &[u8]) -> Reply {
     match build(admin, state, body) {
@@ -157,6 +178,12 @@ fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord
     if let Some(s) = opt_str(&req, "apiKeySource")? {
         doc.insert(KEY_SOURCE.to_owned(), json!(key_source(s)?));
     }
+    match req.get("minimumCompressionSize") {
+        None | Some(Value::Null) => {}
+        Some(v) => {
+            doc.insert(COMPRESSION.to_owned(), json!(compression_size(v)?));
+        }
+    }
     let endpoint_types = match req.get("endpointConfiguration") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(ec)) => match ec.get("types") {
@@ -192,7 +219,7 @@ fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord
 }
 
 /// `update-rest-api`: `replace` of `/name`, `/description`,
-/// `/apiKeySource`, `/endpointConfiguration/types/0`; `add` / `remove` of
+/// `/apiKeySource`, `/minimumCompressionSize`, `/endpointConfiguration/types/0`; `add` / `remove` of
 /// `/binaryMediaTypes/{type}` (`/` escaped as `~1`), `replace` of one with
 /// another. All operations apply or none (a bad one is a 400 and nothing
 /// changes).
@@ -256,6 +283,17 @@ fn apply(rec: &mut RestApiRecord, op: &str, path: &str, value: Option<&str>) -> 
         ("replace", "/apiKeySource") => {
             doc.insert(KEY_SOURCE.to_owned(), json!(key_source(&need(value)?)?));
         }
+        // An empty or absent value turns compression off, as in API
+        // Gateway.
+        ("replace", "/minimumCompressionSize") => match value.filter(|v| !v.trim().is_empty()) {
+            Some(v) => {
+                let n = compression_size(&json!(v))?;
+                doc.insert(COMPRESSION.to_owned(), json!(n));
+            }
+            None => {
+                doc.remove(COMPRESSION);
+            }
+        },
         ("replace", "/endpointConfiguration/types/0") => {
             rec.endpoint_types = vec![endpoint_type(&need(value)?)?];
         }

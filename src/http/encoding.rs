@@ -1,0 +1,185 @@
+//! Response compression as API Gateway's `minimumCompressionSize` does it:
+//! the client's `Accept-Encoding` picks the coding (`gzip` or `deflate`),
+//! the body is compressed when it is at least the API's minimum size and
+//! the response is not already encoded. The codecs are `flate2`'s.
+
+use std::io::Write;
+
+use flate2::write::{GzEncoder, ZlibEncoder};
+use flate2::Compression;
+
+/// A content coding the gateway compresses with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    /// HTTP's `deflate`: the zlib format (RFC 9110 §8.4.1.2).
+    Deflate,
+}
+
+impl Coding {
+    pub fn name(self) -> &'static [u8] {
+        match self {
+            Coding::Gzip => b"gzip",
+            Coding::Deflate => b"deflate",
+        }
+    }
+}
+
+/// The coding to answer with, from the request's `Accept-Encoding` values
+/// (each line a comma-separated list with optional `;q=` weights): the
+/// one of highest weight, the first of equals. As in API Gateway, the
+/// response is compressed only when that coding is one it supports, so no
+/// header (which means `*`), `identity`, `br` or `*` first means none.
+pub fn negotiate<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Coding> {
+    let mut best: Option<(u16, &[u8])> = None;
+    for item in values.flat_map(|v| v.split(|&b| b == b',')) {
+        let mut parts = item.split(|&b| b == b';');
+        let coding = crate::http::request::trim_ows(parts.next().unwrap_or_default());
+        if coding.is_empty() {
+            continue;
+        }
+        let mut weight = 1000;
+        for p in parts {
+            let p = crate::http::request::trim_ows(p);
+            if let Some(q) = p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q=")) {
+                weight = parse_qvalue(q).unwrap_or(0);
+            }
+        }
+        if weight > 0 && best.is_none_or(|(w, _)| weight > w) {
+            best = Some((weight, coding));
+        }
+    }
+    let (_, coding) = best?;
+    if coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip") {
+        Some(Coding::Gzip)
+    } else if coding.eq_ignore_ascii_case(b"deflate") {
+        Some(Coding::Deflate)
+    } else {
+        None
+    }
+}
+
+/// A `qvalue` (RFC 9110 §12.4.2) in thousandths; `None` if malformed.
+fn parse_qvalue(q: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(q).ok()?;
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    if !matches!(int, "0" | "1") || frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut thousandths: u16 = if int == "1" { 1000 } else { 0 };
+    for (i, d) in frac.bytes().enumerate() {
+        thousandths += u16::from(d - b'0') * [100, 10, 1][i];
+    }
+    (thousandths <= 1000).then_some(thousandths)
+}
+
+/// A compressor fed piece by piece (a streamed response); each call
+/// returns what is ready to send.
+pub enum Encoder {
+    Gzip(GzEncoder<Vec<u8>>),
+    Deflate(ZlibEncoder<Vec<u8>>),
+}
+
+/// flate2's default level (6): NGINX's `gzip_comp_level` is 1, API
+/// Gateway's is not documented; 6 is zlib's own default.
+const LEVEL: u32 = 6;
+
+impl Encoder {
+    pub fn new(coding: Coding) -> Encoder {
+        match coding {
+            Coding::Gzip => Encoder::Gzip(GzEncoder::new(Vec::new(), Compression::new(LEVEL))),
+            Coding::Deflate => {
+                Encoder::Deflate(ZlibEncoder::new(Vec::new(), Compression::new(LEVEL)))
+            }
+        }
+    }
+
+    /// Compresses `data`; the compressed bytes ready so far.
+    pub fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        // Writing into a Vec cannot fail.
+        let out = match self {
+            Encoder::Gzip(e) => {
+                let _ = e.write_all(data);
+                e.get_mut()
+            }
+            Encoder::Deflate(e) => {
+                let _ = e.write_all(data);
+                e.get_mut()
+            }
+        };
+        std::mem::take(out)
+    }
+
+    /// The end of the stream: the last compressed bytes and the trailer.
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            Encoder::Gzip(e) => e.finish().unwrap_or_default(),
+            Encoder::Deflate(e) => e.finish().unwrap_or_default(),
+        }
+    }
+}
+
+/// `data` compressed whole.
+pub fn compress(coding: Coding, data: &[u8]) -> Vec<u8> {
+    let mut e = Encoder::new(coding);
+    let mut out = e.push(data);
+    out.extend_from_slice(&e.finish());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn pick(v: &str) -> Option<Coding> {
+        negotiate(std::iter::once(v.as_bytes()))
+    }
+
+    #[test]
+    fn negotiation_follows_the_highest_weight() {
+        assert_eq!(pick("gzip"), Some(Coding::Gzip));
+        assert_eq!(pick("gzip, deflate, br"), Some(Coding::Gzip));
+        assert_eq!(pick("deflate, gzip"), Some(Coding::Deflate));
+        assert_eq!(pick("br;q=1.0, gzip;q=0.8"), None);
+        assert_eq!(pick("br;q=0.5, gzip;q=0.8"), Some(Coding::Gzip));
+        assert_eq!(pick("gzip;q=0, deflate"), Some(Coding::Deflate));
+        assert_eq!(pick("gzip;q=0"), None);
+        assert_eq!(pick("identity"), None);
+        assert_eq!(pick("*"), None);
+        assert_eq!(pick(""), None);
+        assert_eq!(pick("x-gzip"), Some(Coding::Gzip));
+        assert_eq!(pick("GZIP ; Q=0.5"), Some(Coding::Gzip));
+        // A malformed weight counts as 0.
+        assert_eq!(pick("gzip;q=2, deflate;q=0.1"), Some(Coding::Deflate));
+        assert_eq!(negotiate(std::iter::empty()), None);
+        assert_eq!(
+            negotiate([b"br;q=0.1".as_slice(), b"deflate".as_slice()].into_iter()),
+            Some(Coding::Deflate)
+        );
+    }
+
+    #[test]
+    fn compressed_bodies_round_trip_whole_and_streamed() {
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let gz = compress(Coding::Gzip, &data);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+        let mut e = Encoder::new(Coding::Deflate);
+        let mut z = Vec::new();
+        for piece in data.chunks(7_777) {
+            z.extend_from_slice(&e.push(piece));
+        }
+        z.extend_from_slice(&e.finish());
+        let mut back = Vec::new();
+        flate2::read::ZlibDecoder::new(&z[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+    }
+}

@@ -1,0 +1,235 @@
+//! Response compression (`x-amazon-apigateway-minimum-compression-size`,
+//! API Gateway's `minimumCompressionSize`) over real sockets: MOCK and
+//! proxied bodies, streamed large bodies, what is left alone (small bodies,
+//! already-encoded responses, HEAD, clients that do not ask), curl's
+//! `--compressed`, and the admin API's setting.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Read;
+
+use support::gateway::{mock_method, proxy_method, swagger_with, ADMIN_TOKEN};
+use support::{Backend, Gateway, Mode, RawClient};
+
+const MIN: usize = 1024;
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn inflate(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// `/big` and `/small` MOCK (2,000 and 100 bytes), `/encoded` proxied to a
+/// backend that gzips itself, `/large` proxied to a 600 KiB body (streamed).
+fn gateway(encoded: &Backend, large: &Backend) -> Gateway {
+    let big = "x".repeat(2000);
+    let small = "y".repeat(100);
+    let paths = format!(
+        r#"{{"/big": {{"get": {b}}}, "/small": {{"get": {s}}}, "/encoded": {{"get": {e}}}, "/large": {{"get": {l}}}}}"#,
+        b = mock_method(200, &big),
+        s = mock_method(200, &small),
+        e = proxy_method(&format!("http://{}/", encoded.addr), ""),
+        l = proxy_method(&format!("http://{}/", large.addr), ""),
+    );
+    let doc = swagger_with(
+        &paths,
+        &format!(r#""x-amazon-apigateway-minimum-compression-size": {MIN}"#),
+    );
+    Gateway::builder()
+        .api("a", &doc)
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .start()
+}
+
+fn get(gw: &Gateway, path: &str, headers: &str) -> support::Response {
+    RawClient::connect(gw.addr).request(
+        format!("GET {path} HTTP/1.1\r\nHost: a\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+#[test]
+fn bodies_are_compressed_as_the_client_asks_and_left_alone_otherwise() {
+    let pre = flate2::read::GzEncoder::new(&b"already"[..], flate2::Compression::fast());
+    let mut pre_gz = Vec::new();
+    std::io::BufReader::new(pre)
+        .read_to_end(&mut pre_gz)
+        .unwrap();
+    let encoded = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![("Content-Encoding".into(), "gzip".into())],
+        body: [pre_gz.clone(), vec![0u8; 2048]].concat(),
+    });
+    let large = Backend::start(Mode::Large(600 * 1024));
+    let gw = gateway(&encoded, &large);
+    let big = "x".repeat(2000);
+
+    // gzip: compressed, said so, and the length is the compressed one.
+    let r = get(&gw, "/prod/big", "Accept-Encoding: gzip, deflate, br\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
+    assert!(r.body.len() < 200, "{} bytes", r.body.len());
+    assert_eq!(gunzip(&r.body), big.as_bytes());
+    // deflate (zlib) when it is preferred.
+    let r = get(&gw, "/prod/big", "Accept-Encoding: gzip;q=0.5, deflate\r\n");
+    assert_eq!(r.header("content-encoding"), Some("deflate"));
+    assert_eq!(inflate(&r.body), big.as_bytes());
+    // Not compressed: no Accept-Encoding, a first choice not supported,
+    // identity, a body under the minimum.
+    for (path, headers) in [
+        ("/prod/big", ""),
+        ("/prod/big", "Accept-Encoding: br, gzip;q=0.9\r\n"),
+        ("/prod/big", "Accept-Encoding: identity\r\n"),
+        ("/prod/small", "Accept-Encoding: gzip\r\n"),
+    ] {
+        let r = get(&gw, path, headers);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), None, "{path} {headers}");
+        assert!(
+            r.body.len() == 2000 || r.body.len() == 100,
+            "{path} {headers}"
+        );
+    }
+    // An integration response already encoded passes as it is.
+    let r = get(&gw, "/prod/encoded", "Accept-Encoding: gzip\r\n");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header_count("content-encoding"), 1);
+    assert_eq!(&r.body[..pre_gz.len()], &pre_gz[..]);
+}
+
+#[test]
+fn streamed_bodies_are_compressed_as_they_stream() {
+    let encoded = Backend::start(Mode::Echo);
+    let large = Backend::start(Mode::Large(600 * 1024));
+    let gw = gateway(&encoded, &large);
+    let expected: Vec<u8> = (0..600 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    // HTTP/1.1: chunked, gzip.
+    let r = get(&gw, "/prod/large", "Accept-Encoding: gzip\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("content-length"), None);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert!(r.body.len() < 64 * 1024, "{} bytes", r.body.len());
+    assert_eq!(gunzip(&r.body), expected);
+    // HTTP/1.0: delimited by the close.
+    let mut c = RawClient::connect(gw.addr);
+    c.send(b"GET /prod/large HTTP/1.0\r\nAccept-Encoding: deflate\r\n\r\n");
+    let r = c.read_response(false);
+    assert_eq!(r.header("content-encoding"), Some("deflate"));
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(inflate(&r.body), expected);
+    // Without Accept-Encoding: the backend's bytes and length.
+    let r = get(&gw, "/prod/large", "");
+    assert_eq!(r.header("content-length"), Some("614400"));
+    assert_eq!(r.body, expected);
+}
+
+#[test]
+fn curl_compressed_reads_the_compressed_answer() {
+    let encoded = Backend::start(Mode::Echo);
+    let large = Backend::start(Mode::Large(600 * 1024));
+    let gw = gateway(&encoded, &large);
+    for path in ["/prod/big", "/prod/large"] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--compressed", "-D", "-", "-o", "/dev/stderr"])
+            .arg(format!("http://{}{path}", gw.addr))
+            .output()
+            .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        // curl offers `deflate, gzip` (and more, by its build): the first
+        // supported one of equal weight is taken.
+        assert!(
+            head.contains("content-encoding: deflate") || head.contains("content-encoding: gzip"),
+            "{path}: {head}"
+        );
+        let expected = if path == "/prod/big" {
+            2000
+        } else {
+            600 * 1024
+        };
+        assert_eq!(out.stderr.len(), expected, "{path}");
+    }
+}
+
+#[test]
+fn the_minimum_size_is_checked_and_set_through_the_admin_api() {
+    // Config: out of range or not a number, an error naming the path.
+    for bad in ["-1", "10485761", "\"big\""] {
+        let doc = swagger_with(
+            &format!(r#"{{"/m": {{"get": {}}}}}"#, mock_method(200, "{}")),
+            &format!(r#""x-amazon-apigateway-minimum-compression-size": {bad}"#),
+        );
+        let (_dir, config) = Gateway::builder()
+            .api("a", &doc)
+            .stage("a", "prod", &[])
+            .write();
+        let out = std::process::Command::new(support::gateway::bin())
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}");
+        assert!(
+            err.contains("$.x-amazon-apigateway-minimum-compression-size"),
+            "{bad}: {err}"
+        );
+    }
+    // Admin: create with a size, read it back, turn it off.
+    let gw = Gateway::builder().admin().start();
+    let admin = gw.admin.unwrap();
+    let call = |method: &str, path: &str, body: &str| {
+        RawClient::connect(admin).request(
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let r = call(
+        "POST",
+        "/restapis",
+        r#"{"name": "c", "minimumCompressionSize": 0}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["minimumCompressionSize"], 0);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = call(
+        "POST",
+        "/restapis",
+        r#"{"name": "d", "minimumCompressionSize": 10485761}"#,
+    );
+    assert_eq!(r.status, 400);
+    let r = call(
+        "PATCH",
+        &format!("/restapis/{id}"),
+        r#"{"patchOperations": [{"op": "replace", "path": "/minimumCompressionSize", "value": "2048"}]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["minimumCompressionSize"], 2048);
+    let r = call(
+        "PATCH",
+        &format!("/restapis/{id}"),
+        r#"{"patchOperations": [{"op": "replace", "path": "/minimumCompressionSize", "value": ""}]}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.json().get("minimumCompressionSize").is_none());
+}
