@@ -952,3 +952,58 @@ fn a_reload_reaches_open_connections() {
     ws.send(Message::text(r#"{"action": "ver"}"#)).unwrap();
     assert_eq!(close_code(&mut ws), Some(1001));
 }
+
+/// The `$connect` integration chooses the subprotocol, as with API
+/// Gateway: its `Sec-WebSocket-Protocol` goes into the 101 when the client
+/// offered it (`wscat -s chat`, browsers' `new WebSocket(url, "chat")` and
+/// `graphql-ws` clients fail the connection without it), and is left out
+/// when the client did not.
+#[test]
+fn the_connect_integration_chooses_the_subprotocol() {
+    let backend = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![("Sec-WebSocket-Protocol".into(), "chat".into())],
+        body: Vec::new(),
+    });
+    let gw = ws_gateway(&backend, "", "");
+    let upgrade = |protocols: &str| {
+        let mut c = RawClient::connect(gw.addr);
+        c.send(format!("GET /prod HTTP/1.1\r\nHost: chat.execute-api.local\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{protocols}\r\n").as_bytes());
+        c.read_response(true)
+    };
+    for (offered, chosen) in [
+        ("Sec-WebSocket-Protocol: superchat, chat\r\n", Some("chat")),
+        (
+            "Sec-WebSocket-Protocol: superchat\r\nSec-WebSocket-Protocol: chat\r\n",
+            Some("chat"),
+        ),
+        ("Sec-WebSocket-Protocol: other\r\n", None),
+        ("", None),
+    ] {
+        let r = upgrade(offered);
+        assert_eq!(r.status, 101, "{offered}");
+        assert_eq!(r.header("sec-websocket-protocol"), chosen, "{offered}");
+    }
+    // A real client that requires the protocol connects.
+    let stream = TcpStream::connect(gw.addr).unwrap();
+    let req = tungstenite::handshake::client::Request::builder()
+        .uri(format!("ws://{}/prod", gw.addr))
+        .header("Host", "chat.execute-api.local")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Protocol", "chat")
+        .header(
+            "Sec-WebSocket-Key",
+            tungstenite::handshake::client::generate_key(),
+        )
+        .body(())
+        .unwrap();
+    let (mut ws, resp) = tungstenite::client(req, stream).expect("handshake with a subprotocol");
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "chat"
+    );
+    ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
+    assert!(text(&mut ws).contains("connectionId"));
+}

@@ -235,6 +235,9 @@ struct Outcome {
     status: u16,
     /// The body to send back (with a route response).
     body: Option<Message>,
+    /// The backend's `Sec-WebSocket-Protocol` (HTTP integrations): on
+    /// `$connect`, the subprotocol chosen for the connection.
+    subprotocol: Option<String>,
 }
 
 /// Runs a route's integration for an event.
@@ -293,7 +296,11 @@ async fn run_integration(
                 None => None,
                 Some(t) => values.message(t, message, &body_bytes)?,
             };
-            Ok(Outcome { status, body })
+            Ok(Outcome {
+                status,
+                body,
+                subprotocol: None,
+            })
         }
         WsIntegration::Http {
             timeout,
@@ -398,6 +405,9 @@ async fn run_integration(
                 }
             };
             let status = resp.head.status;
+            let subprotocol = resp
+                .header("sec-websocket-protocol")
+                .map(|v| String::from_utf8_lossy(crate::http::request::trim_ows(v)).into_owned());
             resp.release(&shard.pool, &settings);
             let as_message = |body: Bytes| match std::str::from_utf8(&body) {
                 Ok(s) => Message::text(s.to_owned()),
@@ -411,9 +421,22 @@ async fn run_integration(
             Ok(Outcome {
                 status,
                 body: message,
+                subprotocol,
             })
         }
     }
+}
+
+/// Whether the client offered subprotocol `p` (`Sec-WebSocket-Protocol`,
+/// comma-separated, on one line or several). As in API Gateway the
+/// `$connect` integration chooses, by answering with the header; one the
+/// client did not offer is not sent (RFC 6455 §4.1: the client would fail
+/// the connection).
+fn offered(head: &RequestHead, p: &str) -> bool {
+    head.headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"sec-websocket-protocol"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .any(|t| crate::http::request::trim_ows(t) == p.as_bytes())
 }
 
 /// Answers an upgrade request: `$connect`, then the 101 and the
@@ -453,7 +476,9 @@ pub async fn serve(
         connected_at: SystemTime::now(),
     });
 
-    // $connect decides whether the connection opens.
+    // $connect decides whether the connection opens, and which of the
+    // client's subprotocols it speaks.
+    let mut subprotocol = None;
     if let Some(route) = api.routes.get("$connect") {
         let rid = crate::ids::new_request_id();
         let request_id = std::str::from_utf8(&rid).unwrap_or("");
@@ -471,7 +496,9 @@ pub async fn serve(
         ))
         .await
         {
-            Ok(o) if (200..300).contains(&o.status) => {}
+            Ok(o) if (200..300).contains(&o.status) => {
+                subprotocol = o.subprotocol.filter(|p| offered(&up.head, p));
+            }
             Ok(o) => {
                 let _ = refuse(&mut stream, o.status, "Forbidden").await;
                 return;
@@ -488,6 +515,9 @@ pub async fn serve(
     write_header(&mut head, b"Upgrade", b"websocket");
     write_header(&mut head, b"Connection", b"Upgrade");
     write_header(&mut head, b"Sec-WebSocket-Accept", accept.as_bytes());
+    if let Some(p) = &subprotocol {
+        write_header(&mut head, b"Sec-WebSocket-Protocol", p.as_bytes());
+    }
     write_header(&mut head, b"x-amzn-ConnectionId", conn.id.as_bytes());
     head.extend_from_slice(b"\r\n");
     if stream.write_all(&head).await.is_err() || stream.flush().await.is_err() {
