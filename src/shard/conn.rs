@@ -141,11 +141,11 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Closes in stages (RFC 9112 §9.6): the write side first, then what the
 /// client still sends is read and dropped until it closes, for at most
-/// `LINGER` and `budget` bytes, before the socket is closed. Closed at once with unread data,
-/// the kernel resets the connection, and a client still uploading (Node's
-/// `http`, Python's `urllib`) loses the answer (413, 403) before reading
-/// it: 19 of 20 such uploads ended in ECONNRESET, against none through
-/// NGINX, which lingers the same way.
+/// `LINGER` and `budget` bytes, before the socket is closed. Closed at
+/// once with unread data, the kernel resets the connection, and a client
+/// still uploading (Node's `http`, Python's `urllib`) loses the answer
+/// (413, 403) before reading it: 19 of 20 such uploads ended in
+/// ECONNRESET, against none through NGINX, which lingers the same way.
 async fn linger(shard: &Shard, tcp: &mut TcpStream, budget: u64) {
     use futures_lite::AsyncReadExt;
     let _ = tcp.shutdown(std::net::Shutdown::Write).await;
