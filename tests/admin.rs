@@ -684,16 +684,22 @@ fn the_aws_cli_reads_resources_and_methods() {
     methods.sort_unstable();
     assert_eq!(methods, ["GET", "OPTIONS", "POST"]);
     let pets_id = pets["id"].as_str().unwrap().to_owned();
+    // `aws apigateway CMD` on GET /pets, with more arguments.
+    let on_pets_get = |cmd: &str, more: &[&str]| {
+        let mut args = vec![
+            cmd,
+            "--rest-api-id",
+            &id,
+            "--resource-id",
+            &pets_id,
+            "--http-method",
+            "GET",
+        ];
+        args.extend_from_slice(more);
+        aws(&args)
+    };
 
-    let m = aws(&[
-        "get-method",
-        "--rest-api-id",
-        &id,
-        "--resource-id",
-        &pets_id,
-        "--http-method",
-        "GET",
-    ]);
+    let m = on_pets_get("get-method", &[]);
     assert_eq!(m["httpMethod"], "GET");
     assert_eq!(m["authorizationType"], "NONE");
     assert_eq!(m["apiKeyRequired"], false);
@@ -710,15 +716,7 @@ fn the_aws_cli_reads_resources_and_methods() {
             ["method.response.header.Access-Control-Allow-Origin"],
         false
     );
-    let i = aws(&[
-        "get-integration",
-        "--rest-api-id",
-        &id,
-        "--resource-id",
-        &pets_id,
-        "--http-method",
-        "GET",
-    ]);
+    let i = on_pets_get("get-integration", &[]);
     assert_eq!(i["type"], "HTTP");
     assert_eq!(i["httpMethod"], "GET");
     assert_eq!(
@@ -735,29 +733,9 @@ fn the_aws_cli_reads_resources_and_methods() {
     assert!(i["integrationResponses"]["200"]
         .get("selectionPattern")
         .is_none());
-    let ir = aws(&[
-        "get-integration-response",
-        "--rest-api-id",
-        &id,
-        "--resource-id",
-        &pets_id,
-        "--http-method",
-        "GET",
-        "--status-code",
-        "200",
-    ]);
+    let ir = on_pets_get("get-integration-response", &["--status-code", "200"]);
     assert_eq!(ir["statusCode"], "200");
-    let mr = aws(&[
-        "get-method-response",
-        "--rest-api-id",
-        &id,
-        "--resource-id",
-        &pets_id,
-        "--http-method",
-        "GET",
-        "--status-code",
-        "200",
-    ]);
+    let mr = on_pets_get("get-method-response", &["--status-code", "200"]);
     assert_eq!(mr["statusCode"], "200");
     let r = aws(&[
         "get-resource",

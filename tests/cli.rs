@@ -15,6 +15,26 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A config in `dir` serving the fixture document as API `x`, with a stage
+/// `prod` if asked.
+fn fixture_config(dir: &std::path::Path, document: &str, stage: bool) -> std::path::PathBuf {
+    let cfg = dir.join("t.toml");
+    let stage = if stage {
+        "[[stages]]\napi = \"x\"\nname = \"prod\"\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"x\"\nswagger = \"{}\"\n{stage}",
+            fixture(document)
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin()).args(args).output().unwrap();
     (
@@ -37,15 +57,7 @@ fn check_compiles_both_oracle_documents() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("t.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"x\"\nswagger = \"{}\"\n[[stages]]\napi = \"x\"\nname = \"prod\"\n",
-                fixture(file)
-            ),
-        )
-        .unwrap();
+        let cfg = fixture_config(dir.path(), file, true);
         let (code, out, err) = run(&["check", "--config", cfg.to_str().unwrap()]);
         assert_eq!(code, 0, "{file}: {out}\n{err}");
         for r in routes {
@@ -55,15 +67,7 @@ fn check_compiles_both_oracle_documents() {
     }
     // The classic petstore has no integrations: each method is a warning.
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("t.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"x\"\nswagger = \"{}\"\n",
-            fixture("swagger-petstore-2.0.json")
-        ),
-    )
-    .unwrap();
+    let cfg = fixture_config(dir.path(), "swagger-petstore-2.0.json", false);
     let (_, out, _) = run(&["check", "--config", cfg.to_str().unwrap()]);
     assert!(
         out.contains("no x-amazon-apigateway-integration: this method answers 500"),
@@ -76,15 +80,7 @@ fn check_compiles_both_oracle_documents() {
 #[test]
 fn check_into_a_closed_pipe_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("t.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[[apis]]\nid = \"x\"\nswagger = \"{}\"\n",
-            fixture("aws-petstore-sample.json")
-        ),
-    )
-    .unwrap();
+    let cfg = fixture_config(dir.path(), "aws-petstore-sample.json", false);
     // The pipe's reader is closed before `check` starts: its first line
     // of output meets EPIPE.
     let (reader, writer) = std::io::pipe().unwrap();

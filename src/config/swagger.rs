@@ -51,7 +51,8 @@ pub struct UriTemplate {
     pub path_given: bool,
 }
 
-const METHOD_KEYS: [(&str, &str); 8] = [
+/// Swagger operation keys and the HTTP method API Gateway reports for each.
+pub(crate) const METHOD_KEYS: [(&str, &str); 8] = [
     ("get", "GET"),
     ("head", "HEAD"),
     ("post", "POST"),

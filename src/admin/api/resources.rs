@@ -15,18 +15,7 @@ use sha2::{Digest, Sha256};
 use super::list_reply;
 use crate::admin::state::RestApiRecord;
 use crate::admin::Reply;
-
-/// Swagger operation keys and the HTTP method API Gateway reports for each.
-const METHOD_KEYS: [(&str, &str); 8] = [
-    ("get", "GET"),
-    ("head", "HEAD"),
-    ("post", "POST"),
-    ("put", "PUT"),
-    ("delete", "DELETE"),
-    ("patch", "PATCH"),
-    ("options", "OPTIONS"),
-    ("x-amazon-apigateway-any-method", "ANY"),
-];
+use crate::config::swagger::METHOD_KEYS;
 
 /// A resource's id: 10 characters of `[a-z0-9]` from a hash of the API id
 /// and the path.
@@ -138,6 +127,17 @@ fn deref<'a>(root: &'a Value, v: &'a Value) -> &'a Value {
     }
 }
 
+/// The operation's `consumes` or `produces` (`key`), else the document's,
+/// else `application/json`, as the import keys models by them.
+fn media_types<'a>(root: &'a Value, op: &'a Value, key: &str) -> Vec<&'a str> {
+    op.get(key)
+        .or_else(|| root.get(key))
+        .and_then(Value::as_array)
+        .map(|c| c.iter().filter_map(Value::as_str).collect())
+        .filter(|c: &Vec<&str>| !c.is_empty())
+        .unwrap_or_else(|| vec!["application/json"])
+}
+
 /// The model name of a `#/definitions/Name` schema reference.
 fn model_name(schema: Option<&Value>) -> Option<&str> {
     schema?
@@ -232,15 +232,7 @@ fn method_json(api: &RestApiRecord, r: &Resource<'_>, method: &str, op: &Value) 
             }
             Some("body") => {
                 if let Some(model) = model_name(p.get("schema")) {
-                    let consumes = op
-                        .get("consumes")
-                        .or_else(|| root.get("consumes"))
-                        .and_then(Value::as_array);
-                    let types: Vec<&str> = consumes
-                        .map(|c| c.iter().filter_map(Value::as_str).collect())
-                        .filter(|c: &Vec<&str>| !c.is_empty())
-                        .unwrap_or_else(|| vec!["application/json"]);
-                    for t in types {
+                    for t in media_types(root, op, "consumes") {
                         models.insert(t.to_owned(), json!(model));
                     }
                 }
@@ -291,16 +283,8 @@ fn method_response_json(root: &Value, op: &Value, code: &str, resp: &Value) -> V
         }
     }
     if let Some(model) = model_name(resp.get("schema")) {
-        let produces = op
-            .get("produces")
-            .or_else(|| root.get("produces"))
-            .and_then(Value::as_array);
-        let types: Vec<&str> = produces
-            .map(|c| c.iter().filter_map(Value::as_str).collect())
-            .filter(|c: &Vec<&str>| !c.is_empty())
-            .unwrap_or_else(|| vec!["application/json"]);
         v["responseModels"] = Value::Object(
-            types
+            media_types(root, op, "produces")
                 .into_iter()
                 .map(|t| (t.to_owned(), json!(model)))
                 .collect(),
