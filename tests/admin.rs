@@ -2074,26 +2074,21 @@ fn check_reads_the_admin_state() {
 /// data, which resets the connection and loses the answer.
 #[test]
 fn an_early_admin_answer_reaches_a_client_still_uploading() {
-    use std::io::{Read, Write};
     let gw = admin_gateway();
     let admin = gw.admin.unwrap();
     let body = vec![b'a'; 8 << 20];
     for (token, status) in [(ADMIN_TOKEN, 413), ("nope-nope-nope-nope", 403)] {
         for _ in 0..3 {
-            let mut s = std::net::TcpStream::connect(admin).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
             let head = format!(
                 "POST /restapis?mode=import HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             );
-            s.write_all(head.as_bytes()).unwrap();
-            s.write_all(&body)
-                .unwrap_or_else(|e| panic!("{status}: upload cut: {e}"));
-            let mut got = Vec::new();
-            s.read_to_end(&mut got)
-                .unwrap_or_else(|e| panic!("{status}: answer lost: {e}"));
-            let text = String::from_utf8_lossy(&got);
+            let text = support::client::upload_then_read(
+                admin,
+                head.as_bytes(),
+                &body,
+                &status.to_string(),
+            );
             assert!(
                 text.starts_with(&format!("HTTP/1.1 {status} ")),
                 "{text:.80}"

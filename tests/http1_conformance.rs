@@ -501,7 +501,6 @@ fn a_refused_request_with_its_whole_body_keeps_the_connection() {
 /// tests/security.rs, `endless_heads_and_bodies_...`.)
 #[test]
 fn an_early_answer_reaches_a_client_still_uploading() {
-    use std::io::{Read, Write};
     let backend = Backend::start(Mode::Echo);
     let gw = proxy_gateway(&backend);
     let body = vec![b'a'; 8 << 20];
@@ -523,17 +522,8 @@ fn an_early_answer_reaches_a_client_still_uploading() {
     ];
     for (head, status) in cases {
         for _ in 0..3 {
-            let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
-            s.write_all(head.as_bytes()).unwrap();
-            // The whole upload first, as those clients do; then the answer.
-            s.write_all(&body)
-                .unwrap_or_else(|e| panic!("{head:.30}: upload cut: {e}"));
-            let mut got = Vec::new();
-            s.read_to_end(&mut got)
-                .unwrap_or_else(|e| panic!("{head:.30}: answer lost: {e}"));
-            let text = String::from_utf8_lossy(&got);
+            let what = format!("{head:.30}");
+            let text = support::client::upload_then_read(gw.addr, head.as_bytes(), &body, &what);
             assert!(
                 text.starts_with(&format!("HTTP/1.1 {status} ")),
                 "{head:.30}: {text:.80}"

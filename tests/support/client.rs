@@ -245,3 +245,20 @@ pub fn send(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &[u
     c.send(&req);
     c.read_response(head)
 }
+
+/// What a client that writes its whole upload before reading (Node's
+/// `http`, Python's `urllib`) gets: `head` and `body` written in full, then
+/// everything until the close, as text. Panics, naming `what`, when the
+/// upload is cut or the answer lost to a reset.
+pub fn upload_then_read(addr: SocketAddr, head: &[u8], body: &[u8], what: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(head).unwrap();
+    s.write_all(body)
+        .unwrap_or_else(|e| panic!("{what}: upload cut: {e}"));
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .unwrap_or_else(|e| panic!("{what}: answer lost: {e}"));
+    String::from_utf8_lossy(&got).into_owned()
+}
