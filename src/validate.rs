@@ -307,6 +307,11 @@ pub fn compile(
 }
 
 impl MethodValidator {
+    /// Whether the validator checks the request body.
+    pub fn checks_body(&self) -> bool {
+        self.body.is_some()
+    }
+
     /// Checks one request: parameters first, then the body.
     pub fn check(&self, req: &dyn RequestView) -> Result<(), Invalid> {
         let missing: Vec<&str> = self

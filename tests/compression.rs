@@ -233,3 +233,86 @@ fn the_minimum_size_is_checked_and_set_through_the_admin_api() {
     assert_eq!(r.status, 200);
     assert!(r.json().get("minimumCompressionSize").is_none());
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzEncoder::new(data, flate2::Compression::fast())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn post(gw: &Gateway, path: &str, coding: &str, body: &[u8]) -> support::Response {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Encoding: {coding}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    RawClient::connect(gw.addr).request(&req)
+}
+
+/// A compressed request body is decoded where the gateway reads it (a
+/// mapping template, body validation), as API Gateway does; one it cannot
+/// decode is a 415; a proxied body is forwarded as sent.
+#[test]
+fn compressed_request_bodies_are_decoded_where_the_gateway_reads_them() {
+    let backend = Backend::start(Mode::Echo);
+    let b = backend.addr;
+    let template = serde_json::Value::String("{\"type\": $input.json('$.type')}".into());
+    let paths = format!(
+        r##"{{
+      "/mapped": {{"post": {{"x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "POST", "uri": "http://{b}/mapped",
+          "requestTemplates": {{"application/json": {template}}},
+          "responses": {{"default": {{"statusCode": "200"}}}}}}}}}},
+      "/checked": {{"post": {{"consumes": ["application/json"],
+          "parameters": [{{"in": "body", "name": "pet", "required": true, "schema": {{"$ref": "#/definitions/Pet"}}}}],
+          "x-amazon-apigateway-request-validator": "body",
+          "x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "POST", "uri": "http://{b}/checked"}}}}}}
+    }}"##
+    );
+    let doc = swagger_with(
+        &paths,
+        r#""definitions": {"Pet": {"type": "object", "required": ["type"]}},
+           "x-amazon-apigateway-request-validators": {"body": {"validateRequestBody": true, "validateRequestParameters": false}}"#,
+    );
+    let gw = Gateway::builder()
+        .api("a", &doc)
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .start();
+    // A mapping template reads the decoded body; the backend gets what the
+    // template made, without a coding.
+    let r = post(&gw, "/prod/mapped", "gzip", &gzip(br#"{"type": "dog"}"#));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let last = backend.last();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&last.body).unwrap()["type"],
+        "dog"
+    );
+    assert_eq!(last.header("content-encoding"), None);
+    // Validation reads the decoded body; the proxy forwards it as sent.
+    let sent = gzip(br#"{"type": "cat"}"#);
+    let r = post(&gw, "/prod/checked", "gzip", &sent);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let last = backend.last();
+    assert_eq!(last.body, sent);
+    assert_eq!(last.header("content-encoding"), Some("gzip"));
+    let r = post(&gw, "/prod/checked", "gzip", &gzip(br#"{"name": "x"}"#));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.text(), r#"{"message":"Invalid request body"}"#);
+    // Codings it cannot read: 415, and nothing reaches the backend.
+    let before = backend.request_count();
+    for (coding, body) in [
+        ("br", br#"{"type": "dog"}"#.to_vec()),
+        ("gzip", br#"{"type": "dog"}"#.to_vec()),
+    ] {
+        let r = post(&gw, "/prod/mapped", coding, &body);
+        assert_eq!(r.status, 415, "{coding}");
+        assert_eq!(
+            r.header("x-amzn-ErrorType"),
+            Some("UnsupportedMediaTypeException")
+        );
+    }
+    assert_eq!(backend.request_count(), before);
+}

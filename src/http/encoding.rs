@@ -130,6 +130,67 @@ pub fn compress(coding: Coding, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Why a compressed request body cannot be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A coding other than gzip, deflate and identity.
+    Unsupported,
+    /// The body is not in the coding it names.
+    Corrupt,
+    /// Decoded, it is larger than `limit`.
+    TooLarge,
+}
+
+/// A request body in the codings of its `Content-Encoding` (a list, the
+/// last applied first to undo), decoded to at most `limit` bytes; `None`
+/// when there is nothing to undo (no coding, or only `identity`).
+pub fn decode<'a>(
+    codings: impl Iterator<Item = &'a [u8]>,
+    body: &[u8],
+    limit: usize,
+) -> Result<Option<Vec<u8>>, DecodeError> {
+    use std::io::Read;
+    let mut steps: Vec<Coding> = Vec::new();
+    for c in codings.flat_map(|v| v.split(|&b| b == b',')) {
+        let c = crate::http::request::trim_ows(c);
+        if c.is_empty() || c.eq_ignore_ascii_case(b"identity") {
+            continue;
+        }
+        if c.eq_ignore_ascii_case(b"gzip") || c.eq_ignore_ascii_case(b"x-gzip") {
+            steps.push(Coding::Gzip);
+        } else if c.eq_ignore_ascii_case(b"deflate") {
+            steps.push(Coding::Deflate);
+        } else {
+            return Err(DecodeError::Unsupported);
+        }
+    }
+    if steps.is_empty() {
+        return Ok(None);
+    }
+    let mut data = body.to_vec();
+    for coding in steps.into_iter().rev() {
+        let mut out = Vec::new();
+        // One byte over the limit tells "too large" from "exactly full".
+        let cap = limit as u64 + 1;
+        let read = match coding {
+            Coding::Gzip => flate2::read::MultiGzDecoder::new(&data[..])
+                .take(cap)
+                .read_to_end(&mut out),
+            Coding::Deflate => flate2::read::ZlibDecoder::new(&data[..])
+                .take(cap)
+                .read_to_end(&mut out),
+        };
+        if read.is_err() {
+            return Err(DecodeError::Corrupt);
+        }
+        if out.len() > limit {
+            return Err(DecodeError::TooLarge);
+        }
+        data = out;
+    }
+    Ok(Some(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +220,44 @@ mod tests {
         assert_eq!(
             negotiate([b"br;q=0.1".as_slice(), b"deflate".as_slice()].into_iter()),
             Some(Coding::Deflate)
+        );
+    }
+
+    #[test]
+    fn request_bodies_are_decoded_within_the_limit() {
+        let data = b"{\"type\": \"dog\"}".repeat(100);
+        let one = |v: &'static str| std::iter::once(v.as_bytes());
+        let gz = compress(Coding::Gzip, &data);
+        assert_eq!(decode(one("gzip"), &gz, 1 << 20).unwrap().unwrap(), data);
+        assert_eq!(decode(one("identity"), &data, 10).unwrap(), None);
+        assert_eq!(decode(std::iter::empty(), &data, 10).unwrap(), None);
+        // Two codings: the last applied is undone first.
+        let twice = compress(Coding::Gzip, &compress(Coding::Deflate, &data));
+        assert_eq!(
+            decode(one("deflate, gzip"), &twice, 1 << 20)
+                .unwrap()
+                .unwrap(),
+            data
+        );
+        assert_eq!(
+            decode(one("br"), &data, 1 << 20),
+            Err(DecodeError::Unsupported)
+        );
+        assert_eq!(
+            decode(one("gzip"), &data, 1 << 20),
+            Err(DecodeError::Corrupt)
+        );
+        assert_eq!(decode(one("gzip"), &gz, data.len()).unwrap().unwrap(), data);
+        assert_eq!(
+            decode(one("gzip"), &gz, data.len() - 1),
+            Err(DecodeError::TooLarge)
+        );
+        // A bomb: 64 MiB of zeros in well under 1 MiB stops at the limit.
+        let bomb = compress(Coding::Gzip, &vec![0u8; 64 << 20]);
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        assert_eq!(
+            decode(one("gzip"), &bomb, 10 << 20),
+            Err(DecodeError::TooLarge)
         );
     }
 

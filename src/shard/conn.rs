@@ -792,9 +792,52 @@ impl Conn {
         body_pending = false;
         info.body = &body;
 
+        // A compressed body (`Content-Encoding: gzip` or `deflate`) where
+        // the gateway reads it is decoded first, as API Gateway does: for
+        // body validation, mapping templates and MOCK. One it cannot decode
+        // is a 415. A proxied body is forwarded as sent, with its coding.
+        let proxy = integration.kind == IntegrationKind::HttpProxy;
+        let coded = head.info.body != BodyFraming::None && !body.is_empty();
+        let decoded = match coded.then(|| head.header("content-encoding")).flatten() {
+            Some(_) if !proxy || method.validator.as_ref().is_some_and(|v| v.checks_body()) => {
+                match crate::http::encoding::decode(
+                    head.headers()
+                        .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding"))
+                        .map(|(_, v)| v),
+                    &body,
+                    snap.server.limits.max_body_bytes as usize,
+                ) {
+                    Ok(d) => d.map(Bytes::from),
+                    Err(crate::http::encoding::DecodeError::TooLarge) => {
+                        let err = GatewayError::new(
+                            ErrorKind::BodyTooLarge,
+                            "decoded request body over the limit",
+                        );
+                        return self.fail(&info, responses, &err, false);
+                    }
+                    Err(_) => {
+                        let err = GatewayError::new(
+                            ErrorKind::UnsupportedMediaType,
+                            "request body not in a supported content coding",
+                        );
+                        return self.fail(&info, responses, &err, false);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let read_body = decoded.as_ref().unwrap_or(&body);
+        if !proxy {
+            info.body = read_body;
+        }
+
         // 5. Method request validation: required parameters, then the body.
         if let Some(v) = &method.validator {
-            if let Err(invalid) = v.check(&info) {
+            let checked = RequestInfo {
+                body: read_body,
+                ..info
+            };
+            if let Err(invalid) = v.check(&checked) {
                 return self.fail(&info, responses, &GatewayError::invalid(&invalid), false);
             }
         }
