@@ -316,3 +316,22 @@ fn compressed_request_bodies_are_decoded_where_the_gateway_reads_them() {
     }
     assert_eq!(backend.request_count(), before);
 }
+
+/// A strong `ETag` becomes weak on a compressed response (its bytes are not
+/// the ones the strong validator names); an uncompressed one keeps it.
+#[test]
+fn a_compressed_response_has_a_weak_etag() {
+    let tagged = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![("ETag".into(), "\"v1\"".into())],
+        body: vec![b'z'; 4096],
+    });
+    let large = Backend::start(Mode::Large(600 * 1024));
+    let gw = gateway(&tagged, &large);
+    let r = get(&gw, "/prod/encoded", "Accept-Encoding: gzip\r\n");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("etag"), Some("W/\"v1\""));
+    assert_eq!(gunzip(&r.body), vec![b'z'; 4096]);
+    let r = get(&gw, "/prod/encoded", "");
+    assert_eq!(r.header("etag"), Some("\"v1\""));
+}

@@ -1260,11 +1260,19 @@ impl Conn {
         // second write costs less than copying it (64 KiB responses).
         let separate =
             !head_only && body.len() >= SEPARATE_BODY && reply.status != 204 && reply.status != 304;
+        let weak = coding.and_then(|_| weak_etag(reply.headers.iter()));
         write_full_response(
             &mut self.out,
             reply.status,
             reply.content_type.as_deref().map(str::as_bytes),
-            reply.headers.iter().chain(encoding.into_iter().flatten()),
+            reply
+                .headers
+                .iter()
+                .map(|(n, v)| match &weak {
+                    Some(w) if n.eq_ignore_ascii_case(b"etag") => (n, w.as_slice()),
+                    _ => (n, v),
+                })
+                .chain(encoding.into_iter().flatten()),
             body,
             info.request_id,
             keep_alive,
@@ -1580,8 +1588,12 @@ impl Conn {
         self.rec.status = status;
         write_status_line(&mut self.out, status);
         write_common_headers(&mut self.out, info.request_id, keep_alive);
+        let weak = encoder.as_ref().and_then(|_| weak_etag(headers.iter()));
         for (n, v) in headers.iter() {
-            write_header(&mut self.out, n, v);
+            match &weak {
+                Some(w) if n.eq_ignore_ascii_case(b"etag") => write_header(&mut self.out, n, w),
+                _ => write_header(&mut self.out, n, v),
+            }
         }
         if let Some((coding, _)) = &encoder {
             write_header(&mut self.out, b"Content-Encoding", coding.name());
@@ -1855,6 +1867,19 @@ fn write_aws_error(
 
 /// A header line's name and value.
 type Header<'a> = (&'a [u8], &'a [u8]);
+
+/// The weak form of a strong `ETag` among `headers`, for a response the
+/// gateway compresses: its bytes are no longer the ones the strong
+/// validator names (RFC 9110 §8.8.1; NGINX's gzip does the same).
+fn weak_etag<'h>(mut headers: impl Iterator<Item = Header<'h>>) -> Option<Vec<u8>> {
+    let (_, v) = headers.find(|(n, _)| n.eq_ignore_ascii_case(b"etag"))?;
+    if v.starts_with(b"W/") {
+        return None;
+    }
+    let mut weak = b"W/".to_vec();
+    weak.extend_from_slice(v);
+    Some(weak)
+}
 
 /// The coding to compress a response body of `len` bytes with, when its
 /// API has a `minimumCompressionSize` the body reaches, the client accepts
