@@ -853,7 +853,15 @@ pub fn build_upstream_request(
                 // The gateway's own id is sent below; a client's would
                 // come first and pass for it in the backend's logs.
                 || name.eq_ignore_ascii_case(b"x-amzn-requestid")
-                || shadows_gateway_header(name)
+                || (name.contains(&b'_')
+                    && (shadows_gateway_header(name)
+                        || integration.request_parameters.iter().any(|(t, _)| {
+                            matches!(t, ParamTarget::Header(n) if same_dashed(n.as_bytes(), name))
+                        })
+                        || overrides
+                            .request_headers
+                            .iter()
+                            .any(|(n, _)| same_dashed(n.as_bytes(), name))))
                 || info.hides(name)
                 || mapped_header(name)
             {
@@ -942,8 +950,9 @@ pub fn build_upstream_request(
 
 /// Whether `name` spells, with `_` for `-`, a header the gateway owns
 /// towards a backend (framing, the connection, `Host`, the forwarding
-/// headers and its request id). CGI, WSGI and Rack put `Transfer_Encoding`
-/// and `Transfer-Encoding` under one name (`HTTP_TRANSFER_ENCODING`), so a
+/// headers and its request id; the caller adds the headers the
+/// integration maps). CGI, WSGI and Rack put `Transfer_Encoding` and
+/// `Transfer-Encoding` under one name (`HTTP_TRANSFER_ENCODING`), so a
 /// client's `X_Forwarded_For` could replace the gateway's `X-Forwarded-For`
 /// in such an application; NGINX drops every header with `_` by default.
 /// Other `_` headers pass, as in API Gateway.
@@ -962,18 +971,19 @@ fn shadows_gateway_header(name: &[u8]) -> bool {
         b"x-forwarded-proto",
         b"x-amzn-requestid",
     ];
-    name.contains(&b'_')
-        && OWNED.iter().any(|owned| {
-            owned.len() == name.len()
-                && owned.iter().zip(name).all(|(o, n)| {
-                    let n = if *n == b'_' {
-                        b'-'
-                    } else {
-                        n.to_ascii_lowercase()
-                    };
-                    *o == n
-                })
-        })
+    OWNED.iter().any(|owned| same_dashed(owned, name))
+}
+
+/// Header names equal without regard to case, `_` counting as `-`.
+fn same_dashed(a: &[u8], b: &[u8]) -> bool {
+    let dash = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| dash(*x) == dash(*y))
 }
 
 /// Common response headers: `Date`, request id and connection handling.

@@ -335,3 +335,50 @@ fn a_compressed_response_has_a_weak_etag() {
     let r = get(&gw, "/prod/encoded", "");
     assert_eq!(r.header("etag"), Some("\"v1\""));
 }
+
+/// Parts (206, `Content-Range`) are not compressed: their range counts the
+/// identity bytes. An answer that could have been compressed for another
+/// client says `Vary: Accept-Encoding` even when it is not; one whose
+/// backend already varies on it does not say it twice.
+#[test]
+fn parts_stay_identity_and_negotiable_answers_vary() {
+    let part = Backend::start(Mode::Fixed {
+        status: 206,
+        headers: vec![("Content-Range".into(), "bytes 0-1999/5000".into())],
+        body: vec![b'p'; 2000],
+    });
+    let large = Backend::start(Mode::Large(600 * 1024));
+    let gw = gateway(&part, &large);
+    let r = get(
+        &gw,
+        "/prod/encoded",
+        "Accept-Encoding: gzip\r\nRange: bytes=0-1999\r\n",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("content-range"), Some("bytes 0-1999/5000"));
+    assert_eq!(r.body.len(), 2000);
+    // Uncompressed for this client, compressible for another: Vary.
+    for headers in [
+        "",
+        "Accept-Encoding: identity\r\n",
+        "Accept-Encoding: br\r\n",
+    ] {
+        let r = get(&gw, "/prod/big", headers);
+        assert_eq!(r.header("content-encoding"), None, "{headers}");
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{headers}");
+    }
+    // Under the minimum: never compressed, nothing to vary.
+    assert_eq!(get(&gw, "/prod/small", "").header("vary"), None);
+
+    let varying = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![("Vary".into(), "Origin, accept-encoding".into())],
+        body: vec![b'v'; 4096],
+    });
+    let gw = gateway(&varying, &large);
+    let r = get(&gw, "/prod/encoded", "Accept-Encoding: gzip\r\n");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header_count("vary"), 1);
+    assert_eq!(gunzip(&r.body), vec![b'v'; 4096]);
+}

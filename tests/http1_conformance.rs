@@ -531,4 +531,30 @@ fn an_early_answer_reaches_a_client_still_uploading() {
         }
     }
     assert_eq!(backend.request_count(), 0);
+
+    // A chunked upload has no declared length: up to four times the body
+    // limit is read and dropped, so an upload of 3.5 times the limit
+    // (4 MiB here) still gets its 413.
+    let big = Gateway::builder()
+        .api("a", &swagger(r#"{"/m": {"post": {"x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"}, "responses": {"default": {"statusCode": "200"}}}}}}"#))
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .limit("max_body_bytes", "4194304")
+        .start();
+    let mut chunked = Vec::new();
+    for piece in vec![b'c'; 14 << 20].chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    for _ in 0..3 {
+        let text = support::client::upload_then_read(
+            big.addr,
+            b"POST /prod/m HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &chunked,
+            "chunked 14 MiB",
+        );
+        assert!(text.starts_with("HTTP/1.1 413 "), "{text:.80}");
+    }
 }

@@ -343,6 +343,35 @@ fn underscore_spellings_of_gateway_headers_are_not_forwarded() {
     assert_eq!(last.header("my_header"), Some("kept"));
     assert_eq!(last.header("host_"), Some("a"));
     assert_eq!(last.header("x-forwarded-for"), Some("127.0.0.1"));
+
+    // A header the integration maps is the gateway's too: its `_`
+    // spellings do not pass next to the mapped value.
+    let uri = format!("http://{}/m", backend.addr);
+    let paths = format!(
+        r#"{{"/m": {{"get": {}}}}}"#,
+        proxy_method(
+            &uri,
+            r#", "requestParameters": {"integration.request.header.X-Trusted-User": "'alice'"}"#
+        )
+    );
+    let mapped = Gateway::builder()
+        .api("a", &swagger(&paths))
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .start();
+    let r = RawClient::connect(mapped.addr).request(
+        b"GET /prod/m HTTP/1.1\r\nHost: x\r\nX_Trusted_User: mallory\r\nx-trusted_user: mallory\r\nX-Other_One: kept\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let last = backend.last();
+    let trusted: Vec<&str> = last
+        .headers
+        .iter()
+        .filter(|(n, _)| n.to_ascii_lowercase().replace('_', "-") == "x-trusted-user")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(trusted, ["alice"]);
+    assert_eq!(last.header("x-other_one"), Some("kept"));
 }
 
 #[test]
