@@ -2096,3 +2096,66 @@ fn an_early_admin_answer_reaches_a_client_still_uploading() {
         }
     }
 }
+
+/// `get-request-validators` / `get-request-validator` list the document's
+/// `x-amazon-apigateway-request-validators` with ids, and a method's
+/// `requestValidatorId` is one of those ids (not the validator's name).
+#[test]
+fn request_validators_have_ids_that_methods_name() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let method = mock_method(200, "{}").replacen(
+        '{',
+        r#"{"x-amazon-apigateway-request-validator": "params-only", "#,
+        1,
+    );
+    let doc = support::gateway::swagger_with(
+        &format!(r#"{{"/v": {{"get": {method}}}}}"#),
+        r#""x-amazon-apigateway-request-validators": {
+            "params-only": {"validateRequestParameters": true, "validateRequestBody": false},
+            "all": {"validateRequestParameters": true, "validateRequestBody": true}}"#,
+    );
+    let id = import(admin, &doc);
+    let r = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/requestvalidators"),
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let items = r.json()["item"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 2);
+    let params_only = items.iter().find(|v| v["name"] == "params-only").unwrap();
+    assert_eq!(params_only["validateRequestParameters"], true);
+    assert_eq!(params_only["validateRequestBody"], false);
+    let vid = params_only["id"].as_str().unwrap();
+    assert_eq!(vid.len(), 6);
+    let one = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/requestvalidators/{vid}"),
+        b"",
+    );
+    assert_eq!(one.json(), *params_only);
+    let missing = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/requestvalidators/nope"),
+        b"",
+    );
+    assert_eq!(missing.status, 404);
+    let resources = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/resources?embed=methods"),
+        b"",
+    );
+    let v = resources.json()["item"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "/v")
+        .unwrap()
+        .clone();
+    assert_eq!(v["resourceMethods"]["GET"]["requestValidatorId"], vid);
+}

@@ -100,6 +100,12 @@ pub(super) fn route(
                 _ => no_such_operation(method, &path),
             }
         }
+        (b"GET", ["restapis", id, "requestvalidators", rest @ ..]) if rest.len() <= 1 => {
+            match state.apis.get(*id) {
+                Some(api) => resources::validators(api, rest.first().copied(), &param),
+                None => not_found_api(id),
+            }
+        }
         (b"POST", ["restapis", id, "deployments"]) => create_deployment(admin, state, id, body),
         (b"GET", ["restapis", id, "deployments", dep]) => match state.deployment(id, dep) {
             Some(d) => Reply::json(200, &deployment_json(d)),

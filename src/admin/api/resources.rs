@@ -17,6 +17,51 @@ use crate::admin::state::RestApiRecord;
 use crate::admin::Reply;
 use crate::config::swagger::METHOD_KEYS;
 
+/// A request validator's id: 6 characters from a hash of the API id and
+/// its name (API Gateway's ids are 6 characters).
+fn validator_id(api_id: &str, name: &str) -> String {
+    let mut id = resource_id(api_id, &format!("validator\0{name}"));
+    id.truncate(6);
+    id
+}
+
+/// `GET /restapis/{id}/requestvalidators` (paged) and
+/// `GET .../requestvalidators/{validatorId}`: the definition's
+/// `x-amazon-apigateway-request-validators`.
+pub(super) fn validators(
+    api: &RestApiRecord,
+    one: Option<&str>,
+    param: &dyn Fn(&str) -> Option<String>,
+) -> Reply {
+    let items: Vec<Value> = api
+        .definition
+        .get("x-amazon-apigateway-request-validators")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, v)| {
+            let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+            json!({
+                "id": validator_id(&api.id, name),
+                "name": name,
+                "validateRequestBody": flag("validateRequestBody"),
+                "validateRequestParameters": flag("validateRequestParameters"),
+            })
+        })
+        .collect();
+    match one {
+        None => list_reply(items, param),
+        Some(id) => match items.into_iter().find(|v| v["id"] == id) {
+            Some(v) => Reply::json(200, &v),
+            None => Reply::error(
+                404,
+                "NotFoundException",
+                format!("Invalid Request Validator identifier specified {id}"),
+            ),
+        },
+    }
+}
+
 /// A resource's id: 10 characters of `[a-z0-9]` from a hash of the API id
 /// and the path.
 pub(super) fn resource_id(api_id: &str, path: &str) -> String {
@@ -251,7 +296,7 @@ fn method_json(api: &RestApiRecord, r: &Resource<'_>, method: &str, op: &Value) 
         .or_else(|| root.get("x-amazon-apigateway-request-validator"))
         .and_then(Value::as_str)
     {
-        v["requestValidatorId"] = json!(validator);
+        v["requestValidatorId"] = json!(validator_id(&api.id, validator));
     }
     let responses: Map<String, Value> = op
         .get("responses")
