@@ -385,3 +385,45 @@ fn keys_from_an_authorizer_are_never_taken_from_the_header() {
     assert_eq!(r.json(), serde_json::json!({"message": "Forbidden"}));
     assert_eq!(get(gw.addr, "/p/open").text(), "open");
 }
+
+/// A streamed answer stops counting against the in-flight cap once it is
+/// produced, as a buffered one does: clients that stop reading a large
+/// answer do not hold the permits, so other clients are not refused.
+#[test]
+fn slow_readers_of_streamed_answers_hold_no_permits() {
+    use std::io::Read;
+    let backend = Backend::start(Mode::Large(32 << 20));
+    let paths = format!(
+        r#"{{"/big": {{"get": {}}}, "/m": {{"get": {}}}}}"#,
+        support::gateway::proxy_method(&format!("http://{}/b", backend.addr), ""),
+        mock_method(200, "{}")
+    );
+    let gw = Gateway::builder()
+        .api("c", &swagger(&paths))
+        .stage("c", "p", &[])
+        .default_api("c")
+        .shards(1)
+        .extra("[limits]\nmax_concurrent = 2\n")
+        .start();
+    // Three readers take the head and a little of the body, then stop.
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(&mut s, b"GET /p/big HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head).unwrap();
+        assert!(
+            head[..n].starts_with(b"HTTP/1.1 200 "),
+            "{:?}",
+            String::from_utf8_lossy(&head[..n])
+        );
+        stalled.push(s);
+    }
+    // Their answers are far from delivered (32 MiB each), and others are
+    // served.
+    for _ in 0..5 {
+        assert_eq!(get(gw.addr, "/p/m").status, 200);
+    }
+    drop(stalled);
+}

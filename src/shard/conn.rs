@@ -758,8 +758,9 @@ impl Conn {
         };
 
         // 4. Admission: API key, usage plan, quota, method, stage and
-        // account limits, then an in-flight permit held to the end.
-        let (_permit, key) = match admit(
+        // account limits, then an in-flight permit, held until the answer
+        // is produced.
+        let (permit, key) = match admit(
             &self.shard,
             snap,
             api,
@@ -902,6 +903,13 @@ impl Conn {
                 keep_alive.keeps()
             }
             Ok(Produced::Stream(s)) => {
+                // The answer is produced: the request stops counting
+                // against the in-flight limits, as a buffered answer does
+                // before the client has read it. Held while the client
+                // reads, 80 slow readers of a 5 MB answer held all 64
+                // permits of `max_concurrent = 64` and every other client
+                // got 429.
+                drop(permit);
                 let settings = snap.upstream;
                 Box::pin(self.stream_body(
                     &info, s.status, &s.headers, s.first, s.resp, s.timeout, keep_alive, &settings,
