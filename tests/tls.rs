@@ -826,3 +826,52 @@ fn https_integration_with_an_untrusted_certificate_fails_unless_skipped() {
     let gw = https_gateway(&wrong, true, None);
     assert_eq!(support::client::get(gw.addr, "/prod/b").status, 504);
 }
+
+/// Over TLS too, a client that writes its whole upload before reading gets
+/// the early answer (403 for no route): the close_notify, then the rest of
+/// the upload read and dropped, instead of a reset.
+#[test]
+fn an_early_answer_over_tls_reaches_a_client_still_uploading() {
+    let ca = new_ca("linger CA");
+    let gw = tls_gateway(&ca, "", &[]);
+    let ca_path = ca_file(&gw, &ca);
+    let port = gw.tls.expect("TLS listener").port();
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+body = b"a" * (8 << 20)
+for _ in range(3):
+    raw = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20)
+    s = ctx.wrap_socket(raw, server_hostname="api.test")
+    s.sendall(b"POST /nostage HTTP/1.1\r\nHost: api.test\r\nContent-Length: %d\r\n\r\n" % len(body))
+    s.sendall(body)
+    got = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ssl.SSLEOFError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    print(got.split(b"\r\n")[0].decode())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &ca_path, &port.to_string()])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("HTTP/1.1 403 "))
+            .count(),
+        3,
+        "{stdout}"
+    );
+}
