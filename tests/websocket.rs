@@ -873,7 +873,10 @@ fn a_client_that_stops_reading_is_disconnected_when_its_queue_fills() {
         if r.status == 410 {
             break;
         }
-        assert_eq!(r.status, 429, "{}", r.text());
+        // Mostly 429; now and then a 200, when the kernel grows the
+        // socket's send buffer and the stuck writer takes one more message
+        // off the queue (seen once in CI).
+        assert!(matches!(r.status, 429 | 200), "{}: {}", r.status, r.text());
         assert!(
             Instant::now() < until,
             "the silent client was never disconnected"
