@@ -866,22 +866,12 @@ fn a_client_that_stops_reading_is_disconnected_when_its_queue_fills() {
         .send(Message::text(r#"{"action": "echo", "still": "served"}"#))
         .unwrap();
     assert_eq!(text(&mut other), r#"{"action": "echo", "still": "served"}"#);
-    // The stuck write times out; the connection is then gone.
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
+    // The connection is being closed (1013): a message now would never be
+    // delivered, so it is refused as gone at once (it was accepted with a
+    // 200 when the stuck writer had taken one more message off the queue).
+    for _ in 0..3 {
         let r = post();
-        if r.status == 410 {
-            break;
-        }
-        // Mostly 429; now and then a 200, when the kernel grows the
-        // socket's send buffer and the stuck writer takes one more message
-        // off the queue (seen once in CI).
-        assert!(matches!(r.status, 429 | 200), "{}: {}", r.status, r.text());
-        assert!(
-            Instant::now() < until,
-            "the silent client was never disconnected"
-        );
-        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(r.status, 410, "{}", r.text());
     }
 }
 

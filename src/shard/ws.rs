@@ -49,6 +49,9 @@ pub struct WsHandle {
     /// What `@connections` GET reports besides `last_active`.
     conn: Rc<ConnInfo>,
     last_active: Rc<Cell<SystemTime>>,
+    /// A close is queued (`@connections` DELETE, or a full queue): later
+    /// messages would never be delivered, so they are refused as gone.
+    closing: Cell<bool>,
 }
 
 /// An accepted upgrade request, to be served by [`serve`].
@@ -547,6 +550,7 @@ pub async fn serve(
             queue: limits.send_queue,
             conn: conn.clone(),
             last_active: last_active.clone(),
+            closing: Cell::new(false),
         },
     );
     let count = |f: &dyn Fn(&mut crate::metrics::WsStats)| {
@@ -914,6 +918,9 @@ pub fn connection_op(shard: &Shard, id: &str, api: &str, stage: &str, op: ConnOp
     else {
         return ConnReply::Gone;
     };
+    if h.closing.get() {
+        return ConnReply::Gone;
+    }
     match op {
         ConnOp::Get => ConnReply::Info {
             connected_at: h.conn.connected_at,
@@ -922,6 +929,7 @@ pub fn connection_op(shard: &Shard, id: &str, api: &str, stage: &str, op: ConnOp
             user_agent: h.conn.user_agent.clone(),
         },
         ConnOp::Delete => {
+            h.closing.set(true);
             let _ = h
                 .sender
                 .try_send(Out::Close(1000, "Closed by the @connections API"));
@@ -935,6 +943,7 @@ pub fn connection_op(shard: &Shard, id: &str, api: &str, stage: &str, op: ConnOp
             if h.sender.len() >= h.queue {
                 // A client that does not read cannot make us buffer without
                 // bound: it is disconnected (1013 Try Again Later).
+                h.closing.set(true);
                 let _ = h.sender.try_send(Out::Close(1013, "Send queue full"));
                 return ConnReply::LimitExceeded;
             }
