@@ -49,6 +49,13 @@ fn invoke(gw: &Gateway, id: &str, path: &str) -> Response {
     )
 }
 
+/// The `item` list of a list call's 200 answer.
+fn list_items(admin: SocketAddr, path: &str) -> Vec<serde_json::Value> {
+    let r = call(admin, "GET", path, b"");
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    r.json()["item"].as_array().unwrap().clone()
+}
+
 fn doc(paths: &[(&str, &str)]) -> String {
     let body: Vec<String> = paths
         .iter()
@@ -828,14 +835,7 @@ fn resources_report_key_requirements_and_intermediate_paths() {
     let admin = gw.admin.unwrap();
     let keyed = support::gateway::keyed_api().replace("\"/keyed\"", "\"/a/b/keyed\"");
     let id = import(admin, &keyed);
-    let r = call(
-        admin,
-        "GET",
-        &format!("/restapis/{id}/resources?embed=methods"),
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let items = r.json()["item"].as_array().unwrap().clone();
+    let items = list_items(admin, &format!("/restapis/{id}/resources?embed=methods"));
     let mut paths: Vec<&str> = items.iter().map(|r| r["path"].as_str().unwrap()).collect();
     paths.sort_unstable();
     assert_eq!(paths, ["/", "/a", "/a/b", "/a/b/keyed", "/open"]);
@@ -2116,14 +2116,7 @@ fn request_validators_have_ids_that_methods_name() {
             "all": {"validateRequestParameters": true, "validateRequestBody": true}}"#,
     );
     let id = import(admin, &doc);
-    let r = call(
-        admin,
-        "GET",
-        &format!("/restapis/{id}/requestvalidators"),
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let items = r.json()["item"].as_array().unwrap().clone();
+    let items = list_items(admin, &format!("/restapis/{id}/requestvalidators"));
     assert_eq!(items.len(), 2);
     let params_only = items.iter().find(|v| v["name"] == "params-only").unwrap();
     assert_eq!(params_only["validateRequestParameters"], true);
@@ -2144,18 +2137,9 @@ fn request_validators_have_ids_that_methods_name() {
         b"",
     );
     assert_eq!(missing.status, 404);
-    let resources = call(
-        admin,
-        "GET",
-        &format!("/restapis/{id}/resources?embed=methods"),
-        b"",
-    );
-    let v = resources.json()["item"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let v = list_items(admin, &format!("/restapis/{id}/resources?embed=methods"))
+        .into_iter()
         .find(|r| r["path"] == "/v")
-        .unwrap()
-        .clone();
+        .unwrap();
     assert_eq!(v["resourceMethods"]["GET"]["requestValidatorId"], vid);
 }
