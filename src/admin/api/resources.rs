@@ -199,10 +199,9 @@ fn security_type(api: &RestApiRecord, op: &Value) -> (String, bool, Option<Strin
     let mut authorization = "NONE".to_owned();
     let mut key_required = false;
     let mut authorizer = None;
-    let requirements = op
-        .get("security")
-        .or_else(|| api.definition.get("security"))
-        .and_then(Value::as_array);
+    // The operation's own `security`, as the import reads it for
+    // `apiKeyRequired`: what is reported is what is enforced.
+    let requirements = op.get("security").and_then(Value::as_array);
     for name in requirements
         .into_iter()
         .flatten()
