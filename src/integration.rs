@@ -833,13 +833,8 @@ pub fn build_upstream_request(
         )
     };
     if proxy {
-        let connection_tokens: Vec<&[u8]> = info
-            .head
-            .headers()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-            .flat_map(|(_, v)| v.split(|&b| b == b','))
-            .map(crate::http::request::trim_ows)
-            .collect();
+        let connection_tokens: Vec<&[u8]> =
+            crate::http::request::list_elements(info.head.header_values("connection")).collect();
         let mut xff: Option<&[u8]> = None;
         for (name, value) in info.head.headers() {
             if name.eq_ignore_ascii_case(b"host")

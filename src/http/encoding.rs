@@ -17,6 +17,18 @@ pub enum Coding {
 }
 
 impl Coding {
+    /// A coding's name (`x-gzip` is `gzip`, RFC 9110 §8.4.1.3); `None` for
+    /// one the gateway does not implement.
+    pub fn parse(name: &[u8]) -> Option<Coding> {
+        if name.eq_ignore_ascii_case(b"gzip") || name.eq_ignore_ascii_case(b"x-gzip") {
+            Some(Coding::Gzip)
+        } else if name.eq_ignore_ascii_case(b"deflate") {
+            Some(Coding::Deflate)
+        } else {
+            None
+        }
+    }
+
     pub fn name(self) -> &'static [u8] {
         match self {
             Coding::Gzip => b"gzip",
@@ -32,7 +44,7 @@ impl Coding {
 /// header (which means `*`), `identity`, `br` or `*` first means none.
 pub fn negotiate<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Coding> {
     let mut best: Option<(u16, &[u8])> = None;
-    for item in values.flat_map(|v| v.split(|&b| b == b',')) {
+    for item in crate::http::request::list_elements(values) {
         let mut parts = item.split(|&b| b == b';');
         let coding = crate::http::request::trim_ows(parts.next().unwrap_or_default());
         if coding.is_empty() {
@@ -50,13 +62,7 @@ pub fn negotiate<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Coding> {
         }
     }
     let (_, coding) = best?;
-    if coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip") {
-        Some(Coding::Gzip)
-    } else if coding.eq_ignore_ascii_case(b"deflate") {
-        Some(Coding::Deflate)
-    } else {
-        None
-    }
+    Coding::parse(coding)
 }
 
 /// A `qvalue` (RFC 9110 §12.4.2) in thousandths; `None` if malformed.
@@ -151,18 +157,11 @@ pub fn decode<'a>(
 ) -> Result<Option<Vec<u8>>, DecodeError> {
     use std::io::Read;
     let mut steps: Vec<Coding> = Vec::new();
-    for c in codings.flat_map(|v| v.split(|&b| b == b',')) {
-        let c = crate::http::request::trim_ows(c);
-        if c.is_empty() || c.eq_ignore_ascii_case(b"identity") {
+    for c in crate::http::request::list_elements(codings) {
+        if c.eq_ignore_ascii_case(b"identity") {
             continue;
         }
-        if c.eq_ignore_ascii_case(b"gzip") || c.eq_ignore_ascii_case(b"x-gzip") {
-            steps.push(Coding::Gzip);
-        } else if c.eq_ignore_ascii_case(b"deflate") {
-            steps.push(Coding::Deflate);
-        } else {
-            return Err(DecodeError::Unsupported);
-        }
+        steps.push(Coding::parse(c).ok_or(DecodeError::Unsupported)?);
     }
     if steps.is_empty() {
         return Ok(None);

@@ -598,6 +598,15 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
     Ok(n)
 }
 
+/// The elements of a comma-separated list field (RFC 9110 §5.6.1) whose
+/// lines are `values`, trimmed, empty ones skipped.
+pub fn list_elements<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a [u8]> {
+    values
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
 pub fn trim_ows(mut v: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = v {
         v = rest;
@@ -695,10 +704,18 @@ impl RequestHead {
 
     /// The last value of a header (names compare case-insensitively).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.header_values(name).last()
+    }
+
+    /// Every value of a header, in order (a list field may come on several
+    /// lines: [`list_elements`] reads them as one list).
+    pub fn header_values<'h, 'n>(
+        &'h self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'h [u8]> + use<'h, 'n> {
         self.headers()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
-            .last()
     }
 
     /// The value as a cheap `Bytes` slice of the head buffer.

@@ -800,34 +800,30 @@ impl Conn {
         // body validation, mapping templates and MOCK. One it cannot decode
         // is a 415. A proxied body is forwarded as sent, with its coding.
         let proxy = integration.kind == IntegrationKind::HttpProxy;
-        let coded = head.info.body != BodyFraming::None && !body.is_empty();
-        let decoded = match coded.then(|| head.header("content-encoding")).flatten() {
-            Some(_) if !proxy || method.validator.as_ref().is_some_and(|v| v.checks_body()) => {
-                match crate::http::encoding::decode(
-                    head.headers()
-                        .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding"))
-                        .map(|(_, v)| v),
-                    &body,
-                    snap.server.limits.max_body_bytes as usize,
-                ) {
-                    Ok(d) => d.map(Bytes::from),
-                    Err(crate::http::encoding::DecodeError::TooLarge) => {
-                        let err = GatewayError::new(
+        let reads_body = !proxy || method.validator.as_ref().is_some_and(|v| v.checks_body());
+        let decoded = if reads_body && !body.is_empty() {
+            match crate::http::encoding::decode(
+                head.header_values("content-encoding"),
+                &body,
+                snap.server.limits.max_body_bytes as usize,
+            ) {
+                Ok(d) => d.map(Bytes::from),
+                Err(e) => {
+                    let err = match e {
+                        crate::http::encoding::DecodeError::TooLarge => GatewayError::new(
                             ErrorKind::BodyTooLarge,
                             "decoded request body over the limit",
-                        );
-                        return self.fail(&info, responses, &err, false);
-                    }
-                    Err(_) => {
-                        let err = GatewayError::new(
+                        ),
+                        _ => GatewayError::new(
                             ErrorKind::UnsupportedMediaType,
                             "request body not in a supported content coding",
-                        );
-                        return self.fail(&info, responses, &err, false);
-                    }
+                        ),
+                    };
+                    return self.fail(&info, responses, &err, false);
                 }
             }
-            _ => None,
+        } else {
+            None
         };
         let read_body = decoded.as_ref().unwrap_or(&body);
         if !proxy {
@@ -1252,35 +1248,24 @@ impl Conn {
             compression(info, reply.status, reply.body.len(), reply.headers.iter())
         };
         let compressed;
-        let (body, encoding): (&Bytes, Option<Header<'_>>) = match compress.coding {
+        let body = match compress.coding {
             Some(c) => {
                 compressed = Bytes::from(crate::http::encoding::compress(c, &reply.body));
                 self.rec.body_len = compressed.len() as u64;
-                (&compressed, Some((b"Content-Encoding", c.name())))
+                &compressed
             }
-            None => (&reply.body, None),
+            None => &reply.body,
         };
-        let vary: Option<Header<'_>> = compress.vary.then_some((b"Vary", b"Accept-Encoding"));
         // A large body is written from its own buffer after the head: a
         // second write costs less than copying it (64 KiB responses).
         let separate =
             !head_only && body.len() >= SEPARATE_BODY && reply.status != 204 && reply.status != 304;
-        let weak = compress
-            .coding
-            .and_then(|_| weak_etag(reply.headers.iter()));
+        let weak = compress.weak_etag(reply.headers.iter());
         write_full_response(
             &mut self.out,
             reply.status,
             reply.content_type.as_deref().map(str::as_bytes),
-            reply
-                .headers
-                .iter()
-                .map(|(n, v)| match &weak {
-                    Some(w) if n.eq_ignore_ascii_case(b"etag") => (n, w.as_slice()),
-                    _ => (n, v),
-                })
-                .chain(encoding)
-                .chain(vary),
+            compress.headers(reply.headers.iter(), weak.as_deref()),
             body,
             info.request_id,
             keep_alive,
@@ -1587,9 +1572,7 @@ impl Conn {
             known_len.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             headers.iter(),
         );
-        let mut encoder = compress
-            .coding
-            .map(|c| (c, crate::http::encoding::Encoder::new(c)));
+        let mut encoder = compress.coding.map(crate::http::encoding::Encoder::new);
         let known_len = known_len.filter(|_| encoder.is_none());
         let chunked = known_len.is_none() && info.head.info.version == Version::Http11;
         if known_len.is_none() && !chunked {
@@ -1599,18 +1582,9 @@ impl Conn {
         self.rec.status = status;
         write_status_line(&mut self.out, status);
         write_common_headers(&mut self.out, info.request_id, keep_alive);
-        let weak = encoder.as_ref().and_then(|_| weak_etag(headers.iter()));
-        for (n, v) in headers.iter() {
-            match &weak {
-                Some(w) if n.eq_ignore_ascii_case(b"etag") => write_header(&mut self.out, n, w),
-                _ => write_header(&mut self.out, n, v),
-            }
-        }
-        if let Some((coding, _)) = &encoder {
-            write_header(&mut self.out, b"Content-Encoding", coding.name());
-        }
-        if compress.vary {
-            write_header(&mut self.out, b"Vary", b"Accept-Encoding");
+        let weak = compress.weak_etag(headers.iter());
+        for (n, v) in compress.headers(headers.iter(), weak.as_deref()) {
+            write_header(&mut self.out, n, v);
         }
         match known_len {
             Some(n) => write_content_length(&mut self.out, n),
@@ -1620,13 +1594,7 @@ impl Conn {
             None => {}
         }
         self.out.extend_from_slice(b"\r\n");
-        match &mut encoder {
-            Some((_, e)) => {
-                let data = e.push(&first);
-                self.push_body(&data, chunked);
-            }
-            None => self.push_body(&first, chunked),
-        }
+        self.push_encoded(encoder.as_mut(), &first, chunked);
         drop(first);
         if self.flush().await.is_err() {
             return false;
@@ -1641,13 +1609,7 @@ impl Conn {
                 .await
             {
                 Ok(Some(chunk)) => {
-                    match &mut encoder {
-                        Some((_, e)) => {
-                            let data = e.push(&chunk);
-                            self.push_body(&data, chunked);
-                        }
-                        None => self.push_body(&chunk, chunked),
-                    }
+                    self.push_encoded(encoder.as_mut(), &chunk, chunked);
                     if self.flush().await.is_err() {
                         return false;
                     }
@@ -1664,7 +1626,7 @@ impl Conn {
                 }
             }
         }
-        if let Some((_, e)) = encoder {
+        if let Some(e) = encoder {
             self.push_body(&e.finish(), chunked);
         }
         if chunked {
@@ -1672,6 +1634,22 @@ impl Conn {
         }
         resp.release(&self.shard.pool, settings);
         keep_alive.keeps()
+    }
+
+    /// `data` through the encoder of a compressed stream, if any.
+    fn push_encoded(
+        &mut self,
+        encoder: Option<&mut crate::http::encoding::Encoder>,
+        data: &[u8],
+        chunked: bool,
+    ) {
+        match encoder {
+            Some(e) => {
+                let compressed = e.push(data);
+                self.push_body(&compressed, chunked);
+            }
+            None => self.push_body(data, chunked),
+        }
     }
 
     fn push_body(&mut self, data: &[u8], chunked: bool) {
@@ -1881,19 +1859,6 @@ fn write_aws_error(
 /// A header line's name and value.
 type Header<'a> = (&'a [u8], &'a [u8]);
 
-/// The weak form of a strong `ETag` among `headers`, for a response the
-/// gateway compresses: its bytes are no longer the ones the strong
-/// validator names (RFC 9110 §8.8.1; NGINX's gzip does the same).
-fn weak_etag<'h>(mut headers: impl Iterator<Item = Header<'h>>) -> Option<Vec<u8>> {
-    let (_, v) = headers.find(|(n, _)| n.eq_ignore_ascii_case(b"etag"))?;
-    if v.starts_with(b"W/") {
-        return None;
-    }
-    let mut weak = b"W/".to_vec();
-    weak.extend_from_slice(v);
-    Some(weak)
-}
-
 /// What response compression does to one response.
 #[derive(Clone, Copy, Default)]
 struct Compress {
@@ -1902,6 +1867,42 @@ struct Compress {
     /// `Vary: Accept-Encoding` is to be added: the response is compressed
     /// for clients that ask (this one or not), and does not say so yet.
     vary: bool,
+}
+
+impl Compress {
+    /// The weak form of a strong `ETag` among `headers`, when the body is
+    /// compressed: its bytes are no longer the ones the strong validator
+    /// names (RFC 9110 §8.8.1; NGINX's gzip does the same).
+    fn weak_etag<'h>(&self, mut headers: impl Iterator<Item = Header<'h>>) -> Option<Vec<u8>> {
+        self.coding?;
+        let (_, v) = headers.find(|(n, _)| n.eq_ignore_ascii_case(b"etag"))?;
+        if v.starts_with(b"W/") {
+            return None;
+        }
+        let mut weak = b"W/".to_vec();
+        weak.extend_from_slice(v);
+        Some(weak)
+    }
+
+    /// The response's `headers` as they go out: the `ETag` replaced by
+    /// `weak` (from [`Compress::weak_etag`]), then `Content-Encoding` and
+    /// `Vary` as needed.
+    fn headers<'h>(
+        self,
+        headers: impl Iterator<Item = Header<'h>>,
+        weak: Option<&'h [u8]>,
+    ) -> impl Iterator<Item = Header<'h>> {
+        let encoding: Option<Header<'h>> =
+            self.coding.map(|c| (&b"Content-Encoding"[..], c.name()));
+        let vary: Option<Header<'h>> = self.vary.then_some((&b"Vary"[..], &b"Accept-Encoding"[..]));
+        headers
+            .map(move |(n, v)| match weak {
+                Some(w) if n.eq_ignore_ascii_case(b"etag") => (n, w),
+                _ => (n, v),
+            })
+            .chain(encoding)
+            .chain(vary)
+    }
 }
 
 /// Compression of a response body of `len` bytes, when its API has a
@@ -1928,19 +1929,12 @@ fn compression<'h>(
             return Compress::default();
         }
         if n.eq_ignore_ascii_case(b"vary") {
-            varies |= v.split(|&b| b == b',').any(|t| {
-                let t = crate::http::request::trim_ows(t);
-                t == b"*" || t.eq_ignore_ascii_case(b"accept-encoding")
-            });
+            varies |= crate::http::request::list_elements(std::iter::once(v))
+                .any(|t| t == b"*" || t.eq_ignore_ascii_case(b"accept-encoding"));
         }
     }
     Compress {
-        coding: crate::http::encoding::negotiate(
-            info.head
-                .headers()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(b"accept-encoding"))
-                .map(|(_, v)| v),
-        ),
+        coding: crate::http::encoding::negotiate(info.head.header_values("accept-encoding")),
         vary: !varies,
     }
 }
@@ -2227,23 +2221,19 @@ fn joined_header(head: &RequestHead, name: &str) -> Option<Vec<u8>> {
 /// `Cache-Control: max-age=0`, also as `max-age="0"` or `max-age=00`
 /// (RFC 9111 §5.2: a token or a quoted string; delta-seconds).
 fn wants_invalidation(head: &RequestHead) -> bool {
-    head.headers()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"cache-control"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .any(|d| {
-            let d = crate::http::request::trim_ows(d);
-            let Some((name, arg)) = d.split_at_checked(8) else {
-                return false;
-            };
-            if !name.eq_ignore_ascii_case(b"max-age=") {
-                return false;
-            }
-            let arg = arg
-                .strip_prefix(b"\"")
-                .and_then(|a| a.strip_suffix(b"\""))
-                .unwrap_or(arg);
-            !arg.is_empty() && arg.iter().all(|&b| b == b'0')
-        })
+    crate::http::request::list_elements(head.header_values("cache-control")).any(|d| {
+        let Some((name, arg)) = d.split_at_checked(8) else {
+            return false;
+        };
+        if !name.eq_ignore_ascii_case(b"max-age=") {
+            return false;
+        }
+        let arg = arg
+            .strip_prefix(b"\"")
+            .and_then(|a| a.strip_suffix(b"\""))
+            .unwrap_or(arg);
+        !arg.is_empty() && arg.iter().all(|&b| b == b'0')
+    })
 }
 
 /// A credential with `invalidate_cache`, by bearer token or SigV4

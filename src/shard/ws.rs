@@ -436,10 +436,8 @@ async fn run_integration(
 /// client did not offer is not sent (RFC 6455 §4.1: the client would fail
 /// the connection).
 fn offered(head: &RequestHead, p: &str) -> bool {
-    head.headers()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"sec-websocket-protocol"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .any(|t| crate::http::request::trim_ows(t) == p.as_bytes())
+    crate::http::request::list_elements(head.header_values("sec-websocket-protocol"))
+        .any(|t| t == p.as_bytes())
 }
 
 /// Answers an upgrade request: `$connect`, then the 101 and the
