@@ -2095,6 +2095,23 @@ fn an_early_admin_answer_reaches_a_client_still_uploading() {
             );
         }
     }
+    // A chunked upload has no declared length: up to four times the 6 MB
+    // document limit is read and dropped (it was one limit's worth, and a
+    // 20 MiB chunked upload lost its answer to a reset).
+    let mut chunked = Vec::new();
+    for piece in vec![b'c'; 20 << 20].chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let text = support::client::upload_then_read(
+        admin,
+        b"POST /restapis?mode=import HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer nope-nope-nope-nope\r\nTransfer-Encoding: chunked\r\n\r\n",
+        &chunked,
+        "chunked 20 MiB",
+    );
+    assert!(text.starts_with("HTTP/1.1 403 "), "{text:.80}");
 }
 
 /// `get-request-validators` / `get-request-validator` list the document's

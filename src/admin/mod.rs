@@ -25,7 +25,7 @@ use crate::auth::{self, RequestParts};
 use crate::config::AdminSettings;
 use crate::control::Control;
 use crate::http::blocking::{read_body, read_head, ReadError};
-use crate::http::request::{BodyFraming, HeadLimits, RequestHead};
+use crate::http::request::{linger_budget, BodyFraming, HeadLimits, RequestHead};
 use crate::http::response::{
     write_content_length, write_date_header, write_header, write_status_line, Persist,
 };
@@ -429,7 +429,10 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
                 "admin call refused before its body"
             );
             let _ = send_reply(&stream, &reply, Persist::Close, request_id, false);
-            linger(&stream, linger_budget(&head));
+            linger(
+                &stream,
+                linger_budget(head.info.body, MAX_DOCUMENT_BYTES as u64),
+            );
             return;
         }
         let body = match read_body(
@@ -440,7 +443,14 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
             &mut on_continue,
         ) {
             Ok(body) => body,
-            Err(e) => return answer_read_error(&stream, e, request_id, linger_budget(&head)),
+            Err(e) => {
+                return answer_read_error(
+                    &stream,
+                    e,
+                    request_id,
+                    linger_budget(head.info.body, MAX_DOCUMENT_BYTES as u64),
+                )
+            }
         };
         let reply = admin.handle(&head, &body);
         tracing::info!(
@@ -458,15 +468,6 @@ fn serve(admin: &Admin, stream: TcpStream, slot: &Registered) {
         {
             return;
         }
-    }
-}
-
-/// What a lingering close may drop of a request whose body was not read
-/// (all of it): the declared length, else as much as a document may be.
-fn linger_budget(head: &RequestHead) -> u64 {
-    match head.info.body {
-        BodyFraming::Length(n) => n,
-        _ => MAX_DOCUMENT_BYTES as u64,
     }
 }
 

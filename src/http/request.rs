@@ -107,6 +107,20 @@ pub enum BodyFraming {
     Chunked,
 }
 
+/// What a lingering close (RFC 9112 §9.6: write side shut, what the client
+/// still sends read and dropped) may drop of a request whose body was not
+/// read, with bodies of at most `max_body` bytes: the declared length; for a
+/// chunked body, whose length nobody knows, four times the limit (a client
+/// uploading 2.5 times the limit lost its answer to a reset 16 times in 20
+/// with one limit's worth). A client that sends more is not uploading a
+/// request, and is cut.
+pub fn linger_budget(body: BodyFraming, max_body: u64) -> u64 {
+    match body {
+        BodyFraming::Length(n) => n,
+        _ => max_body.saturating_mul(4),
+    }
+}
+
 /// Why a head was refused. Small and `Copy`: the connection loop turns it
 /// into a status code and closes the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

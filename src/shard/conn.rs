@@ -22,7 +22,7 @@ use crate::error::{ErrorKind, GatewayError, Side};
 use crate::gateway_response::{ResponseType, StageResponses};
 use crate::http::chunked::{write_chunk_header, ChunkedDecoder, LAST_CHUNK};
 use crate::http::request::{
-    parse_head, BodyFraming, HeadError, Method, Parsed, RequestHead, Version,
+    linger_budget, parse_head, BodyFraming, HeadError, Method, Parsed, RequestHead, Version,
 };
 use crate::http::response::{
     is_hop_by_hop, write_content_length, write_header, write_status_line, Persist,
@@ -157,18 +157,6 @@ async fn linger(shard: &Shard, tcp: &mut TcpStream, budget: u64) {
             Some(Ok(n)) if n > 0 => left = left.saturating_sub(n as u64),
             _ => return,
         }
-    }
-}
-
-/// What a lingering close may drop of a request whose body was not read:
-/// the rest of a declared length; for a chunked body, whose length nobody
-/// knows, four times as much as a body may be (a client uploading 2.5 times
-/// the limit lost its 413 to a reset 16 times in 20 with one limit's
-/// worth). A client that sends more is not uploading a request, and is cut.
-fn linger_budget(body: BodyFraming, limits: &crate::snapshot::Limits) -> u64 {
-    match body {
-        BodyFraming::Length(n) => n,
-        _ => limits.max_body_bytes.saturating_mul(4),
     }
 }
 
@@ -334,7 +322,7 @@ impl Conn {
         let body_pending = head.info.body != BodyFraming::None;
         if !stage_ok {
             if body_pending {
-                self.linger = linger_budget(head.info.body, &snap.server.limits);
+                self.linger = linger_budget(head.info.body, snap.server.limits.max_body_bytes);
             }
             let keep = Persist::new(head.info.keep_alive && !body_pending, head.info.version);
             let no_body = Bytes::new();
@@ -384,7 +372,7 @@ impl Conn {
             Ok(b) => b,
             Err(BodyError::TooLarge) | Err(BodyError::Malformed(_)) | Err(BodyError::Gone) => {
                 write_protocol_error(&mut self.out, 400, "Bad Request", &request_id);
-                self.linger = linger_budget(head.info.body, &snap.server.limits);
+                self.linger = linger_budget(head.info.body, snap.server.limits.max_body_bytes);
                 return Err(false);
             }
         };
@@ -787,7 +775,7 @@ impl Conn {
             Err(BodyError::Malformed(why)) => {
                 self.rec.status = 400;
                 write_protocol_error(&mut self.out, 400, why, request_id);
-                self.linger = linger_budget(head.info.body, &snap.server.limits);
+                self.linger = linger_budget(head.info.body, snap.server.limits.max_body_bytes);
                 return false;
             }
             Err(BodyError::Gone) => return false,
@@ -1119,7 +1107,10 @@ impl Conn {
                 _ => true,
             };
         if body_pending {
-            self.linger = linger_budget(info.head.info.body, &self.shard.snapshot().server.limits);
+            self.linger = linger_budget(
+                info.head.info.body,
+                self.shard.snapshot().server.limits.max_body_bytes,
+            );
         }
         let keep_alive = Persist::new(
             info.head.info.keep_alive && !body_pending && !self.shard.draining.get(),
