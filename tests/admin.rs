@@ -549,6 +549,14 @@ fn malformed_documents_and_warnings() {
     assert_eq!(deploy(admin, &id, "s", r#"{"v": "a b"}"#).status, 400);
 }
 
+/// API Gateway's PetStore sample as the AWS CLI's `--body` argument.
+fn petstore_body() -> String {
+    format!(
+        "fileb://{}/tests/fixtures/aws-petstore-sample.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
 #[test]
 fn the_aws_cli_imports_deploys_and_updates() {
     if !support::gateway::aws_cli_available() {
@@ -566,11 +574,7 @@ fn the_aws_cli_imports_deploys_and_updates() {
     let admin = gw.admin.unwrap();
     let endpoint = format!("http://{admin}");
     let aws = |args: &[&str]| support::gateway::aws_apigateway(admin, args);
-    let fixture = format!(
-        "fileb://{}/tests/fixtures/aws-petstore-sample.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let api = aws(&["import-rest-api", "--body", &fixture]);
+    let api = aws(&["import-rest-api", "--body", &petstore_body()]);
     let id = api["id"].as_str().unwrap().to_owned();
     assert_eq!(api["name"], "PetStore");
     let dep = aws(&[
@@ -661,11 +665,7 @@ fn the_aws_cli_reads_resources_and_methods() {
     let gw = admin_gateway();
     let admin = gw.admin.unwrap();
     let aws = |args: &[&str]| support::gateway::aws_apigateway(admin, args);
-    let fixture = format!(
-        "fileb://{}/tests/fixtures/aws-petstore-sample.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let api = aws(&["import-rest-api", "--body", &fixture]);
+    let api = aws(&["import-rest-api", "--body", &petstore_body()]);
     let id = api["id"].as_str().unwrap().to_owned();
     let root = api["rootResourceId"].as_str().unwrap().to_owned();
     // Page size 1: the CLI follows `position` through every page.

@@ -1051,6 +1051,13 @@ mod tests {
         }
     }
 
+    /// API `id` with deployment `d1` and stage `s` serving it.
+    fn put_deployed(store: &Store, id: &str) {
+        store.put_api(&api(id)).unwrap();
+        store.put_deployment(&deployment(id, "d1")).unwrap();
+        store.put_stage(&stage(id, "s", "d1")).unwrap();
+    }
+
     fn deployment(api: &str, id: &str) -> DeploymentRecord {
         DeploymentRecord {
             id: id.into(),
@@ -1070,9 +1077,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(dir.path()).unwrap();
         for id in ["gone", "kept"] {
-            store.put_api(&api(id)).unwrap();
-            store.put_deployment(&deployment(id, "d1")).unwrap();
-            store.put_stage(&stage(id, "s", "d1")).unwrap();
+            put_deployed(&store, id);
             std::fs::write(store.tombstone_path(id), id).unwrap();
         }
         // Crash after the commit point of `gone`'s delete.
@@ -1163,9 +1168,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(dir.path()).unwrap();
         for id in ["a1", "t1"] {
-            store.put_api(&api(id)).unwrap();
-            store.put_deployment(&deployment(id, "d1")).unwrap();
-            store.put_stage(&stage(id, "s", "d1")).unwrap();
+            put_deployed(&store, id);
         }
         store
             .put_plan(&plan("p1", &[("a1", "s"), ("a1", "gone"), ("cfg", "p")]))
