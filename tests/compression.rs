@@ -32,12 +32,13 @@ fn inflate(data: &[u8]) -> Vec<u8> {
 }
 
 /// `/big` and `/small` MOCK (2,000 and 100 bytes), `/encoded` proxied to a
-/// backend that gzips itself, `/large` proxied to a 600 KiB body (streamed).
+/// backend that gzips itself, `/large` proxied to a 600 KiB body (streamed);
+/// each for GET and HEAD.
 fn gateway(encoded: &Backend, large: &Backend) -> Gateway {
     let big = "x".repeat(2000);
     let small = "y".repeat(100);
     let paths = format!(
-        r#"{{"/big": {{"get": {b}}}, "/small": {{"get": {s}}}, "/encoded": {{"get": {e}}}, "/large": {{"get": {l}}}}}"#,
+        r#"{{"/big": {{"get": {b}, "head": {b}}}, "/small": {{"get": {s}, "head": {s}}}, "/encoded": {{"get": {e}, "head": {e}}}, "/large": {{"get": {l}, "head": {l}}}}}"#,
         b = mock_method(200, &big),
         s = mock_method(200, &small),
         e = proxy_method(&format!("http://{}/", encoded.addr), ""),
@@ -381,4 +382,43 @@ fn parts_stay_identity_and_negotiable_answers_vary() {
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(r.header_count("vary"), 1);
     assert_eq!(gunzip(&r.body), vec![b'v'; 4096]);
+}
+
+/// A HEAD answer carries the headers its GET would (RFC 9110 §9.3.2):
+/// `Vary: Accept-Encoding` where the GET could be compressed, but no
+/// `Content-Encoding` (there is no body to encode), for MOCK and proxied
+/// routes alike.
+#[test]
+fn head_answers_vary_as_their_get_would() {
+    let plain = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![],
+        body: vec![b'h'; 4096],
+    });
+    let large = Backend::start(Mode::Large(600 * 1024));
+    let gw = gateway(&plain, &large);
+    let head = |path: &str| {
+        RawClient::connect(gw.addr)
+            .send(
+                format!(
+                    "HEAD {path} HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .read_response(true)
+    };
+    for (path, len) in [
+        ("/prod/big", "2000"),
+        ("/prod/encoded", "4096"),
+        ("/prod/large", "614400"),
+    ] {
+        let r = head(path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-encoding"), None, "{path}");
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{path}");
+        assert_eq!(r.header("content-length"), Some(len), "{path}");
+    }
+    let r = head("/prod/small");
+    assert_eq!(r.header("vary"), None);
+    assert_eq!(r.header("content-length"), Some("100"));
 }

@@ -1221,10 +1221,18 @@ impl Conn {
         };
         if let (true, Some(len)) = (head_only, &reply.head_length) {
             // HEAD through a proxy: the backend's Content-Length describes
-            // the GET body.
+            // the GET body, and so does the `Vary` it would get.
+            let get_len = len
+                .as_deref()
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(usize::MAX);
+            let compress = Compress {
+                coding: None,
+                ..compression(info, reply.status, get_len, reply.headers.iter())
+            };
             write_status_line(&mut self.out, reply.status);
             write_common_headers(&mut self.out, info.request_id, keep_alive);
-            for (n, v) in reply.headers.iter() {
+            for (n, v) in compress.headers(reply.headers.iter(), None) {
                 write_header(&mut self.out, n, v);
             }
             if let Some(len) = len {
@@ -1233,10 +1241,16 @@ impl Conn {
             self.out.extend_from_slice(b"\r\n");
             return;
         }
-        let compress = if head_only || reply.status == 204 || reply.status == 304 {
+        let compress = if reply.status == 204 || reply.status == 304 {
             Compress::default()
         } else {
             compression(info, reply.status, reply.body.len(), reply.headers.iter())
+        };
+        // HEAD: the headers of the GET (RFC 9110 §9.3.2), `Vary` included,
+        // with no body to encode.
+        let compress = Compress {
+            coding: compress.coding.filter(|_| !head_only),
+            ..compress
         };
         let compressed;
         let body = match compress.coding {
