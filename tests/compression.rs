@@ -189,7 +189,9 @@ fn the_minimum_size_is_checked_and_set_through_the_admin_api() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{bad}");
         assert!(
-            err.contains("$.x-amazon-apigateway-minimum-compression-size"),
+            err.contains(
+                "$.x-amazon-apigateway-minimum-compression-size: Invalid minimum compression size"
+            ),
             "{bad}: {err}"
         );
     }
@@ -219,6 +221,16 @@ fn the_minimum_size_is_checked_and_set_through_the_admin_api() {
         r#"{"name": "d", "minimumCompressionSize": 10485761}"#,
     );
     assert_eq!(r.status, 400);
+    // API Gateway's message, for a size out of range or not a number.
+    const AWS_MESSAGE: &str = "Invalid minimum compression size, must be between 0 and 10485760";
+    assert_eq!(r.json()["message"], AWS_MESSAGE);
+    let r = call(
+        "PATCH",
+        &format!("/restapis/{id}"),
+        r#"{"patchOperations": [{"op": "replace", "path": "/minimumCompressionSize", "value": "abc"}]}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], AWS_MESSAGE);
     let r = call(
         "PATCH",
         &format!("/restapis/{id}"),

@@ -919,7 +919,7 @@ fn compile_minimum_compression_size(
                 diags.error(
                     file,
                     format!("$.{key}"),
-                    format!("`{n}`: must be an integer from 0 to {MAX_MINIMUM_COMPRESSION_SIZE} (bytes)"),
+                    format!("Invalid minimum compression size `{n}`, must be between 0 and {MAX_MINIMUM_COMPRESSION_SIZE}"),
                 );
                 None
             }
@@ -928,7 +928,7 @@ fn compile_minimum_compression_size(
             diags.error(
                 file,
                 format!("$.{key}"),
-                format!("must be an integer from 0 to {MAX_MINIMUM_COMPRESSION_SIZE} (bytes)"),
+                format!("Invalid minimum compression size, must be between 0 and {MAX_MINIMUM_COMPRESSION_SIZE} (an integer)"),
             );
             None
         }

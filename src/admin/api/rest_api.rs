@@ -23,13 +23,10 @@ fn compression_size(v: &Value) -> Result<u64, Reply> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
+    // API Gateway's words, whatever the value was.
     n.filter(|n| *n <= max).ok_or_else(|| {
         bad(format!(
-            "Invalid minimumCompressionSize `{}`: must be an integer from 0 to {max}",
-            match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }
+            "Invalid minimum compression size, must be between 0 and {max}"
         ))
     })
 }
