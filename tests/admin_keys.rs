@@ -384,6 +384,11 @@ fn bad_inputs_are_refused_and_change_nothing() {
             "BadRequestException",
         ),
         (
+            json!({"name": "n".repeat(1025)}).to_string(),
+            400,
+            "BadRequestException",
+        ),
+        (
             r#"{"name": "e", "enabled": "yes"}"#.to_owned(),
             400,
             "BadRequestException",
@@ -498,10 +503,13 @@ fn bad_inputs_are_refused_and_change_nothing() {
         refused(&call(admin, method, &path, ""), 404, "NotFoundException");
     }
     // Bad patches change nothing (all operations of a call or none).
+    let long_name =
+        json!([{"op": "replace", "path": "/name", "value": "n".repeat(1025)}]).to_string();
     for ops in [
         r#"[{"op": "replace", "path": "/enabled", "value": "maybe"}]"#,
         r#"[{"op": "replace", "path": "/value", "value": "new-value-0123456789abcdef"}]"#,
         r#"[{"op": "replace", "path": "/name", "value": "renamed"}, {"op": "replace", "path": "/name"}]"#,
+        &long_name,
     ] {
         refused(
             &patch(admin, &format!("/apikeys/{key_id}"), ops),

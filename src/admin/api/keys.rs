@@ -167,6 +167,14 @@ fn generate_value() -> Result<String, Reply> {
     Ok(out)
 }
 
+/// An API key's name: at most 1024 characters (API Gateway's limit).
+fn check_key_name(name: &str) -> Result<(), Reply> {
+    if name.chars().count() > 1024 {
+        return Err(bad("API Key name should be at most 1024 characters"));
+    }
+    Ok(())
+}
+
 fn check_key_value(value: &str) -> Result<(), Reply> {
     if value.len() < *KEY_VALUE_LEN.start() {
         return Err(bad("API Key value should be at least 20 characters"));
@@ -200,6 +208,7 @@ pub(super) fn create_key(admin: &Admin, state: &mut AdminState, body: &[u8]) -> 
 fn new_key(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<ApiKeyRecord, Reply> {
     let req = object(body)?;
     let name = required_name(&req)?;
+    check_key_name(&name)?;
     let description = opt_str(&req, "description")?.map(str::to_owned);
     let customer_id = opt_str(&req, "customerId")?.map(str::to_owned);
     let enabled = match req.get("enabled") {
@@ -278,7 +287,12 @@ pub(super) fn patch_key(admin: &Admin, state: &mut AdminState, id: &str, body: &
     for (op, path, value) in ops {
         match (op.as_str(), path.as_str()) {
             ("replace", "/name") => match value {
-                Some(v) if !v.is_empty() => rec.name = v,
+                Some(v) if !v.is_empty() => {
+                    if let Err(r) = check_key_name(&v) {
+                        return r;
+                    }
+                    rec.name = v
+                }
                 _ => return bad("Invalid patch: /name needs a value"),
             },
             ("replace", "/description") => rec.description = value,
