@@ -710,10 +710,10 @@ fn endless_heads_and_bodies_are_refused_with_bounded_memory() {
     let r = c.request(&head);
     assert_eq!(r.status, 431);
     assert!(c.is_closed(Duration::from_secs(3)));
-    // 414: a request line longer than max_uri_bytes (8 KiB), still arriving.
+    // 414: a request line longer than max_uri_bytes (10 KiB), still arriving.
     let mut c = RawClient::connect(gw.addr);
     let mut line = b"GET /prod/".to_vec();
-    line.extend_from_slice(&[b'u'; 9000]);
+    line.extend_from_slice(&[b'u'; 11_000]);
     let r = c.request(&line);
     assert_eq!(r.status, 414);
     assert!(c.is_closed(Duration::from_secs(3)));
@@ -789,6 +789,10 @@ fn endless_heads_and_bodies_are_refused_with_bounded_memory() {
         "an oversized request reached the backend"
     );
     assert_eq!(support::client::get(gw.addr, "/prod/after").status, 200);
+    // A target of 10,000 bytes is within max_uri_bytes (10 KiB, API
+    // Gateway's Regional URL limit): proxied.
+    let long = format!("/prod/{}", "u".repeat(10_000 - 6));
+    assert_eq!(support::client::get(gw.addr, &long).status, 200);
 }
 
 /// A Content-Length under the limit must not make the gateway reserve the

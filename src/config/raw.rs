@@ -233,7 +233,8 @@ impl Default for RawLimits {
         RawLimits {
             max_body_bytes: 10 * 1024 * 1024,
             max_head_bytes: 16 * 1024,
-            max_uri_bytes: 8 * 1024,
+            // API Gateway's URL limit for Regional APIs (edge: 8,192).
+            max_uri_bytes: 10 * 1024,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,

@@ -162,7 +162,7 @@ impl Default for HeadLimits {
     fn default() -> Self {
         HeadLimits {
             max_head_bytes: 16 * 1024,
-            max_uri_bytes: 8 * 1024,
+            max_uri_bytes: 10 * 1024,
         }
     }
 }
