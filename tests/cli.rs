@@ -105,7 +105,7 @@ fn check_lists_every_error_with_file_and_path() {
         "/d/{proxy+}": {"get": {}},
         "/e": {"get": {"parameters": [{"name": "q", "in": "query", "required": "yes"}, {"name": "z", "in": "nowhere"}]}},
         "/f": {"get": {"x-amazon-apigateway-integration": {"type": 5}}}
-    }}"#;
+    }, "definitions": {"Pet": {"type": "object"}, "Error-Response": {"type": "object"}}}"#;
     let gw = Gateway::builder()
         .api("broken", doc)
         .stage("broken", "prod", &[("bad-name", "x")])
@@ -123,12 +123,13 @@ fn check_lists_every_error_with_file_and_path() {
         format!("{}: $.paths./e.get.parameters[0].required: must be true or false, found \"yes\"", file.display()),
         format!("{}: $.paths./e.get.parameters[1].in: must be one of query, header, path, formData, body; found \"nowhere\"", file.display()),
         format!("{}: $.paths./f.get.x-amazon-apigateway-integration.type: must be a string (one of http, http_proxy, mock, aws, aws_proxy), found 5", file.display()),
+        format!("{}: $.definitions.Error-Response: Unable to create model for 'Error-Response': Model name must be alphanumeric: Error-Response", file.display()),
         format!("{}: $.stages[0].variables.bad-name: `bad-name` is not a valid stage variable name", toml.display()),
         format!("{}: $.stages[1].api: no API with id `ghost`", toml.display()),
     ] {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
-    assert!(err.contains("configuration has 9 errors"), "{err}");
+    assert!(err.contains("configuration has 10 errors"), "{err}");
 }
 
 #[test]

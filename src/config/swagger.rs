@@ -112,6 +112,7 @@ pub fn compile_api(
     let api_keys_from_header = compile_api_key_source(file, root, diags);
     let minimum_compression_size = compile_minimum_compression_size(file, root, diags);
     let api_key_schemes = api_key_schemes(root);
+    check_model_names(file, root, diags);
     check_refs(file, doc, doc, "$", diags);
     let shared_params = root.get("parameters").and_then(Value::as_object);
     for (name, p) in shared_params.into_iter().flatten() {
@@ -902,6 +903,26 @@ fn compile_api_key_source(
 
 /// The largest `minimumCompressionSize` API Gateway takes (10 MB).
 pub const MAX_MINIMUM_COMPRESSION_SIZE: u64 = 10_485_760;
+
+/// `definitions` become API Gateway models, whose names are alphanumeric:
+/// API Gateway refuses the import otherwise (`ResponseEntity«Void»`,
+/// `Error-Response`), in its own words.
+fn check_model_names(file: &Path, root: &serde_json::Map<String, Value>, diags: &mut Diagnostics) {
+    let Some(Value::Object(defs)) = root.get("definitions") else {
+        return;
+    };
+    for name in defs.keys() {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            diags.error(
+                file,
+                format!("$.definitions.{name}"),
+                format!(
+                    "Unable to create model for '{name}': Model name must be alphanumeric: {name}"
+                ),
+            );
+        }
+    }
+}
 
 /// `x-amazon-apigateway-minimum-compression-size`: an integer from 0 to
 /// 10485760 (bytes), as API Gateway's `minimumCompressionSize`.
