@@ -755,7 +755,11 @@ pub fn build_upstream_request(
                     out.extend_from_slice(q);
                 }
             } else {
-                for pair in q.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+                // Pairs as `query::pairs` reads them (`;` separates too).
+                for pair in q
+                    .split(|&b| b == b'&' || b == b';')
+                    .filter(|p| !p.is_empty())
+                {
                     let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
                     if !replaced(name) {
                         sep(out);

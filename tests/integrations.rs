@@ -658,6 +658,11 @@ fn http_proxy_mapped_query_names_are_not_sent_twice() {
     let r = get(gw.addr, "/prod/p?x=1&y=%20");
     assert_eq!(r.status, 200);
     assert_eq!(backend.last().target, "/p?x=1&y=%20&k=fixed");
+    // `;` separates pairs as `&` does: the client's `k` after one is
+    // replaced too, and the pairs kept are joined with `&`.
+    let r = get(gw.addr, "/prod/p?x=1;k=client;type=b");
+    assert_eq!(r.status, 200);
+    assert_eq!(backend.last().target, "/p?x=1&type=b&k=fixed&copy=b");
 }
 
 /// A mapped `Host` (from `requestParameters` or a template override)

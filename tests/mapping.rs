@@ -176,6 +176,12 @@ fn mock_request_templates_choose_the_status() {
     let r = get(gw.addr, "/prod/mock?kind=missing");
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["message"], "no such kind");
+    // `;` separates query pairs as `&` does (API Gateway's known issue:
+    // "results in the data being split"); `%3B` is a semicolon.
+    let r = get(gw.addr, "/prod/mock?kind=missing;x=1");
+    assert_eq!(r.status, 404);
+    let r = get(gw.addr, "/prod/mock?x=1;kind=c%3Bd");
+    assert_eq!(r.json()["kind"], "c;d");
 }
 
 #[test]

@@ -8,10 +8,12 @@ use std::borrow::Cow;
 
 use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-/// Iterates `(name, value)` pairs of a raw query, still encoded.
+/// Iterates `(name, value)` pairs of a raw query, still encoded. As in API
+/// Gateway, `;` separates pairs as `&` does (its known issues: a `;` in a
+/// query string splits the data; `%3B` is a semicolon in a value).
 pub fn pairs(query: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     query
-        .split(|&b| b == b'&')
+        .split(|&b| b == b'&' || b == b';')
         .filter(|p| !p.is_empty())
         .map(|p| match p.iter().position(|&b| b == b'=') {
             Some(eq) => (&p[..eq], &p[eq + 1..]),
@@ -87,6 +89,11 @@ mod tests {
         assert_eq!(last_value(q, "sp").as_deref(), Some("a b c"));
         assert_eq!(last_value(q, "enc name").as_deref(), Some("1"));
         assert_eq!(last_value(q, "missing"), None);
+        // `;` separates as `&` does; `%3B` is a semicolon.
+        let q = b"a=1;b=2&c=x%3By;a=3";
+        assert_eq!(all_values(q, "a"), vec!["1", "3"]);
+        assert_eq!(last_value(q, "b").as_deref(), Some("2"));
+        assert_eq!(last_value(q, "c").as_deref(), Some("x;y"));
     }
 
     #[test]
