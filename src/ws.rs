@@ -27,8 +27,15 @@ pub struct SelectionExpr {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum SelPart {
     Text(String),
-    /// `request.body.a.b` → `["a", "b"]`
-    Body(Vec<String>),
+    /// `request.body.a[0]['b c']` → `[Key("a"), Index(0), Key("b c")]`
+    Body(Vec<Seg>),
+}
+
+/// One step of a body path: a member name or an array index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
 }
 
 impl SelectionExpr {
@@ -48,11 +55,20 @@ impl SelectionExpr {
                 parts.push(body_path(&after[..end])?);
                 rest = &after[end + 1..];
             } else if let Some(after) = rest.strip_prefix('$') {
-                let end = after
-                    .find(|c: char| {
-                        !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
-                    })
-                    .unwrap_or(after.len());
+                // The path runs over names, dots and `[...]` subscripts.
+                let mut end = 0;
+                while let Some(c) = after[end..].chars().next() {
+                    if c == '[' {
+                        let close = after[end..]
+                            .find(']')
+                            .ok_or_else(|| format!("unclosed `[` in `{expr}`"))?;
+                        end += close + 1;
+                    } else if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                        end += 1;
+                    } else {
+                        break;
+                    }
+                }
                 push_text(&mut parts, &mut text);
                 parts.push(body_path(&after[..end])?);
                 rest = &after[end..];
@@ -84,8 +100,11 @@ impl SelectionExpr {
                 SelPart::Text(t) => out.push_str(t),
                 SelPart::Body(path) => {
                     let mut v = json.as_ref();
-                    for k in path {
-                        v = v.and_then(|v| v.get(k));
+                    for seg in path {
+                        v = v.and_then(|v| match seg {
+                            Seg::Key(k) => v.get(k),
+                            Seg::Index(i) => v.get(i),
+                        });
                     }
                     match v {
                         Some(serde_json::Value::String(s)) => out.push_str(s),
@@ -105,17 +124,38 @@ fn push_text(parts: &mut Vec<SelPart>, text: &mut String) {
     }
 }
 
+/// `request.body` and a JSONPath-style path under it: `.name`, `[n]`
+/// (an array index), `['name']` or `["name"]` (any member name).
 fn body_path(name: &str) -> Result<SelPart, String> {
-    let path = name.strip_prefix("request.body").ok_or_else(|| {
+    let mut rest = name.strip_prefix("request.body").ok_or_else(|| {
         format!("`${name}`: only $request.body.* is supported in a route selection expression")
     })?;
-    let path = path.strip_prefix('.').unwrap_or(path);
-    Ok(SelPart::Body(
-        path.split('.')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    ))
+    let mut segs = Vec::new();
+    let bad = |why: &str| format!("`${name}`: {why}");
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let close = after.find(']').ok_or_else(|| bad("unclosed `[`"))?;
+            let inner = after[..close].trim();
+            let quoted = ['\'', '"']
+                .iter()
+                .find_map(|q| inner.strip_prefix(*q).and_then(|i| i.strip_suffix(*q)));
+            segs.push(match quoted {
+                Some(key) => Seg::Key(key.to_owned()),
+                None => Seg::Index(inner.parse().map_err(|_| {
+                    bad("a subscript is an array index (`[0]`) or a quoted name (`['a b']`)")
+                })?),
+            });
+            rest = &after[close + 1..];
+        } else {
+            let after = rest.strip_prefix('.').unwrap_or(rest);
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            if !after[..end].is_empty() {
+                segs.push(Seg::Key(after[..end].to_owned()));
+            }
+            rest = &after[end..];
+        }
+    }
+    Ok(SelPart::Body(segs))
 }
 
 /// A connection id: the owning shard in the first byte, then randomness,
@@ -427,6 +467,24 @@ mod tests {
                 Some("chat/join"),
             ),
             ("\\$default", b"anything", Some("$default")),
+            // JSONPath subscripts: array indexes and quoted names.
+            (
+                "$request.body.items[0].action",
+                br#"{"items": [{"action": "go"}, {"action": "no"}]}"#,
+                Some("go"),
+            ),
+            (
+                "${request.body.items[1].action}!",
+                br#"{"items": [{"action": "go"}, {"action": "no"}]}"#,
+                Some("no!"),
+            ),
+            (
+                "$request.body['the op'][\"k\"]",
+                br#"{"the op": {"k": "x"}}"#,
+                Some("x"),
+            ),
+            ("$request.body.items[5]", br#"{"items": []}"#, Some("")),
+            ("$request.body.a[0]", br#"{"a": {"0": "obj"}}"#, Some("")),
         ];
         for (expr, msg, want) in cases {
             let e = SelectionExpr::parse(expr).unwrap();
@@ -434,6 +492,9 @@ mod tests {
         }
         assert!(SelectionExpr::parse("$request.header.x").is_err());
         assert!(SelectionExpr::parse("${request.body.x").is_err());
+        assert!(SelectionExpr::parse("$request.body.items[0").is_err());
+        assert!(SelectionExpr::parse("$request.body.items[x]").is_err());
+        assert!(SelectionExpr::parse("$request.body.items[-1]").is_err());
     }
 
     #[test]
