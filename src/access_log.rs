@@ -66,6 +66,7 @@ enum Part {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Var {
     RequestId,
+    ExtendedRequestId,
     SourceIp,
     UserAgent,
     ApiKey,
@@ -153,7 +154,7 @@ const VARS: &[(&str, Var)] = &[
     ("identity.sourceIp", Var::SourceIp),
     ("integrationLatency", Var::IntegrationLatency),
     ("identity.apiKeyId", Var::Absent),
-    ("extendedRequestId", Var::RequestId),
+    ("extendedRequestId", Var::ExtendedRequestId),
     ("integrationStatus", Var::IntegrationStatus),
     ("requestTimeEpoch", Var::RequestTimeEpoch),
     ("identity.userArn", Var::Absent),
@@ -347,6 +348,7 @@ struct TimeCache {
 fn write_var(v: Var, e: &Entry<'_>, out: &mut Vec<u8>, time: &mut TimeCache) {
     match v {
         Var::RequestId => escaped(e.request_id.as_bytes(), out),
+        Var::ExtendedRequestId => out.extend_from_slice(&crate::ids::extended_id(e.request_id)),
         Var::SourceIp => crate::http::response::write_ip(out, e.source_ip),
         Var::UserAgent => opt(e.user_agent, out),
         Var::ApiKey => opt(e.api_key, out),

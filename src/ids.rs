@@ -32,6 +32,71 @@ pub fn new_request_id() -> [u8; 36] {
     uuid_v4(fastrand::u64(..), fastrand::u64(..))
 }
 
+/// The 16 bytes a request id's 32 hex digits spell (0 for anything else).
+fn request_id_bytes(request_id: &str) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    let digits = request_id.bytes().filter_map(|c| (c as char).to_digit(16));
+    for (i, d) in digits.take(32).enumerate() {
+        bytes[i / 2] |= (d as u8) << if i % 2 == 0 { 4 } else { 0 };
+    }
+    bytes
+}
+
+/// `x-amz-apigw-id` and `$context.extendedRequestId`: API Gateway's
+/// extended request id, 16 characters of base64 (`RcMIwFBZIAMFcQw=`: 11
+/// bytes and one `=`). Derived from 88 random bits of the request id
+/// (bytes 0–5 and 9–13 of the UUID; 6 and 8 carry its version and
+/// variant), so the response header, templates and the access log agree
+/// without a second id carried through every call.
+pub fn extended_id(request_id: &str) -> [u8; 16] {
+    use base64::Engine;
+    let b = request_id_bytes(request_id);
+    let mut picked = [0u8; 11];
+    picked[..6].copy_from_slice(&b[..6]);
+    picked[6..].copy_from_slice(&b[9..14]);
+    let mut out = [0u8; 16];
+    // 11 bytes always encode to 16 characters: the slice is large enough.
+    let _ = base64::engine::general_purpose::STANDARD.encode_slice(picked, &mut out);
+    out
+}
+
+/// The `X-Amzn-Trace-Id` API Gateway adds to a request that has none:
+/// `Root=1-{epoch seconds, 8 hex digits}-{96 bits, 24 hex digits}` (X-Ray's
+/// trace id format). The 96 bits are the request id's bytes 4–15, with
+/// its fixed version and variant bits mixed away.
+pub fn trace_root(request_id: &str, epoch_secs: u64) -> [u8; 40] {
+    let b = request_id_bytes(request_id);
+    let mut id = [0u8; 12];
+    id.copy_from_slice(&b[4..]);
+    id[2] ^= b[0];
+    id[4] ^= b[1];
+    let mut out = [0u8; 40];
+    out[..7].copy_from_slice(b"Root=1-");
+    let secs = (epoch_secs as u32).to_be_bytes();
+    for (i, byte) in secs.iter().chain(id.iter()).enumerate() {
+        let at = 7 + 2 * i + usize::from(i >= 4);
+        out[at] = HEX[(byte >> 4) as usize];
+        out[at + 1] = HEX[(byte & 0xf) as usize];
+    }
+    out[15] = b'-';
+    out
+}
+
+/// Whether a client's `X-Amzn-Trace-Id` is one API Gateway keeps (it adds
+/// its own only to requests without one): visible ASCII, at most 256
+/// bytes, with a field `Root=1-{8 hex}-{24 hex}`.
+pub fn is_trace_header(v: &[u8]) -> bool {
+    let root_ok = |f: &[u8]| {
+        f.len() == 40
+            && f.starts_with(b"Root=1-")
+            && f[15] == b'-'
+            && f[7..15].iter().chain(&f[16..]).all(u8::is_ascii_hexdigit)
+    };
+    v.len() <= 256
+        && v.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
+        && v.split(|&b| b == b';').any(|f| root_ok(f.trim_ascii()))
+}
+
 pub fn epoch_millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -100,6 +165,46 @@ mod tests {
         let id = uuid_v4(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
         let s = std::str::from_utf8(&id).unwrap();
         assert_eq!(s, "01234567-89ab-4def-bedc-ba9876543210");
+    }
+
+    #[test]
+    fn extended_ids_and_trace_roots() {
+        let rid = "01234567-89ab-4def-bedc-ba9876543210";
+        let ext = extended_id(rid);
+        let ext = std::str::from_utf8(&ext).unwrap();
+        // Bytes 01 23 45 67 89 ab | dc ba 98 76 54 in base64.
+        assert_eq!(ext, "ASNFZ4mr3LqYdlQ=");
+        let other = extended_id("11234567-89ab-4def-bedc-ba9876543210");
+        assert_ne!(ext.as_bytes(), &other);
+        let root = trace_root(rid, 1_795_478_957);
+        let root = std::str::from_utf8(&root).unwrap();
+        // 0x6b04_d5ad; then bytes 4-15, 4d ^ 01 and be ^ 23 mixed in.
+        assert_eq!(root, "Root=1-6b04d5ad-89ab4cef9ddcba9876543210");
+        assert!(is_trace_header(root.as_bytes()));
+        for ok in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Self=1-67891234-12456789abcdef012345678;Root=1-5759e988-bd862e3fe1be46a994272793",
+        ] {
+            assert!(is_trace_header(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "garbage",
+            "Root=1-5759e988-bd862e3fe1be46a99427279",
+            "Root=2-5759e988-bd862e3fe1be46a994272793",
+            "Root=1-5759e98g-bd862e3fe1be46a994272793",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;\u{7f}",
+        ] {
+            assert!(!is_trace_header(bad.as_bytes()), "{bad}");
+        }
+        assert!(!is_trace_header(
+            format!(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;{}",
+                "x".repeat(300)
+            )
+            .as_bytes()
+        ));
     }
 
     #[test]

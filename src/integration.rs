@@ -31,6 +31,21 @@ use crate::snapshot::{
 use crate::template::{self, ContextVar, Values};
 use crate::vtl;
 
+/// An `X-Amzn-Trace-Id` value ([`RequestInfo::trace_id`]).
+pub enum TraceId<'a> {
+    Client(&'a [u8]),
+    Own([u8; 40]),
+}
+
+impl TraceId<'_> {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            TraceId::Client(v) => v,
+            TraceId::Own(v) => v,
+        }
+    }
+}
+
 /// The matched route of a request.
 #[derive(Clone, Copy)]
 pub struct RouteMatch<'a> {
@@ -100,6 +115,19 @@ impl<'a> RequestInfo<'a> {
 
     pub fn query_param(&self, name: &str) -> Option<String> {
         self.head.query().and_then(|q| query::last_value(q, name))
+    }
+
+    /// The request's X-Ray trace header: the client's when API Gateway
+    /// would keep it, else one of the gateway's own (as API Gateway adds
+    /// to requests without one).
+    pub fn trace_id(&self) -> TraceId<'a> {
+        match self.head.header("x-amzn-trace-id") {
+            Some(v) if crate::ids::is_trace_header(v) => TraceId::Client(v),
+            _ => TraceId::Own(crate::ids::trace_root(
+                self.request_id,
+                crate::ids::epoch_millis(self.received) / 1000,
+            )),
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<Cow<'a, str>> {
@@ -181,7 +209,8 @@ impl crate::validate::RequestView for RequestInfo<'_> {
 impl Values for RequestInfo<'_> {
     fn context(&self, var: &ContextVar) -> Option<Cow<'_, str>> {
         let v: Cow<'_, str> = match var {
-            ContextVar::RequestId | ContextVar::ExtendedRequestId => Cow::Borrowed(self.request_id),
+            ContextVar::RequestId => Cow::Borrowed(self.request_id),
+            ContextVar::ExtendedRequestId => Cow::Owned(extended_id(self.request_id)),
             ContextVar::Stage => Cow::Borrowed(self.stage.map_or("", |s| s.name.as_str())),
             ContextVar::ApiId => Cow::Borrowed(self.api.map_or("", |a| a.id.as_str())),
             ContextVar::AccountId => Cow::Borrowed(""),
@@ -850,8 +879,10 @@ pub fn build_upstream_request(
                 || name.eq_ignore_ascii_case(b"x-forwarded-port")
                 || name.eq_ignore_ascii_case(b"x-forwarded-proto")
                 // The gateway's own id is sent below; a client's would
-                // come first and pass for it in the backend's logs.
+                // come first and pass for it in the backend's logs. The
+                // trace header is sent below too (the client's, if valid).
                 || name.eq_ignore_ascii_case(b"x-amzn-requestid")
+                || name.eq_ignore_ascii_case(b"x-amzn-trace-id")
                 || (name.contains(&b'_')
                     && (shadows_gateway_header(name)
                         || integration.request_parameters.iter().any(|(t, _)| {
@@ -939,6 +970,16 @@ pub fn build_upstream_request(
         }
     }
     write_header(out, b"X-Amzn-RequestId", info.request_id.as_bytes());
+    // X-Ray's trace header, as API Gateway adds it to HTTP and HTTP_PROXY
+    // integration requests, unless the integration maps one itself.
+    if !mapped_header(b"x-amzn-trace-id")
+        && !overrides
+            .request_headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("x-amzn-trace-id"))
+    {
+        write_header(out, b"X-Amzn-Trace-Id", info.trace_id().as_bytes());
+    }
     if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
         write_content_length(out, body.len() as u64);
     }
@@ -956,7 +997,7 @@ pub fn build_upstream_request(
 /// in such an application; NGINX drops every header with `_` by default.
 /// Other `_` headers pass, as in API Gateway.
 fn shadows_gateway_header(name: &[u8]) -> bool {
-    const OWNED: [&[u8]; 12] = [
+    const OWNED: [&[u8]; 13] = [
         b"host",
         b"content-length",
         b"transfer-encoding",
@@ -969,6 +1010,7 @@ fn shadows_gateway_header(name: &[u8]) -> bool {
         b"x-forwarded-port",
         b"x-forwarded-proto",
         b"x-amzn-requestid",
+        b"x-amzn-trace-id",
     ];
     OWNED.iter().any(|owned| same_dashed(owned, name))
 }
@@ -985,10 +1027,12 @@ fn same_dashed(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| dash(*x) == dash(*y))
 }
 
-/// Common response headers: `Date`, request id and connection handling.
+/// Common response headers: `Date`, request ids (API Gateway's two) and
+/// connection handling.
 pub fn write_common_headers(out: &mut Vec<u8>, request_id: &str, persist: Persist) {
     write_date_header(out);
     write_header(out, b"x-amzn-RequestId", request_id.as_bytes());
+    write_header(out, b"x-amz-apigw-id", &crate::ids::extended_id(request_id));
     persist.write_header(out);
 }
 
@@ -1054,9 +1098,8 @@ impl Values for ErrorValues<'_, '_> {
             ContextVar::ErrorValidationErrorString => {
                 Some(Cow::Borrowed(self.validation.unwrap_or("")))
             }
-            ContextVar::RequestId | ContextVar::ExtendedRequestId => {
-                Some(Cow::Borrowed(self.request_id))
-            }
+            ContextVar::RequestId => Some(Cow::Borrowed(self.request_id)),
+            ContextVar::ExtendedRequestId => Some(Cow::Owned(extended_id(self.request_id))),
             other => match self.info {
                 Some(i) => i.context(other),
                 None => Some(Cow::Borrowed("")),
@@ -1118,6 +1161,9 @@ pub fn write_gateway_response(
     if !has("x-amzn-requestid") {
         write_header(out, b"x-amzn-RequestId", request_id.as_bytes());
     }
+    if !has("x-amz-apigw-id") {
+        write_header(out, b"x-amz-apigw-id", &crate::ids::extended_id(request_id));
+    }
     persist.write_header(out);
     if !has("content-type") {
         write_header(out, b"Content-Type", rendered.content_type.as_bytes());
@@ -1165,6 +1211,11 @@ pub fn write_protocol_error(out: &mut Vec<u8>, status: u16, message: &str, reque
 
 pub fn error_message(err: &GatewayError) -> Option<&str> {
     err.message()
+}
+
+/// `$context.extendedRequestId` as text.
+fn extended_id(request_id: &str) -> String {
+    String::from_utf8_lossy(&crate::ids::extended_id(request_id)).into_owned()
 }
 
 #[cfg(test)]

@@ -193,7 +193,10 @@ fn render(args: &TemplateArgs, env: &mut Env<'_>) -> Result<Outcome, Failure> {
 fn context(given: &[(String, String)], env: &Env<'_>) -> BTreeMap<String, String> {
     let mut context: BTreeMap<String, String> = [
         ("requestId", env.request_id.clone()),
-        ("extendedRequestId", env.request_id.clone()),
+        (
+            "extendedRequestId",
+            String::from_utf8_lossy(&crate::ids::extended_id(&env.request_id)).into_owned(),
+        ),
         ("stage", "test".to_owned()),
         ("httpMethod", "POST".to_owned()),
         ("resourcePath", "/".to_owned()),

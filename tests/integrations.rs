@@ -7,7 +7,7 @@
 mod support;
 
 use support::client::{get, get_with, send};
-use support::gateway::{proxy_method, swagger};
+use support::gateway::{mock_method, proxy_method, swagger};
 use support::{Backend, Gateway, Mode, RawClient};
 
 /// One API (the default API) on stage `prod`; with `backend`, the host
@@ -743,4 +743,104 @@ fn mapped_host_replaces_and_connection_headers_stay_with_the_gateway() {
             "{h}: {all}"
         );
     }
+}
+
+/// API Gateway's ids on every answer, and X-Ray's trace header on the way
+/// to the backend: `x-amz-apigw-id` (16 characters of base64, the value of
+/// `$context.extendedRequestId`) on MOCK, proxied and gateway answers;
+/// `X-Amzn-Trace-Id: Root=1-{epoch}-{96 bits}` added to HTTP and
+/// HTTP_PROXY integration requests (a client's valid one kept as it came,
+/// an invalid one or an `_` spelling replaced), and echoed on MOCK and
+/// HTTP answers but not on HTTP_PROXY or gateway answers.
+#[test]
+fn api_gateway_ids_and_the_trace_header() {
+    let backend = Backend::start(Mode::Echo);
+    let uri = format!("http://{}", backend.addr);
+    let paths = format!(
+        r#"{{"/mock": {{"get": {mock}}}, "/proxy": {{"get": {proxy}}},
+            "/http": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "GET", "uri": "{uri}/http",
+                "responses": {{"default": {{"statusCode": "200"}}}}}}}}}}}}"#,
+        mock = mock_method(200, r#"{"ext": "$context.extendedRequestId"}"#),
+        proxy = proxy_method(&format!("{uri}/proxy"), ""),
+    );
+    let gw = prod_gateway(&paths, None);
+    let is_root = |v: &str| {
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let parts: Vec<&str> = v.strip_prefix("Root=1-").unwrap_or("").split('-').collect();
+        parts.len() == 2 && hex(parts[0], 8) && hex(parts[1], 24)
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    let mut seen = std::collections::HashSet::new();
+    for path in ["/prod/mock", "/prod/proxy", "/prod/http", "/prod/nope"] {
+        let r = get(gw.addr, path);
+        let id = r
+            .header("x-amz-apigw-id")
+            .unwrap_or_else(|| panic!("{path}"));
+        assert_eq!(id.len(), 16, "{path}: {id}");
+        assert!(id.ends_with('='), "{path}: {id}");
+        assert!(seen.insert(id.to_owned()), "{path}: {id} repeated");
+        match path {
+            "/prod/mock" => {
+                assert_eq!(r.json()["ext"], id);
+                let trace = r.header("x-amzn-trace-id").unwrap();
+                assert!(is_root(trace), "{trace}");
+                let epoch = u64::from_str_radix(&trace[7..15], 16).unwrap();
+                assert!(epoch.abs_diff(now) < 60, "{trace} vs {now}");
+            }
+            "/prod/proxy" => {
+                assert_eq!(r.header("x-amzn-trace-id"), None);
+                let sent = backend.last();
+                assert_eq!(sent.header_count("x-amzn-trace-id"), 1);
+                assert!(is_root(sent.header("x-amzn-trace-id").unwrap()));
+            }
+            "/prod/http" => {
+                let sent = backend.last();
+                let trace = sent.header("x-amzn-trace-id").unwrap();
+                assert!(is_root(trace), "{trace}");
+                assert_eq!(r.header("x-amzn-trace-id"), Some(trace));
+            }
+            _ => {
+                assert_eq!(r.status, 403);
+                assert_eq!(r.header("x-amzn-trace-id"), None);
+            }
+        }
+    }
+
+    // A client's trace header is kept as it came, once; one that is not
+    // a trace header, or spelled with `_`, is not passed on.
+    let theirs = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let r = get_with(
+        gw.addr,
+        "/prod/proxy",
+        &format!("X-Amzn-Trace-Id: {theirs}\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    let sent = backend.last();
+    assert_eq!(sent.header_count("x-amzn-trace-id"), 1);
+    assert_eq!(sent.header("x-amzn-trace-id"), Some(theirs));
+    let r = get_with(
+        gw.addr,
+        "/prod/http",
+        &format!("X-Amzn-Trace-Id: {theirs}\r\n"),
+    );
+    assert_eq!(backend.last().header("x-amzn-trace-id"), Some(theirs));
+    assert_eq!(r.header("x-amzn-trace-id"), Some(theirs));
+    let r = get_with(
+        gw.addr,
+        "/prod/proxy",
+        "X-Amzn-Trace-Id: not-a-trace\r\nX_Amzn_Trace_Id: Root=1-00000000-000000000000000000000000\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let sent = backend.last();
+    assert_eq!(sent.header_count("x-amzn-trace-id"), 1);
+    assert_eq!(sent.header_count("x_amzn_trace_id"), 0);
+    let trace = sent.header("x-amzn-trace-id").unwrap();
+    assert!(
+        is_root(trace) && !trace.contains("00000000-0000"),
+        "{trace}"
+    );
 }

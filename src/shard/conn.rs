@@ -883,7 +883,7 @@ impl Conn {
         );
         match produced {
             Ok(Produced::Full(reply)) => {
-                self.write_reply(&info, &reply, keep_alive);
+                self.write_reply(&info, &reply, keep_alive, !proxy);
                 keep_alive.keeps()
             }
             Ok(Produced::Stream(s)) => {
@@ -897,6 +897,7 @@ impl Conn {
                 let settings = snap.upstream;
                 Box::pin(self.stream_body(
                     &info, s.status, &s.headers, s.first, s.resp, s.timeout, keep_alive, &settings,
+                    !proxy,
                 ))
                 .await
             }
@@ -1210,8 +1211,15 @@ impl Conn {
         })
     }
 
-    /// Writes a whole response.
-    fn write_reply(&mut self, info: &RequestInfo<'_>, reply: &Reply, keep_alive: Persist) {
+    /// Writes a whole response; `echo_trace`: with the request's
+    /// `X-Amzn-Trace-Id` ([`trace_header`]).
+    fn write_reply(
+        &mut self,
+        info: &RequestInfo<'_>,
+        reply: &Reply,
+        keep_alive: Persist,
+        echo_trace: bool,
+    ) {
         let head_only = info.head.method() == Method::Head;
         self.rec.status = reply.status;
         self.rec.body_len = if head_only {
@@ -1266,11 +1274,18 @@ impl Conn {
         let separate =
             !head_only && body.len() >= SEPARATE_BODY && reply.status != 204 && reply.status != 304;
         let weak = compress.weak_etag(reply.headers.iter());
+        let trace = trace_header(info, echo_trace, reply.headers.iter());
         write_full_response(
             &mut self.out,
             reply.status,
             reply.content_type.as_deref().map(str::as_bytes),
-            compress.headers(reply.headers.iter(), weak.as_deref()),
+            compress
+                .headers(reply.headers.iter(), weak.as_deref())
+                .chain(
+                    trace
+                        .as_ref()
+                        .map(|t| (&b"X-Amzn-Trace-Id"[..], t.as_bytes())),
+                ),
             body,
             info.request_id,
             keep_alive,
@@ -1564,6 +1579,7 @@ impl Conn {
         read_timeout: std::time::Duration,
         mut keep_alive: Persist,
         settings: &crate::snapshot::UpstreamSettings,
+        echo_trace: bool,
     ) -> bool {
         let known_len = match resp.head.framing {
             crate::http::response::ResponseFraming::Length(n) => Some(n),
@@ -1590,6 +1606,9 @@ impl Conn {
         let weak = compress.weak_etag(headers.iter());
         for (n, v) in compress.headers(headers.iter(), weak.as_deref()) {
             write_header(&mut self.out, n, v);
+        }
+        if let Some(t) = trace_header(info, echo_trace, headers.iter()) {
+            write_header(&mut self.out, b"X-Amzn-Trace-Id", t.as_bytes());
         }
         match known_len {
             Some(n) => write_content_length(&mut self.out, n),
@@ -1942,6 +1961,19 @@ fn compression<'h>(
         coding: crate::http::encoding::negotiate(info.head.header_values("accept-encoding")),
         vary: !varies,
     }
+}
+
+/// The `X-Amzn-Trace-Id` a MOCK or HTTP method's answer carries (as API
+/// Gateway's, whose `HTTP_PROXY` answers carry the backend's headers and
+/// whose gateway responses carry none): the request's trace header, unless
+/// the answer's own headers have one.
+fn trace_header<'i, 'h>(
+    info: &RequestInfo<'i>,
+    echo_trace: bool,
+    mut headers: impl Iterator<Item = Header<'h>>,
+) -> Option<crate::integration::TraceId<'i>> {
+    (echo_trace && !headers.any(|(n, _)| n.eq_ignore_ascii_case(b"x-amzn-trace-id")))
+        .then(|| info.trace_id())
 }
 
 /// `$context.responseOverride.header.X` replaces header X.

@@ -139,7 +139,10 @@ impl EventValues<'_> {
             put("routeKey", self.route_key.to_owned());
             put("eventType", self.event.to_owned());
             put("requestId", self.request_id.to_owned());
-            put("extendedRequestId", self.request_id.to_owned());
+            put(
+                "extendedRequestId",
+                String::from_utf8_lossy(&crate::ids::extended_id(self.request_id)).into_owned(),
+            );
             put("stage", self.stage.name.clone());
             put("apiId", self.api_id.to_owned());
             put("identity.sourceIp", self.conn.source_ip.clone());
