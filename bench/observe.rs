@@ -2,8 +2,9 @@
 //! shard's metrics (series lookup, status class, two histogram
 //! observations), writing its access-log line into the shard's buffer
 //! (a JSON-shaped format with ten variables), and writing a whole response
-//! head and body. These run once per request on the shard, so their cost
-//! adds straight to the per-request budget.
+//! head and body; and the ids a request carries. These run once per
+//! request on the shard, so their cost adds straight to the per-request
+//! budget.
 //!
 //! Run: `cargo bench --bench observe -- --warm-up-time 1 --measurement-time 3`
 
@@ -124,5 +125,21 @@ fn response(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, metrics, access_log, response);
+/// The ids every request gets: its request id, the extended id every
+/// answer carries (`x-amz-apigw-id`) and the trace header an integration
+/// request carries (`X-Amzn-Trace-Id`), both derived from the request id.
+fn ids(c: &mut Criterion) {
+    c.bench_function("ids/request_id", |b| {
+        b.iter(|| black_box(tollgate::ids::new_request_id()))
+    });
+    let rid = "0f9c1d2e-8a7b-4c6d-9e0f-1a2b3c4d5e6f";
+    c.bench_function("ids/extended_id", |b| {
+        b.iter(|| black_box(tollgate::ids::extended_id(black_box(rid))))
+    });
+    c.bench_function("ids/trace_root", |b| {
+        b.iter(|| black_box(tollgate::ids::trace_root(black_box(rid), 1_795_000_000)))
+    });
+}
+
+criterion_group!(benches, metrics, access_log, response, ids);
 criterion_main!(benches);

@@ -32,12 +32,21 @@ pub fn new_request_id() -> [u8; 36] {
     uuid_v4(fastrand::u64(..), fastrand::u64(..))
 }
 
-/// The 16 bytes a request id's 32 hex digits spell (0 for anything else).
+/// The 16 bytes a request id's 32 hex digits spell, read from the
+/// positions [`uuid_v4`] writes them to (`8-4-4-4-12`; a digit that is not
+/// lowercase hex counts as 0).
 fn request_id_bytes(request_id: &str) -> [u8; 16] {
+    // Where each byte's two digits start in the 36-character form.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    let s = request_id.as_bytes();
+    let digit = |i: usize| match s.get(i) {
+        Some(c @ b'0'..=b'9') => c - b'0',
+        Some(c @ b'a'..=b'f') => c - b'a' + 10,
+        _ => 0,
+    };
     let mut bytes = [0u8; 16];
-    let digits = request_id.bytes().filter_map(|c| (c as char).to_digit(16));
-    for (i, d) in digits.take(32).enumerate() {
-        bytes[i / 2] |= (d as u8) << if i % 2 == 0 { 4 } else { 0 };
+    for (b, &at) in bytes.iter_mut().zip(&AT) {
+        *b = (digit(at) << 4) | digit(at + 1);
     }
     bytes
 }
@@ -70,15 +79,15 @@ pub fn trace_root(request_id: &str, epoch_secs: u64) -> [u8; 40] {
     id.copy_from_slice(&b[4..]);
     id[2] ^= b[0];
     id[4] ^= b[1];
-    let mut out = [0u8; 40];
-    out[..7].copy_from_slice(b"Root=1-");
-    let secs = (epoch_secs as u32).to_be_bytes();
-    for (i, byte) in secs.iter().chain(id.iter()).enumerate() {
-        let at = 7 + 2 * i + usize::from(i >= 4);
-        out[at] = HEX[(byte >> 4) as usize];
-        out[at + 1] = HEX[(byte & 0xf) as usize];
-    }
-    out[15] = b'-';
+    let mut out = *b"Root=1-00000000-000000000000000000000000";
+    let hex = |dst: &mut [u8], src: &[u8]| {
+        for (pair, byte) in dst.chunks_exact_mut(2).zip(src) {
+            pair[0] = HEX[(byte >> 4) as usize];
+            pair[1] = HEX[(byte & 0xf) as usize];
+        }
+    };
+    hex(&mut out[7..15], &(epoch_secs as u32).to_be_bytes());
+    hex(&mut out[16..], &id);
     out
 }
 
