@@ -61,6 +61,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (stderr a dead pipe or a full
+        // disk) is lost. The subscriber's own report of it goes through
+        // `eprintln!`, which panics on the same stderr: in a shard, that
+        // took the connection and then the shard down.
+        .log_internal_errors(false)
         .init();
     match cli.command {
         Command::Check { config } => check(&config),
@@ -68,6 +73,16 @@ fn main() -> ExitCode {
         Command::FlushCache { config, api, stage } => flush_cache(&config, &api, &stage),
         Command::Template(args) => tollgate::template_cli::run(&args),
     }
+}
+
+/// `eprintln!` that cannot panic: a message that cannot be written to
+/// stderr (a dead pipe, a full disk) is lost, and the command goes on to
+/// its exit status.
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
 }
 
 /// `println!` for command output. A reader that went away (`tollgate check
@@ -87,7 +102,7 @@ fn say_line(args: std::fmt::Arguments<'_>) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        eprintln!("error: cannot write to stdout: {e}");
+        complain!("error: cannot write to stdout: {e}");
         std::process::exit(1);
     }
 }
@@ -102,9 +117,9 @@ fn load_config(
         Ok(x) => Some(x),
         Err(e) => {
             for w in &e.warnings {
-                eprintln!("warning: {w}");
+                complain!("warning: {w}");
             }
-            eprintln!("error: {e}");
+            complain!("error: {e}");
             None
         }
     }
@@ -135,7 +150,7 @@ fn check(config: &std::path::Path) -> ExitCode {
         let (store, state) = match tollgate::admin::Admin::inspect(admin) {
             Ok(x) => x,
             Err(e) => {
-                eprintln!("error: admin state: {e}");
+                complain!("error: admin state: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -146,9 +161,9 @@ fn check(config: &std::path::Path) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => {
                     for w in &e.warnings {
-                        eprintln!("warning: {w}");
+                        complain!("warning: {w}");
                     }
-                    eprintln!("error: admin state in {}: {e}", admin.state_dir.display());
+                    complain!("error: admin state in {}: {e}", admin.state_dir.display());
                     return ExitCode::FAILURE;
                 }
             };
@@ -288,7 +303,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     let signals = match caught_signals() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot install signal handlers: {e}");
+            complain!("error: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -307,7 +322,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         match tollgate::admin::Admin::open(admin) {
             Ok(x) => admin_store = Some(x),
             Err(e) => {
-                eprintln!("error: admin state: {e}");
+                complain!("error: admin state: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -315,7 +330,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     // Usage-plan quota counts survive restarts: read them, save them
     // every few seconds and at exit.
     if let Err(e) = registry.load_quotas(&loaded.settings.limits.quota_file) {
-        eprintln!("error: quota state: {e}");
+        complain!("error: quota state: {e}");
         return ExitCode::FAILURE;
     }
     let saver = registry.clone();
@@ -330,7 +345,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
     let shards = match shards_arg.map(parse_shards) {
         Some(Ok(s)) => s,
         Some(Err(e)) => {
-            eprintln!("error: --shards: {e}");
+            complain!("error: --shards: {e}");
             return ExitCode::FAILURE;
         }
         None => snap.server.shards,
@@ -340,14 +355,14 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         Shards::Count(n) => n,
     };
     if let Err(e) = tollgate::preflight::check(shards, snap.server.io_memory) {
-        eprintln!("error: {e}");
+        complain!("error: {e}");
         return ExitCode::FAILURE;
     }
     if let Some(addr) = snap.demo_backend {
         match tollgate::demo::start(addr) {
             Ok(a) => tracing::info!(addr = %a, "demo PetStore backend listening"),
             Err(e) => {
-                eprintln!("error: demo_backend: cannot bind {addr}: {e}");
+                complain!("error: demo_backend: cannot bind {addr}: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -364,7 +379,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
             snap = match tollgate::control::build_snapshot(&loaded, &extra, &registry, &mut diags) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("error: admin state in {}: {e}", admin.state_dir.display());
+                    complain!("error: admin state in {}: {e}", admin.state_dir.display());
                     return ExitCode::FAILURE;
                 }
             };
@@ -390,7 +405,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
             registry.permits.clone(),
         );
         if let Err(e) = agent.start() {
-            eprintln!("error: cannot start the cluster agent: {e}");
+            complain!("error: cannot start the cluster agent: {e}");
             return ExitCode::FAILURE;
         }
         tracing::info!(redis = %cluster.redis, "account limits shared through Redis");
@@ -409,17 +424,17 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
         match tollgate::admin::start(&settings, admin) {
             Ok(a) => tracing::info!(addr = %a, "admin API listening"),
             Err(e) => {
-                eprintln!("error: admin: cannot bind {}: {e}", settings.listen);
+                complain!("error: admin: cannot bind {}: {e}", settings.listen);
                 return ExitCode::FAILURE;
             }
         }
     }
     if let Err(e) = registry.logs.start() {
-        eprintln!("error: cannot start the access-log writer: {e}");
+        complain!("error: cannot start the access-log writer: {e}");
         return ExitCode::FAILURE;
     }
     if let Err(e) = start_signal_thread(signals, control.clone(), registry.logs.clone()) {
-        eprintln!("error: cannot install signal handlers: {e}");
+        complain!("error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
     let result = tollgate::shard::run(publisher, shards, resolver, |started| {
@@ -442,7 +457,7 @@ fn serve(config: &std::path::Path, shards_arg: Option<&str>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            complain!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -506,12 +521,12 @@ fn flush_cache(config: &std::path::Path, api: &str, stage: &str) -> ExitCode {
     let loaded = match tollgate::config::load_with_sources(config, &registry) {
         Ok((l, _)) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            complain!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
     let Some(admin) = &loaded.settings.admin else {
-        eprintln!("error: the config has no [admin] section: there is no admin API to ask");
+        complain!("error: the config has no [admin] section: there is no admin API to ask");
         return ExitCode::FAILURE;
     };
     let Some(cred) = loaded
@@ -520,7 +535,7 @@ fn flush_cache(config: &std::path::Path, api: &str, stage: &str) -> ExitCode {
         .iter()
         .find(|c| c.permissions.admin)
     else {
-        eprintln!("error: no credential with the `admin` permission in the config");
+        complain!("error: no credential with the `admin` permission in the config");
         return ExitCode::FAILURE;
     };
     let path = format!("/restapis/{api}/stages/{stage}/cache/data");
@@ -560,13 +575,13 @@ fn flush_cache(config: &std::path::Path, api: &str, stage: &str) -> ExitCode {
             ) {
                 Ok(a) => format!("{a}\r\nX-Amz-Date: {amz}"),
                 Err(e) => {
-                    eprintln!("error: cannot sign: {e:?}");
+                    complain!("error: cannot sign: {e:?}");
                     return ExitCode::FAILURE;
                 }
             }
         }
         _ => {
-            eprintln!("error: the admin credential has no token or access key");
+            complain!("error: the admin credential has no token or access key");
             return ExitCode::FAILURE;
         }
     };
@@ -589,12 +604,12 @@ fn flush_cache(config: &std::path::Path, api: &str, stage: &str) -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-                eprintln!("error: {status_line}: {body}");
+                complain!("error: {status_line}: {body}");
                 ExitCode::FAILURE
             }
         }
         Err(e) => {
-            eprintln!("error: cannot reach the admin API at {}: {e}", admin.listen);
+            complain!("error: cannot reach the admin API at {}: {e}", admin.listen);
             ExitCode::FAILURE
         }
     }

@@ -974,3 +974,135 @@ fn debug_logging_names_every_refused_request() {
     }
     assert!(gw.log_count("request refused") >= 2, "{:?}", gw.log());
 }
+
+/// Logging to a stderr that fails (a log shipper's pipe that died, a full
+/// disk) loses the log lines, not the gateway: with the pipe's reader
+/// gone after start-up, a failing integration still gets its 504 (it is
+/// logged as a warning), every shard still answers, and SIGTERM still
+/// stops the gateway with status 0. The same with stderr on `/dev/full`
+/// from the start (where the first log line used to end the process with
+/// a panic).
+#[test]
+fn a_failing_stderr_loses_log_lines_not_requests() {
+    let paths = format!(
+        r#"{{"/mock": {{"get": {}}}, "/down": {{"get": {}}}}}"#,
+        mock_method(200, "ok"),
+        // Nothing listens on port 1: INTEGRATION_FAILURE, logged.
+        proxy_method("http://127.0.0.1:1/x", "")
+    );
+    let (dir, config) = Gateway::builder()
+        .api("a", &swagger(&paths))
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .write();
+    let check = |addr: SocketAddr| {
+        for _ in 0..3 {
+            let r = RawClient::connect(addr)
+                .request(b"GET /prod/down HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            assert_eq!(r.status, 504);
+        }
+        // Many connections: both shards answer.
+        for _ in 0..40 {
+            let r = RawClient::connect(addr)
+                .request(b"GET /prod/mock HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            assert_eq!(r.status, 200);
+        }
+    };
+    let stop = |child: &mut std::process::Child| {
+        let pid = child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                panic!("the gateway did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // A pipe whose reader goes away once the gateway listens.
+    let mut child = Command::new(support::gateway::bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--shards", "2"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("a listening line").unwrap();
+            if let Some(a) = line
+                .split("addr=")
+                .nth(1)
+                .filter(|_| line.contains("tollgate listening"))
+            {
+                break a.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        }
+        // The reader is dropped here: the gateway's next line meets EPIPE.
+    };
+    check(addr);
+    assert_eq!(stop(&mut child).code(), Some(0));
+
+    // stderr on a full device from the start: no listening line to read;
+    // the port is the one the process listens on (from /proc).
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut child = Command::new(support::gateway::bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        assert_eq!(child.try_wait().unwrap(), None, "the gateway exited");
+        if let Some(p) = listening_port(child.id()) {
+            break p;
+        }
+        assert!(Instant::now() < until, "the gateway never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    check(SocketAddr::from(([127, 0, 0, 1], port)));
+    assert_eq!(stop(&mut child).code(), Some(0));
+    drop(dir);
+}
+
+/// The TCP port process `pid` listens on, from `/proc`: its socket
+/// descriptors' inodes matched against `/proc/net/tcp`'s listening rows.
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|row| {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        // local_address is HEXIP:HEXPORT, st 0A is LISTEN, inode is col 9.
+        (cols.len() > 9 && cols[3] == "0A" && inodes.iter().any(|i| i == cols[9]))
+            .then(|| u16::from_str_radix(cols[1].split(':').nth(1)?, 16).ok())
+            .flatten()
+    })
+}

@@ -266,7 +266,23 @@ pub fn run(
             let resolver = resolver.clone();
             let bound_tx = bound_tx.clone();
             let index = next_index.fetch_add(1, Ordering::Relaxed);
-            async move { shard_main(index, publisher, resolver, addr, tls_addr, bound_tx).await }
+            async move {
+                use futures_util::FutureExt;
+                let shard = shard_main(index, publisher, resolver, addr, tls_addr, bound_tx);
+                // A panic that escapes a shard (a bug: each connection
+                // contains its own) ends the process for its supervisor
+                // to restart, rather than leave it serving on fewer
+                // shards, with that shard's WebSocket connections and
+                // metrics gone and a drain that waits for it.
+                if std::panic::AssertUnwindSafe(shard)
+                    .catch_unwind()
+                    .await
+                    .is_err()
+                {
+                    tracing::error!(shard = index, "a shard panicked; the gateway exits");
+                    std::process::exit(70);
+                }
+            }
         })
         .map_err(|e| RuntimeError::Executors(e.to_string()))?;
 
