@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -636,85 +636,181 @@ impl Sinks {
     }
 }
 
-enum Open {
-    Stdout,
-    File(std::io::BufWriter<std::fs::File>),
-    Failed,
+/// Where one destination's lines go, and what waits to be written there.
+struct Sink {
+    out: Out,
+    /// Lines gathered for one write (batches from every shard).
+    buf: Vec<u8>,
+    /// How many lines `buf` holds: what a failed write loses.
+    lines: u64,
+    /// A failed write left a part of a line in the file: the next write
+    /// starts on a new line, so the lines after it stay whole.
+    torn: bool,
+    /// Lines lost since the last error line about this destination.
+    lost: u64,
+    last_report: Option<Instant>,
 }
 
-fn open(target: &Target) -> Open {
-    match target {
-        Target::Stdout => Open::Stdout,
-        Target::File(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(f) => Open::File(std::io::BufWriter::with_capacity(64 * 1024, f)),
-            Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "cannot open the access log");
-                Open::Failed
+enum Out {
+    Stdout,
+    File(std::fs::File),
+    /// Not open (failed; tried again with the next write).
+    Closed,
+}
+
+/// What is gathered before a write: the writes are few, and a failure
+/// loses at most this much.
+const WRITE_BYTES: usize = 64 * 1024;
+
+/// Error lines about one destination: at most one per this interval, with
+/// the count of lines lost since the last.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+impl Sink {
+    fn new() -> Sink {
+        Sink {
+            out: Out::Closed,
+            buf: Vec::new(),
+            lines: 0,
+            torn: false,
+            lost: 0,
+            last_report: None,
+        }
+    }
+
+    fn open(&mut self, target: Option<&Target>) -> Result<(), String> {
+        if !matches!(self.out, Out::Closed) {
+            return Ok(());
+        }
+        self.out = match target {
+            Some(Target::Stdout) => Out::Stdout,
+            Some(Target::File(path)) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(Out::File)
+                .map_err(|e| format!("cannot open: {e}"))?,
+            None => return Err("no such destination".into()),
+        };
+        Ok(())
+    }
+
+    /// Writes what is gathered. On an error every line of it is lost,
+    /// counted in `write_errors` and reported (at most every
+    /// [`REPORT_EVERY`]), and the file is opened again for the next write.
+    fn flush(&mut self, sinks: &Sinks, id: u32) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let target = sinks.target(id);
+        let result = self.open(target.as_ref()).and_then(|()| {
+            if self.torn {
+                self.buf.insert(0, b'\n');
             }
-        },
+            let mut written = 0;
+            let r = write_fully(&mut self.out, &self.buf, &mut written);
+            // Part of the gathered lines went out: the file now ends
+            // inside a line (unless the part ended at a line's end).
+            // Nothing written: it ends where it ended.
+            if r.is_ok() {
+                self.torn = false;
+            } else if written > 0 {
+                self.torn = self.buf[written - 1] != b'\n';
+            }
+            r.map_err(|e| format!("write failed: {e}"))
+        });
+        let lines = std::mem::take(&mut self.lines);
+        self.buf.clear();
+        if let Err(why) = result {
+            self.out = Out::Closed;
+            sinks.write_errors.fetch_add(lines, Ordering::Relaxed);
+            self.lost += lines;
+            let due = self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
+            if due {
+                let destination = match &target {
+                    Some(Target::File(p)) => p.display().to_string(),
+                    _ => "standard output".to_owned(),
+                };
+                tracing::error!(
+                    access_log = %destination,
+                    lines_lost = self.lost,
+                    "access log {why}"
+                );
+                self.lost = 0;
+                self.last_report = Some(Instant::now());
+            }
+        }
     }
 }
 
+fn write_fully(out: &mut Out, mut data: &[u8], written: &mut usize) -> std::io::Result<()> {
+    while !data.is_empty() {
+        let n = match out {
+            Out::Stdout => std::io::stdout().lock().write(data),
+            Out::File(f) => f.write(data),
+            Out::Closed => return Err(std::io::ErrorKind::NotConnected.into()),
+        };
+        match n {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                *written += n;
+                data = &data[n..];
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if let Out::Stdout = out {
+        std::io::stdout().lock().flush()?;
+    }
+    Ok(())
+}
+
 fn writer(sinks: &Sinks, rx: &Receiver<Msg>) {
-    let mut files: HashMap<u32, Open> = HashMap::new();
+    let mut open: HashMap<u32, Sink> = HashMap::new();
     loop {
         if sinks.reopen.swap(false, Ordering::AcqRel) {
-            flush_all(sinks, &mut files);
-            files.clear();
+            flush_all(sinks, &mut open);
+            for s in open.values_mut() {
+                s.out = Out::Closed;
+                s.torn = false;
+            }
             tracing::info!("access logs reopened");
         }
         let msg = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => m,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                flush_all(sinks, &mut files);
+                flush_all(sinks, &mut open);
                 continue;
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                flush_all(sinks, &mut open);
+                return;
+            }
         };
         match msg {
             Msg::Lines(b) => {
-                let f = files
-                    .entry(b.sink)
-                    .or_insert_with(|| match sinks.target(b.sink) {
-                        Some(t) => open(&t),
-                        None => Open::Failed,
-                    });
-                let ok = match f {
-                    Open::Stdout => std::io::stdout().lock().write_all(&b.data).is_ok(),
-                    Open::File(w) => w.write_all(&b.data).is_ok(),
-                    Open::Failed => false,
-                };
-                if !ok {
-                    sinks.write_errors.fetch_add(b.lines, Ordering::Relaxed);
-                    // Try to open again with the next batch.
-                    files.remove(&b.sink);
+                let s = open.entry(b.sink).or_insert_with(Sink::new);
+                s.buf.extend_from_slice(&b.data);
+                s.lines += b.lines;
+                if s.buf.len() >= WRITE_BYTES {
+                    s.flush(sinks, b.sink);
                 }
                 if rx.is_empty() {
-                    flush_all(sinks, &mut files);
+                    flush_all(sinks, &mut open);
                 }
             }
             Msg::Sync(done) => {
-                flush_all(sinks, &mut files);
+                flush_all(sinks, &mut open);
                 let _ = done.send(());
             }
         }
     }
 }
 
-fn flush_all(sinks: &Sinks, files: &mut HashMap<u32, Open>) {
-    for f in files.values_mut() {
-        let ok = match f {
-            Open::Stdout => std::io::stdout().lock().flush().is_ok(),
-            Open::File(w) => w.flush().is_ok(),
-            Open::Failed => true,
-        };
-        if !ok {
-            sinks.write_errors.fetch_add(1, Ordering::Relaxed);
-        }
+fn flush_all(sinks: &Sinks, open: &mut HashMap<u32, Sink>) {
+    for (&id, s) in open.iter_mut() {
+        s.flush(sinks, id);
     }
 }
 

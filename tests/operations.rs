@@ -1106,3 +1106,62 @@ fn listening_port(pid: u32) -> Option<u16> {
             .flatten()
     })
 }
+
+/// Access-log lines that cannot be written are counted one by one in
+/// `tollgate_access_log_write_errors_total` (the metric's help: lines
+/// lost) and reported on the diagnostic log, and the count holds still
+/// while no request comes: for a file that refuses every write (a full
+/// disk: `/dev/full`) and for one that cannot be opened (its directory
+/// removed after start). The count went up once per flush attempt, every 200 ms, and
+/// nothing was logged.
+#[test]
+fn lost_access_log_lines_are_counted_and_reported() {
+    let format = "$context.requestId $context.status";
+    let builder = Gateway::builder()
+        .shards(2)
+        .admin()
+        .api("a", &swagger(&format!(r#"{{"/m": {{"get": {}}}}}"#, mock_method(200, "ok"))))
+        .default_api("a")
+        .extra(&format!(
+            "[[stages]]\napi = \"a\"\nname = \"full\"\naccess_log = {{ path = \"full.log\", format = '{format}' }}\n\
+             [[stages]]\napi = \"a\"\nname = \"gone\"\naccess_log = {{ path = \"logs/gone.log\", format = '{format}' }}\n"
+        ));
+    let (dir, config) = builder.write();
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("full.log")).unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let gw = support::gateway::start_with_config(dir, &config, &[]);
+    std::fs::remove_dir(gw.dir.path().join("logs")).unwrap();
+    let admin = gw.admin.unwrap();
+    let lost = || sample(&scrape(admin).1, "tollgate_access_log_write_errors_total{}");
+    assert_eq!(lost(), 0.0);
+
+    for (stage, n) in [("full", 37), ("gone", 5)] {
+        for _ in 0..n {
+            assert_eq!(get(&gw, &format!("/{stage}/m"), "").status, 200);
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while lost() < 42.0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(lost(), 42.0);
+    // Nothing more is lost while nothing is logged.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(lost(), 42.0);
+    assert!(
+        gw.wait_log("access log write failed", 1, Duration::from_secs(5)),
+        "{:?}",
+        gw.log()
+    );
+    assert!(
+        gw.wait_log("access log cannot open", 1, Duration::from_secs(5)),
+        "{:?}",
+        gw.log()
+    );
+    let line = gw
+        .log()
+        .into_iter()
+        .find(|l| l.contains("full.log"))
+        .unwrap();
+    assert!(line.contains("lines_lost"), "{line}");
+}
