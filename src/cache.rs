@@ -278,23 +278,40 @@ impl ShardCache {
         now: u64,
         usable: impl Fn(&Entry) -> bool,
     ) -> Option<Arc<Entry>> {
+        self.lookup(stage, shards, key, now, usable, true)
+    }
+
+    /// [`ShardCache::get`], counting a miss only with `count_miss`: a
+    /// request that waits for another's fetch of the key looks again once
+    /// it is done, and only that second look counts (a hit if the fetch
+    /// was cached), so hits and misses add up to the requests.
+    pub fn lookup(
+        &mut self,
+        stage: &StageCache,
+        shards: usize,
+        key: &str,
+        now: u64,
+        usable: impl Fn(&Entry) -> bool,
+        count_miss: bool,
+    ) -> Option<Arc<Entry>> {
         let p = self.partition(stage, shards)?;
+        let miss = u64::from(count_miss);
         match p.cache.get(key) {
             Some(e) if e.expires > now && !e.is_tombstone() && usable(e) => {
                 p.hits += 1;
                 Some(e.clone())
             }
             Some(e) if e.expires > now => {
-                p.misses += 1;
+                p.misses += miss;
                 None
             }
             Some(_) => {
                 p.cache.remove(key);
-                p.misses += 1;
+                p.misses += miss;
                 None
             }
             None => {
-                p.misses += 1;
+                p.misses += miss;
                 None
             }
         }

@@ -699,6 +699,36 @@ fn cache_metrics_per_stage() {
         ),
         2.0
     );
+
+    // Ten concurrent misses of one key on one shard: one fetch, the nine
+    // that waited for it are hits. Hits and misses add up to the requests
+    // (the waiters were counted as a miss and a hit each: 19 for 10).
+    let slow = Backend::start(Mode::Slow(Duration::from_millis(400)));
+    let gw = Gateway::builder()
+        .shards(1)
+        .api("shop", &shop_doc(slow.addr))
+        .default_api("shop")
+        .extra("[[stages]]\napi = \"shop\"\nname = \"prod\"\ncache = { ttl_seconds = 60 }\n")
+        .admin()
+        .start();
+    let addr = gw.addr;
+    let clients: Vec<_> = (0..10)
+        .map(|_| {
+            std::thread::spawn(move || {
+                RawClient::connect(addr)
+                    .request(b"GET /prod/items/9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .status
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    assert_eq!(slow.request_count(), 1);
+    let (_, s) = scrape(gw.admin.unwrap());
+    let hits = sample(&s, &format!("tollgate_cache_hits_total{{{stage}}}"));
+    let misses = sample(&s, &format!("tollgate_cache_misses_total{{{stage}}}"));
+    assert_eq!((hits, misses), (9.0, 1.0));
 }
 
 #[test]

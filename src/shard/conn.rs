@@ -1000,17 +1000,21 @@ impl Conn {
         let usable = |e: &crate::cache::Entry| e.varies_with(|name| joined_header(info.head, name));
         if !invalidate {
             let now = crate::limit::clock_ns();
-            if let Some(hit) = self
-                .shard
-                .cache
-                .borrow_mut()
-                .get(sc, shards, &key, now, usable)
-            {
+            // Another request may be fetching this key: then a miss now is
+            // not counted, the look after the wait is.
+            let waiting = self.shard.pending.borrow().get(&key).cloned();
+            if let Some(hit) = self.shard.cache.borrow_mut().lookup(
+                sc,
+                shards,
+                &key,
+                now,
+                usable,
+                waiting.is_none(),
+            ) {
                 return Ok(Ok(Produced::Full(Reply::from_entry(&hit, warning))));
             }
             // Another request is fetching this key: wait for it (bounded),
             // then look again; if it is still missing, fetch ourselves.
-            let waiting = self.shard.pending.borrow().get(&key).cloned();
             if let Some(sem) = waiting {
                 let wait = integration.timeout.min(std::time::Duration::from_secs(10));
                 let _ = self
