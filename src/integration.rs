@@ -868,7 +868,10 @@ pub fn build_upstream_request(
     if proxy {
         let connection_tokens: Vec<&[u8]> =
             crate::http::request::list_elements(info.head.header_values("connection")).collect();
+        // The client's X-Forwarded-For lines, in order: repeated lines
+        // are one list (RFC 9110 §5.3), extended by the gateway's hop.
         let mut xff: Option<&[u8]> = None;
+        let mut xff_more: Vec<&[u8]> = Vec::new();
         for (name, value) in info.head.headers() {
             if name.eq_ignore_ascii_case(b"host")
                 || name.eq_ignore_ascii_case(b"expect")
@@ -898,13 +901,17 @@ pub fn build_upstream_request(
                 continue;
             }
             if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-                xff = Some(value);
+                if xff.is_none() {
+                    xff = Some(value);
+                } else {
+                    xff_more.push(value);
+                }
                 continue;
             }
             write_header(out, name, value);
         }
         out.extend_from_slice(b"X-Forwarded-For: ");
-        if let Some(prev) = xff {
+        for prev in xff.into_iter().chain(xff_more).filter(|v| !v.is_empty()) {
             out.extend_from_slice(prev);
             out.extend_from_slice(b", ");
         }

@@ -77,6 +77,20 @@ fn http_proxy_passes_method_path_query_headers_and_body() {
     assert_eq!(rec.header("connection"), None);
     assert_eq!(rec.header_count("host"), 1);
     assert!(rec.header("x-amzn-requestid").is_some());
+
+    // Repeated X-Forwarded-For lines are one list (RFC 9110 §5.3): every
+    // hop is kept, in order, and the gateway's added (the last line alone
+    // was kept). An empty line adds nothing.
+    let r = RawClient::connect(gw.addr).request(
+        b"GET /prod/api/x HTTP/1.1\r\nHost: c\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For:\r\nX-Forwarded-For: 10.1.1.1, 10.2.2.2\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let rec = backend.last();
+    assert_eq!(rec.header_count("x-forwarded-for"), 1);
+    assert_eq!(
+        rec.header("x-forwarded-for"),
+        Some("203.0.113.7, 10.1.1.1, 10.2.2.2, 127.0.0.1")
+    );
 }
 
 /// `http://${stageVariables.url}` with a path and query in the value (the
