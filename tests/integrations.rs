@@ -858,3 +858,39 @@ fn api_gateway_ids_and_the_trace_header() {
         "{trace}"
     );
 }
+
+/// On a dual-stack listener (`[::]`) an IPv4 client is its IPv4 address
+/// in `$context.identity.sourceIp` and `X-Forwarded-For`, as on an IPv4
+/// listener (it was `::ffff:127.0.0.1`). Skipped where the test itself
+/// cannot listen on IPv6.
+#[test]
+fn ipv4_clients_of_a_dual_stack_listener_are_ipv4() {
+    if std::net::TcpListener::bind("[::]:0").is_err() {
+        eprintln!("no IPv6 here: skipped");
+        return;
+    }
+    let backend = Backend::start(Mode::Echo);
+    let paths = format!(
+        r#"{{"/ip": {{"get": {}}}, "/proxy": {{"get": {}}}}}"#,
+        mock_method(200, r#"{"ip": "$context.identity.sourceIp"}"#),
+        proxy_method(&format!("http://{}/p", backend.addr), "")
+    );
+    let (dir, config) = Gateway::builder()
+        .api("a", &swagger(&paths))
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .write();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("listen = \"127.0.0.1:0\"", "listen = \"[::]:0\"", 1);
+    std::fs::write(&config, text).unwrap();
+    let gw = support::gateway::start_with_config(dir, &config, &[]);
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], gw.addr.port()));
+    let r = get(v4, "/prod/ip");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["ip"], "127.0.0.1");
+    assert_eq!(get(v4, "/prod/proxy").status, 200);
+    assert_eq!(backend.last().header("x-forwarded-for"), Some("127.0.0.1"));
+    // An IPv6 client stays IPv6.
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, gw.addr.port()));
+    assert_eq!(get(v6, "/prod/ip").json()["ip"], "::1");
+}

@@ -37,11 +37,15 @@ use crate::integration::{
 use crate::router::Captures;
 use crate::snapshot::{Binding, IntegrationKind, Snapshot};
 
-/// Socket options every client connection gets; returns the peer.
+/// Socket options every client connection gets; returns the peer. An
+/// IPv4 client of a dual-stack listener (`[::]`) is its IPv4 address
+/// (`127.0.0.1`, not `::ffff:127.0.0.1`), as it would be on an IPv4
+/// listener: in `sourceIp`, `X-Forwarded-For` and the access log.
 fn prepare(shard: &Shard, stream: &TcpStream) -> SocketAddr {
     let peer = stream
         .peer_addr()
         .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let _ = stream.set_nodelay(true);
     let write_timeout = shard.snapshot().server.limits.write_timeout;
     let _ = stream.set_write_timeout(Some(write_timeout));
