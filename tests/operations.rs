@@ -30,6 +30,20 @@ fn get(gw: &Gateway, path: &str, headers: &str) -> Response {
     )
 }
 
+/// `tollgate serve --config config` (with `extra` arguments) at log level
+/// info, its standard error going to `stderr`, standard output discarded.
+fn spawn_serve(config: &std::path::Path, extra: &[&str], stderr: Stdio) -> std::process::Child {
+    Command::new(support::gateway::bin())
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// Parses OpenMetrics text with `prometheus_client` (Python) and returns
 /// every sample as `name{labels}` → value, labels sorted. `None` when the
 /// parser is not installed.
@@ -908,14 +922,7 @@ fn signals_during_start_up_wait_for_the_gateway() {
         .stage("a", "prod", &[])
         .default_api("a")
         .write();
-    let mut child = Command::new(support::gateway::bin())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&config, &[], Stdio::piped());
     let pid = child.id().to_string();
     // Past the dynamic loader, into the config load (4,000 paths take
     // several times this long to compile).
@@ -1059,15 +1066,7 @@ fn a_failing_stderr_loses_log_lines_not_requests() {
     };
 
     // A pipe whose reader goes away once the gateway listens.
-    let mut child = Command::new(support::gateway::bin())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--shards", "2"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&config, &["--shards", "2"], Stdio::piped());
     let addr: SocketAddr = {
         use std::io::BufRead;
         let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
@@ -1092,14 +1091,7 @@ fn a_failing_stderr_loses_log_lines_not_requests() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let mut child = Command::new(support::gateway::bin())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(full)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&config, &[], full.into());
     let until = Instant::now() + Duration::from_secs(30);
     let port = loop {
         assert_eq!(child.try_wait().unwrap(), None, "the gateway exited");
