@@ -33,16 +33,22 @@ fn inflate(data: &[u8]) -> Vec<u8> {
 
 /// `/big` and `/small` MOCK (2,000 and 100 bytes), `/encoded` proxied to a
 /// backend that gzips itself, `/large` proxied to a 600 KiB body (streamed);
-/// each for GET and HEAD.
+/// each for GET and HEAD; `/hlarge`, a HEAD whose HTTP integration GETs
+/// the 600 KiB body.
 fn gateway(encoded: &Backend, large: &Backend) -> Gateway {
     let big = "x".repeat(2000);
     let small = "y".repeat(100);
+    let http_get = format!(
+        r#"{{"x-amazon-apigateway-integration": {{"type": "http", "httpMethod": "GET", "uri": "http://{}/", "responses": {{"default": {{"statusCode": "200"}}}}}}}}"#,
+        large.addr
+    );
     let paths = format!(
-        r#"{{"/big": {{"get": {b}, "head": {b}}}, "/small": {{"get": {s}, "head": {s}}}, "/encoded": {{"get": {e}, "head": {e}}}, "/large": {{"get": {l}, "head": {l}}}}}"#,
+        r#"{{"/big": {{"get": {b}, "head": {b}}}, "/small": {{"get": {s}, "head": {s}}}, "/encoded": {{"get": {e}, "head": {e}}}, "/large": {{"get": {l}, "head": {l}}}, "/hlarge": {{"head": {h}}}}}"#,
         b = mock_method(200, &big),
         s = mock_method(200, &small),
         e = proxy_method(&format!("http://{}/", encoded.addr), ""),
         l = proxy_method(&format!("http://{}/", large.addr), ""),
+        h = http_get,
     );
     let doc = swagger_with(
         &paths,
@@ -433,4 +439,19 @@ fn head_answers_vary_as_their_get_would() {
     let r = head("/prod/small");
     assert_eq!(r.header("vary"), None);
     assert_eq!(r.header("content-length"), Some("100"));
+
+    // A HEAD whose integration GETs a body too large to buffer: the head
+    // only, then the next response on the same connection (the body was
+    // sent after the head, read as the next response's start).
+    for coding in ["", "Accept-Encoding: gzip\r\n"] {
+        let mut c = RawClient::connect(gw.addr);
+        c.send(format!("HEAD /prod/hlarge HTTP/1.1\r\nHost: a\r\n{coding}\r\n").as_bytes());
+        let r = c.read_response(true);
+        assert_eq!(r.status, 200, "{coding}");
+        assert_eq!(r.header("content-encoding"), None, "{coding}");
+        assert_eq!(r.header("content-length"), Some("614400"), "{coding}");
+        let r = c.request(b"GET /prod/small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.status, 200, "{coding}");
+        assert_eq!(r.body, vec![b'y'; 100], "{coding}");
+    }
 }

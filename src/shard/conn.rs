@@ -1593,6 +1593,11 @@ impl Conn {
             crate::http::response::ResponseFraming::Length(n) => Some(n),
             _ => None,
         };
+        // A HEAD whose integration GETs a large body (a non-proxy method):
+        // the head of the answer only (RFC 9110 §9.3.2), the backend's
+        // length if it gave one; the body is left unread and its
+        // connection closed.
+        let head_only = info.head.method() == Method::Head;
         // Compressed as it streams (a length not known counts as large:
         // the body is streamed because it is); its length is then unknown.
         let compress = compression(
@@ -1601,10 +1606,15 @@ impl Conn {
             known_len.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             headers.iter(),
         );
+        let compress = Compress {
+            coding: compress.coding.filter(|_| !head_only),
+            ..compress
+        };
         let mut encoder = compress.coding.map(crate::http::encoding::Encoder::new);
         let known_len = known_len.filter(|_| encoder.is_none());
-        let chunked = known_len.is_none() && info.head.info.version == Version::Http11;
-        if known_len.is_none() && !chunked {
+        let chunked =
+            known_len.is_none() && info.head.info.version == Version::Http11 && !head_only;
+        if known_len.is_none() && !chunked && !head_only {
             // An HTTP/1.0 client: the body ends when we close.
             keep_alive = Persist::Close;
         }
@@ -1626,6 +1636,10 @@ impl Conn {
             None => {}
         }
         self.out.extend_from_slice(b"\r\n");
+        if head_only {
+            drop(resp);
+            return self.flush().await.is_ok() && keep_alive.keeps();
+        }
         self.push_encoded(encoder.as_mut(), &first, chunked);
         drop(first);
         if self.flush().await.is_err() {
