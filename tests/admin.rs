@@ -476,6 +476,27 @@ fn malformed_documents_and_warnings() {
     assert!(r.json()["warnings"]
         .as_array()
         .is_some_and(|w| !w.is_empty()));
+    // So is a model name API Gateway refuses (not alphanumeric): with
+    // failonwarnings it is refused in API Gateway's words.
+    let model = warned.replacen(
+        r#""paths""#,
+        r#""definitions": {"Error-Response": {"type": "object"}}, "paths""#,
+        1,
+    );
+    let r = call(
+        admin,
+        "POST",
+        "/restapis?mode=import&failonwarnings=true",
+        model.as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["message"].as_str().unwrap().contains(
+            "Unable to create model for 'Error-Response': Model name must be alphanumeric"
+        ),
+        "{}",
+        r.text()
+    );
     // So is an unresolvable $ref.
     let dangling = swagger(
         r##"{"/r": {"get": {"parameters": [{"$ref": "#/parameters/missing"}], "x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"}, "responses": {"default": {"statusCode": "200"}}}}}}"##,

@@ -906,18 +906,20 @@ pub const MAX_MINIMUM_COMPRESSION_SIZE: u64 = 10_485_760;
 
 /// `definitions` become API Gateway models, whose names are alphanumeric:
 /// API Gateway refuses the import otherwise (`ResponseEntity«Void»`,
-/// `Error-Response`), in its own words.
+/// `Error-Response`). A warning in its words, not an error: Tollgate
+/// serves such a document, and documents it served before (a config file,
+/// an admin API's stored deployments) must not stop a restart.
 fn check_model_names(file: &Path, root: &serde_json::Map<String, Value>, diags: &mut Diagnostics) {
     let Some(Value::Object(defs)) = root.get("definitions") else {
         return;
     };
     for name in defs.keys() {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            diags.error(
+            diags.warn(
                 file,
                 format!("$.definitions.{name}"),
                 format!(
-                    "Unable to create model for '{name}': Model name must be alphanumeric: {name}"
+                    "Unable to create model for '{name}': Model name must be alphanumeric: {name} (API Gateway refuses this import)"
                 ),
             );
         }
