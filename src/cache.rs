@@ -395,7 +395,7 @@ pub fn key(
     method: &str,
     resource: &str,
     path_params: &[&str],
-    params: &[(&KeyParam, Option<&str>)],
+    params: &[(&KeyParam, &[&str])],
 ) -> String {
     let mut k = String::with_capacity(64);
     k.push_str(stage_uid);
@@ -430,15 +430,17 @@ pub fn key(
         }
         // Length-prefixed, so no value can read as a separator and the
         // next parameter (`a=x\u{2}qb=y` against `a=x`, `b=y`); an absent
-        // parameter is not an empty one.
-        match v {
-            Some(v) => {
-                k.push('=');
-                k.push_str(&v.len().to_string());
-                k.push(':');
-                k.push_str(v);
-            }
-            None => k.push('!'),
+        // parameter is not an empty one. Every value of a repeated query
+        // parameter is in the key, in order: the backend sees them all,
+        // so `?type=evil&type=good` is not the entry of `?type=good`.
+        if v.is_empty() {
+            k.push('!');
+        }
+        for v in *v {
+            k.push('=');
+            k.push_str(&v.len().to_string());
+            k.push(':');
+            k.push_str(v);
         }
     }
     k
@@ -518,7 +520,7 @@ mod tests {
             "GET",
             "/pets",
             &["1"],
-            &[(&q, Some("dog")), (&h, Some("t"))],
+            &[(&q, &["dog"][..]), (&h, &["t"][..])],
         );
         let b = key(
             "a/s",
@@ -527,8 +529,8 @@ mod tests {
             "/pets",
             &["1"],
             &[
-                (&q, Some("dog")),
-                (&KeyParam::Header("x-tenant".into()), Some("t")),
+                (&q, &["dog"][..]),
+                (&KeyParam::Header("x-tenant".into()), &["t"][..]),
             ],
         );
         assert_eq!(a, b);
@@ -538,7 +540,7 @@ mod tests {
             "GET",
             "/pets",
             &["1"],
-            &[(&q, Some("dog")), (&h, Some("t"))],
+            &[(&q, &["dog"][..]), (&h, &["t"][..])],
         );
         assert_ne!(a, c, "a new generation is a new key");
         let d = key(
@@ -547,7 +549,7 @@ mod tests {
             "GET",
             "/pets",
             &["1"],
-            &[(&q, None), (&h, Some("t"))],
+            &[(&q, &[][..]), (&h, &["t"][..])],
         );
         assert_ne!(a, d);
         // No value reads as a separator, and absent is not empty.
@@ -559,7 +561,7 @@ mod tests {
             "GET",
             "/t",
             &[],
-            &[(&a1, Some("x\u{2}qb=y")), (&b2, Some("z"))],
+            &[(&a1, &["x\u{2}qb=y"][..]), (&b2, &["z"][..])],
         );
         let y = key(
             "a/s",
@@ -567,12 +569,23 @@ mod tests {
             "GET",
             "/t",
             &[],
-            &[(&a1, Some("x")), (&b2, Some("y\u{2}qb=z"))],
+            &[(&a1, &["x"][..]), (&b2, &["y\u{2}qb=z"][..])],
         );
         assert_ne!(x, y);
-        let empty = key("a/s", 1, "GET", "/t", &[], &[(&a1, Some(""))]);
-        let absent = key("a/s", 1, "GET", "/t", &[], &[(&a1, None)]);
+        let empty = key("a/s", 1, "GET", "/t", &[], &[(&a1, &[""][..])]);
+        let absent = key("a/s", 1, "GET", "/t", &[], &[(&a1, &[][..])]);
         assert_ne!(empty, absent);
+        // Repeated values: all of them, in order; not one value.
+        let two = key("a/s", 1, "GET", "/t", &[], &[(&a1, &["x", "y"][..])]);
+        assert_ne!(two, key("a/s", 1, "GET", "/t", &[], &[(&a1, &["y"][..])]));
+        assert_ne!(
+            two,
+            key("a/s", 1, "GET", "/t", &[], &[(&a1, &["y", "x"][..])])
+        );
+        assert_ne!(
+            two,
+            key("a/s", 1, "GET", "/t", &[], &[(&a1, &["x=1:y"][..])])
+        );
         assert_ne!(
             key("a/s", 1, "GET", "/t", &["a\u{1}b"], &[]),
             key("a/s", 1, "GET", "/t", &["a", "b"], &[])

@@ -781,7 +781,11 @@ pub fn build_upstream_request(
             if !mapped {
                 if !q.is_empty() {
                     sep(out);
-                    out.extend_from_slice(q);
+                    // As the gateway read it (`;` separates pairs): what
+                    // the backend sees is what validation and the cache
+                    // key saw (`?x=1;type=good` was cached as `type=good`
+                    // while a backend splitting on `&` alone read no type).
+                    out.extend(q.iter().map(|&b| if b == b';' { b'&' } else { b }));
                 }
             } else {
                 // Pairs as `query::pairs` reads them (`;` separates too).

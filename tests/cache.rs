@@ -786,3 +786,41 @@ fn gateway_tokens_stay_with_the_gateway() {
         backend.request_count()
     );
 }
+
+/// What keys the cache is what the backend reads: a query's `;` pairs go
+/// to an HTTP_PROXY backend as `&` pairs (`?x=1;type=good` was cached as
+/// `type=good` while a backend splitting on `&` alone read no type), and a
+/// repeated key parameter keys by all its values (`?type=evil&type=good`
+/// was the entry of `?type=good`, and a backend that reads the first value
+/// answered for `evil`). One shard's connection, so the entries meet.
+#[test]
+fn the_cache_key_is_what_the_backend_reads() {
+    let backend = Backend::start(Mode::Echo);
+    let gw = cached_gateway(&backend, "");
+    let mut c = on_one(&gw);
+    let target = |c: &mut RawClient, path: &str| {
+        let r = req(c, "GET", path, "");
+        assert_eq!(r.status, 200, "{path}");
+        r.json()["target"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(
+        target(&mut c, "/p/items?x=1;type=good"),
+        "/items?x=1&type=good"
+    );
+    assert_eq!(backend.request_count(), 1);
+    // The same pairs written with `&`: the same entry.
+    assert_eq!(target(&mut c, "/p/items?type=good"), "/items?x=1&type=good");
+    assert_eq!(backend.request_count(), 1);
+    // Two values of the key parameter: an entry of their own.
+    assert_eq!(
+        target(&mut c, "/p/items?type=evil&type=good"),
+        "/items?type=evil&type=good"
+    );
+    assert_eq!(backend.request_count(), 2);
+    assert_eq!(target(&mut c, "/p/items?type=good"), "/items?x=1&type=good");
+    assert_eq!(
+        target(&mut c, "/p/items?type=evil;type=good"),
+        "/items?type=evil&type=good"
+    );
+    assert_eq!(backend.request_count(), 2);
+}

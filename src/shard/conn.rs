@@ -2322,20 +2322,32 @@ fn cache_key(
     let path_params: Vec<&str> = (0..captures.len())
         .filter_map(|i| captures.get(rest, i))
         .collect();
-    let values: Vec<Option<String>> = mc
+    // Every value of a query parameter (a backend reads them all); one of
+    // a header or a path parameter.
+    let values: Vec<Vec<String>> = mc
         .key_params
         .iter()
         .map(|p| match p {
-            crate::cache::KeyParam::Query(n) => info.query_param(n),
-            crate::cache::KeyParam::Header(n) => info.header(n).map(|v| v.into_owned()),
-            crate::cache::KeyParam::Path(n) => info.path_param(n),
+            crate::cache::KeyParam::Query(n) => info
+                .head
+                .query()
+                .map(|q| crate::http::query::all_values(q, n))
+                .unwrap_or_default(),
+            crate::cache::KeyParam::Header(n) => {
+                info.header(n).map(|v| v.into_owned()).into_iter().collect()
+            }
+            crate::cache::KeyParam::Path(n) => info.path_param(n).into_iter().collect(),
         })
         .collect();
-    let params: Vec<(&crate::cache::KeyParam, Option<&str>)> = mc
+    let value_refs: Vec<Vec<&str>> = values
+        .iter()
+        .map(|v| v.iter().map(String::as_str).collect())
+        .collect();
+    let params: Vec<(&crate::cache::KeyParam, &[&str])> = mc
         .key_params
         .iter()
-        .zip(values.iter())
-        .map(|(p, v)| (p, v.as_deref()))
+        .zip(value_refs.iter())
+        .map(|(p, v)| (p, v.as_slice()))
         .collect();
     crate::cache::key(
         &sc.uid,
