@@ -857,6 +857,45 @@ fn api_gateway_ids_and_the_trace_header() {
         is_root(trace) && !trace.contains("00000000-0000"),
         "{trace}"
     );
+
+    // The gateway's ids are the only ones under their names: a mapping
+    // that sets them adds no second line, a backend's are remapped.
+    let ids_backend = Backend::start(Mode::Fixed {
+        status: 200,
+        headers: vec![
+            ("x-amz-apigw-id".into(), "backend-id".into()),
+            ("x-amzn-RequestId".into(), "backend-rid".into()),
+        ],
+        body: b"{}".to_vec(),
+    });
+    let paths = format!(
+        r#"{{"/mapped": {{"get": {{"x-amazon-apigateway-integration": {{"type": "mock",
+              "requestTemplates": {{"application/json": "{{\"statusCode\": 200}}"}},
+              "responses": {{"default": {{"statusCode": "200", "responseParameters": {{
+                  "method.response.header.x-amz-apigw-id": "'mapped-id'",
+                  "method.response.header.x-amzn-RequestId": "'mapped-rid'"}}}}}}}}}}}},
+            "/proxied": {{"get": {proxy}}}}}"#,
+        proxy = proxy_method(&format!("http://{}/", ids_backend.addr), ""),
+    );
+    let gw = prod_gateway(&paths, None);
+    for path in ["/prod/mapped", "/prod/proxied"] {
+        let r = get(gw.addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header_count("x-amz-apigw-id"), 1, "{path}");
+        assert_eq!(r.header_count("x-amzn-requestid"), 1, "{path}");
+        let id = r.header("x-amz-apigw-id").unwrap();
+        assert!(id.len() == 16 && id.ends_with('='), "{path}: {id}");
+        assert_ne!(r.header("x-amzn-requestid"), Some("mapped-rid"));
+    }
+    let r = get(gw.addr, "/prod/proxied");
+    assert_eq!(
+        r.header("x-amzn-Remapped-x-amz-apigw-id"),
+        Some("backend-id")
+    );
+    assert_eq!(
+        r.header("x-amzn-Remapped-x-amzn-RequestId"),
+        Some("backend-rid")
+    );
 }
 
 /// On a dual-stack listener (`[::]`) an IPv4 client is its IPv4 address

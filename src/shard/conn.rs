@@ -2087,8 +2087,13 @@ impl<'a> Iterator for HeadersIter<'a> {
             let (name, value) = match self {
                 HeadersIter::Owned(it) => {
                     let (name, value) = it.next().map(|(n, v)| (n.as_bytes(), v.as_bytes()))?;
-                    // The gateway writes its own Date.
-                    if name.eq_ignore_ascii_case(b"date") {
+                    // The gateway writes its own Date and ids; a mapping
+                    // does not add a second, conflicting line (API
+                    // Gateway: callers cannot override the extended id).
+                    if name.eq_ignore_ascii_case(b"date")
+                        || name.eq_ignore_ascii_case(b"x-amzn-requestid")
+                        || name.eq_ignore_ascii_case(b"x-amz-apigw-id")
+                    {
                         continue;
                     }
                     (name, value)
@@ -2110,6 +2115,9 @@ impl<'a> Iterator for HeadersIter<'a> {
                         // remapped, never next to them.
                         if name.eq_ignore_ascii_case(b"x-amzn-requestid") {
                             return Some((b"x-amzn-Remapped-x-amzn-RequestId", value));
+                        }
+                        if name.eq_ignore_ascii_case(b"x-amz-apigw-id") {
+                            return Some((b"x-amzn-Remapped-x-amz-apigw-id", value));
                         }
                         if name.eq_ignore_ascii_case(b"x-amzn-errortype") {
                             return Some((b"x-amzn-Remapped-x-amzn-ErrorType", value));
