@@ -646,8 +646,10 @@ struct Sink {
     /// A failed write left a part of a line in the file: the next write
     /// starts on a new line, so the lines after it stay whole.
     torn: bool,
-    /// Lines lost since the last error line about this destination.
+    /// Lines lost since the last error line about this destination, and
+    /// the last failure's words.
     lost: u64,
+    last_error: String,
     last_report: Option<Instant>,
 }
 
@@ -674,6 +676,7 @@ impl Sink {
             lines: 0,
             torn: false,
             lost: 0,
+            last_error: String::new(),
             last_report: None,
         }
     }
@@ -695,15 +698,23 @@ impl Sink {
         Ok(())
     }
 
-    /// Writes what is gathered. On an error every line of it is lost,
-    /// counted in `write_errors` and reported (at most every
+    /// Writes what is gathered. On an error the lines not written are
+    /// lost, counted in `write_errors` and reported (at most every
     /// [`REPORT_EVERY`]), and the file is opened again for the next write.
     fn flush(&mut self, sinks: &Sinks, id: u32) {
         if self.buf.is_empty() {
+            // Losses not reported yet are, once their interval is over.
+            if self.lost > 0 {
+                self.report(sinks.target(id).as_ref(), false);
+            }
             return;
         }
         let target = sinks.target(id);
+        // Lines a failed write lost: those not wholly written (a line cut
+        // short counts as lost).
+        let mut lost = self.lines;
         let result = self.open(target.as_ref()).and_then(|()| {
+            let prefix = usize::from(self.torn);
             if self.torn {
                 self.buf.insert(0, b'\n');
             }
@@ -716,30 +727,47 @@ impl Sink {
                 self.torn = false;
             } else if written > 0 {
                 self.torn = self.buf[written - 1] != b'\n';
+                let whole = self.buf[prefix.min(written)..written]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count() as u64;
+                lost = lost.saturating_sub(whole);
             }
             r.map_err(|e| format!("write failed: {e}"))
         });
-        let lines = std::mem::take(&mut self.lines);
+        self.lines = 0;
         self.buf.clear();
         if let Err(why) = result {
             self.out = Out::Closed;
-            sinks.write_errors.fetch_add(lines, Ordering::Relaxed);
-            self.lost += lines;
-            let due = self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
-            if due {
-                let destination = match &target {
-                    Some(Target::File(p)) => p.display().to_string(),
-                    _ => "standard output".to_owned(),
-                };
-                tracing::error!(
-                    access_log = %destination,
-                    lines_lost = self.lost,
-                    "access log {why}"
-                );
-                self.lost = 0;
-                self.last_report = Some(Instant::now());
-            }
+            sinks.write_errors.fetch_add(lost, Ordering::Relaxed);
+            self.lost += lost;
+            self.last_error = why;
         }
+        self.report(target.as_ref(), false);
+    }
+
+    /// The error line for lines lost since the last one: at most every
+    /// [`REPORT_EVERY`], or now with `force` (at exit), so every lost line
+    /// is named by some line.
+    fn report(&mut self, target: Option<&Target>, force: bool) {
+        if self.lost == 0 {
+            return;
+        }
+        if !force && self.last_report.is_some_and(|t| t.elapsed() < REPORT_EVERY) {
+            return;
+        }
+        let destination = match target {
+            Some(Target::File(p)) => p.display().to_string(),
+            _ => "standard output".to_owned(),
+        };
+        tracing::error!(
+            access_log = %destination,
+            lines_lost = self.lost,
+            "access log {}",
+            self.last_error
+        );
+        self.lost = 0;
+        self.last_report = Some(Instant::now());
     }
 }
 
@@ -785,6 +813,9 @@ fn writer(sinks: &Sinks, rx: &Receiver<Msg>) {
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 flush_all(sinks, &mut open);
+                for (&id, s) in open.iter_mut() {
+                    s.report(sinks.target(id).as_ref(), true);
+                }
                 return;
             }
         };
@@ -801,7 +832,11 @@ fn writer(sinks: &Sinks, rx: &Receiver<Msg>) {
                 }
             }
             Msg::Sync(done) => {
+                // Before exit (and in tests): every loss is named now.
                 flush_all(sinks, &mut open);
+                for (&id, s) in open.iter_mut() {
+                    s.report(sinks.target(id).as_ref(), true);
+                }
                 let _ = done.send(());
             }
         }

@@ -1151,7 +1151,7 @@ fn lost_access_log_lines_are_counted_and_reported() {
     let (dir, config) = builder.write();
     std::os::unix::fs::symlink("/dev/full", dir.path().join("full.log")).unwrap();
     std::fs::create_dir(dir.path().join("logs")).unwrap();
-    let gw = support::gateway::start_with_config(dir, &config, &[]);
+    let mut gw = support::gateway::start_with_config(dir, &config, &[]);
     std::fs::remove_dir(gw.dir.path().join("logs")).unwrap();
     let admin = gw.admin.unwrap();
     let lost = || sample(&scrape(admin).1, "tollgate_access_log_write_errors_total{}");
@@ -1186,4 +1186,31 @@ fn lost_access_log_lines_are_counted_and_reported() {
         .find(|l| l.contains("full.log"))
         .unwrap();
     assert!(line.contains("lines_lost"), "{line}");
+    // Every lost line is named by some error line, those lost within the
+    // interval after a report at the latest when the gateway stops.
+    for _ in 0..7 {
+        assert_eq!(get(&gw, "/full/m", "").status, 200);
+    }
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(Duration::from_secs(15)), Some(0));
+    let named = |file: &str| -> u64 {
+        gw.log()
+            .iter()
+            .filter(|l| l.contains(file))
+            .filter_map(|l| {
+                l.split("lines_lost=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    };
+    assert_eq!(
+        (named("full.log"), named("gone.log")),
+        (44, 5),
+        "{:?}",
+        gw.log()
+    );
 }
