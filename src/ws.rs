@@ -55,14 +55,13 @@ impl SelectionExpr {
                 parts.push(body_path(&after[..end])?);
                 rest = &after[end + 1..];
             } else if let Some(after) = rest.strip_prefix('$') {
-                // The path runs over names, dots and `[...]` subscripts.
+                // The path runs over names, dots and `[...]` subscripts
+                // (a quoted name may hold `]`).
                 let mut end = 0;
                 while let Some(c) = after[end..].chars().next() {
                     if c == '[' {
-                        let close = after[end..]
-                            .find(']')
+                        end += subscript(&after[end..])
                             .ok_or_else(|| format!("unclosed `[` in `{expr}`"))?;
-                        end += close + 1;
                     } else if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
                         end += 1;
                     } else {
@@ -124,8 +123,23 @@ fn push_text(parts: &mut Vec<SelPart>, text: &mut String) {
     }
 }
 
+/// The length of the `[...]` subscript `s` starts with: up to its `]`,
+/// past a quoted name's closing quote (`['a]b']`). `None` if unclosed.
+fn subscript(s: &str) -> Option<usize> {
+    let inner = s.strip_prefix('[')?;
+    let from = match inner.trim_start().chars().next() {
+        Some(q @ ('\'' | '"')) => {
+            let open = inner.find(q)?;
+            open + 1 + inner[open + 1..].find(q)? + 1
+        }
+        _ => 0,
+    };
+    Some(1 + from + inner[from..].find(']')? + 1)
+}
+
 /// `request.body` and a JSONPath-style path under it: `.name`, `[n]`
-/// (an array index), `['name']` or `["name"]` (any member name).
+/// (an array index), `['name']` or `["name"]` (any member name). Anything
+/// else (`..a`, `a[0]b`, an empty name) is refused.
 fn body_path(name: &str) -> Result<SelPart, String> {
     let mut rest = name.strip_prefix("request.body").ok_or_else(|| {
         format!("`${name}`: only $request.body.* is supported in a route selection expression")
@@ -133,9 +147,9 @@ fn body_path(name: &str) -> Result<SelPart, String> {
     let mut segs = Vec::new();
     let bad = |why: &str| format!("`${name}`: {why}");
     while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix('[') {
-            let close = after.find(']').ok_or_else(|| bad("unclosed `[`"))?;
-            let inner = after[..close].trim();
+        if rest.starts_with('[') {
+            let len = subscript(rest).ok_or_else(|| bad("unclosed `[`"))?;
+            let inner = rest[1..len - 1].trim();
             let quoted = ['\'', '"']
                 .iter()
                 .find_map(|q| inner.strip_prefix(*q).and_then(|i| i.strip_suffix(*q)));
@@ -145,14 +159,18 @@ fn body_path(name: &str) -> Result<SelPart, String> {
                     bad("a subscript is an array index (`[0]`) or a quoted name (`['a b']`)")
                 })?),
             });
-            rest = &after[close + 1..];
-        } else {
-            let after = rest.strip_prefix('.').unwrap_or(rest);
+            rest = &rest[len..];
+        } else if let Some(after) = rest.strip_prefix('.') {
             let end = after.find(['.', '[']).unwrap_or(after.len());
-            if !after[..end].is_empty() {
-                segs.push(Seg::Key(after[..end].to_owned()));
+            if end == 0 {
+                return Err(bad("an empty name (`..` or a `.` before `[`)"));
             }
+            segs.push(Seg::Key(after[..end].to_owned()));
             rest = &after[end..];
+        } else {
+            return Err(bad(
+                "expected `.name` or a `[...]` subscript after a subscript",
+            ));
         }
     }
     Ok(SelPart::Body(segs))
@@ -485,6 +503,12 @@ mod tests {
             ),
             ("$request.body.items[5]", br#"{"items": []}"#, Some("")),
             ("$request.body.a[0]", br#"{"a": {"0": "obj"}}"#, Some("")),
+            (
+                "$request.body['a]b'].c",
+                br#"{"a]b": {"c": "q"}}"#,
+                Some("q"),
+            ),
+            ("$request.body", br#""whole""#, Some("whole")),
         ];
         for (expr, msg, want) in cases {
             let e = SelectionExpr::parse(expr).unwrap();
@@ -495,6 +519,16 @@ mod tests {
         assert!(SelectionExpr::parse("$request.body.items[0").is_err());
         assert!(SelectionExpr::parse("$request.body.items[x]").is_err());
         assert!(SelectionExpr::parse("$request.body.items[-1]").is_err());
+        for bad in [
+            "$request.body..a",
+            "$request.body.a[0]b",
+            "$request.body.a.",
+            "$request.body.a.[0]",
+            "$request.bodyx",
+            "$request.body['a]",
+        ] {
+            assert!(SelectionExpr::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

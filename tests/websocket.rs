@@ -264,6 +264,9 @@ fn connect_can_refuse_and_missing_default_answers_forbidden() {
     let mut c = RawClient::connect(gw.addr);
     let r = c.request(b"GET /prod HTTP/1.1\r\nHost: chat.execute-api.local\r\n\r\n");
     assert_eq!(r.status, 426);
+    // A refused upgrade carries the request's ids, as every answer does.
+    assert_eq!(r.header("x-amzn-requestid").map(str::len), Some(36));
+    assert_eq!(r.header("x-amz-apigw-id").map(str::len), Some(16));
 }
 
 #[test]

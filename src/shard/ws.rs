@@ -462,7 +462,9 @@ pub async fn serve(
     let accept = match check_handshake(&up.head) {
         Ok(a) => a,
         Err((status, why)) => {
-            let _ = refuse(&mut stream, status, why).await;
+            let rid = crate::ids::new_request_id();
+            let request_id = std::str::from_utf8(&rid).unwrap_or("");
+            let _ = refuse(&mut stream, status, why, request_id).await;
             return;
         }
     };
@@ -504,12 +506,12 @@ pub async fn serve(
                 subprotocol = o.subprotocol.filter(|p| offered(&up.head, p));
             }
             Ok(o) => {
-                let _ = refuse(&mut stream, o.status, "Forbidden").await;
+                let _ = refuse(&mut stream, o.status, "Forbidden", request_id).await;
                 return;
             }
             Err(e) => {
                 shard.log_failure(request_id, &e);
-                let _ = refuse(&mut stream, 500, "Internal server error").await;
+                let _ = refuse(&mut stream, 500, "Internal server error", request_id).await;
                 return;
             }
         }
@@ -892,11 +894,23 @@ fn close_message(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-async fn refuse(stream: &mut super::stream::Stream, status: u16, why: &str) -> std::io::Result<()> {
+/// A refused upgrade, with the request's ids as every answer has them.
+async fn refuse(
+    stream: &mut super::stream::Stream,
+    status: u16,
+    why: &str,
+    request_id: &str,
+) -> std::io::Result<()> {
     let body = serde_json::json!({ "message": why }).to_string();
     let mut out = Vec::with_capacity(256);
     write_status_line(&mut out, status);
     write_date_header(&mut out);
+    write_header(&mut out, b"x-amzn-RequestId", request_id.as_bytes());
+    write_header(
+        &mut out,
+        b"x-amz-apigw-id",
+        &crate::ids::extended_id(request_id),
+    );
     if status == 426 {
         write_header(&mut out, b"Sec-WebSocket-Version", b"13");
     }
