@@ -87,6 +87,12 @@ pub fn compile_api(
     }
     match root.get("swagger") {
         Some(Value::String(v)) if v == "2.0" => {}
+        // YAML's unquoted `swagger: 2.0` is a number.
+        Some(Value::Number(n)) if n.as_f64() == Some(2.0) => diags.warn(
+            file,
+            "$.swagger",
+            "the number 2.0, read as \"2.0\"; quote it (`swagger: \"2.0\"`) as the specification says",
+        ),
         Some(other) => {
             diags.error(
                 file,
@@ -116,7 +122,10 @@ pub fn compile_api(
     check_refs(file, doc, doc, "$", diags);
     let shared_params = root.get("parameters").and_then(Value::as_object);
     for (name, p) in shared_params.into_iter().flatten() {
-        check_param_shape(file, &format!("$.parameters.{name}"), p, diags);
+        // A `$ref` entry is checked where it points (`check_refs`).
+        if p.get("$ref").is_none() {
+            check_param_shape(file, &format!("$.parameters.{name}"), p, diags);
+        }
     }
 
     let mut trie = RouteTrie::new();
@@ -207,7 +216,7 @@ pub fn compile_api(
                             diags.warn(
                                 file,
                                 &op_path,
-                                "no x-amazon-apigateway-integration: this method answers 500 (API_CONFIGURATION_ERROR)",
+                                "no x-amazon-apigateway-integration: this method answers 500 (API_CONFIGURATION_ERROR) from a config file; the admin API refuses to deploy it (\"No integration defined for method\"), as API Gateway does",
                             );
                             (None, None)
                         }
@@ -268,10 +277,40 @@ pub fn compile_api(
 /// Warns about every local `$ref` that points nowhere (API Gateway's import
 /// warns too; `failonwarnings` turns it into a failure).
 fn check_refs(file: &Path, root: &Value, v: &Value, jp: &str, diags: &mut Diagnostics) {
+    check_refs_in(file, root, v, jp, "", diags);
+}
+
+/// Maps whose keys are names, not keywords: an `x-` key there is a name
+/// (a property `x-request-id`), elsewhere a vendor extension.
+const NAMED_MAPS: [&str; 8] = [
+    "properties",
+    "patternProperties",
+    "definitions",
+    "parameters",
+    "responses",
+    "headers",
+    "securityDefinitions",
+    "paths",
+];
+
+fn check_refs_in(
+    file: &Path,
+    root: &Value,
+    v: &Value,
+    jp: &str,
+    parent: &str,
+    diags: &mut Diagnostics,
+) {
     match v {
         Value::Object(map) => {
             for (k, child) in map {
                 let path = format!("{jp}.{k}");
+                // A vendor extension's content is its own (Azure's
+                // `x-ms-examples` holds `$ref`s to example files): API
+                // Gateway does not resolve it, nor warn about it.
+                if k.starts_with("x-") && !NAMED_MAPS.contains(&parent) {
+                    continue;
+                }
                 if k == "$ref" {
                     if let Some(r) = child.as_str() {
                         let resolves = match r.strip_prefix('#') {
@@ -284,13 +323,13 @@ fn check_refs(file: &Path, root: &Value, v: &Value, jp: &str, diags: &mut Diagno
                         }
                     }
                 } else {
-                    check_refs(file, root, child, &path, diags);
+                    check_refs_in(file, root, child, &path, k, diags);
                 }
             }
         }
         Value::Array(items) => {
             for (i, child) in items.iter().enumerate() {
-                check_refs(file, root, child, &format!("{jp}[{i}]"), diags);
+                check_refs_in(file, root, child, &format!("{jp}[{i}]"), "", diags);
             }
         }
         _ => {}
@@ -1762,6 +1801,36 @@ mod tests {
             .map(|w| w.path.as_str())
             .collect();
         assert_eq!(refs, vec!["$.paths./a.get.parameters[0].$ref"]);
+    }
+
+    /// Real-world documents: `$ref`s inside vendor extensions (Azure's
+    /// `x-ms-examples`) are not API Gateway's to resolve, but a property
+    /// named `x-…` is a schema; a root parameter may be a `$ref`; YAML's
+    /// unquoted `swagger: 2.0` is read as "2.0", with a warning.
+    #[test]
+    fn refs_in_extensions_root_parameter_refs_and_a_numeric_version() {
+        let (draft, d) = compile(
+            r##"{"swagger": 2.0,
+                "parameters": {"Limit": {"$ref": "#/parameters/LimitBase"}, "LimitBase": {"name": "limit", "in": "query", "type": "integer"}},
+                "paths": {"/a": {"get": {"x-ms-examples": {"one": {"$ref": "./examples/one.json"}},
+                    "responses": {"200": {"schema": {"type": "object", "properties": {"x-id": {"$ref": "#/definitions/Gone"}}}}}}}}}"##,
+        );
+        assert!(draft.is_some());
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let warned: Vec<&str> = d.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert!(warned.contains(&"$.swagger"), "{warned:?}");
+        assert!(
+            warned.contains(&"$.paths./a.get.responses.200.schema.properties.x-id.$ref"),
+            "{warned:?}"
+        );
+        assert!(
+            !warned
+                .iter()
+                .any(|w| w.contains("x-ms-examples") || w.starts_with("$.parameters")),
+            "{warned:?}"
+        );
+        let (_, d) = compile(r#"{"swagger": 3, "paths": {}}"#);
+        assert_eq!(d.errors[0].path, "$.swagger");
     }
 
     #[test]
