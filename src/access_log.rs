@@ -638,6 +638,8 @@ impl Sinks {
 
 /// Where one destination's lines go, and what waits to be written there.
 struct Sink {
+    /// The destination (an id names the same one for the process's life).
+    target: Option<Target>,
     out: Out,
     /// Lines gathered for one write (batches from every shard).
     buf: Vec<u8>,
@@ -669,8 +671,9 @@ const WRITE_BYTES: usize = 64 * 1024;
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 impl Sink {
-    fn new() -> Sink {
+    fn new(target: Option<Target>) -> Sink {
         Sink {
+            target,
             out: Out::Closed,
             buf: Vec::new(),
             lines: 0,
@@ -681,11 +684,11 @@ impl Sink {
         }
     }
 
-    fn open(&mut self, target: Option<&Target>) -> Result<(), String> {
+    fn open(&mut self) -> Result<(), String> {
         if !matches!(self.out, Out::Closed) {
             return Ok(());
         }
-        self.out = match target {
+        self.out = match &self.target {
             Some(Target::Stdout) => Out::Stdout,
             Some(Target::File(path)) => std::fs::OpenOptions::new()
                 .create(true)
@@ -701,19 +704,18 @@ impl Sink {
     /// Writes what is gathered. On an error the lines not written are
     /// lost, counted in `write_errors` and reported (at most every
     /// [`REPORT_EVERY`]), and the file is opened again for the next write.
-    fn flush(&mut self, sinks: &Sinks, id: u32) {
+    fn flush(&mut self, sinks: &Sinks) {
         if self.buf.is_empty() {
             // Losses not reported yet are, once their interval is over.
             if self.lost > 0 {
-                self.report(sinks.target(id).as_ref(), false);
+                self.report(false);
             }
             return;
         }
-        let target = sinks.target(id);
         // Lines a failed write lost: those not wholly written (a line cut
         // short counts as lost).
         let mut lost = self.lines;
-        let result = self.open(target.as_ref()).and_then(|()| {
+        let result = self.open().and_then(|()| {
             let prefix = usize::from(self.torn);
             if self.torn {
                 self.buf.insert(0, b'\n');
@@ -743,20 +745,20 @@ impl Sink {
             self.lost += lost;
             self.last_error = why;
         }
-        self.report(target.as_ref(), false);
+        self.report(false);
     }
 
     /// The error line for lines lost since the last one: at most every
     /// [`REPORT_EVERY`], or now with `force` (at exit), so every lost line
     /// is named by some line.
-    fn report(&mut self, target: Option<&Target>, force: bool) {
+    fn report(&mut self, force: bool) {
         if self.lost == 0 {
             return;
         }
         if !force && self.last_report.is_some_and(|t| t.elapsed() < REPORT_EVERY) {
             return;
         }
-        let destination = match target {
+        let destination = match &self.target {
             Some(Target::File(p)) => p.display().to_string(),
             _ => "standard output".to_owned(),
         };
@@ -813,19 +815,21 @@ fn writer(sinks: &Sinks, rx: &Receiver<Msg>) {
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 flush_all(sinks, &mut open);
-                for (&id, s) in open.iter_mut() {
-                    s.report(sinks.target(id).as_ref(), true);
+                for s in open.values_mut() {
+                    s.report(true);
                 }
                 return;
             }
         };
         match msg {
             Msg::Lines(b) => {
-                let s = open.entry(b.sink).or_insert_with(Sink::new);
+                let s = open
+                    .entry(b.sink)
+                    .or_insert_with(|| Sink::new(sinks.target(b.sink)));
                 s.buf.extend_from_slice(&b.data);
                 s.lines += b.lines;
                 if s.buf.len() >= WRITE_BYTES {
-                    s.flush(sinks, b.sink);
+                    s.flush(sinks);
                 }
                 if rx.is_empty() {
                     flush_all(sinks, &mut open);
@@ -834,8 +838,8 @@ fn writer(sinks: &Sinks, rx: &Receiver<Msg>) {
             Msg::Sync(done) => {
                 // Before exit (and in tests): every loss is named now.
                 flush_all(sinks, &mut open);
-                for (&id, s) in open.iter_mut() {
-                    s.report(sinks.target(id).as_ref(), true);
+                for s in open.values_mut() {
+                    s.report(true);
                 }
                 let _ = done.send(());
             }
@@ -844,8 +848,8 @@ fn writer(sinks: &Sinks, rx: &Receiver<Msg>) {
 }
 
 fn flush_all(sinks: &Sinks, open: &mut HashMap<u32, Sink>) {
-    for (&id, s) in open.iter_mut() {
-        s.flush(sinks, id);
+    for s in open.values_mut() {
+        s.flush(sinks);
     }
 }
 

@@ -69,6 +69,11 @@ pub fn extended_id(request_id: &str) -> [u8; 16] {
     out
 }
 
+/// [`extended_id`] as text, for `$context.extendedRequestId`.
+pub fn extended_id_text(request_id: &str) -> String {
+    String::from_utf8_lossy(&extended_id(request_id)).into_owned()
+}
+
 /// The `X-Amzn-Trace-Id` API Gateway adds to a request that has none:
 /// `Root=1-{epoch seconds, 8 hex digits}-{96 bits, 24 hex digits}` (X-Ray's
 /// trace id format). The 96 bits are the request id's bytes 4–15, with

@@ -210,7 +210,9 @@ impl Values for RequestInfo<'_> {
     fn context(&self, var: &ContextVar) -> Option<Cow<'_, str>> {
         let v: Cow<'_, str> = match var {
             ContextVar::RequestId => Cow::Borrowed(self.request_id),
-            ContextVar::ExtendedRequestId => Cow::Owned(extended_id(self.request_id)),
+            ContextVar::ExtendedRequestId => {
+                Cow::Owned(crate::ids::extended_id_text(self.request_id))
+            }
             ContextVar::Stage => Cow::Borrowed(self.stage.map_or("", |s| s.name.as_str())),
             ContextVar::ApiId => Cow::Borrowed(self.api.map_or("", |a| a.id.as_str())),
             ContextVar::AccountId => Cow::Borrowed(""),
@@ -1110,7 +1112,9 @@ impl Values for ErrorValues<'_, '_> {
                 Some(Cow::Borrowed(self.validation.unwrap_or("")))
             }
             ContextVar::RequestId => Some(Cow::Borrowed(self.request_id)),
-            ContextVar::ExtendedRequestId => Some(Cow::Owned(extended_id(self.request_id))),
+            ContextVar::ExtendedRequestId => {
+                Some(Cow::Owned(crate::ids::extended_id_text(self.request_id)))
+            }
             other => match self.info {
                 Some(i) => i.context(other),
                 None => Some(Cow::Borrowed("")),
@@ -1222,11 +1226,6 @@ pub fn write_protocol_error(out: &mut Vec<u8>, status: u16, message: &str, reque
 
 pub fn error_message(err: &GatewayError) -> Option<&str> {
     err.message()
-}
-
-/// `$context.extendedRequestId` as text.
-fn extended_id(request_id: &str) -> String {
-    String::from_utf8_lossy(&crate::ids::extended_id(request_id)).into_owned()
 }
 
 #[cfg(test)]

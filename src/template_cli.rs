@@ -195,7 +195,7 @@ fn context(given: &[(String, String)], env: &Env<'_>) -> BTreeMap<String, String
         ("requestId", env.request_id.clone()),
         (
             "extendedRequestId",
-            String::from_utf8_lossy(&crate::ids::extended_id(&env.request_id)).into_owned(),
+            crate::ids::extended_id_text(&env.request_id),
         ),
         ("stage", "test".to_owned()),
         ("httpMethod", "POST".to_owned()),

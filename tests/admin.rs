@@ -460,17 +460,19 @@ fn malformed_documents_and_warnings() {
     );
     // A warning (a method without integration) fails only with failonwarnings.
     let warned = swagger(r#"{"/w": {"get": {}}}"#);
-    let r = call(
-        admin,
-        "POST",
-        "/restapis?mode=import&failonwarnings=true",
-        warned.as_bytes(),
-    );
-    assert_eq!(r.status, 400);
-    assert!(r.json()["message"]
-        .as_str()
-        .unwrap()
-        .contains("Warnings found during import"));
+    // An import with failonwarnings=true: 400, with `words` in its message.
+    let refused_with = |doc: &str, words: &str| {
+        let r = call(
+            admin,
+            "POST",
+            "/restapis?mode=import&failonwarnings=true",
+            doc.as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+        let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains(words), "{words}: {message}");
+    };
+    refused_with(&warned, "Warnings found during import");
     let r = call(admin, "POST", "/restapis?mode=import", warned.as_bytes());
     assert_eq!(r.status, 201);
     assert!(r.json()["warnings"]
@@ -483,39 +485,15 @@ fn malformed_documents_and_warnings() {
         r#""definitions": {"Error-Response": {"type": "object"}}, "paths""#,
         1,
     );
-    let r = call(
-        admin,
-        "POST",
-        "/restapis?mode=import&failonwarnings=true",
-        model.as_bytes(),
-    );
-    assert_eq!(r.status, 400);
-    assert!(
-        r.json()["message"].as_str().unwrap().contains(
-            "Unable to create model for 'Error-Response': Model name must be alphanumeric"
-        ),
-        "{}",
-        r.text()
+    refused_with(
+        &model,
+        "Unable to create model for 'Error-Response': Model name must be alphanumeric",
     );
     // So is an unresolvable $ref.
     let dangling = swagger(
         r##"{"/r": {"get": {"parameters": [{"$ref": "#/parameters/missing"}], "x-amazon-apigateway-integration": {"type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"}, "responses": {"default": {"statusCode": "200"}}}}}}"##,
     );
-    let r = call(
-        admin,
-        "POST",
-        "/restapis?mode=import&failonwarnings=true",
-        dangling.as_bytes(),
-    );
-    assert_eq!(r.status, 400);
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("unresolvable $ref"),
-        "{}",
-        r.text()
-    );
+    refused_with(&dangling, "unresolvable $ref");
     // The API key source is reported as the document says; AUTHORIZER is
     // warned about (no authorizer runs here), anything else refused.
     let authorizer = doc(&[("/k", "k")]).replacen(
@@ -2119,13 +2097,7 @@ fn an_early_admin_answer_reaches_a_client_still_uploading() {
     // A chunked upload has no declared length: up to four times the 6 MB
     // document limit is read and dropped (it was one limit's worth, and a
     // 20 MiB chunked upload lost its answer to a reset).
-    let mut chunked = Vec::new();
-    for piece in vec![b'c'; 20 << 20].chunks(64 * 1024) {
-        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        chunked.extend_from_slice(piece);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = support::client::chunked_body(b'c', 20 << 20);
     let text = support::client::upload_then_read(
         admin,
         b"POST /restapis?mode=import HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer nope-nope-nope-nope\r\nTransfer-Encoding: chunked\r\n\r\n",

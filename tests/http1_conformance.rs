@@ -541,13 +541,7 @@ fn an_early_answer_reaches_a_client_still_uploading() {
         .default_api("a")
         .limit("max_body_bytes", "4194304")
         .start();
-    let mut chunked = Vec::new();
-    for piece in vec![b'c'; 14 << 20].chunks(64 * 1024) {
-        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        chunked.extend_from_slice(piece);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = support::client::chunked_body(b'c', 14 << 20);
     for _ in 0..3 {
         let text = support::client::upload_then_read(
             big.addr,

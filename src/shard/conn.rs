@@ -1242,10 +1242,8 @@ impl Conn {
                 .as_deref()
                 .and_then(|l| l.parse::<usize>().ok())
                 .unwrap_or(usize::MAX);
-            let compress = Compress {
-                coding: None,
-                ..compression(info, reply.status, get_len, reply.headers.iter())
-            };
+            let compress =
+                compression(info, reply.status, get_len, reply.headers.iter()).without_body();
             write_status_line(&mut self.out, reply.status);
             write_common_headers(&mut self.out, info.request_id, keep_alive);
             for (n, v) in compress.headers(reply.headers.iter(), None) {
@@ -1264,9 +1262,10 @@ impl Conn {
         };
         // HEAD: the headers of the GET (RFC 9110 §9.3.2), `Vary` included,
         // with no body to encode.
-        let compress = Compress {
-            coding: compress.coding.filter(|_| !head_only),
-            ..compress
+        let compress = if head_only {
+            compress.without_body()
+        } else {
+            compress
         };
         let compressed;
         let body = match compress.coding {
@@ -1606,9 +1605,10 @@ impl Conn {
             known_len.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             headers.iter(),
         );
-        let compress = Compress {
-            coding: compress.coding.filter(|_| !head_only),
-            ..compress
+        let compress = if head_only {
+            compress.without_body()
+        } else {
+            compress
         };
         let mut encoder = compress.coding.map(crate::http::encoding::Encoder::new);
         let known_len = known_len.filter(|_| encoder.is_none());
@@ -1916,6 +1916,15 @@ struct Compress {
 }
 
 impl Compress {
+    /// The same decision for an answer without a body (HEAD): its `Vary`,
+    /// no coding.
+    fn without_body(self) -> Compress {
+        Compress {
+            coding: None,
+            ..self
+        }
+    }
+
     /// The weak form of a strong `ETag` among `headers`, when the body is
     /// compressed: its bytes are no longer the ones the strong validator
     /// names (RFC 9110 §8.8.1; NGINX's gzip does the same).

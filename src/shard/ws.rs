@@ -141,7 +141,7 @@ impl EventValues<'_> {
             put("requestId", self.request_id.to_owned());
             put(
                 "extendedRequestId",
-                String::from_utf8_lossy(&crate::ids::extended_id(self.request_id)).into_owned(),
+                crate::ids::extended_id_text(self.request_id),
             );
             put("stage", self.stage.name.clone());
             put("apiId", self.api_id.to_owned());

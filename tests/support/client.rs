@@ -246,6 +246,19 @@ pub fn send(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &[u
     c.read_response(head)
 }
 
+/// `len` bytes of `c` in chunked transfer coding, 64 KiB per chunk, with
+/// the last chunk.
+pub fn chunked_body(c: u8, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + len / 8192 + 16);
+    for piece in vec![c; len].chunks(64 * 1024) {
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
 /// What a client that writes its whole upload before reading (Node's
 /// `http`, Python's `urllib`) gets: `head` and `body` written in full, then
 /// everything until the close, as text. Panics, naming `what`, when the
