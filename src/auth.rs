@@ -27,6 +27,9 @@ pub struct Permissions {
     pub invalidate_cache: bool,
     /// The `@connections` API of WebSocket APIs.
     pub manage_connections: bool,
+    /// `execute-api:Invoke`: call methods whose authorization is
+    /// `AWS_IAM`, with a SigV4 signature.
+    pub invoke: bool,
 }
 
 #[derive(Clone)]
@@ -218,6 +221,32 @@ fn parse_sigv4_header(rest: &str) -> Result<SigV4Header<'_>, AuthError> {
     })
 }
 
+/// The SigV4 checks a request's head decides (no body): the header's
+/// form, a known access key, the service, `host` signed, the date within
+/// [`MAX_CLOCK_SKEW`]. A bearer token or no `Authorization` fails. The
+/// signature itself, which covers the body, is [`authenticate`]'s.
+pub fn sigv4_signer<'c>(
+    credentials: &'c [Credential],
+    req: &RequestParts<'_>,
+    service: &str,
+    now: SystemTime,
+) -> Result<&'c Credential, AuthError> {
+    let Some(auth) = req.header("authorization") else {
+        return Err(AuthError::Missing);
+    };
+    let auth = std::str::from_utf8(auth)
+        .map_err(|_| AuthError::Malformed("Authorization header is not text".into()))?
+        .trim();
+    let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
+        return Err(AuthError::Malformed(format!(
+            "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={}",
+            auth.split_whitespace().next().unwrap_or("")
+        )));
+    };
+    let h = parse_sigv4_header(rest)?;
+    Ok(sigv4_preflight(credentials, req, &h, service, now)?.0)
+}
+
 fn verify_sigv4<'c>(
     credentials: &'c [Credential],
     req: &RequestParts<'_>,
@@ -226,6 +255,36 @@ fn verify_sigv4<'c>(
     now: SystemTime,
 ) -> Result<&'c Credential, AuthError> {
     let h = parse_sigv4_header(header)?;
+    let (cred, secret, amz_date) = sigv4_preflight(credentials, req, &h, service, now)?;
+    let canonical = canonical_request(req, &h.signed_headers)?;
+    let scope = format!("{}/{}/{}/aws4_request", h.date, h.region, h.service);
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let key = signing_key(secret, h.date, h.region, h.service);
+    let mut mac = hmac_new(&key);
+    mac.update(string_to_sign.as_bytes());
+    let expected = hex(&mac.finalize().into_bytes());
+    if constant_time_eq(
+        expected.as_bytes(),
+        h.signature.to_ascii_lowercase().as_bytes(),
+    ) {
+        Ok(cred)
+    } else {
+        Err(AuthError::BadSignature)
+    }
+}
+
+/// Everything but the signature: the credential, its secret and the
+/// request's `X-Amz-Date`.
+fn sigv4_preflight<'c, 'r>(
+    credentials: &'c [Credential],
+    req: &'r RequestParts<'_>,
+    h: &SigV4Header<'_>,
+    service: &str,
+    now: SystemTime,
+) -> Result<(&'c Credential, &'c str, &'r str), AuthError> {
     let cred = credentials
         .iter()
         .find(|c| c.access_key_id.as_deref() == Some(h.access_key))
@@ -270,25 +329,7 @@ fn verify_sigv4<'c>(
             "Signature expired: {amz_date} is now earlier than the allowed window (15 minutes) around the server time"
         )));
     }
-
-    let canonical = canonical_request(req, &h.signed_headers)?;
-    let scope = format!("{}/{}/{}/aws4_request", h.date, h.region, h.service);
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
-    let key = signing_key(secret, h.date, h.region, h.service);
-    let mut mac = hmac_new(&key);
-    mac.update(string_to_sign.as_bytes());
-    let expected = hex(&mac.finalize().into_bytes());
-    if constant_time_eq(
-        expected.as_bytes(),
-        h.signature.to_ascii_lowercase().as_bytes(),
-    ) {
-        Ok(cred)
-    } else {
-        Err(AuthError::BadSignature)
-    }
+    Ok((cred, secret, amz_date))
 }
 
 fn hmac_new(key: &[u8]) -> HmacSha256 {
@@ -487,6 +528,7 @@ mod tests {
                 admin: true,
                 invalidate_cache: false,
                 manage_connections: false,
+                invoke: false,
             },
         }]
     }

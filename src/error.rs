@@ -73,6 +73,24 @@ pub enum ErrorKind {
     BadRequestParameters,
     /// Method request validation: the body does not match its model.
     BadRequestBody,
+    /// An `AWS_IAM` method without an `Authorization` header.
+    MissingCredentials,
+    /// An `AWS_IAM` method: a signature that is malformed, by an unknown
+    /// access key, or that does not match.
+    InvalidSignature,
+    /// An `AWS_IAM` method: a signature outside the clock-skew window.
+    ExpiredSignature,
+    /// The caller is known but may not invoke this method (an IAM
+    /// credential without `invoke`, an authorizer's policy).
+    AccessDenied,
+    /// An authorizer's identity source is missing or empty, or the token
+    /// fails `identityValidationExpression`, or the authorizer said so.
+    Unauthorized,
+    /// The authorizer cannot be run (no endpoint for its function, an
+    /// answer that is not an authorizer's output).
+    AuthorizerConfiguration,
+    /// The authorizer failed (unreachable, error status, timeout).
+    AuthorizerFailure,
 }
 
 #[derive(Clone, Debug)]
@@ -102,19 +120,26 @@ impl GatewayError {
             | ErrorKind::InvalidateNotAllowed
             | ErrorKind::TemplateBadBody
             | ErrorKind::BadRequestParameters
-            | ErrorKind::BadRequestBody => Side::Downstream,
+            | ErrorKind::BadRequestBody
+            | ErrorKind::MissingCredentials
+            | ErrorKind::InvalidSignature
+            | ErrorKind::ExpiredSignature
+            | ErrorKind::AccessDenied
+            | ErrorKind::Unauthorized => Side::Downstream,
             ErrorKind::NoIntegration
             | ErrorKind::UnsupportedIntegration
             | ErrorKind::BadIntegrationUri
             | ErrorKind::NoIntegrationResponse
             | ErrorKind::MockStatusMissing
-            | ErrorKind::TemplateFailed => Side::Config,
+            | ErrorKind::TemplateFailed
+            | ErrorKind::AuthorizerConfiguration => Side::Config,
             ErrorKind::UpstreamTimeout
             | ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamTls
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamMalformed
-            | ErrorKind::UpstreamUnresolved => Side::Upstream,
+            | ErrorKind::UpstreamUnresolved
+            | ErrorKind::AuthorizerFailure => Side::Upstream,
         };
         GatewayError {
             kind,
@@ -136,6 +161,12 @@ impl GatewayError {
         e.client_message = Some(invalid.message().to_owned());
         e.validation = Some(invalid.validation_error_string().to_owned());
         e
+    }
+
+    /// With a message for the client other than the type's default.
+    pub fn telling(mut self, message: impl Into<String>) -> GatewayError {
+        self.client_message = Some(message.into());
+        self
     }
 
     pub fn retryable(mut self) -> GatewayError {
@@ -188,6 +219,13 @@ pub fn response_type(kind: ErrorKind) -> ResponseType {
         ErrorKind::TemplateFailed => ResponseType::ApiConfigurationError,
         ErrorKind::BadRequestParameters => ResponseType::BadRequestParameters,
         ErrorKind::BadRequestBody => ResponseType::BadRequestBody,
+        ErrorKind::MissingCredentials => ResponseType::MissingAuthenticationToken,
+        ErrorKind::InvalidSignature => ResponseType::InvalidSignature,
+        ErrorKind::ExpiredSignature => ResponseType::ExpiredToken,
+        ErrorKind::AccessDenied => ResponseType::AccessDenied,
+        ErrorKind::Unauthorized => ResponseType::Unauthorized,
+        ErrorKind::AuthorizerConfiguration => ResponseType::AuthorizerConfigurationError,
+        ErrorKind::AuthorizerFailure => ResponseType::AuthorizerFailure,
     }
 }
 

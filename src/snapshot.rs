@@ -423,8 +423,82 @@ pub struct MethodDef {
     pub integration: Option<Integration>,
     /// The operation's `security` names an API key (`x-api-key` header).
     pub api_key_required: bool,
+    /// The operation's authorizer (`security`), checked before API keys.
+    pub auth: MethodAuth,
     /// Method request validation (`x-amazon-apigateway-request-validator`).
     pub validator: Option<crate::validate::MethodValidator>,
+}
+
+/// Who may call a method: `authorizationType` in API Gateway's words.
+#[derive(Clone, Debug, Default)]
+pub enum MethodAuth {
+    /// `NONE`.
+    #[default]
+    None,
+    /// `AWS_IAM`: a SigV4 signature (service `execute-api`) by a
+    /// credential of the config with the `invoke` permission.
+    Iam,
+    /// `CUSTOM`: a Lambda authorizer.
+    Lambda(Arc<LambdaAuthorizer>),
+    /// `COGNITO_USER_POOLS`.
+    Cognito(Arc<CognitoAuthorizer>),
+}
+
+/// A Lambda authorizer (`x-amazon-apigateway-authorizer` of type `token`
+/// or `request`).
+#[derive(Debug)]
+pub struct LambdaAuthorizer {
+    /// Its security definition's name (`authorizerId` in the admin API).
+    pub name: String,
+    /// `request` (identity from several sources); else `token` (one
+    /// header).
+    pub request: bool,
+    /// What must be present, non-empty, for the authorizer to be called;
+    /// together they key its cached results.
+    pub sources: Vec<IdentitySource>,
+    /// `identityValidationExpression` (TOKEN), anchored: a token it does
+    /// not match is refused with 401 without calling the authorizer.
+    pub validation: Option<Regex>,
+    /// `authorizerResultTtlInSeconds` (default 300, 0: no caching).
+    pub ttl: Duration,
+    /// The Lambda function ARN of `authorizerUri`.
+    pub function: Option<String>,
+}
+
+/// Where an authorizer's identity comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentitySource {
+    Header(String),
+    Query(String),
+    StageVar(String),
+    Context(String),
+}
+
+impl IdentitySource {
+    /// `method.request.header.NAME`, `method.request.querystring.NAME`,
+    /// `stageVariables.NAME` or `context.NAME`.
+    pub fn parse(s: &str) -> Option<IdentitySource> {
+        let (make, name): (fn(String) -> IdentitySource, &str) =
+            if let Some(n) = s.strip_prefix("method.request.header.") {
+                (IdentitySource::Header, n)
+            } else if let Some(n) = s.strip_prefix("method.request.querystring.") {
+                (IdentitySource::Query, n)
+            } else if let Some(n) = s.strip_prefix("stageVariables.") {
+                (IdentitySource::StageVar, n)
+            } else if let Some(n) = s.strip_prefix("context.") {
+                (IdentitySource::Context, n)
+            } else {
+                return None;
+            };
+        (!name.is_empty()).then(|| make(name.to_owned()))
+    }
+}
+
+/// A Cognito user pool authorizer: the header that carries the token.
+#[derive(Debug)]
+pub struct CognitoAuthorizer {
+    pub name: String,
+    pub header: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1571,10 +1571,11 @@ fn compile_credentials(
                 "admin" => permissions.admin = true,
                 "invalidate_cache" => permissions.invalidate_cache = true,
                 "manage_connections" => permissions.manage_connections = true,
+                "invoke" => permissions.invoke = true,
                 other => diags.error(
                     file,
                     format!("{jp}.permissions[{j}]"),
-                    format!("unknown permission `{other}` (expected admin, invalidate_cache or manage_connections)"),
+                    format!("unknown permission `{other}` (expected admin, invalidate_cache, manage_connections or invoke)"),
                 ),
             }
         }

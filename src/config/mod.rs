@@ -10,6 +10,7 @@
 
 mod compile;
 pub mod raw;
+pub mod security;
 pub mod swagger;
 pub mod ws;
 

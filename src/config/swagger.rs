@@ -117,7 +117,7 @@ pub fn compile_api(
     let binary_media_types = compile_binary_media_types(file, root, diags);
     let api_keys_from_header = compile_api_key_source(file, root, diags);
     let minimum_compression_size = compile_minimum_compression_size(file, root, diags);
-    let api_key_schemes = api_key_schemes(root);
+    let schemes = super::security::schemes(file, root, diags);
     check_model_names(file, root, diags);
     check_refs(file, doc, doc, "$", diags);
     let shared_params = root.get("parameters").and_then(Value::as_object);
@@ -195,6 +195,11 @@ pub fn compile_api(
                         continue;
                     };
                     check_param_list(file, &op_path, op, diags);
+                    let Some((auth, api_key_required)) =
+                        super::security::method_auth(file, &op_path, op, &schemes, diags)
+                    else {
+                        continue;
+                    };
                     let method_id = methods.len() as u32;
                     if http_method == "ANY" {
                         resource.any = Some(method_id);
@@ -230,20 +235,13 @@ pub fn compile_api(
                         integration.as_ref(),
                         diags,
                     );
-                    let api_key_required = op
-                        .get("security")
-                        .and_then(Value::as_array)
-                        .is_some_and(|reqs| {
-                            reqs.iter()
-                                .filter_map(Value::as_object)
-                                .any(|r| r.keys().any(|k| api_key_schemes.iter().any(|s| s == k)))
-                        });
                     let validator = crate::validate::compile(doc, item, op, file, &op_path, diags);
                     methods.push(MethodDef {
                         http_method: http_method.to_owned(),
                         resource: resource_id,
                         integration,
                         api_key_required,
+                        auth,
                         validator,
                     });
                     uris.push(uri);
@@ -334,26 +332,6 @@ fn check_refs_in(
         }
         _ => {}
     }
-}
-
-/// Security schemes that are API Gateway API keys: `type: apiKey`, header
-/// `x-api-key` (as API Gateway imports `apiKeyRequired`).
-fn api_key_schemes(root: &Map<String, Value>) -> Vec<String> {
-    root.get("securityDefinitions")
-        .and_then(Value::as_object)
-        .map(|defs| {
-            defs.iter()
-                .filter(|(_, d)| {
-                    d.get("type").and_then(Value::as_str) == Some("apiKey")
-                        && d.get("in").and_then(Value::as_str) == Some("header")
-                        && d.get("name")
-                            .and_then(Value::as_str)
-                            .is_some_and(|n| n.eq_ignore_ascii_case("x-api-key"))
-                })
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn canonical_path(segments: &[Segment]) -> String {

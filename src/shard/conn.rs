@@ -749,7 +749,14 @@ impl Conn {
             return self.fail(&info, responses, &err, body_pending);
         };
 
-        // 4. Admission: API key, usage plan, quota, method, stage and
+        // 4. Authorization (IAM, authorizers), before API keys as in API
+        // Gateway; an IAM signature is verified once the body is read.
+        let pending_auth = match super::authorize::check_head(snap, &info, stage, &method.auth) {
+            Ok(p) => p,
+            Err(err) => return self.fail(&info, responses, &err, body_pending),
+        };
+
+        // Admission: API key, usage plan, quota, method, stage and
         // account limits, then an in-flight permit, held until the answer
         // is produced.
         let (permit, key) = match admit(
@@ -786,6 +793,11 @@ impl Conn {
         };
         body_pending = false;
         info.body = &body;
+        if let super::authorize::Pending::Signature = pending_auth {
+            if let Err(err) = super::authorize::verify_iam(snap, &info, &body) {
+                return self.fail(&info, responses, &err, false);
+            }
+        }
 
         // A compressed body (`Content-Encoding: gzip` or `deflate`) where
         // the gateway reads it is decoded first, as API Gateway does: for

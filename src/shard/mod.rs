@@ -7,6 +7,7 @@
 //! non-atomic reference-count increment.
 //! Read first: [`run`], then `conn::serve_connection`.
 
+mod authorize;
 mod conn;
 pub use conn::connection_reply_parts;
 pub mod io;

@@ -126,13 +126,26 @@ fn parent_path(path: &str) -> Option<&str> {
 }
 
 /// The resource's operations: (API Gateway method, Swagger operation).
-fn operations(item: Option<&Map<String, Value>>) -> Vec<(&'static str, &Value)> {
+/// One that names an authorizer without its `x-amazon-apigateway-authorizer`
+/// is not created by the import, so it is not listed either.
+fn operations<'a>(
+    api: &'a RestApiRecord,
+    item: Option<&'a Map<String, Value>>,
+) -> Vec<(&'static str, &'a Value)> {
+    use crate::config::security::{requirements, SchemeKind};
     let Some(item) = item else {
         return Vec::new();
     };
+    let defs = api
+        .definition
+        .get("securityDefinitions")
+        .and_then(Value::as_object);
     METHOD_KEYS
         .iter()
         .filter_map(|(key, method)| item.get(*key).map(|op| (*method, op)))
+        .filter(|(_, op)| {
+            !requirements(defs, op.get("security")).any(|(_, k)| k == SchemeKind::BrokenAuthorizer)
+        })
         .collect()
 }
 
@@ -142,7 +155,7 @@ fn resource_json(api: &RestApiRecord, r: &Resource<'_>, embed_methods: bool) -> 
         v["parentId"] = json!(resource_id(&api.id, parent));
         v["pathPart"] = json!(r.path.rsplit('/').next().unwrap_or(""));
     }
-    let ops = operations(r.item);
+    let ops = operations(api, r.item);
     if !ops.is_empty() {
         let methods: Map<String, Value> = ops
             .into_iter()
@@ -192,6 +205,7 @@ fn model_name(schema: Option<&Value>) -> Option<&str> {
 }
 
 fn security_type(api: &RestApiRecord, op: &Value) -> (String, bool, Option<String>) {
+    use crate::config::security::{requirements, SchemeKind};
     let defs = api
         .definition
         .get("securityDefinitions")
@@ -199,38 +213,32 @@ fn security_type(api: &RestApiRecord, op: &Value) -> (String, bool, Option<Strin
     let mut authorization = "NONE".to_owned();
     let mut key_required = false;
     let mut authorizer = None;
-    // The operation's own `security`, as the import reads it for
-    // `apiKeyRequired`: what is reported is what is enforced.
-    let requirements = op.get("security").and_then(Value::as_array);
-    for name in requirements
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
-        .flat_map(|r| r.keys())
+    // The operation's own `security`, as the import reads it: what is
+    // reported is what is enforced.
+    if op
+        .get("x-amazon-apigateway-auth")
+        .and_then(|a| a.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("aws_iam"))
     {
-        let Some(def) = defs.and_then(|d| d.get(name)) else {
-            continue;
-        };
-        let is_key = def.get("type").and_then(Value::as_str) == Some("apiKey")
-            && def.get("in").and_then(Value::as_str) == Some("header")
-            && def
-                .get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| n.eq_ignore_ascii_case("x-api-key"));
-        let auth_type = def
-            .get("x-amazon-apigateway-authtype")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if auth_type.eq_ignore_ascii_case("awsSigv4") {
-            authorization = "AWS_IAM".to_owned();
-        } else if auth_type.eq_ignore_ascii_case("cognito_user_pools") {
-            authorization = "COGNITO_USER_POOLS".to_owned();
-            authorizer = Some(name.clone());
-        } else if def.get("x-amazon-apigateway-authorizer").is_some() {
-            authorization = "CUSTOM".to_owned();
-            authorizer = Some(name.clone());
-        } else if is_key {
-            key_required = true;
+        authorization = "AWS_IAM".to_owned();
+    }
+    for (name, kind) in requirements(defs, op.get("security")) {
+        match kind {
+            SchemeKind::Iam => {
+                authorization = "AWS_IAM".to_owned();
+                authorizer = None;
+            }
+            SchemeKind::Cognito => {
+                authorization = "COGNITO_USER_POOLS".to_owned();
+                authorizer = Some(name.to_owned());
+            }
+            SchemeKind::Custom => {
+                authorization = "CUSTOM".to_owned();
+                authorizer = Some(name.to_owned());
+            }
+            SchemeKind::ApiKey => key_required = true,
+            SchemeKind::BrokenAuthorizer | SchemeKind::Other => {}
         }
     }
     (authorization, key_required, authorizer)
@@ -479,7 +487,7 @@ pub(super) fn method_part(
     let Some(r) = find(api, rid) else {
         return not_found_resource(rid);
     };
-    let Some((m, op)) = operations(r.item)
+    let Some((m, op)) = operations(api, r.item)
         .into_iter()
         .find(|(m, _)| m.eq_ignore_ascii_case(method))
     else {
