@@ -325,9 +325,17 @@ fn sigv4_preflight<'c, 'r>(
         Err(e) => e.duration(),
     };
     if skew > MAX_CLOCK_SKEW {
-        return Err(AuthError::Expired(format!(
+        let when = if signed_at > now {
+            "Signature not yet current: {amz_date} is still later than the allowed window (15 minutes) around the server time"
+        } else {
             "Signature expired: {amz_date} is now earlier than the allowed window (15 minutes) around the server time"
-        )));
+        };
+        return Err(AuthError::Expired(when.replace("{amz_date}", amz_date)));
+    }
+    // Temporary credentials (STS) carry a session token; this gateway's
+    // credentials are long-term keys, so a request with one is not theirs.
+    if req.header("x-amz-security-token").is_some() {
+        return Err(AuthError::UnknownCredential);
     }
     Ok((cred, secret, amz_date))
 }

@@ -89,6 +89,9 @@ pub struct RequestInfo<'a> {
     /// The API key (and its usage plan) of a method that requires one,
     /// once admitted: `$context.identity.apiKey` / `apiKeyId`.
     pub api_key: Option<&'a crate::snapshot::KeyPlan>,
+    /// What the method's Lambda authorizer returned:
+    /// `$context.authorizer.principalId` and `$context.authorizer.<key>`.
+    pub authorizer: Option<&'a crate::authorizer::AuthorizerOutput>,
     /// An `Authorization` line carries one of the gateway's own bearer
     /// tokens, or authorized a cache invalidation: no `Authorization` is
     /// passed to the integration (proxied, mapped or in a template), where
@@ -251,10 +254,23 @@ impl Values for RequestInfo<'_> {
                 Cow::Borrowed(self.client_cert.and_then(|c| c.field(f)).unwrap_or(""))
             }
             ContextVar::ApiKey => match self.api_key {
+                Some(_) if self.api.is_some_and(|a| !a.api_keys_from_header) => Cow::Borrowed(
+                    self.authorizer
+                        .and_then(|a| a.usage_key.as_deref())
+                        .unwrap_or(""),
+                ),
                 Some(_) => self.header("x-api-key").unwrap_or(Cow::Borrowed("")),
                 None => Cow::Borrowed(""),
             },
             ContextVar::ApiKeyId => Cow::Borrowed(self.api_key.map_or("", |k| k.key_name.as_str())),
+            ContextVar::Authorizer(key) => {
+                let out = self.authorizer?;
+                if key == "principalId" {
+                    Cow::Borrowed(out.principal_id.as_str())
+                } else {
+                    Cow::Borrowed(out.context.iter().find(|(k, _)| k == key)?.1.as_str())
+                }
+            }
             ContextVar::Unsupported(_) => Cow::Borrowed(""),
         };
         Some(v)
@@ -502,6 +518,12 @@ impl TemplateData {
         ] {
             if let Some(v) = info.context(&var) {
                 context.insert(key.to_owned(), v.into_owned());
+            }
+        }
+        if let Some(a) = info.authorizer {
+            context.insert("authorizer.principalId".to_owned(), a.principal_id.clone());
+            for (k, v) in &a.context {
+                context.insert(format!("authorizer.{k}"), v.clone());
             }
         }
         if let Some(c) = info.client_cert {

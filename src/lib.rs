@@ -10,6 +10,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod auth;
+pub mod authorizer;
 pub mod cache;
 pub mod cluster;
 pub mod config;

@@ -59,6 +59,9 @@ pub struct Snapshot {
     pub tls_server: Option<Arc<rustls::ServerConfig>>,
     /// For `https://` integrations (when there are any).
     pub tls_client: Option<Arc<crate::tls::ClientConfigs>>,
+    /// `[lambda_functions]`: a Lambda function ARN → the HTTP endpoint
+    /// that stands in for it (Lambda authorizers).
+    pub lambda_functions: HashMap<String, UpstreamBinding>,
 }
 
 /// A shared bucket as a request sees it.
@@ -142,7 +145,16 @@ impl Snapshot {
             log_sinks: Arc::new(crate::access_log::Sinks::default()),
             tls_server: None,
             tls_client: None,
+            lambda_functions: HashMap::new(),
         }
+    }
+
+    pub fn with_lambda_functions(
+        mut self,
+        functions: HashMap<String, UpstreamBinding>,
+    ) -> Snapshot {
+        self.lambda_functions = functions;
+        self
     }
 
     pub fn with_tls(
@@ -335,8 +347,8 @@ pub struct Api {
     /// `x-amazon-apigateway-binary-media-types`.
     pub binary_media_types: BinaryMediaTypes,
     /// `x-amazon-apigateway-api-key-source` is `HEADER` (the default):
-    /// keys are the client's `x-api-key`. `AUTHORIZER` (false): no request
-    /// presents a key here, as no authorizer runs.
+    /// keys are the client's `x-api-key`. `AUTHORIZER` (false): the
+    /// `usageIdentifierKey` of the method's Lambda authorizer.
     pub api_keys_from_header: bool,
     /// `x-amazon-apigateway-minimum-compression-size`: responses of at
     /// least this many bytes are compressed for clients that accept gzip or

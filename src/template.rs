@@ -40,8 +40,11 @@ pub enum ContextVar {
     ApiKeyId,
     /// `identity.clientCert.<field>` (mutual TLS).
     ClientCert(&'static str),
-    /// A variable API Gateway has but this gateway does not fill (authorizer
-    /// claims, Cognito identity, ...): renders empty.
+    /// `authorizer.principalId` or `authorizer.<key>` of a Lambda
+    /// authorizer's context (empty when the method has none).
+    Authorizer(String),
+    /// A variable API Gateway has but this gateway does not fill (Cognito
+    /// claims and identity, ...): renders empty.
     Unsupported(String),
 }
 
@@ -70,6 +73,13 @@ impl ContextVar {
             "error.messageString" => ContextVar::ErrorMessageString,
             "error.responseType" => ContextVar::ErrorResponseType,
             "error.validationErrorString" => ContextVar::ErrorValidationErrorString,
+            other
+                if other.starts_with("authorizer.")
+                    && !other.starts_with("authorizer.claims")
+                    && other.len() > "authorizer.".len() =>
+            {
+                ContextVar::Authorizer(other["authorizer.".len()..].to_owned())
+            }
             other => match other
                 .strip_prefix("identity.clientCert.")
                 .and_then(|f| crate::tls::ClientCert::FIELDS.iter().find(|&&k| k == f))

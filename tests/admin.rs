@@ -2153,3 +2153,64 @@ fn request_validators_have_ids_that_methods_name() {
         .unwrap();
     assert_eq!(v["resourceMethods"]["GET"]["requestValidatorId"], vid);
 }
+
+/// An export without `extensions=authorizers` keeps each security
+/// definition's `x-amazon-apigateway-authtype`, as API Gateway's: imported
+/// again, an IAM method still needs a signature, and a Lambda authorizer's
+/// methods (whose authorizer was left out) are not created. Before, the
+/// round trip served both open.
+#[test]
+fn an_export_imported_again_keeps_its_methods_protected() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let secured = |scheme: &str, text: &str| {
+        mock_method(200, text).replacen('{', &format!(r#"{{"security": [{{"{scheme}": []}}], "#), 1)
+    };
+    let paths = format!(
+        r#"{{"/iam": {{"get": {}}}, "/token": {{"get": {}}}, "/open": {{"get": {}}}}}"#,
+        secured("sigv4", "iam"),
+        secured("tokenauth", "token"),
+        mock_method(200, "open"),
+    );
+    let doc = support::gateway::swagger_with(
+        &paths,
+        r#""securityDefinitions": {
+            "sigv4": {"type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4"},
+            "tokenauth": {"type": "apiKey", "name": "Auth", "in": "header", "x-amazon-apigateway-authtype": "custom",
+                "x-amazon-apigateway-authorizer": {"type": "token",
+                    "authorizerUri": "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:a/invocations"}}
+        }"#,
+    );
+    let id = import(admin, &doc);
+    assert_eq!(deploy(admin, &id, "live", "{}").status, 201);
+    // With the authorizers first (the round trip keeps everything), then
+    // without (the authorizer is left out from then on).
+    for extensions in ["integrations,authorizers", "integrations"] {
+        let r = call(
+            admin,
+            "GET",
+            &format!("/restapis/{id}/stages/live/exports/swagger?extensions={extensions}"),
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let exported = r.text();
+        let r = call(
+            admin,
+            "PUT",
+            &format!("/restapis/{id}?mode=overwrite"),
+            exported.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(deploy(admin, &id, "live", "{}").status, 201);
+        let iam = invoke(&gw, &id, "/live/iam");
+        assert_eq!(iam.status, 403, "{extensions}: {}", iam.text());
+        assert_eq!(iam.json()["message"], "Missing Authentication Token");
+        let token = invoke(&gw, &id, "/live/token");
+        if extensions.contains("authorizers") {
+            assert_eq!(token.status, 401, "{extensions}: {}", token.text());
+        } else {
+            assert_eq!(token.status, 403, "{extensions}: {}", token.text());
+        }
+        assert_eq!(invoke(&gw, &id, "/live/open").text(), "open");
+    }
+}

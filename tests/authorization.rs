@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use serde_json::json;
 use support::client::{get_with, send};
 use support::gateway::{mock_method, swagger_with};
-use support::Gateway;
+use support::{Backend, Gateway, Mode};
 
 const KEY_ID: &str = "AKIDINVOKER";
 const SECRET: &str = "invoker/secret+0123456789";
@@ -73,6 +74,7 @@ fn all_schemes() -> String {
         ("/pool", "pool", "pool"),
         ("/oauth", "oauth", "oauth"),
         ("/halfdone", "halfdone", "halfdone"),
+        ("/undefined", "nosuch", "undefined"),
     ])
 }
 
@@ -265,11 +267,9 @@ fn iam_methods_need_a_signature_by_a_credential_that_may_invoke() {
     );
 }
 
-#[test]
-fn an_old_signature_is_expired() {
-    let gw = gateway(&all_schemes());
-    let addr = gw.addr;
-    let at = SystemTime::now() - Duration::from_secs(20 * 60);
+/// `Authorization` and `X-Amz-Date` lines for `GET path` on host `test`,
+/// signed with our own signer at `at`.
+fn signed_at(path: &str, key: &str, secret: &str, at: SystemTime) -> String {
     let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
     let out = Command::new("date")
         .args(["-u", "-d", &format!("@{secs}"), "+%Y%m%dT%H%M%SZ"])
@@ -280,34 +280,130 @@ fn an_old_signature_is_expired() {
         vec![(b"host", b"test"), (b"x-amz-date", amz_date.as_bytes())];
     let parts = tollgate::auth::RequestParts {
         method: b"GET",
-        path: b"/prod/iam",
+        path: path.as_bytes(),
         query: None,
         headers: &headers,
         body: b"",
     };
     let auth = tollgate::auth::sign(
         &parts,
-        KEY_ID,
-        SECRET,
+        key,
+        secret,
         "eu-west-1",
         "execute-api",
         &amz_date,
         &["host", "x-amz-date"],
     )
     .unwrap();
-    let r = call(
-        addr,
-        "GET",
+    format!("Authorization: {auth}\r\nX-Amz-Date: {amz_date}\r\n")
+}
+
+#[test]
+fn signatures_out_of_time_or_with_a_session_token_are_refused() {
+    let gw = gateway(&all_schemes());
+    let addr = gw.addr;
+    let now = SystemTime::now();
+    let h = signed_at("/prod/iam", KEY_ID, SECRET, now);
+    assert_eq!(call(addr, "GET", "/prod/iam", &h, b"").status, 200);
+    let old = signed_at(
         "/prod/iam",
-        &format!("Authorization: {auth}\r\nX-Amz-Date: {amz_date}\r\n"),
-        b"",
+        KEY_ID,
+        SECRET,
+        now - Duration::from_secs(20 * 60),
     );
+    let r = call(addr, "GET", "/prod/iam", &old, b"");
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(
         r.header("x-amzn-ErrorType"),
         Some("InvalidSignatureException")
     );
     assert!(r.text().contains("Signature expired"), "{}", r.text());
+    let future = signed_at(
+        "/prod/iam",
+        KEY_ID,
+        SECRET,
+        now + Duration::from_secs(20 * 60),
+    );
+    let r = call(addr, "GET", "/prod/iam", &future, b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("Signature not yet current"),
+        "{}",
+        r.text()
+    );
+    // Temporary credentials: this gateway has none, whatever the key id.
+    let r = call(
+        addr,
+        "GET",
+        "/prod/iam",
+        &format!("{h}X-Amz-Security-Token: FwoGZXIvYXdz\r\n"),
+        b"",
+    );
+    assert_refused(
+        &r,
+        403,
+        "InvalidSignatureException",
+        "The security token included in the request is invalid.",
+    );
+}
+
+/// A forged signature (an access key id is no secret: every signed request
+/// shows it) is refused before the API key is charged: the key's quota,
+/// throttle and the in-flight permits stay the real caller's.
+#[test]
+fn forged_signatures_spend_nothing_of_the_callers_quota() {
+    let doc = secured(&[("/iamkey", "sigv4", "iamkey")]).replacen(
+        r#""security": [{"sigv4": []}]"#,
+        r#""security": [{"sigv4": [], "api_key": []}]"#,
+        2,
+    );
+    let key = "k1-0123456789abcdefghijkl";
+    let gw = Gateway::builder()
+        .api("a", &doc)
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .extra(&format!(
+            "[[credentials]]\nname = \"invoker\"\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key = \"{SECRET}\"\npermissions = [\"invoke\"]\n\
+             [[usage_plans]]\nid = \"tiny\"\nquota = {{ limit = 2, period = \"DAY\" }}\napi_stages = [\"a/prod\"]\n\
+             [[api_keys]]\nname = \"k1\"\nvalue = \"{key}\"\nusage_plans = [\"tiny\"]\n"
+        ))
+        .start();
+    let now = SystemTime::now();
+    let forged = signed_at("/prod/iamkey", KEY_ID, "not-the-secret", now);
+    for _ in 0..3 {
+        let r = call(
+            gw.addr,
+            "GET",
+            "/prod/iamkey",
+            &format!("{forged}x-api-key: {key}\r\n"),
+            b"",
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert_eq!(
+            r.header("x-amzn-ErrorType"),
+            Some("InvalidSignatureException")
+        );
+    }
+    let good = signed_at("/prod/iamkey", KEY_ID, SECRET, now);
+    for _ in 0..2 {
+        let r = call(
+            gw.addr,
+            "GET",
+            "/prod/iamkey",
+            &format!("{good}x-api-key: {key}\r\n"),
+            b"",
+        );
+        assert_eq!((r.status, r.text().as_str()), (200, "iamkey"));
+    }
+    // The quota (2) is the real caller's, and it is spent now.
+    let r = call(
+        gw.addr,
+        "GET",
+        "/prod/iamkey",
+        &format!("{good}x-api-key: {key}\r\n"),
+        b"",
+    );
+    assert_eq!(r.status, 429, "{}", r.text());
 }
 
 #[test]
@@ -360,6 +456,14 @@ fn authorizers_it_cannot_run_never_let_a_request_through() {
         "MissingAuthenticationTokenException",
         "Missing Authentication Token",
     );
+    // A scheme securityDefinitions does not have: not created either.
+    let r = get_with(addr, "/prod/undefined", "");
+    assert_refused(
+        &r,
+        403,
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+    );
 }
 
 #[test]
@@ -397,6 +501,7 @@ fn check_says_what_is_not_enforced() {
         "a.json: $.securityDefinitions.oauth: a `oauth2` scheme that API Gateway does not enforce",
         "a.json: $.securityDefinitions.halfdone: Unable to create authorizer from security definition: 'halfdone'. Extension x-amazon-apigateway-authorizer is required.",
         "a.json: $.paths./halfdone.get: not created: it names security definition 'halfdone'",
+        "a.json: $.paths./undefined.get.security: not created: it names security definition 'nosuch', which securityDefinitions does not have",
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }
@@ -428,4 +533,233 @@ fn broken_authorizer_definitions_are_errors_with_their_json_path() {
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }
+}
+
+const TOKEN_FN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:tokenauth";
+const REQUEST_FN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:requestauth";
+
+/// The authorizer stand-in's answer: 200 with `output`.
+fn answers(output: serde_json::Value) -> Mode {
+    Mode::Fixed {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: output.to_string().into_bytes(),
+    }
+}
+
+fn policy(effect: &str, resource: &str) -> serde_json::Value {
+    json!({"Version": "2012-10-17", "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]})
+}
+
+/// MOCK methods whose answers show what the authorizer said.
+fn context_echo(paths: &[(&str, &str)], extra_root: &str) -> String {
+    let body = r#"{"p": "$context.authorizer.principalId", "user": "$context.authorizer.user", "n": "$context.authorizer.n", "key": "$context.identity.apiKey"}"#;
+    let doc = secured(
+        &paths
+            .iter()
+            .map(|(p, s)| (*p, *s, body))
+            .collect::<Vec<_>>(),
+    );
+    if extra_root.is_empty() {
+        doc
+    } else {
+        doc.replacen(
+            r#""securityDefinitions""#,
+            &format!("{extra_root}, \"securityDefinitions\""),
+            1,
+        )
+    }
+}
+
+fn lambda_gateway(doc: &str, authorizer: &Backend, extra: &str) -> Gateway {
+    Gateway::builder()
+        .api("a", doc)
+        .stage("a", "prod", &[("tier", "gold")])
+        .default_api("a")
+        .extra(&format!(
+            "[lambda_functions]\n\"{TOKEN_FN}\" = \"http://{0}/token?v=1\"\n\"{REQUEST_FN}\" = \"http://{0}/request\"\n{extra}",
+            authorizer.addr
+        ))
+        .start()
+}
+
+#[test]
+fn a_token_authorizer_runs_through_its_http_endpoint() {
+    let authorizer = Backend::start(answers(json!({
+        "principalId": "alice",
+        "policyDocument": policy("Allow", "arn:aws:execute-api:*:*:a/prod/GET/*"),
+        "context": {"user": "alice@example.com", "n": 7, "admin": true},
+    })));
+    let gw = lambda_gateway(
+        &context_echo(&[("/token", "tokenauth")], ""),
+        &authorizer,
+        "",
+    );
+    let addr = gw.addr;
+
+    // Allowed: the method sees the principal and the context.
+    let r = get_with(addr, "/prod/token", "Auth: Bearer abc\r\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(
+        (v["p"].as_str(), v["user"].as_str(), v["n"].as_str()),
+        (Some("alice"), Some("alice@example.com"), Some("7"))
+    );
+    // The event API Gateway sends a TOKEN authorizer, POSTed to the
+    // function's endpoint.
+    let call = authorizer.last();
+    assert_eq!(
+        (call.method.as_str(), call.target.as_str()),
+        ("POST", "/token?v=1")
+    );
+    let event: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(
+        event,
+        json!({"type": "TOKEN", "authorizationToken": "Bearer abc", "methodArn": "arn:aws:execute-api:local:000000000000:a/prod/GET/token"})
+    );
+
+    // The same token within the TTL (300 s): no second call. The cached
+    // policy still judges each method: POST is not allowed by it.
+    assert_eq!(
+        get_with(addr, "/prod/token", "Auth: Bearer abc\r\n").status,
+        200
+    );
+    assert_eq!(authorizer.request_count(), 1);
+    let r = send(
+        addr,
+        "POST",
+        "/prod/token",
+        "Auth: Bearer abc\r\nContent-Type: application/json\r\n",
+        b"{}",
+    );
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        "User is not authorized to access this resource",
+    );
+    assert_eq!(authorizer.request_count(), 1);
+
+    // An explicit deny.
+    authorizer.set_mode(answers(
+        json!({"principalId": "bob", "policyDocument": policy("Deny", "*")}),
+    ));
+    let r = get_with(addr, "/prod/token", "Auth: Bearer bob\r\n");
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        "User is not authorized to access this resource with an explicit deny",
+    );
+    // The function refuses the token ("Unauthorized"): 401.
+    authorizer.set_mode(Mode::Fixed {
+        status: 401,
+        headers: vec![],
+        body: b"Unauthorized".to_vec(),
+    });
+    let r = get_with(addr, "/prod/token", "Auth: Bearer carol\r\n");
+    assert_refused(&r, 401, "UnauthorizedException", "Unauthorized");
+    // An output that is not an authorizer's: 500 AUTHORIZER_CONFIGURATION_ERROR.
+    authorizer.set_mode(answers(json!({"principalId": "dave"})));
+    let r = get_with(addr, "/prod/token", "Auth: Bearer dave\r\n");
+    assert_refused(&r, 500, "AuthorizerConfigurationException", "null");
+    // The function fails: 500 AUTHORIZER_FAILURE.
+    authorizer.set_mode(Mode::Fixed {
+        status: 502,
+        headers: vec![],
+        body: b"boom".to_vec(),
+    });
+    let r = get_with(addr, "/prod/token", "Auth: Bearer erin\r\n");
+    assert_refused(&r, 500, "AuthorizerFailureException", "null");
+    // Refusals are not cached: the next call of the same token asks again.
+    authorizer.set_mode(answers(
+        json!({"principalId": "erin", "policyDocument": policy("Allow", "*")}),
+    ));
+    let r = get_with(addr, "/prod/token", "Auth: Bearer erin\r\n");
+    assert_eq!((r.status, r.json()["p"].as_str()), (200, Some("erin")));
+    // And the first token is still served from the cache.
+    assert_eq!(
+        get_with(addr, "/prod/token", "Auth: Bearer abc\r\n").json()["p"],
+        "alice"
+    );
+}
+
+#[test]
+fn a_request_authorizer_gets_the_request_and_can_give_the_api_key() {
+    let authorizer = Backend::start(answers(json!({
+        "principalId": "tenant-t1",
+        "policyDocument": policy("Allow", "*"),
+        "usageIdentifierKey": "tenant-key-0123456789",
+    })));
+    // API keys come from the authorizer; the method requires one.
+    let doc = context_echo(&[("/items/{id}", "requestauth")], r#""x-amazon-apigateway-api-key-source": "AUTHORIZER""#)
+        .replacen(r#""security": [{"requestauth": []}]"#, r#""security": [{"requestauth": [], "api_key": []}]"#, 2)
+        .replace(r#""Unused", "in": "header", "x-amazon-apigateway-authtype": "custom",
+                "x-amazon-apigateway-authorizer": {"type": "request","#, r#""Unused", "in": "header", "x-amazon-apigateway-authtype": "custom",
+                "x-amazon-apigateway-authorizer": {"type": "request", "authorizerResultTtlInSeconds": 0,"#);
+    let gw = lambda_gateway(
+        &doc,
+        &authorizer,
+        "[[usage_plans]]\nid = \"tenants\"\napi_stages = [\"a/prod\"]\n[[api_keys]]\nname = \"t1\"\nvalue = \"tenant-key-0123456789\"\nusage_plans = [\"tenants\"]\n",
+    );
+    let addr = gw.addr;
+    let r = get_with(
+        addr,
+        "/prod/items/42?tenant=t1&tenant=t2&x=%20y",
+        "X-User: u1\r\nx-api-key: ignored-under-AUTHORIZER\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["key"], "tenant-key-0123456789");
+    let call = authorizer.last();
+    assert_eq!(call.target, "/request");
+    let e: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(e["type"], "REQUEST");
+    assert_eq!(
+        e["methodArn"],
+        "arn:aws:execute-api:local:000000000000:a/prod/GET/items/42"
+    );
+    assert_eq!(e["resource"], "/items/{id}");
+    assert_eq!(e["httpMethod"], "GET");
+    assert_eq!(e["headers"]["X-User"], "u1");
+    assert_eq!(e["queryStringParameters"]["tenant"], "t2");
+    assert_eq!(
+        e["multiValueQueryStringParameters"]["tenant"],
+        json!(["t1", "t2"])
+    );
+    assert_eq!(e["queryStringParameters"]["x"], " y");
+    assert_eq!(e["pathParameters"], json!({"id": "42"}));
+    assert_eq!(e["stageVariables"], json!({"tier": "gold"}));
+    assert_eq!(e["requestContext"]["stage"], "prod");
+    assert_eq!(e["requestContext"]["path"], "/prod/items/42");
+    // TTL 0: every request asks, the same identity too.
+    get_with(addr, "/prod/items/42?tenant=t1", "X-User: u1\r\n");
+    get_with(addr, "/prod/items/42?tenant=t1", "X-User: u1\r\n");
+    assert_eq!(authorizer.request_count(), 3);
+    // A usage key no plan of this stage has: 403 Forbidden (INVALID_API_KEY).
+    authorizer.set_mode(answers(json!({"principalId": "x", "policyDocument": policy("Allow", "*"), "usageIdentifierKey": "nobody"})));
+    let r = get_with(
+        addr,
+        "/prod/items/42?tenant=t1",
+        "X-User: u1\r\nx-api-key: tenant-key-0123456789\r\n",
+    );
+    assert_refused(&r, 403, "ForbiddenException", "Forbidden");
+}
+
+#[test]
+fn an_unreachable_authorizer_is_an_authorizer_failure() {
+    // A port nothing listens on: bound, then closed.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gw = Gateway::builder()
+        .api("a", &context_echo(&[("/token", "tokenauth")], ""))
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .extra(&format!(
+            "[lambda_functions]\n\"{TOKEN_FN}\" = \"http://{addr}/\"\n"
+        ))
+        .start();
+    let r = get_with(gw.addr, "/prod/token", "Auth: Bearer abc\r\n");
+    assert_refused(&r, 500, "AuthorizerFailureException", "null");
 }

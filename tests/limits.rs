@@ -361,10 +361,10 @@ fn the_api_key_is_in_the_context_of_methods_that_require_one() {
     assert_eq!(body, serde_json::json!({"key": "", "id": ""}));
 }
 
-/// `x-amazon-apigateway-api-key-source: AUTHORIZER`: keys would come from
-/// a Lambda authorizer, which does not run here, so a client's `x-api-key`
-/// opens nothing (it did: the extension was not read); methods without
-/// `apiKeyRequired` are unaffected.
+/// `x-amazon-apigateway-api-key-source: AUTHORIZER`: keys come from the
+/// method's Lambda authorizer (tests/authorization.rs), never from a
+/// client's `x-api-key`, which opens nothing (it did: the extension was not
+/// read); methods without `apiKeyRequired` are unaffected.
 #[test]
 fn keys_from_an_authorizer_are_never_taken_from_the_header() {
     let doc = keyed_api().replacen(

@@ -1466,7 +1466,11 @@ fn flush_cache(admin: &Admin, id: &str, stage: &str) -> Reply {
 /// deployed definition with `basePath` `/{stage}`; the
 /// `x-amazon-apigateway-integration` of each method only with
 /// `extensions=integrations`, request validators only with `validators`,
-/// authorizers only with `authorizers`; `apigateway` includes all three.
+/// authorizers (`x-amazon-apigateway-authorizer`) only with `authorizers`;
+/// `apigateway` includes all three. `x-amazon-apigateway-authtype` is
+/// always kept, as API Gateway exports it: without it an IAM method would
+/// import as an open one, and a Lambda authorizer's methods as open ones
+/// instead of not at all.
 fn shape_export(doc: &mut Value, stage: &str, extensions: Option<&str>) {
     let asked: Vec<String> = extensions
         .unwrap_or("")
@@ -1487,7 +1491,6 @@ fn shape_export(doc: &mut Value, stage: &str, extensions: Option<&str>) {
         if let Some(Value::Object(defs)) = root.get_mut("securityDefinitions") {
             for def in defs.values_mut().filter_map(Value::as_object_mut) {
                 def.remove("x-amazon-apigateway-authorizer");
-                def.remove("x-amazon-apigateway-authtype");
             }
         }
     }
@@ -1585,7 +1588,12 @@ mod tests {
             plain["x-amazon-apigateway-binary-media-types"][0],
             "image/png"
         );
-        assert_eq!(plain["securityDefinitions"]["a"], json!({"type": "apiKey"}));
+        // The authorizer only with `authorizers`; its type always, so that a
+        // re-import does not serve its methods open.
+        assert_eq!(
+            plain["securityDefinitions"]["a"],
+            json!({"type": "apiKey", "x-amazon-apigateway-authtype": "custom"})
+        );
         assert_eq!(plain["paths"]["/p"]["get"], json!({"responses": {}}));
         let validators = shaped(Some("validators"));
         assert_eq!(validators["x-amazon-apigateway-request-validator"], "all");

@@ -33,6 +33,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub upstream: UpstreamSettings,
     pub upstream_hosts: HashMap<String, String>,
+    /// `[lambda_functions]`: function ARN → the endpoint standing in for it.
+    pub lambda_functions: Vec<(String, UriTemplate)>,
     pub default_api: Option<String>,
     pub demo_backend: Option<SocketAddr>,
     pub admin: Option<AdminSettings>,
@@ -374,6 +376,45 @@ pub fn read_config(
         upstream_hosts.insert(from.to_ascii_lowercase(), to.clone());
     }
 
+    // lambda_functions: "arn:aws:lambda:...:function:NAME" → "http(s)://host:port/path"
+    let mut lambda_functions = Vec::new();
+    for (arn, url) in &raw.lambda_functions {
+        let jp = format!("$.lambda_functions.{arn}");
+        if !arn.starts_with("arn:") || !arn.contains(":function:") {
+            diags.error(
+                file,
+                &jp,
+                "must be a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME), as an authorizerUri names it",
+            );
+            continue;
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            diags.error(
+                file,
+                &jp,
+                format!("`{url}` must be an http:// or https:// URL"),
+            );
+            continue;
+        }
+        match super::swagger::parse_uri_template(url) {
+            Ok(t)
+                if t.authority.iter().all(|p| matches!(p, TplPart::Text(_)))
+                    && t.path
+                        .iter()
+                        .chain(&t.query)
+                        .all(|p| matches!(p, TplPart::Text(_))) =>
+            {
+                lambda_functions.push((arn.clone(), t))
+            }
+            Ok(_) => diags.error(
+                file,
+                &jp,
+                format!("`{url}`: no stage variables or {{parameters}} here"),
+            ),
+            Err(e) => diags.error(file, &jp, format!("`{url}`: {e}")),
+        }
+    }
+
     let demo_backend = raw.demo_backend.as_ref().and_then(|d| {
         let a = parse_socket_addr(&d.listen);
         if a.is_none() {
@@ -640,6 +681,7 @@ pub fn read_config(
             },
             upstream,
             upstream_hosts,
+            lambda_functions,
             default_api: raw.server.default_api.clone(),
             demo_backend,
             admin,
@@ -803,6 +845,8 @@ pub fn build(
                 }
             },
         );
+    let lambda_functions =
+        bind_lambda_functions(settings, &drafts, &mut targets, &mut target_index, diags);
     if !diags.errors.is_empty() {
         return Err(LoadError {
             errors: std::mem::take(&mut diags.errors),
@@ -935,7 +979,62 @@ pub fn build(
     )
     .with_websockets(ws_apis, settings.ws_limits, settings.default_api.as_deref())
     .with_log_sinks(registry.logs.clone())
-    .with_tls(tls_server, tls_client))
+    .with_tls(tls_server, tls_client)
+    .with_lambda_functions(lambda_functions))
+}
+
+/// The endpoints of `[lambda_functions]`, bound as integration URIs are
+/// (`upstream_hosts` applies); and a warning for each Lambda authorizer
+/// whose function has none, since its methods cannot be called.
+fn bind_lambda_functions(
+    settings: &Settings,
+    drafts: &[ApiDraft],
+    targets: &mut Vec<Target>,
+    target_index: &mut HashMap<String, TargetId>,
+    diags: &mut Diagnostics,
+) -> HashMap<String, crate::snapshot::UpstreamBinding> {
+    let mut bound = HashMap::new();
+    for (arn, uri) in &settings.lambda_functions {
+        match bind_uri(
+            uri,
+            &BTreeMap::new(),
+            &settings.upstream_hosts,
+            targets,
+            target_index,
+        ) {
+            Ok(b) => {
+                bound.insert(arn.clone(), b);
+            }
+            Err(e) => diags.error(
+                &settings.config_path,
+                format!("$.lambda_functions.{arn}"),
+                e,
+            ),
+        }
+    }
+    for d in drafts {
+        let mut seen: Vec<&str> = Vec::new();
+        for m in &d.api.methods {
+            let crate::snapshot::MethodAuth::Lambda(a) = &m.auth else {
+                continue;
+            };
+            if seen.contains(&a.name.as_str()) {
+                continue;
+            }
+            seen.push(&a.name);
+            if !a.function.as_ref().is_some_and(|f| bound.contains_key(f)) {
+                diags.warn(
+                    &d.api.source,
+                    format!("$.securityDefinitions.{}", a.name),
+                    format!(
+                        "Lambda authorizer of function {}: no endpoint for it in the config's [lambda_functions], so its methods answer 401 without the identity source and 500 AUTHORIZER_CONFIGURATION_ERROR with it",
+                        a.function.as_deref().unwrap_or("(none)")
+                    ),
+                );
+            }
+        }
+    }
+    bound
 }
 
 #[allow(clippy::too_many_arguments)]

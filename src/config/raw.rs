@@ -17,6 +17,10 @@ pub struct RawConfig {
     pub stages: Vec<RawStage>,
     #[serde(default)]
     pub upstream_hosts: BTreeMap<String, String>,
+    /// Lambda function ARN → the HTTP endpoint that stands in for it (a
+    /// Lambda authorizer's `authorizerUri` names the function).
+    #[serde(default)]
+    pub lambda_functions: BTreeMap<String, String>,
     #[serde(default)]
     pub upstream: RawUpstream,
     #[serde(default)]

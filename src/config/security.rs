@@ -184,6 +184,24 @@ pub fn method_auth(
         auth = MethodAuth::Iam;
         auth_name = Some("x-amazon-apigateway-auth");
     }
+    // A name `securityDefinitions` does not have (a typo, a definition
+    // removed): the method is not created rather than served open.
+    if let Some(missing) = op
+        .get("security")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|r| r.keys())
+        .find(|n| !schemes.defs.as_ref().is_some_and(|d| d.contains_key(*n)))
+    {
+        diags.warn(
+            file,
+            format!("{op_path}.security"),
+            format!("not created: it names security definition '{missing}', which securityDefinitions does not have"),
+        );
+        return None;
+    }
     for (name, kind) in requirements(schemes.defs.as_ref(), op.get("security")) {
         let next = match kind {
             SchemeKind::ApiKey => {

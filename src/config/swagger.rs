@@ -887,9 +887,9 @@ fn check_method_responses(
 }
 
 /// `x-amazon-apigateway-api-key-source`: `HEADER` (the default; the
-/// client's `x-api-key`) or `AUTHORIZER` (the key a Lambda authorizer
-/// returns). This gateway runs no authorizers, so under `AUTHORIZER` no
-/// request can present a key: true when keys come from the header.
+/// client's `x-api-key`) or `AUTHORIZER` (the `usageIdentifierKey` the
+/// method's Lambda authorizer returns; a method without one presents no
+/// key): true when keys come from the header.
 fn compile_api_key_source(
     file: &Path,
     root: &serde_json::Map<String, Value>,
@@ -903,7 +903,7 @@ fn compile_api_key_source(
             diags.warn(
                 file,
                 format!("$.{key}"),
-                "AUTHORIZER: API keys come from a Lambda authorizer, which this gateway does not run; methods that require an API key answer 403 Forbidden (the x-api-key header is not used)",
+                "AUTHORIZER: API keys come from the usageIdentifierKey of the method's Lambda authorizer (its function needs an endpoint in the config's [lambda_functions]); the x-api-key header is not used, and a method that requires a key but has no authorizer answers 403 Forbidden",
             );
             false
         }

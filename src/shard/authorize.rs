@@ -10,20 +10,34 @@
 //! Read first: [`check_head`].
 
 use std::borrow::Cow;
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Map, Value};
 
 use crate::auth::{AuthError, RequestParts};
+use crate::authorizer::{evaluate, parse_output, AuthorizerOutput, Verdict};
 use crate::error::{ErrorKind, GatewayError};
 use crate::integration::RequestInfo;
-use crate::snapshot::{IdentitySource, LambdaAuthorizer, MethodAuth, Snapshot, Stage};
+use crate::snapshot::{
+    IdentitySource, LambdaAuthorizer, MethodAuth, Snapshot, Stage, UpstreamBinding, UriPart,
+};
 use crate::template::{ContextVar, Values};
 
 /// What the head-time check leaves for later.
-pub enum Pending {
+pub enum Pending<'s> {
     /// Nothing: the method needs no authorization.
     Nothing,
     /// An `AWS_IAM` method: the signature, once the body is read.
     Signature,
+    /// A Lambda authorizer to call (or whose cached result to use) with
+    /// these identity values.
+    Lambda {
+        authorizer: &'s Arc<LambdaAuthorizer>,
+        endpoint: &'s UpstreamBinding,
+        identity: Vec<String>,
+    },
 }
 
 /// The method ARN API Gateway passes to authorizers and names in IAM
@@ -42,12 +56,12 @@ pub fn method_arn(info: &RequestInfo<'_>) -> String {
 }
 
 /// The checks a method's authorization makes on the request head.
-pub fn check_head(
-    snap: &Snapshot,
+pub fn check_head<'s>(
+    snap: &'s Snapshot,
     info: &RequestInfo<'_>,
     stage: &Stage,
-    auth: &MethodAuth,
-) -> Result<Pending, GatewayError> {
+    auth: &'s MethodAuth,
+) -> Result<Pending<'s>, GatewayError> {
     match auth {
         MethodAuth::None => Ok(Pending::Nothing),
         MethodAuth::Iam => {
@@ -74,7 +88,18 @@ pub fn check_head(
             Ok(Pending::Signature)
         }
         MethodAuth::Lambda(a) => {
-            identity(info, stage, a)?;
+            let identity = identity(info, stage, a)?;
+            if let Some(endpoint) = a
+                .function
+                .as_ref()
+                .and_then(|f| snap.lambda_functions.get(f))
+            {
+                return Ok(Pending::Lambda {
+                    authorizer: a,
+                    endpoint,
+                    identity,
+                });
+            }
             Err(GatewayError::new(
                 ErrorKind::AuthorizerConfiguration,
                 format!(
@@ -191,4 +216,299 @@ pub fn identity(
         }
     }
     Ok(values)
+}
+
+/// How long an authorizer may take, as API Gateway's limit for them.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest output read back (API Gateway allows 8 KB; headroom for
+/// whitespace).
+const MAX_OUTPUT_BYTES: usize = 64 * 1024;
+/// Results a shard keeps; past it, expired ones are dropped, then all.
+const MAX_CACHED: usize = 10_000;
+
+/// Lambda authorizers' outputs by authorizer and identity, for their TTL.
+/// Per shard: no locks on the request path; a shard calls the authorizer
+/// once per identity and TTL.
+#[derive(Default)]
+pub struct ResultCache {
+    entries: HashMap<(usize, String), Cached>,
+}
+
+struct Cached {
+    expires: Instant,
+    output: Arc<AuthorizerOutput>,
+    /// Keeps the authorizer (whose address is part of the key) alive, so
+    /// that a reload's new authorizer at a reused address cannot find it.
+    _authorizer: Arc<LambdaAuthorizer>,
+}
+
+impl ResultCache {
+    fn get(&mut self, key: &(usize, String), now: Instant) -> Option<Arc<AuthorizerOutput>> {
+        match self.entries.get(key) {
+            Some(c) if c.expires > now => Some(c.output.clone()),
+            Some(_) => {
+                self.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&mut self, key: (usize, String), cached: Cached, now: Instant) {
+        if self.entries.len() >= MAX_CACHED {
+            self.entries.retain(|_, c| c.expires > now);
+            if self.entries.len() >= MAX_CACHED {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, cached);
+    }
+}
+
+/// Runs a Lambda authorizer through the HTTP endpoint that stands in for
+/// its function (or takes its cached output), then judges the method ARN
+/// by the policy. The output is what `$context.authorizer.*` reads.
+pub async fn run_lambda(
+    shard: &super::Shard,
+    snap: &Snapshot,
+    info: &RequestInfo<'_>,
+    stage: &Stage,
+    authorizer: &Arc<LambdaAuthorizer>,
+    endpoint: &UpstreamBinding,
+    identity: Vec<String>,
+) -> Result<Arc<AuthorizerOutput>, GatewayError> {
+    let arn = method_arn(info);
+    let key = (Arc::as_ptr(authorizer) as usize, identity.join("\u{0}"));
+    let now = Instant::now();
+    let cached = if authorizer.ttl.is_zero() {
+        None
+    } else {
+        shard.authorizer_cache.borrow_mut().get(&key, now)
+    };
+    let output = match cached {
+        Some(o) => o,
+        None => {
+            let o = Arc::new(
+                call(
+                    shard, snap, info, stage, authorizer, endpoint, &identity, &arn,
+                )
+                .await?,
+            );
+            if !authorizer.ttl.is_zero() {
+                shard.authorizer_cache.borrow_mut().put(
+                    key,
+                    Cached {
+                        expires: now + authorizer.ttl,
+                        output: o.clone(),
+                        _authorizer: authorizer.clone(),
+                    },
+                    now,
+                );
+            }
+            o
+        }
+    };
+    match evaluate(&output.statements, &arn) {
+        Verdict::Allow => Ok(output),
+        v => Err(GatewayError::new(
+            ErrorKind::AccessDenied,
+            format!(
+                "authorizer `{}`: the policy for {} denies {arn}",
+                authorizer.name, output.principal_id
+            ),
+        )
+        .telling(v.message())),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    shard: &super::Shard,
+    snap: &Snapshot,
+    info: &RequestInfo<'_>,
+    stage: &Stage,
+    authorizer: &LambdaAuthorizer,
+    endpoint: &UpstreamBinding,
+    identity: &[String],
+    arn: &str,
+) -> Result<AuthorizerOutput, GatewayError> {
+    let failure = |detail: String| {
+        GatewayError::new(
+            ErrorKind::AuthorizerFailure,
+            format!("authorizer `{}`: {detail}", authorizer.name),
+        )
+    };
+    let event = if authorizer.request {
+        request_event(info, stage, arn)
+    } else {
+        json!({
+            "type": "TOKEN",
+            "authorizationToken": identity.first().map_or("", String::as_str),
+            "methodArn": arn,
+        })
+    };
+    let body = event.to_string();
+    let target = snap
+        .targets
+        .get(endpoint.target as usize)
+        .ok_or_else(|| failure("unknown endpoint".into()))?;
+    let addrs = shard
+        .addresses(target)
+        .map_err(|e| failure(e.detail.into_owned()))?;
+    let tls = super::upstream::TlsTo::for_target(snap, target)
+        .map_err(|e| failure(e.detail.into_owned()))?;
+    let text = |parts: &[UriPart]| -> String {
+        parts
+            .iter()
+            .map(|p| match p {
+                UriPart::Text(t) => t.as_str(),
+                UriPart::Param(_) => "",
+            })
+            .collect()
+    };
+    let mut path = text(&endpoint.path);
+    if path.is_empty() {
+        path.push('/');
+    }
+    let query = text(&endpoint.query);
+    let mut request = format!(
+        "POST {path}{}{query} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nx-amzn-RequestId: {}\r\n\r\n",
+        if query.is_empty() { "" } else { "?" },
+        endpoint.host_header,
+        body.len(),
+        info.request_id,
+    )
+    .into_bytes();
+    request.extend_from_slice(body.as_bytes());
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    let settings = snap.upstream;
+    let mut resp = super::upstream::send(
+        &shard.pool,
+        &shard.scratch,
+        &shard.timers,
+        &settings,
+        &addrs,
+        tls,
+        &request,
+        false,
+        false,
+        deadline,
+    )
+    .await
+    .map_err(|e| failure(e.detail.into_owned()))?;
+    let status = resp.head.status;
+    let out = resp
+        .buffer_body(&shard.scratch, &shard.timers, MAX_OUTPUT_BYTES, deadline)
+        .await
+        .map_err(|e| failure(e.detail.into_owned()))?;
+    let super::upstream::Buffered::Complete(out) = out else {
+        return Err(GatewayError::new(
+            ErrorKind::AuthorizerConfiguration,
+            format!(
+                "authorizer `{}`: output over {MAX_OUTPUT_BYTES} bytes",
+                authorizer.name
+            ),
+        ));
+    };
+    resp.release(&shard.pool, &settings);
+    match status {
+        200 => parse_output(&out).map_err(|why| {
+            GatewayError::new(
+                ErrorKind::AuthorizerConfiguration,
+                format!("authorizer `{}`: {why}", authorizer.name),
+            )
+        }),
+        // A Lambda authorizer refuses with the error "Unauthorized"; its
+        // HTTP stand-in with 401 (or 403).
+        401 | 403 => Err(GatewayError::new(
+            ErrorKind::Unauthorized,
+            format!("authorizer `{}` answered {status}", authorizer.name),
+        )),
+        _ => Err(failure(format!("answered {status}"))),
+    }
+}
+
+/// API Gateway's REQUEST authorizer event.
+fn request_event(info: &RequestInfo<'_>, stage: &Stage, arn: &str) -> Value {
+    let mut headers = Map::new();
+    let mut multi_headers: Map<String, Value> = Map::new();
+    for (n, v) in info.head.headers() {
+        let n = String::from_utf8_lossy(n).into_owned();
+        let v = String::from_utf8_lossy(v).into_owned();
+        match multi_headers.get_mut(&n) {
+            Some(Value::Array(a)) => a.push(Value::String(v.clone())),
+            _ => {
+                multi_headers.insert(n.clone(), json!([v.clone()]));
+            }
+        }
+        headers.insert(n, Value::String(v));
+    }
+    let mut query = Map::new();
+    let mut multi_query: Map<String, Value> = Map::new();
+    if let Some(q) = info.head.query() {
+        for (n, v) in crate::http::query::pairs(q) {
+            let n = crate::http::query::decode_component(n).into_owned();
+            let v = crate::http::query::decode_component(v).into_owned();
+            match multi_query.get_mut(&n) {
+                Some(Value::Array(a)) => a.push(Value::String(v.clone())),
+                _ => {
+                    multi_query.insert(n.clone(), json!([v.clone()]));
+                }
+            }
+            query.insert(n, Value::String(v));
+        }
+    }
+    let mut path_params = Map::new();
+    if let Some(r) = &info.route {
+        for (i, n) in r.resource.param_names.iter().enumerate() {
+            if let Some(v) = r.captures.get(r.rest, i) {
+                path_params.insert(
+                    n.clone(),
+                    Value::String(crate::http::query::decode_path(v.as_bytes()).into_owned()),
+                );
+            }
+        }
+    }
+    let stage_vars: Map<String, Value> = stage
+        .variables
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let resource = info.route.map_or("/", |r| r.resource.path.as_str());
+    let path = info
+        .route
+        .map_or("/", |r| if r.rest.is_empty() { "/" } else { r.rest });
+    let method = info.head.method().as_str();
+    let ctx = |v: ContextVar| info.context(&v).map(Cow::into_owned).unwrap_or_default();
+    json!({
+        "type": "REQUEST",
+        "methodArn": arn,
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": multi_query,
+        "pathParameters": path_params,
+        "stageVariables": stage_vars,
+        "requestContext": {
+            "path": String::from_utf8_lossy(info.head.path()),
+            "accountId": "000000000000",
+            "resourceId": resource,
+            "stage": stage.name,
+            "requestId": info.request_id,
+            "extendedRequestId": ctx(ContextVar::ExtendedRequestId),
+            "identity": {
+                "sourceIp": ctx(ContextVar::SourceIp),
+                "userAgent": ctx(ContextVar::UserAgent),
+                "apiKey": info.header("x-api-key").map(Cow::into_owned),
+            },
+            "resourcePath": resource,
+            "httpMethod": method,
+            "apiId": info.api.map_or("", |a| a.id.as_str()),
+            "protocol": ctx(ContextVar::Protocol),
+            "requestTimeEpoch": crate::ids::epoch_millis(info.received),
+        },
+    })
 }

@@ -341,6 +341,7 @@ impl Conn {
                 body: &no_body,
                 client_cert: None,
                 api_key: None,
+                authorizer: None,
                 hide_authorization: false,
                 cache_fetch: false,
             };
@@ -719,6 +720,7 @@ impl Conn {
             body: &no_body,
             client_cert: client_cert.as_deref(),
             api_key: None,
+            authorizer: None,
             // A gateway bearer token (admin, cache invalidation) is the
             // gateway's secret: no integration sees it.
             hide_authorization: !snap.credentials.is_empty()
@@ -751,14 +753,60 @@ impl Conn {
 
         // 4. Authorization (IAM, authorizers), before API keys as in API
         // Gateway; an IAM signature is verified once the body is read.
-        let pending_auth = match super::authorize::check_head(snap, &info, stage, &method.auth) {
-            Ok(p) => p,
-            Err(err) => return self.fail(&info, responses, &err, body_pending),
+        // A Lambda authorizer is called (or its cached output used) here.
+        let (iam_pending, authorized) =
+            match super::authorize::check_head(snap, &info, stage, &method.auth) {
+                Ok(super::authorize::Pending::Nothing) => (false, None),
+                Ok(super::authorize::Pending::Signature) => (true, None),
+                Ok(super::authorize::Pending::Lambda {
+                    authorizer,
+                    endpoint,
+                    identity,
+                }) => {
+                    let shard = self.shard.clone();
+                    let run = super::authorize::run_lambda(
+                        &shard, snap, &info, stage, authorizer, endpoint, identity,
+                    );
+                    match Box::pin(run).await {
+                        Ok(out) => (false, Some(out)),
+                        Err(err) => return self.fail(&info, responses, &err, body_pending),
+                    }
+                }
+                Err(err) => return self.fail(&info, responses, &err, body_pending),
+            };
+        info.authorizer = authorized.as_deref();
+        // The API key: the client's `x-api-key`, or under
+        // `x-amazon-apigateway-api-key-source: AUTHORIZER` the authorizer's
+        // `usageIdentifierKey`.
+        let presented_key = if api.api_keys_from_header {
+            head.header("x-api-key")
+        } else {
+            authorized
+                .as_ref()
+                .and_then(|o| o.usage_key.as_deref())
+                .map(str::as_bytes)
         };
 
         // Admission: API key, usage plan, quota, method, stage and
         // account limits, then an in-flight permit, held until the answer
         // is produced.
+        // An IAM signature covers the body: that is read and the signature
+        // checked before admission, so that a forged signature (an access
+        // key id is no secret) spends no key quota, throttle or permit.
+        let early_body = if iam_pending {
+            let b = match self.body_or_refusal(head, snap, &info, responses).await {
+                Ok(b) => b,
+                Err(keep_alive) => return keep_alive,
+            };
+            body_pending = false;
+            if let Err(err) = super::authorize::verify_iam(snap, &info, &b) {
+                return self.fail(&info, responses, &err, false);
+            }
+            Some(b)
+        } else {
+            None
+        };
+
         let (permit, key) = match admit(
             &self.shard,
             snap,
@@ -766,7 +814,7 @@ impl Conn {
             stage,
             method_id,
             method.api_key_required,
-            head,
+            presented_key,
             started,
         ) {
             Ok(p) => p,
@@ -777,27 +825,15 @@ impl Conn {
         // 5–6. (validation, cache: later phases)
 
         // The body, now that the request is known to be routable.
-        let body = match self.read_body(head, snap).await {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => {
-                let err = GatewayError::new(ErrorKind::BodyTooLarge, "request body over the limit");
-                return self.fail(&info, responses, &err, true);
-            }
-            Err(BodyError::Malformed(why)) => {
-                self.rec.status = 400;
-                write_protocol_error(&mut self.out, 400, why, request_id);
-                self.linger = linger_budget(head.info.body, snap.server.limits.max_body_bytes);
-                return false;
-            }
-            Err(BodyError::Gone) => return false,
+        let body = match early_body {
+            Some(b) => b,
+            None => match self.body_or_refusal(head, snap, &info, responses).await {
+                Ok(b) => b,
+                Err(keep_alive) => return keep_alive,
+            },
         };
         body_pending = false;
         info.body = &body;
-        if let super::authorize::Pending::Signature = pending_auth {
-            if let Err(err) = super::authorize::verify_iam(snap, &info, &body) {
-                return self.fail(&info, responses, &err, false);
-            }
-        }
 
         // A compressed body (`Content-Encoding: gzip` or `deflate`) where
         // the gateway reads it is decoded first, as API Gateway does: for
@@ -922,6 +958,31 @@ impl Conn {
     }
 
     /// Runs the integration and returns what it produced.
+    /// The request's body; or the refusal written (413, or 400 for a
+    /// malformed body) and whether the connection stays open.
+    async fn body_or_refusal(
+        &mut self,
+        head: &RequestHead,
+        snap: &Snapshot,
+        info: &RequestInfo<'_>,
+        responses: &StageResponses,
+    ) -> Result<Bytes, bool> {
+        match self.read_body(head, snap).await {
+            Ok(b) => Ok(b),
+            Err(BodyError::TooLarge) => {
+                let err = GatewayError::new(ErrorKind::BodyTooLarge, "request body over the limit");
+                Err(self.fail(info, responses, &err, true))
+            }
+            Err(BodyError::Malformed(why)) => {
+                self.rec.status = 400;
+                write_protocol_error(&mut self.out, 400, why, info.request_id);
+                self.linger = linger_budget(head.info.body, snap.server.limits.max_body_bytes);
+                Err(false)
+            }
+            Err(BodyError::Gone) => Err(false),
+        }
+    }
+
     async fn integrate(
         &mut self,
         snap: &Snapshot,
@@ -1736,7 +1797,7 @@ fn admit<'s>(
     stage: &'s crate::snapshot::Stage,
     method_id: u32,
     key_required: bool,
-    head: &RequestHead,
+    presented_key: Option<&[u8]>,
     started: Instant,
 ) -> Result<(Permit<'s>, Option<&'s crate::snapshot::KeyPlan>), GatewayError> {
     let t = &snap.throttling;
@@ -1747,9 +1808,7 @@ fn admit<'s>(
     };
     let mut key = None;
     if key_required {
-        let plan = head
-            .header("x-api-key")
-            .filter(|_| api.api_keys_from_header)
+        let plan = presented_key
             .and_then(|k| std::str::from_utf8(k).ok())
             .and_then(|k| t.keys.get(k))
             .and_then(|plans| plans.iter().find(|p| p.covers(&api.id, &stage.name)))

@@ -93,6 +93,8 @@ pub struct Shard {
     /// When this shard last logged a failed integration, and how many it
     /// has left out since (see [`Shard::log_failure`]).
     failure_log: LogEvery,
+    /// Lambda authorizers' results, by identity, for their TTL.
+    pub authorizer_cache: RefCell<authorize::ResultCache>,
 }
 
 /// At most one log line a second for an event that may recur many times
@@ -404,6 +406,7 @@ async fn shard_main(
         in_flight: Cell::new(0),
         connections: Cell::new(0),
         failure_log: LogEvery::default(),
+        authorizer_cache: RefCell::new(authorize::ResultCache::default()),
     });
 
     // Housekeeping: new snapshots and the shutdown order every POLL; DNS
