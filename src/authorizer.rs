@@ -212,6 +212,128 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// A Cognito user pool as this gateway checks its tokens: its issuer and
+/// the public keys of its JWKS (`/.well-known/jwks.json`, saved to a file).
+pub struct UserPool {
+    pub issuer: String,
+    keys: Vec<(
+        Option<String>,
+        jsonwebtoken::DecodingKey,
+        jsonwebtoken::Algorithm,
+    )>,
+}
+
+impl std::fmt::Debug for UserPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPool")
+            .field("issuer", &self.issuer)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+/// The issuer of a Cognito user pool's tokens, from its ARN
+/// (`arn:aws:cognito-idp:REGION:ACCOUNT:userpool/POOL_ID`).
+pub fn cognito_issuer(pool_arn: &str) -> Option<String> {
+    let rest = pool_arn.strip_prefix("arn:aws:cognito-idp:")?;
+    let (region, rest) = rest.split_once(':')?;
+    let pool = rest.split_once(":userpool/")?.1;
+    (!region.is_empty() && !pool.is_empty())
+        .then(|| format!("https://cognito-idp.{region}.amazonaws.com/{pool}"))
+}
+
+impl UserPool {
+    /// Reads a JWKS document (`{"keys": [...]}`); keys of a kind JWTs
+    /// cannot be checked with are an error.
+    pub fn from_jwks(issuer: String, jwks: &[u8]) -> Result<UserPool, String> {
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_slice(jwks).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let mut keys = Vec::new();
+        for (i, jwk) in set.keys.iter().enumerate() {
+            let key =
+                jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| format!("keys[{i}]: {e}"))?;
+            let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                (Some(a), _) => a
+                    .to_string()
+                    .parse::<jsonwebtoken::Algorithm>()
+                    .map_err(|_| format!("keys[{i}]: `alg` {a} does not sign tokens"))?,
+                (None, jsonwebtoken::jwk::AlgorithmParameters::RSA(_)) => {
+                    jsonwebtoken::Algorithm::RS256
+                }
+                (None, jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_)) => {
+                    jsonwebtoken::Algorithm::ES256
+                }
+                (None, _) => return Err(format!("keys[{i}]: no `alg`")),
+            };
+            keys.push((jwk.common.key_id.clone(), key, alg));
+        }
+        if keys.is_empty() {
+            return Err("the JWKS has no keys".into());
+        }
+        Ok(UserPool { issuer, keys })
+    }
+
+    /// Checks a token as API Gateway's Cognito authorizer does: signed by
+    /// one of the pool's keys (`kid`), issued by the pool, not expired
+    /// (nor before `nbf`); without `scopes` an ID token, with them an
+    /// access token holding at least one of them. The claims become
+    /// `$context.authorizer.claims.NAME`.
+    pub fn verify(&self, token: &str, scopes: &[String]) -> Result<AuthorizerOutput, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
+        let (_, key, alg) = self
+            .keys
+            .iter()
+            .find(|(kid, _, alg)| {
+                *alg == header.alg && (header.kid.is_none() || *kid == header.kid)
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no key of the pool for kid {:?} and {:?}",
+                    header.kid, header.alg
+                )
+            })?;
+        let mut v = jsonwebtoken::Validation::new(*alg);
+        v.set_issuer(&[&self.issuer]);
+        v.validate_aud = false;
+        v.validate_nbf = true;
+        v.leeway = 0;
+        v.set_required_spec_claims(&["exp", "iss"]);
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &v)
+            .map_err(|e| format!("token refused: {e}"))?;
+        let claims = data.claims;
+        let token_use = claims.get("token_use").and_then(Value::as_str);
+        if scopes.is_empty() {
+            if token_use != Some("id") {
+                return Err("an ID token is needed (token_use is not id)".into());
+            }
+        } else {
+            if token_use != Some("access") {
+                return Err("an access token is needed for a method with scopes".into());
+            }
+            let held = claims.get("scope").and_then(Value::as_str).unwrap_or("");
+            if !held.split(' ').any(|s| scopes.iter().any(|w| w == s)) {
+                return Err(format!("the token has none of the scopes {scopes:?}"));
+            }
+        }
+        let context = claims
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (format!("claims.{k}"), text)
+            })
+            .collect();
+        Ok(AuthorizerOutput {
+            principal_id: String::new(),
+            statements: Vec::new(),
+            context,
+            usage_key: None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +429,21 @@ mod tests {
         ] {
             assert!(parse_output(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn a_pools_issuer_is_read_from_its_arn() {
+        assert_eq!(
+            cognito_issuer("arn:aws:cognito-idp:eu-west-1:123:userpool/eu-west-1_Ab").as_deref(),
+            Some("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ab")
+        );
+        assert_eq!(
+            cognito_issuer("arn:aws:cognito-idp:eu-west-1:123:pool/x"),
+            None
+        );
+        assert_eq!(
+            cognito_issuer("arn:aws:lambda:eu-west-1:123:userpool/x"),
+            None
+        );
     }
 }

@@ -521,10 +521,13 @@ impl TemplateData {
             }
         }
         if let Some(a) = info.authorizer {
-            context.insert("authorizer.principalId".to_owned(), a.principal_id.clone());
             for (k, v) in &a.context {
                 context.insert(format!("authorizer.{k}"), v.clone());
             }
+            // After the context: a context key `principalId` does not
+            // stand for the principal (as `context.authorizer.principalId`
+            // in mappings reads it too).
+            context.insert("authorizer.principalId".to_owned(), a.principal_id.clone());
         }
         if let Some(c) = info.client_cert {
             for f in crate::tls::ClientCert::FIELDS {

@@ -62,6 +62,8 @@ pub struct Snapshot {
     /// `[lambda_functions]`: a Lambda function ARN → the HTTP endpoint
     /// that stands in for it (Lambda authorizers).
     pub lambda_functions: HashMap<String, UpstreamBinding>,
+    /// `[cognito_user_pools]`: a user pool ARN → its issuer and keys.
+    pub user_pools: HashMap<String, Arc<crate::authorizer::UserPool>>,
 }
 
 /// A shared bucket as a request sees it.
@@ -146,7 +148,16 @@ impl Snapshot {
             tls_server: None,
             tls_client: None,
             lambda_functions: HashMap::new(),
+            user_pools: HashMap::new(),
         }
+    }
+
+    pub fn with_user_pools(
+        mut self,
+        pools: HashMap<String, Arc<crate::authorizer::UserPool>>,
+    ) -> Snapshot {
+        self.user_pools = pools;
+        self
     }
 
     pub fn with_lambda_functions(
@@ -452,8 +463,12 @@ pub enum MethodAuth {
     Iam,
     /// `CUSTOM`: a Lambda authorizer.
     Lambda(Arc<LambdaAuthorizer>),
-    /// `COGNITO_USER_POOLS`.
-    Cognito(Arc<CognitoAuthorizer>),
+    /// `COGNITO_USER_POOLS`, with the OAuth scopes the method asks for
+    /// (none: an ID token).
+    Cognito {
+        authorizer: Arc<CognitoAuthorizer>,
+        scopes: Vec<String>,
+    },
 }
 
 /// A Lambda authorizer (`x-amazon-apigateway-authorizer` of type `token`
@@ -506,11 +521,13 @@ impl IdentitySource {
     }
 }
 
-/// A Cognito user pool authorizer: the header that carries the token.
+/// A Cognito user pool authorizer: the header that carries the token and
+/// the user pools (`providerARNs`) whose tokens it accepts.
 #[derive(Debug)]
 pub struct CognitoAuthorizer {
     pub name: String,
     pub header: String,
+    pub providers: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -41,7 +41,8 @@ pub enum ContextVar {
     /// `identity.clientCert.<field>` (mutual TLS).
     ClientCert(&'static str),
     /// `authorizer.principalId` or `authorizer.<key>` of a Lambda
-    /// authorizer's context (empty when the method has none).
+    /// authorizer's context, `authorizer.claims.<name>` of a Cognito
+    /// token's claims (empty when the method has none).
     Authorizer(String),
     /// A variable API Gateway has but this gateway does not fill (Cognito
     /// claims and identity, ...): renders empty.
@@ -75,7 +76,7 @@ impl ContextVar {
             "error.validationErrorString" => ContextVar::ErrorValidationErrorString,
             other
                 if other.starts_with("authorizer.")
-                    && !other.starts_with("authorizer.claims")
+                    && other != "authorizer.claims"
                     && other.len() > "authorizer.".len() =>
             {
                 ContextVar::Authorizer(other["authorizer.".len()..].to_owned())

@@ -513,7 +513,7 @@ fn broken_authorizer_definitions_are_errors_with_their_json_path() {
         .replace(r#""Bearer [a-z]+""#, r#""Bearer [a-z""#)
         .replace(
             r#""type": "request", "identitySource": "method.request.header.X-User, method.request.querystring.tenant""#,
-            r#""type": "request", "identitySource": "method.request.header.X-User, method.request.body.x", "authorizerResultTtlInSeconds": 4000"#,
+            r#""type": "request", "identitySource": "method.request.header.X-User, method.request.body.x, context.sourceIp", "authorizerResultTtlInSeconds": 4000"#,
         );
     let (_dir, config) = Gateway::builder()
         .api("a", &doc)
@@ -529,6 +529,7 @@ fn broken_authorizer_definitions_are_errors_with_their_json_path() {
     for needle in [
         "$.securityDefinitions.tokenauth.x-amazon-apigateway-authorizer.identityValidationExpression: not a valid regular expression",
         "$.securityDefinitions.requestauth.x-amazon-apigateway-authorizer.identitySource: `method.request.body.x`",
+        "$.securityDefinitions.requestauth.x-amazon-apigateway-authorizer.identitySource: `context.sourceIp`: `$context.sourceIp` is not a context variable",
         "$.securityDefinitions.requestauth.x-amazon-apigateway-authorizer.authorizerResultTtlInSeconds: 4000: must be a whole number of seconds from 0 to 3600",
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
@@ -762,4 +763,284 @@ fn an_unreachable_authorizer_is_an_authorizer_failure() {
         .start();
     let r = get_with(gw.addr, "/prod/token", "Auth: Bearer abc\r\n");
     assert_refused(&r, 500, "AuthorizerFailureException", "null");
+}
+
+const POOL: &str = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_TestPool";
+const ISSUER: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_TestPool";
+
+/// An RSA key made with openssl: (private key PEM, JWKS with its public
+/// key under `kid`).
+fn rsa_key(dir: &std::path::Path, kid: &str) -> (Vec<u8>, serde_json::Value) {
+    let pem = dir.join(format!("{kid}.pem"));
+    let ok = Command::new("openssl")
+        .args(["genrsa", "-out", pem.to_str().unwrap(), "2048"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok, "openssl genrsa");
+    let out = Command::new("openssl")
+        .args(["rsa", "-in", pem.to_str().unwrap(), "-noout", "-modulus"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let hex = text.trim().strip_prefix("Modulus=").unwrap();
+    let n: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwks = json!({"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": b64.encode(n), "e": "AQAB"}]});
+    (std::fs::read(&pem).unwrap(), jwks)
+}
+
+fn jwt(pem: &[u8], kid: &str, claims: serde_json::Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap(),
+    )
+    .unwrap()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn cognito_tokens_are_checked_against_the_pools_keys() {
+    let keys = tempfile::tempdir().unwrap();
+    let (pem, jwks) = rsa_key(keys.path(), "k1");
+    let (other_pem, _) = rsa_key(keys.path(), "k2");
+    let jwks_file = keys.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+    let body =
+        r#"{"sub": "$context.authorizer.claims.sub", "email": "$context.authorizer.claims.email"}"#;
+    let doc = secured(&[("/pool", "pool", body), ("/scoped", "pool", body)])
+        .replace("eu-west-1_x", "eu-west-1_TestPool");
+    // `/scoped` asks for a scope (its `security` lists one).
+    let doc = {
+        let mut v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        v["paths"]["/scoped"]["get"]["security"] = json!([{"pool": ["orders/read"]}]);
+        v.to_string()
+    };
+    let gw = Gateway::builder()
+        .api("a", &doc)
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .extra(&format!(
+            "[cognito_user_pools.\"{POOL}\"]\njwks_file = \"{}\"\n",
+            jwks_file.display()
+        ))
+        .start();
+    let addr = gw.addr;
+    let now = now_secs();
+    let id_token = |claims: serde_json::Value| jwt(&pem, "k1", claims);
+    let good = json!({"sub": "u-1", "email": "ann@example.com", "token_use": "id", "iss": ISSUER, "exp": now + 600, "aud": "client-1"});
+
+    let r = get_with(
+        addr,
+        "/prod/pool",
+        &format!("Authorization: {}\r\n", id_token(good.clone())),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"sub": "u-1", "email": "ann@example.com"}));
+    // `Bearer ` before it is taken too.
+    let r = get_with(
+        addr,
+        "/prod/pool",
+        &format!("Authorization: Bearer {}\r\n", id_token(good.clone())),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let refused = |token: String, why: &str| {
+        let r = get_with(addr, "/prod/pool", &format!("Authorization: {token}\r\n"));
+        assert_eq!(r.status, 401, "{why}: {}", r.text());
+        assert_eq!(r.json(), json!({"message": "Unauthorized"}), "{why}");
+    };
+    let mut expired = good.clone();
+    expired["exp"] = json!(now - 10);
+    refused(id_token(expired), "expired");
+    let mut foreign = good.clone();
+    foreign["iss"] = json!("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Other");
+    refused(id_token(foreign), "another pool");
+    refused(
+        jwt(&other_pem, "k1", good.clone()),
+        "signed by another key under the pool's kid",
+    );
+    refused(jwt(&other_pem, "k2", good.clone()), "an unknown kid");
+    let mut access = good.clone();
+    access["token_use"] = json!("access");
+    access["scope"] = json!("orders/read");
+    refused(
+        id_token(access.clone()),
+        "an access token where an ID token is needed",
+    );
+    refused("not.a.jwt".into(), "not a JWT");
+    let tampered = {
+        let t = id_token(good.clone());
+        let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut claims = good.clone();
+        claims["sub"] = json!("admin");
+        parts[1] = b64.encode(claims.to_string());
+        parts.join(".")
+    };
+    refused(tampered, "claims changed after signing");
+
+    // A method with scopes: an access token with one of them.
+    let r = get_with(
+        addr,
+        "/prod/scoped",
+        &format!("Authorization: {}\r\n", id_token(access.clone())),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut other_scope = access.clone();
+    other_scope["scope"] = json!("orders/write profile");
+    let r = get_with(
+        addr,
+        "/prod/scoped",
+        &format!("Authorization: {}\r\n", id_token(other_scope)),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = get_with(
+        addr,
+        "/prod/scoped",
+        &format!("Authorization: {}\r\n", id_token(good)),
+    );
+    assert_eq!(
+        r.status,
+        401,
+        "an ID token for a scoped method: {}",
+        r.text()
+    );
+}
+
+#[test]
+fn a_bad_jwks_file_is_an_error_naming_it() {
+    let keys = tempfile::tempdir().unwrap();
+    let jwks_file = keys.path().join("jwks.json");
+    std::fs::write(
+        &jwks_file,
+        r#"{"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}]}"#,
+    )
+    .unwrap();
+    let (_dir, config) = Gateway::builder()
+        .api("a", &all_schemes())
+        .stage("a", "prod", &[])
+        .extra(&format!(
+            "[cognito_user_pools.\"{POOL}\"]\njwks_file = \"{}\"\n[cognito_user_pools.\"not-an-arn\"]\njwks_file = \"missing.json\"\n",
+            jwks_file.display()
+        ))
+        .write();
+    let out = Command::new(support::gateway::bin())
+        .args(["check", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    for needle in [
+        format!(
+            "tollgate.toml: $.cognito_user_pools.{POOL}.jwks_file: {}: keys[0]",
+            jwks_file.display()
+        ),
+        "tollgate.toml: $.cognito_user_pools.not-an-arn: must be a user pool ARN".to_owned(),
+    ] {
+        assert!(text.contains(&needle), "missing `{needle}` in:\n{text}");
+    }
+}
+
+/// What the probe of the HTTP-endpoint authorizers found: an endpoint that
+/// closes idle connections, a context key `principalId`, a denial's
+/// gateway response, identities that spelled the same cache key, and the
+/// cache shared between stages.
+#[test]
+fn authorizer_outputs_stay_with_their_identity_and_reach_denials() {
+    let authorizer = Backend::start(answers(json!({
+        "principalId": "pp",
+        "policyDocument": policy("Allow", "arn:aws:execute-api:*:*:a/*/GET/*"),
+        "context": {"user": "u", "principalId": "evil"},
+    })));
+    let doc = context_echo(
+        &[("/token", "tokenauth"), ("/request", "requestauth")],
+        r#""x-amazon-apigateway-gateway-responses": {"ACCESS_DENIED": {"statusCode": 403,
+            "responseParameters": {"gatewayresponse.header.x-principal": "context.authorizer.principalId"},
+            "responseTemplates": {"application/json": "{\"denied\": \"$context.authorizer.principalId\", \"user\": \"$context.authorizer.user\"}"}}}"#,
+    )
+    .replace(
+        "method.request.header.X-User, method.request.querystring.tenant",
+        "method.request.querystring.a, method.request.querystring.b",
+    );
+    let gw = Gateway::builder()
+        .api("a", &doc)
+        .stage("a", "prod", &[])
+        .stage("a", "dev", &[])
+        .default_api("a")
+        .extra(&format!(
+            "[lambda_functions]\n\"{TOKEN_FN}\" = \"http://{0}/token\"\n\"{REQUEST_FN}\" = \"http://{0}/request\"\n",
+            authorizer.addr
+        ))
+        .start();
+    let addr = gw.addr;
+    // The principal is `principalId`, not a context key of that name.
+    let r = get_with(addr, "/prod/token", "Auth: Bearer a\r\n");
+    assert_eq!(
+        (r.status, r.json()["p"].as_str()),
+        (200, Some("pp")),
+        "{}",
+        r.text()
+    );
+    // The cache is per stage.
+    assert_eq!(
+        get_with(addr, "/dev/token", "Auth: Bearer a\r\n").status,
+        200
+    );
+    assert_eq!(authorizer.request_count(), 2);
+    // Two identities whose values, joined, read the same: two calls.
+    let first = get_with(addr, "/prod/request?a=m%00n&b=o", "");
+    let second = get_with(addr, "/prod/request?a=m&b=n%00o", "");
+    assert_eq!((first.status, second.status), (200, 200));
+    assert_eq!(authorizer.request_count(), 4);
+    // A denial's gateway response sees the authorizer's output.
+    let r = send(addr, "POST", "/prod/token", "Auth: Bearer a\r\n", b"{}");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json(), json!({"denied": "pp", "user": "u"}));
+    assert_eq!(r.header("x-principal"), Some("pp"));
+}
+
+/// An endpoint that closes each connection after its answer (without
+/// saying so): a pooled connection it closed is retried on a new one,
+/// never a 500.
+#[test]
+fn an_endpoint_that_closes_idle_connections_costs_no_failures() {
+    let authorizer = Backend::start(Mode::JsonThenClose(
+        json!({"principalId": "p", "policyDocument": policy("Allow", "*")})
+            .to_string()
+            .into_bytes(),
+    ));
+    let gw = lambda_gateway(
+        &context_echo(&[("/token", "tokenauth")], ""),
+        &authorizer,
+        "",
+    );
+    let mut c = support::RawClient::connect(gw.addr);
+    for i in 0..30u8 {
+        // Distinct tokens (letters, as the validation expression wants):
+        // each is a call.
+        let token = format!("t{}{}", (b'a' + i / 26) as char, (b'a' + i % 26) as char);
+        let r = c.request(
+            format!("GET /prod/token HTTP/1.1\r\nHost: test\r\nAuth: Bearer {token}\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "call {i}: {}", r.text());
+    }
+    assert_eq!(authorizer.request_count(), 30);
 }

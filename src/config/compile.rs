@@ -35,6 +35,9 @@ pub struct Settings {
     pub upstream_hosts: HashMap<String, String>,
     /// `[lambda_functions]`: function ARN → the endpoint standing in for it.
     pub lambda_functions: Vec<(String, UriTemplate)>,
+    /// `[cognito_user_pools]`: pool ARN → its issuer and keys (read here,
+    /// so a reload reads a rotated JWKS).
+    pub user_pools: HashMap<String, Arc<crate::authorizer::UserPool>>,
     pub default_api: Option<String>,
     pub demo_backend: Option<SocketAddr>,
     pub admin: Option<AdminSettings>,
@@ -415,6 +418,46 @@ pub fn read_config(
         }
     }
 
+    // cognito_user_pools: "arn:aws:cognito-idp:REGION:ACCOUNT:userpool/ID" → JWKS
+    let mut user_pools = HashMap::new();
+    for (arn, pool) in &raw.cognito_user_pools {
+        let jp = format!("$.cognito_user_pools.{arn}");
+        let issuer = match (&pool.issuer, crate::authorizer::cognito_issuer(arn)) {
+            (Some(i), _) => i.clone(),
+            (None, Some(i)) => i,
+            (None, None) => {
+                diags.error(
+                    file,
+                    &jp,
+                    "must be a user pool ARN (arn:aws:cognito-idp:REGION:ACCOUNT:userpool/POOL_ID), as providerARNs names it, or give `issuer`",
+                );
+                continue;
+            }
+        };
+        let path = resolve_path(base, &pool.jwks_file);
+        let jwks = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                diags.error(
+                    file,
+                    format!("{jp}.jwks_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                continue;
+            }
+        };
+        match crate::authorizer::UserPool::from_jwks(issuer, &jwks) {
+            Ok(p) => {
+                user_pools.insert(arn.clone(), Arc::new(p));
+            }
+            Err(e) => diags.error(
+                file,
+                format!("{jp}.jwks_file"),
+                format!("{}: {e}", path.display()),
+            ),
+        }
+    }
+
     let demo_backend = raw.demo_backend.as_ref().and_then(|d| {
         let a = parse_socket_addr(&d.listen);
         if a.is_none() {
@@ -682,6 +725,7 @@ pub fn read_config(
             upstream,
             upstream_hosts,
             lambda_functions,
+            user_pools,
             default_api: raw.server.default_api.clone(),
             demo_backend,
             admin,
@@ -980,7 +1024,8 @@ pub fn build(
     .with_websockets(ws_apis, settings.ws_limits, settings.default_api.as_deref())
     .with_log_sinks(registry.logs.clone())
     .with_tls(tls_server, tls_client)
-    .with_lambda_functions(lambda_functions))
+    .with_lambda_functions(lambda_functions)
+    .with_user_pools(settings.user_pools.clone()))
 }
 
 /// The endpoints of `[lambda_functions]`, bound as integration URIs are
@@ -1015,6 +1060,26 @@ fn bind_lambda_functions(
     for d in drafts {
         let mut seen: Vec<&str> = Vec::new();
         for m in &d.api.methods {
+            if let crate::snapshot::MethodAuth::Cognito { authorizer: c, .. } = &m.auth {
+                if !seen.contains(&c.name.as_str()) {
+                    seen.push(&c.name);
+                    if !c
+                        .providers
+                        .iter()
+                        .any(|p| settings.user_pools.contains_key(p))
+                    {
+                        diags.warn(
+                            &d.api.source,
+                            format!("$.securityDefinitions.{}", c.name),
+                            format!(
+                                "Cognito authorizer of user pools {:?}: none of them is in the config's [cognito_user_pools] (with its JWKS), so its methods answer 401 without a token and 500 AUTHORIZER_CONFIGURATION_ERROR with one",
+                                c.providers
+                            ),
+                        );
+                    }
+                }
+                continue;
+            }
             let crate::snapshot::MethodAuth::Lambda(a) = &m.auth else {
                 continue;
             };

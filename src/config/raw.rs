@@ -21,6 +21,9 @@ pub struct RawConfig {
     /// Lambda authorizer's `authorizerUri` names the function).
     #[serde(default)]
     pub lambda_functions: BTreeMap<String, String>,
+    /// Cognito user pool ARN → where its JWKS is, for Cognito authorizers.
+    #[serde(default)]
+    pub cognito_user_pools: BTreeMap<String, RawUserPool>,
     #[serde(default)]
     pub upstream: RawUpstream,
     #[serde(default)]
@@ -39,6 +42,17 @@ pub struct RawConfig {
     pub websocket_apis: Vec<RawWsApi>,
     #[serde(default)]
     pub websocket: RawWsLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUserPool {
+    /// The pool's JSON Web Key Set, saved from
+    /// `https://cognito-idp.REGION.amazonaws.com/POOL_ID/.well-known/jwks.json`.
+    pub jwks_file: String,
+    /// The tokens' `iss`; by default the pool's, from its ARN.
+    #[serde(default)]
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -125,17 +125,36 @@ pub fn schemes(file: &Path, root: &Map<String, Value>, diags: &mut Diagnostics) 
             }
             SchemeKind::Cognito => {
                 let header = token_header(file, &jp, def, diags);
-                diags.warn(
-                    file,
-                    &jp,
-                    "this gateway cannot verify Cognito user pool tokens: its methods answer 401 without a token and 500 AUTHORIZER_CONFIGURATION_ERROR with one",
-                );
+                let xp = format!("{jp}.x-amazon-apigateway-authorizer.providerARNs");
+                let providers: Vec<String> = match def
+                    .get("x-amazon-apigateway-authorizer")
+                    .and_then(|a| a.get("providerARNs"))
+                {
+                    Some(Value::Array(list)) => list
+                        .iter()
+                        .filter_map(|p| match p.as_str() {
+                            Some(s) => Some(s.to_owned()),
+                            None => {
+                                diags.error(file, &xp, "must hold user pool ARNs (strings)");
+                                None
+                            }
+                        })
+                        .collect(),
+                    _ => {
+                        diags.error(file, &xp, "missing: the user pools whose tokens are accepted (arn:aws:cognito-idp:REGION:ACCOUNT:userpool/POOL_ID)");
+                        Vec::new()
+                    }
+                };
                 authorizers.push((
                     name.clone(),
-                    MethodAuth::Cognito(Arc::new(CognitoAuthorizer {
-                        name: name.clone(),
-                        header,
-                    })),
+                    MethodAuth::Cognito {
+                        authorizer: Arc::new(CognitoAuthorizer {
+                            name: name.clone(),
+                            header,
+                            providers,
+                        }),
+                        scopes: Vec::new(),
+                    },
                 ));
             }
             SchemeKind::BrokenAuthorizer => diags.warn(
@@ -220,6 +239,12 @@ pub fn method_auth(
             SchemeKind::Iam => MethodAuth::Iam,
             SchemeKind::Custom | SchemeKind::Cognito => {
                 match schemes.authorizers.iter().find(|(n, _)| n == name) {
+                    // A Cognito authorizer's OAuth scopes are the method's:
+                    // `security: [{"pool": ["email"]}]`.
+                    Some((_, MethodAuth::Cognito { authorizer, .. })) => MethodAuth::Cognito {
+                        authorizer: authorizer.clone(),
+                        scopes: scopes_of(op.get("security"), name),
+                    },
                     Some((_, a)) => a.clone(),
                     // Its definition had errors, reported there.
                     None => return None,
@@ -237,6 +262,20 @@ pub fn method_auth(
         auth_name = Some(name);
     }
     Some((auth, key_required))
+}
+
+/// The scopes an operation's `security` lists for scheme `name`.
+fn scopes_of(security: Option<&Value>, name: &str) -> Vec<String> {
+    security
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get(name))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The header a TOKEN or Cognito authorizer reads: its `identitySource`
@@ -314,6 +353,16 @@ fn lambda_authorizer(
                 .split(',')
                 .map(str::trim)
                 .filter_map(|src| match IdentitySource::parse(src) {
+                    Some(IdentitySource::Context(n))
+                        if !crate::template::ContextVar::parse(&n).is_supported() =>
+                    {
+                        diags.error(
+                            file,
+                            format!("{xp}.identitySource"),
+                            format!("`{src}`: `$context.{n}` is not a context variable this gateway has (e.g. context.identity.sourceIp, context.stage)"),
+                        );
+                        None
+                    }
                     Some(s) => Some(s),
                     None => {
                         diags.error(

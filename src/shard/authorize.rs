@@ -38,6 +38,8 @@ pub enum Pending<'s> {
         endpoint: &'s UpstreamBinding,
         identity: Vec<String>,
     },
+    /// Authorized already (a Cognito token): its claims.
+    Authorized(AuthorizerOutput),
 }
 
 /// The method ARN API Gateway passes to authorizers and names in IAM
@@ -109,19 +111,50 @@ pub fn check_head<'s>(
                 ),
             ))
         }
-        MethodAuth::Cognito(c) => {
-            if info.header(&c.header).is_none_or(|v| v.trim().is_empty()) {
+        MethodAuth::Cognito {
+            authorizer: c,
+            scopes,
+        } => {
+            let token = info
+                .header(&c.header)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    GatewayError::new(
+                        ErrorKind::Unauthorized,
+                        format!("Cognito authorizer `{}`: no `{}` header", c.name, c.header),
+                    )
+                })?;
+            // The raw token, as API Gateway takes it; a `Bearer ` before it
+            // is allowed.
+            let token = match token.get(..7) {
+                Some(p) if p.eq_ignore_ascii_case("bearer ") => token[7..].trim_start(),
+                _ => token.as_str(),
+            };
+            let pools: Vec<&crate::authorizer::UserPool> = c
+                .providers
+                .iter()
+                .filter_map(|p| snap.user_pools.get(p).map(|p| &**p))
+                .collect();
+            if pools.is_empty() {
                 return Err(GatewayError::new(
-                    ErrorKind::Unauthorized,
-                    format!("Cognito authorizer `{}`: no `{}` header", c.name, c.header),
+                    ErrorKind::AuthorizerConfiguration,
+                    format!(
+                        "Cognito authorizer `{}`: none of its user pools is in [cognito_user_pools]",
+                        c.name
+                    ),
                 ));
             }
+            let mut why = String::new();
+            for pool in pools {
+                match pool.verify(token, scopes) {
+                    Ok(out) => return Ok(Pending::Authorized(out)),
+                    Err(e) => why = e,
+                }
+            }
             Err(GatewayError::new(
-                ErrorKind::AuthorizerConfiguration,
-                format!(
-                    "Cognito authorizer `{}`: this gateway cannot verify Cognito user pool tokens",
-                    c.name
-                ),
+                ErrorKind::Unauthorized,
+                format!("Cognito authorizer `{}`: {why}", c.name),
             ))
         }
     }
@@ -265,9 +298,32 @@ impl ResultCache {
     }
 }
 
+/// What a Lambda authorizer decided: its output (for `$context.authorizer.*`,
+/// in the method's mappings or in the gateway response of a denial), and
+/// the refusal if there is one.
+pub struct Decision {
+    pub output: Option<Arc<AuthorizerOutput>>,
+    pub refusal: Option<GatewayError>,
+}
+
+/// The cache key of an identity: the stage (API Gateway caches an
+/// authorizer's results per stage) and each value with its length before
+/// it, so that no two identities spell the same key (a value may hold any
+/// character, `%00` decoded from a query too).
+fn cache_key(stage: &str, identity: &[String]) -> String {
+    let mut key =
+        String::with_capacity(stage.len() + identity.iter().map(|v| v.len() + 8).sum::<usize>());
+    for part in std::iter::once(stage).chain(identity.iter().map(String::as_str)) {
+        key.push_str(&part.len().to_string());
+        key.push(':');
+        key.push_str(part);
+    }
+    key
+}
+
 /// Runs a Lambda authorizer through the HTTP endpoint that stands in for
 /// its function (or takes its cached output), then judges the method ARN
-/// by the policy. The output is what `$context.authorizer.*` reads.
+/// by the policy.
 pub async fn run_lambda(
     shard: &super::Shard,
     snap: &Snapshot,
@@ -276,9 +332,12 @@ pub async fn run_lambda(
     authorizer: &Arc<LambdaAuthorizer>,
     endpoint: &UpstreamBinding,
     identity: Vec<String>,
-) -> Result<Arc<AuthorizerOutput>, GatewayError> {
+) -> Decision {
     let arn = method_arn(info);
-    let key = (Arc::as_ptr(authorizer) as usize, identity.join("\u{0}"));
+    let key = (
+        Arc::as_ptr(authorizer) as usize,
+        cache_key(&stage.name, &identity),
+    );
     let now = Instant::now();
     let cached = if authorizer.ttl.is_zero() {
         None
@@ -288,12 +347,19 @@ pub async fn run_lambda(
     let output = match cached {
         Some(o) => o,
         None => {
-            let o = Arc::new(
-                call(
-                    shard, snap, info, stage, authorizer, endpoint, &identity, &arn,
-                )
-                .await?,
-            );
+            let called = call(
+                shard, snap, info, stage, authorizer, endpoint, &identity, &arn,
+            )
+            .await;
+            let o = match called {
+                Ok(o) => Arc::new(o),
+                Err(e) => {
+                    return Decision {
+                        output: None,
+                        refusal: Some(e),
+                    }
+                }
+            };
             if !authorizer.ttl.is_zero() {
                 shard.authorizer_cache.borrow_mut().put(
                     key,
@@ -308,16 +374,22 @@ pub async fn run_lambda(
             o
         }
     };
-    match evaluate(&output.statements, &arn) {
-        Verdict::Allow => Ok(output),
-        v => Err(GatewayError::new(
-            ErrorKind::AccessDenied,
-            format!(
-                "authorizer `{}`: the policy for {} denies {arn}",
-                authorizer.name, output.principal_id
-            ),
-        )
-        .telling(v.message())),
+    let refusal = match evaluate(&output.statements, &arn) {
+        Verdict::Allow => None,
+        v => Some(
+            GatewayError::new(
+                ErrorKind::AccessDenied,
+                format!(
+                    "authorizer `{}`: the policy for {} denies {arn}",
+                    authorizer.name, output.principal_id
+                ),
+            )
+            .telling(v.message()),
+        ),
+    };
+    Decision {
+        output: Some(output),
+        refusal,
     }
 }
 
@@ -390,7 +462,9 @@ async fn call(
         &addrs,
         tls,
         &request,
-        false,
+        // Asking an authorizer changes nothing: a pooled connection the
+        // endpoint closed meanwhile is retried on a new one, as for a GET.
+        true,
         false,
         deadline,
     )

@@ -758,6 +758,7 @@ impl Conn {
             match super::authorize::check_head(snap, &info, stage, &method.auth) {
                 Ok(super::authorize::Pending::Nothing) => (false, None),
                 Ok(super::authorize::Pending::Signature) => (true, None),
+                Ok(super::authorize::Pending::Authorized(out)) => (false, Some(Arc::new(out))),
                 Ok(super::authorize::Pending::Lambda {
                     authorizer,
                     endpoint,
@@ -767,9 +768,19 @@ impl Conn {
                     let run = super::authorize::run_lambda(
                         &shard, snap, &info, stage, authorizer, endpoint, identity,
                     );
-                    match Box::pin(run).await {
-                        Ok(out) => (false, Some(out)),
-                        Err(err) => return self.fail(&info, responses, &err, body_pending),
+                    let decision = Box::pin(run).await;
+                    match decision.refusal {
+                        None => (false, decision.output),
+                        Some(err) => {
+                            // A denial's gateway response sees what the
+                            // authorizer said (`$context.authorizer.*`).
+                            let output = decision.output;
+                            let info = RequestInfo {
+                                authorizer: output.as_deref(),
+                                ..info
+                            };
+                            return self.fail(&info, responses, &err, body_pending);
+                        }
                     }
                 }
                 Err(err) => return self.fail(&info, responses, &err, body_pending),

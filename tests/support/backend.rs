@@ -37,6 +37,10 @@ pub enum Mode {
     OneShot,
     /// Answers as if keeping the connection, then closes it silently.
     RespondThenClose,
+    /// Answers with this JSON body as if keeping the connection, and closes
+    /// it 50 ms later without reading what came meanwhile: a request sent
+    /// on it in that time finds it closed before any answer.
+    JsonThenClose(Vec<u8>),
 }
 
 #[derive(Clone, Debug)]
@@ -230,6 +234,12 @@ fn serve(
             }
             Mode::RespondThenClose => {
                 write_response(&mut s, 200, &[], b"then close", req.method == "HEAD");
+                false
+            }
+            Mode::JsonThenClose(body) => {
+                let ct = [("Content-Type".into(), "application/json".into())];
+                write_response(&mut s, 200, &ct, &body, req.method == "HEAD");
+                std::thread::sleep(Duration::from_millis(50));
                 false
             }
             Mode::OneShot => {
