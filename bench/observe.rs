@@ -81,6 +81,7 @@ fn access_log(c: &mut Criterion) {
         api_id: "petstore",
         domain_name: b"api.example.com",
         client_cert: None,
+        authorizer: None,
     };
     let mut logs = ShardLogs::default();
     let mut lines = 0u32;

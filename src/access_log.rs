@@ -61,6 +61,10 @@ pub struct AccessLog {
 enum Part {
     Text(String),
     Var(Var),
+    /// `authorizer.principalId`, `authorizer.KEY` (a Lambda authorizer's
+    /// context) or `authorizer.claims.NAME` (a Cognito token's claims):
+    /// `-` when the method's authorizer gave none.
+    Authorizer(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,23 +216,27 @@ impl Format {
                 rest = after;
                 continue;
             };
-            let (var, len) = if braced {
+            let (name, (var, len)) = if braced {
                 let end = name_start
                     .find('}')
                     .ok_or_else(|| format!("unclosed `${{` at `{}`", &rest[at..]))?;
                 let name = &name_start[..end];
-                (lookup_exact(name)?.0, end + 1)
+                (name, (lookup_exact(name)?.0, end + 1))
             } else {
                 let run = name_start
                     .char_indices()
                     .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
                     .map_or(name_start.len(), |(i, _)| i);
-                lookup_prefix(&name_start[..run])?
+                let found = lookup_prefix(&name_start[..run])?;
+                (&name_start[..found.1], found)
             };
             if !lit.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut lit)));
             }
-            parts.push(Part::Var(var));
+            match authorizer_key(name) {
+                Some(key) => parts.push(Part::Authorizer(key.to_owned())),
+                None => parts.push(Part::Var(var)),
+            }
             let consumed = 1 + usize::from(braced) + "context.".len() + len;
             rest = &rest[at + consumed..];
         }
@@ -236,7 +244,7 @@ impl Format {
         if !lit.is_empty() {
             parts.push(Part::Text(lit));
         }
-        if !parts.iter().any(|p| matches!(p, Part::Var(_))) {
+        if !parts.iter().any(|p| !matches!(p, Part::Text(_))) {
             return Err("the format has no $context variable".into());
         }
         Ok(Format { parts })
@@ -252,6 +260,19 @@ impl Format {
             match p {
                 Part::Text(t) => out.extend_from_slice(t.as_bytes()),
                 Part::Var(v) => write_var(*v, e, out, time),
+                Part::Authorizer(key) => {
+                    let value = e.authorizer.and_then(|a| {
+                        if key == "principalId" {
+                            Some(a.principal_id.as_str())
+                        } else {
+                            a.context
+                                .iter()
+                                .find(|(k, _)| k == key)
+                                .map(|(_, v)| v.as_str())
+                        }
+                    });
+                    opt(value.map(str::as_bytes), out);
+                }
             }
         }
         out.push(b'\n');
@@ -299,6 +320,22 @@ fn continues_name(after: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
+/// The key of an authorizer's output that `authorizer.NAME` reads; the
+/// authorizer's own figures (`authorizer.latency`, `.status`,
+/// `.error`, `.integrationLatency`, ...) are not kept and stay `-`.
+fn authorizer_key(name: &str) -> Option<&str> {
+    let key = name.strip_prefix("authorizer.")?;
+    const FIGURES: [&str; 6] = [
+        "error",
+        "integrationLatency",
+        "integrationStatus",
+        "latency",
+        "requestId",
+        "status",
+    ];
+    (!key.is_empty() && !FIGURES.contains(&key)).then_some(key)
+}
+
 fn is_opaque(name: &str) -> bool {
     [
         "authorizer.",
@@ -335,6 +372,8 @@ pub struct Entry<'a> {
     pub domain_name: &'a [u8],
     /// The client's certificate, on a mutual-TLS connection.
     pub client_cert: Option<&'a crate::tls::ClientCert>,
+    /// What the method's authorizer said (Lambda or Cognito).
+    pub authorizer: Option<&'a crate::authorizer::AuthorizerOutput>,
 }
 
 /// `$context.requestTime` of the last second formatted (a shard logs
@@ -880,6 +919,7 @@ mod tests {
             api_id: "petstore",
             domain_name: b"petstore.example.com",
             client_cert: None,
+            authorizer: None,
         }
     }
 
@@ -915,6 +955,35 @@ mod tests {
         assert_eq!(
             line("${context.status}x $context.authorizer.claims.sub $context.xrayTraceId"),
             "200x - -\n"
+        );
+    }
+
+    #[test]
+    fn an_authorizers_output_is_logged() {
+        let out = crate::authorizer::AuthorizerOutput {
+            principal_id: "alice".into(),
+            statements: Vec::new(),
+            context: vec![
+                ("tenant".into(), "t\"1".into()),
+                ("claims.cognito:groups".into(), "[\"admins\"]".into()),
+            ],
+            usage_key: None,
+        };
+        let f = Format::parse(
+            "$context.authorizer.principalId $context.authorizer.tenant ${context.authorizer.claims.cognito:groups} $context.authorizer.latency $context.authorizer.nope",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut line = Vec::new();
+        f.write(
+            &Entry {
+                authorizer: Some(&out),
+                ..entry()
+            },
+            &mut line,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&line),
+            "alice t\\\"1 [\\\"admins\\\"] - -\n"
         );
     }
 

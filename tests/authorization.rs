@@ -1044,3 +1044,48 @@ fn an_endpoint_that_closes_idle_connections_costs_no_failures() {
     }
     assert_eq!(authorizer.request_count(), 30);
 }
+
+#[test]
+fn the_access_log_names_the_authorizers_principal_and_context() {
+    let authorizer = Backend::start(answers(json!({
+        "principalId": "alice",
+        "policyDocument": policy("Allow", "arn:aws:execute-api:*:*:a/prod/GET/*"),
+        "context": {"tenant": "t1"},
+    })));
+    let gw = Gateway::builder()
+        .api("a", &context_echo(&[("/token", "tokenauth")], ""))
+        .default_api("a")
+        .extra(&format!(
+            "[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = {{ path = \"access.log\", format = '$context.status $context.authorizer.principalId $context.authorizer.tenant' }}\n\
+             [lambda_functions]\n\"{TOKEN_FN}\" = \"http://{}/token\"\n",
+            authorizer.addr
+        ))
+        .start();
+    assert_eq!(
+        get_with(gw.addr, "/prod/token", "Auth: Bearer abc\r\n").status,
+        200
+    );
+    assert_eq!(
+        send(
+            gw.addr,
+            "POST",
+            "/prod/token",
+            "Auth: Bearer abc\r\n",
+            b"{}"
+        )
+        .status,
+        403
+    );
+    assert_eq!(get_with(gw.addr, "/prod/token", "").status, 401);
+    let log = gw.dir.path().join("access.log");
+    let mut lines = Vec::new();
+    support::wait::wait_until("three access-log lines", Duration::from_secs(5), || {
+        lines = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.len() >= 3
+    });
+    assert_eq!(lines, ["200 alice t1", "403 alice t1", "401 - -"]);
+}

@@ -209,6 +209,9 @@ struct Record {
     /// The request's stage writes an access log (else `record` skips
     /// finding the API and stage again).
     logged: bool,
+    /// What the method's authorizer said, for `$context.authorizer.*`
+    /// (kept only for a stage with an access log).
+    authorizer: Option<Arc<crate::authorizer::AuthorizerOutput>>,
 }
 
 /// What the access log and the metrics see of a gateway response.
@@ -669,6 +672,7 @@ impl Conn {
             api_id: &api.id,
             domain_name: head.host().unwrap_or_default(),
             client_cert: self.client_cert.as_deref(),
+            authorizer: rec.authorizer.as_deref(),
         };
         self.shard.logs.borrow_mut().log(log, &entry);
     }
@@ -758,7 +762,13 @@ impl Conn {
             match super::authorize::check_head(snap, &info, stage, &method.auth) {
                 Ok(super::authorize::Pending::Nothing) => (false, None),
                 Ok(super::authorize::Pending::Signature) => (true, None),
-                Ok(super::authorize::Pending::Authorized(out)) => (false, Some(Arc::new(out))),
+                Ok(super::authorize::Pending::Authorized(out)) => {
+                    let out = Arc::new(out);
+                    if self.rec.logged {
+                        self.rec.authorizer = Some(out.clone());
+                    }
+                    (false, Some(out))
+                }
                 Ok(super::authorize::Pending::Lambda {
                     authorizer,
                     endpoint,
@@ -769,6 +779,9 @@ impl Conn {
                         &shard, snap, &info, stage, authorizer, endpoint, identity,
                     );
                     let decision = Box::pin(run).await;
+                    if self.rec.logged {
+                        self.rec.authorizer = decision.output.clone();
+                    }
                     match decision.refusal {
                         None => (false, decision.output),
                         Some(err) => {
