@@ -243,34 +243,86 @@ pub fn cognito_issuer(pool_arn: &str) -> Option<String> {
 }
 
 impl UserPool {
-    /// Reads a JWKS document (`{"keys": [...]}`); keys of a kind JWTs
-    /// cannot be checked with are an error.
-    pub fn from_jwks(issuer: String, jwks: &[u8]) -> Result<UserPool, String> {
-        let set: jsonwebtoken::jwk::JwkSet =
+    /// Reads a JWKS document (`{"keys": [...]}`). Keys that do not
+    /// verify signatures — `use: enc`, `key_ops` without `verify`, an
+    /// encryption `alg`, an `alg` that does not fit the key's type or
+    /// curve, shared secrets (`oct`) — are left out and named in the
+    /// second value (an identity provider's set often holds one); a set
+    /// with no key left is an error.
+    pub fn from_jwks(issuer: String, jwks: &[u8]) -> Result<(UserPool, Vec<String>), String> {
+        use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyOperations, PublicKeyUse};
+        use jsonwebtoken::Algorithm as A;
+        let doc: Value =
             serde_json::from_slice(jwks).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let Some(list) = doc.get("keys").and_then(Value::as_array) else {
+            return Err("not a JWKS document: no `keys` list".into());
+        };
         let mut keys = Vec::new();
-        for (i, jwk) in set.keys.iter().enumerate() {
-            let key =
-                jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| format!("keys[{i}]: {e}"))?;
-            let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
-                (Some(a), _) => a
-                    .to_string()
-                    .parse::<jsonwebtoken::Algorithm>()
-                    .map_err(|_| format!("keys[{i}]: `alg` {a} does not sign tokens"))?,
-                (None, jsonwebtoken::jwk::AlgorithmParameters::RSA(_)) => {
-                    jsonwebtoken::Algorithm::RS256
+        let mut skipped = Vec::new();
+        for (i, raw) in list.iter().enumerate() {
+            let jwk: jsonwebtoken::jwk::Jwk = match serde_json::from_value(raw.clone()) {
+                Ok(k) => k,
+                Err(e) => {
+                    skipped.push(format!("keys[{i}]: {e}"));
+                    continue;
                 }
-                (None, jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_)) => {
-                    jsonwebtoken::Algorithm::ES256
-                }
-                (None, _) => return Err(format!("keys[{i}]: no `alg`")),
             };
-            keys.push((jwk.common.key_id.clone(), key, alg));
+            if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
+                skipped.push(format!("keys[{i}]: not a signing key (`use`)"));
+                continue;
+            }
+            if let Some(ops) = &jwk.common.key_operations {
+                if !ops.contains(&KeyOperations::Verify) {
+                    skipped.push(format!("keys[{i}]: `key_ops` without verify"));
+                    continue;
+                }
+            }
+            let declared = match &jwk.common.key_algorithm {
+                Some(a) => match a.to_string().parse::<A>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        let name = raw.get("alg").and_then(Value::as_str).unwrap_or("?");
+                        skipped.push(format!("keys[{i}]: `alg` {name} does not sign tokens"));
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            // What the key's type can verify, and the declared `alg` only
+            // if it is one of those.
+            let alg = match (&jwk.algorithm, declared) {
+                (AlgorithmParameters::RSA(_), None) => Some(A::RS256),
+                (
+                    AlgorithmParameters::RSA(_),
+                    Some(a @ (A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512)),
+                ) => Some(a),
+                (AlgorithmParameters::EllipticCurve(p), d) => match (&p.curve, d) {
+                    (EllipticCurve::P256, None | Some(A::ES256)) => Some(A::ES256),
+                    (EllipticCurve::P384, None | Some(A::ES384)) => Some(A::ES384),
+                    _ => None,
+                },
+                (AlgorithmParameters::OctetKeyPair(_), None | Some(A::EdDSA)) => Some(A::EdDSA),
+                _ => None,
+            };
+            let Some(alg) = alg else {
+                skipped.push(format!(
+                    "keys[{i}]: its type and `alg` cannot verify a token"
+                ));
+                continue;
+            };
+            match jsonwebtoken::DecodingKey::from_jwk(&jwk) {
+                Ok(key) => keys.push((jwk.common.key_id.clone(), key, alg)),
+                Err(e) => skipped.push(format!("keys[{i}]: {e}")),
+            }
         }
         if keys.is_empty() {
-            return Err("the JWKS has no keys".into());
+            return Err(if skipped.is_empty() {
+                "the JWKS has no keys".into()
+            } else {
+                format!("no key verifies tokens ({})", skipped.join("; "))
+            });
         }
-        Ok(UserPool { issuer, keys })
+        Ok((UserPool { issuer, keys }, skipped))
     }
 
     /// Checks a token as API Gateway's Cognito authorizer does: signed by
@@ -283,9 +335,9 @@ impl UserPool {
         let (_, key, alg) = self
             .keys
             .iter()
-            .find(|(kid, _, alg)| {
-                *alg == header.alg && (header.kid.is_none() || *kid == header.kid)
-            })
+            // By `kid`, as Cognito's tokens always name their key; a token
+            // without one only matches a key without one.
+            .find(|(kid, _, alg)| *alg == header.alg && *kid == header.kid)
             .ok_or_else(|| {
                 format!(
                     "no key of the pool for kid {:?} and {:?}",
@@ -301,6 +353,11 @@ impl UserPool {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &v)
             .map_err(|e| format!("token refused: {e}"))?;
         let claims = data.claims;
+        // One issuer, a string (RFC 7519 §4.1.1); the library also takes a
+        // list holding the right one.
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err("`iss` is not the pool's".into());
+        }
         let token_use = claims.get("token_use").and_then(Value::as_str);
         if scopes.is_empty() {
             if token_use != Some("id") {
@@ -311,7 +368,10 @@ impl UserPool {
                 return Err("an access token is needed for a method with scopes".into());
             }
             let held = claims.get("scope").and_then(Value::as_str).unwrap_or("");
-            if !held.split(' ').any(|s| scopes.iter().any(|w| w == s)) {
+            if !held
+                .split(' ')
+                .any(|s| !s.is_empty() && scopes.iter().any(|w| w == s))
+            {
                 return Err(format!("the token has none of the scopes {scopes:?}"));
             }
         }

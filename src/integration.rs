@@ -973,11 +973,7 @@ pub fn build_upstream_request(
             write_header(out, b"X-Amzn-Apigateway-Api-Id", api.id.as_bytes());
         }
     }
-    let clean = |v: &str| -> String {
-        v.chars()
-            .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
-            .collect()
-    };
+    let clean = crate::http::response::field_value;
     for (name, v) in &overrides.request_headers {
         if crate::config::swagger::is_token(name) && may_map_header(name.as_bytes()) {
             write_header(out, name.as_bytes(), clean(v).as_bytes());
@@ -998,12 +994,8 @@ pub fn build_upstream_request(
                 continue;
             }
             if let Some(v) = info.eval(src) {
-                // Header values may not carry CR/LF: a mapped value is data.
-                let clean: String = v
-                    .chars()
-                    .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
-                    .collect();
-                write_header(out, name.as_bytes(), clean.as_bytes());
+                // A mapped value is data: no control characters.
+                write_header(out, name.as_bytes(), clean(&v).as_bytes());
             }
         }
     }
@@ -1186,11 +1178,7 @@ pub fn write_gateway_response(
             if is_hop_by_hop(name.as_bytes()) {
                 continue;
             }
-            let clean: String = v
-                .chars()
-                .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
-                .collect();
-            mapped.push((name.as_str(), clean));
+            mapped.push((name.as_str(), crate::http::response::field_value(&v)));
         }
     }
     let has = |n: &str| mapped.iter().any(|(m, _)| m.eq_ignore_ascii_case(n));

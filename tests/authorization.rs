@@ -949,7 +949,7 @@ fn a_bad_jwks_file_is_an_error_naming_it() {
     assert!(!out.status.success(), "{text}");
     for needle in [
         format!(
-            "tollgate.toml: $.cognito_user_pools.{POOL}.jwks_file: {}: keys[0]",
+            "tollgate.toml: $.cognito_user_pools.{POOL}.jwks_file: {}: no key verifies tokens (keys[0]: ",
             jwks_file.display()
         ),
         "tollgate.toml: $.cognito_user_pools.not-an-arn: must be a user pool ARN".to_owned(),
@@ -1088,4 +1088,110 @@ fn the_access_log_names_the_authorizers_principal_and_context() {
         lines.len() >= 3
     });
     assert_eq!(lines, ["200 alice t1", "403 alice t1", "401 - -"]);
+}
+
+/// Values a client controls (an authorizer's context, a token's claims)
+/// mapped into headers lose every control character but HTAB: a strict
+/// client (Node's parser, h11) refused the whole response over one.
+#[test]
+fn control_characters_from_an_authorizer_never_reach_a_header() {
+    let authorizer = Backend::start(answers(json!({
+        "principalId": "p",
+        "policyDocument": policy("Allow", "*"),
+        "context": {"x": "a\u{1}b\u{7f}c\u{b}d\re\nf\tg"},
+    })));
+    let backend = Backend::start(Mode::Echo);
+    let method = support::gateway::proxy_method(
+        &format!("http://{}/echo", backend.addr),
+        r#", "requestParameters": {"integration.request.header.x-from-authorizer": "context.authorizer.x"}"#,
+    )
+    .replacen('{', r#"{"security": [{"tokenauth": []}], "#, 1);
+    let doc = secured(&[]).replacen(
+        r#""paths": {}"#,
+        &format!(r#""paths": {{"/p": {{"get": {method}}}}}"#),
+        1,
+    );
+    let gw = lambda_gateway(&doc, &authorizer, "");
+    let r = get_with(gw.addr, "/prod/p", "Auth: Bearer abc\r\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        backend.last().header("x-from-authorizer"),
+        Some("abcdef\tg")
+    );
+}
+
+#[test]
+fn cognito_keys_and_claims_are_read_strictly() {
+    let keys = tempfile::tempdir().unwrap();
+    let (pem, mut jwks) = rsa_key(keys.path(), "k1");
+    // An identity provider's set may hold an encryption key too: left out.
+    let enc = {
+        let mut k = jwks["keys"][0].clone();
+        k["kid"] = json!("enc1");
+        k["use"] = json!("enc");
+        k["alg"] = json!("RSA-OAEP");
+        k
+    };
+    jwks["keys"].as_array_mut().unwrap().push(enc);
+    let jwks_file = keys.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+    let doc = {
+        let mut v: serde_json::Value = serde_json::from_str(
+            &secured(&[("/pool", "pool", "ok"), ("/scoped", "pool", "ok")])
+                .replace("eu-west-1_x", "eu-west-1_TestPool"),
+        )
+        .unwrap();
+        v["paths"]["/scoped"]["get"]["security"] = json!([{"pool": ["", "orders/read"]}]);
+        v.to_string()
+    };
+    let builder = Gateway::builder()
+        .api("a", &doc)
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .extra(&format!(
+            "[cognito_user_pools.\"{POOL}\"]\njwks_file = \"{}\"\n",
+            jwks_file.display()
+        ));
+    let (_dir, config) = builder.write();
+    let out = Command::new(support::gateway::bin())
+        .args(["check", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("keys[1]: not a signing key (`use`): left out"),
+        "{text}"
+    );
+    assert!(
+        text.contains("an empty scope for 'pool' matches no token; ignored"),
+        "{text}"
+    );
+    let gw = builder.start();
+    let now = now_secs();
+    let good = json!({"sub": "u-1", "token_use": "id", "iss": ISSUER, "exp": now + 600});
+    let call = |token: String, path: &str| {
+        get_with(gw.addr, path, &format!("Authorization: {token}\r\n")).status
+    };
+    assert_eq!(call(jwt(&pem, "k1", good.clone()), "/prod/pool"), 200);
+    // `iss` is one string, the pool's: a list holding it is not.
+    let mut listed = good.clone();
+    listed["iss"] = json!(["https://evil.example", ISSUER]);
+    assert_eq!(call(jwt(&pem, "k1", listed), "/prod/pool"), 401);
+    // A token that names no key.
+    let no_kid = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &good,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(call(no_kid, "/prod/pool"), 401);
+    // The empty scope matches nothing: an access token without scopes is
+    // refused, one with the listed scope accepted.
+    let mut access = good.clone();
+    access["token_use"] = json!("access");
+    assert_eq!(call(jwt(&pem, "k1", access.clone()), "/prod/scoped"), 401);
+    access["scope"] = json!("orders/read");
+    assert_eq!(call(jwt(&pem, "k1", access), "/prod/scoped"), 200);
 }

@@ -447,7 +447,14 @@ pub fn read_config(
             }
         };
         match crate::authorizer::UserPool::from_jwks(issuer, &jwks) {
-            Ok(p) => {
+            Ok((p, skipped)) => {
+                for why in skipped {
+                    diags.warn(
+                        file,
+                        format!("{jp}.jwks_file"),
+                        format!("{}: {why}: left out", path.display()),
+                    );
+                }
                 user_pools.insert(arn.clone(), Arc::new(p));
             }
             Err(e) => diags.error(

@@ -241,10 +241,23 @@ pub fn method_auth(
                 match schemes.authorizers.iter().find(|(n, _)| n == name) {
                     // A Cognito authorizer's OAuth scopes are the method's:
                     // `security: [{"pool": ["email"]}]`.
-                    Some((_, MethodAuth::Cognito { authorizer, .. })) => MethodAuth::Cognito {
-                        authorizer: authorizer.clone(),
-                        scopes: scopes_of(op.get("security"), name),
-                    },
+                    Some((_, MethodAuth::Cognito { authorizer, .. })) => {
+                        let scopes = scopes_of(op.get("security"), name);
+                        if scopes.iter().any(|s| s.trim().is_empty()) {
+                            diags.warn(
+                                file,
+                                format!("{op_path}.security"),
+                                format!("an empty scope for '{name}' matches no token; ignored"),
+                            );
+                        }
+                        MethodAuth::Cognito {
+                            authorizer: authorizer.clone(),
+                            scopes: scopes
+                                .into_iter()
+                                .filter(|s| !s.trim().is_empty())
+                                .collect(),
+                        }
+                    }
                     Some((_, a)) => a.clone(),
                     // Its definition had errors, reported there.
                     None => return None,

@@ -111,6 +111,17 @@ pub fn write_status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A mapped value as a header field value (RFC 9110 §5.5): control
+/// characters other than HTAB are dropped, CR, LF and NUL among them, so
+/// a value from a client (a claim, an authorizer's context, a request
+/// header) can neither split the head nor make a strict client (Node's
+/// parser, h11) refuse the whole response.
+pub fn field_value(v: &str) -> String {
+    v.chars()
+        .filter(|&c| c == '\t' || !c.is_ascii_control())
+        .collect()
+}
+
 pub fn write_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -423,6 +434,12 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_values_keep_no_control_characters() {
+        assert_eq!(field_value("a\u{1}b\u{7f}c\u{b}d\r\ne\0f"), "abcdef");
+        assert_eq!(field_value("tab\there é ü"), "tab\there é ü");
+    }
 
     #[test]
     fn persistence_headers() {

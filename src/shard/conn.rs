@@ -2516,11 +2516,10 @@ fn head_error_message(e: HeadError) -> &'static str {
     }
 }
 
-/// Header values never carry CR, LF or NUL, whatever a mapping produced.
+/// Header values never carry control characters (CR, LF and NUL among
+/// them), whatever a mapping produced.
 fn clean(v: &str) -> String {
-    v.chars()
-        .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
-        .collect()
+    crate::http::response::field_value(v)
 }
 
 #[cfg(test)]
