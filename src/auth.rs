@@ -124,12 +124,7 @@ pub fn authenticate<'c>(
     service: &str,
     now: SystemTime,
 ) -> Result<&'c Credential, AuthError> {
-    let Some(auth) = req.header("authorization") else {
-        return Err(AuthError::Missing);
-    };
-    let auth = std::str::from_utf8(auth)
-        .map_err(|_| AuthError::Malformed("Authorization header is not text".into()))?
-        .trim();
+    let auth = authorization(req)?;
     if let Some(token) = strip_prefix_ci(auth, "Bearer ") {
         let token = token.trim();
         return credentials
@@ -164,6 +159,16 @@ pub fn is_gateway_bearer(credentials: &[Credential], authorization: &[u8]) -> bo
             .as_deref()
             .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
     })
+}
+
+/// The `Authorization` value, trimmed.
+fn authorization<'r>(req: &'r RequestParts<'_>) -> Result<&'r str, AuthError> {
+    let Some(auth) = req.header("authorization") else {
+        return Err(AuthError::Missing);
+    };
+    Ok(std::str::from_utf8(auth)
+        .map_err(|_| AuthError::Malformed("Authorization header is not text".into()))?
+        .trim())
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -231,12 +236,7 @@ pub fn sigv4_signer<'c>(
     service: &str,
     now: SystemTime,
 ) -> Result<&'c Credential, AuthError> {
-    let Some(auth) = req.header("authorization") else {
-        return Err(AuthError::Missing);
-    };
-    let auth = std::str::from_utf8(auth)
-        .map_err(|_| AuthError::Malformed("Authorization header is not text".into()))?
-        .trim();
+    let auth = authorization(req)?;
     let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
         return Err(AuthError::Malformed(format!(
             "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={}",

@@ -145,6 +145,17 @@ fn url(path: &str) -> String {
     format!("http://test{path}")
 }
 
+/// `tollgate check` on a config: whether it passed, and what it printed.
+fn check(config: &std::path::Path) -> (bool, String) {
+    let out = Command::new(support::gateway::bin())
+        .args(["check", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
 fn assert_refused(r: &support::Response, status: u16, error_type: &str, message: &str) {
     assert_eq!(r.status, status, "{}", r.text());
     assert_eq!(
@@ -489,13 +500,8 @@ fn check_says_what_is_not_enforced() {
         .api("a", &doc)
         .stage("a", "prod", &[])
         .write();
-    let out = Command::new(support::gateway::bin())
-        .args(["check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = check(&config);
+    assert!(ok, "{text}");
     for needle in [
         "a.json: $.security: API Gateway does not apply the root `security`",
         "a.json: $.securityDefinitions.oauth: a `oauth2` scheme that API Gateway does not enforce",
@@ -519,13 +525,8 @@ fn broken_authorizer_definitions_are_errors_with_their_json_path() {
         .api("a", &doc)
         .stage("a", "prod", &[])
         .write();
-    let out = Command::new(support::gateway::bin())
-        .args(["check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+    let (ok, text) = check(&config);
+    assert!(!ok, "{text}");
     for needle in [
         "$.securityDefinitions.tokenauth.x-amazon-apigateway-authorizer.identityValidationExpression: not a valid regular expression",
         "$.securityDefinitions.requestauth.x-amazon-apigateway-authorizer.identitySource: `method.request.body.x`",
@@ -940,13 +941,8 @@ fn a_bad_jwks_file_is_an_error_naming_it() {
             jwks_file.display()
         ))
         .write();
-    let out = Command::new(support::gateway::bin())
-        .args(["check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+    let (ok, text) = check(&config);
+    assert!(!ok, "{text}");
     for needle in [
         format!(
             "tollgate.toml: $.cognito_user_pools.{POOL}.jwks_file: {}: no key verifies tokens (keys[0]: ",
@@ -1153,13 +1149,8 @@ fn cognito_keys_and_claims_are_read_strictly() {
             jwks_file.display()
         ));
     let (_dir, config) = builder.write();
-    let out = Command::new(support::gateway::bin())
-        .args(["check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = check(&config);
+    assert!(ok, "{text}");
     assert!(
         text.contains("keys[1]: not a signing key (`use`): left out"),
         "{text}"

@@ -192,14 +192,7 @@ pub fn method_auth(
     let mut auth = MethodAuth::None;
     let mut auth_name: Option<&str> = None;
     let mut key_required = false;
-    // The legacy `x-amazon-apigateway-auth: {type: AWS_IAM}` of early
-    // imports.
-    if op
-        .get("x-amazon-apigateway-auth")
-        .and_then(|a| a.get("type"))
-        .and_then(Value::as_str)
-        .is_some_and(|t| t.eq_ignore_ascii_case("aws_iam"))
-    {
+    if legacy_iam(op.get("x-amazon-apigateway-auth")) {
         auth = MethodAuth::Iam;
         auth_name = Some("x-amazon-apigateway-auth");
     }
@@ -275,6 +268,14 @@ pub fn method_auth(
         auth_name = Some(name);
     }
     Some((auth, key_required))
+}
+
+/// An operation's legacy `x-amazon-apigateway-auth: {type: AWS_IAM}`, of
+/// early imports.
+pub fn legacy_iam(ext: Option<&Value>) -> bool {
+    ext.and_then(|a| a.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("aws_iam"))
 }
 
 /// The scopes an operation's `security` lists for scheme `name`.

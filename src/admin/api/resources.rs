@@ -215,12 +215,7 @@ fn security_type(api: &RestApiRecord, op: &Value) -> (String, bool, Option<Strin
     let mut authorizer = None;
     // The operation's own `security`, as the import reads it: what is
     // reported is what is enforced.
-    if op
-        .get("x-amazon-apigateway-auth")
-        .and_then(|a| a.get("type"))
-        .and_then(Value::as_str)
-        .is_some_and(|t| t.eq_ignore_ascii_case("aws_iam"))
-    {
+    if crate::config::security::legacy_iam(op.get("x-amazon-apigateway-auth")) {
         authorization = "AWS_IAM".to_owned();
     }
     for (name, kind) in requirements(defs, op.get("security")) {
