@@ -82,6 +82,7 @@ fn access_log(c: &mut Criterion) {
         domain_name: b"api.example.com",
         client_cert: None,
         authorizer: None,
+        caller: None,
     };
     let mut logs = ShardLogs::default();
     let mut lines = 0u32;

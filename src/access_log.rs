@@ -99,6 +99,9 @@ enum Var {
     DomainPrefix,
     /// `identity.clientCert.<field>` (mutual TLS; `-` without one).
     ClientCert(&'static str),
+    /// `identity.caller`, `.user`, `.userArn`, `.accessKey` of an
+    /// `AWS_IAM` request (`-` for others).
+    Caller(crate::template::CallerField),
     /// Known to API Gateway but without a value here (account ids,
     /// authorizers, WAF, X-Ray): written as `-`.
     Absent,
@@ -138,6 +141,10 @@ const VARS: &[(&str, Var)] = &[
     ("error.responseType", Var::ErrorResponseType),
     ("identity.accountId", Var::Absent),
     ("identity.userAgent", Var::UserAgent),
+    (
+        "identity.accessKey",
+        Var::Caller(crate::template::CallerField::AccessKey),
+    ),
     ("integration.latency", Var::IntegrationLatency),
     ("integration.status", Var::IntegrationStatus),
     ("integration.error", Var::IntegrationError),
@@ -161,14 +168,23 @@ const VARS: &[(&str, Var)] = &[
     ("extendedRequestId", Var::ExtendedRequestId),
     ("integrationStatus", Var::IntegrationStatus),
     ("requestTimeEpoch", Var::RequestTimeEpoch),
-    ("identity.userArn", Var::Absent),
+    (
+        "identity.userArn",
+        Var::Caller(crate::template::CallerField::UserArn),
+    ),
     ("identity.apiKey", Var::ApiKey),
-    ("identity.caller", Var::Absent),
+    (
+        "identity.caller",
+        Var::Caller(crate::template::CallerField::Caller),
+    ),
     ("responseLatency", Var::ResponseLatency),
     ("wafResponseCode", Var::Absent),
     ("error.message", Var::ErrorMessage),
     ("responseLength", Var::ResponseLength),
-    ("identity.user", Var::Absent),
+    (
+        "identity.user",
+        Var::Caller(crate::template::CallerField::User),
+    ),
     ("deploymentId", Var::Absent),
     ("domainPrefix", Var::DomainPrefix),
     ("resourcePath", Var::ResourcePath),
@@ -374,6 +390,9 @@ pub struct Entry<'a> {
     pub client_cert: Option<&'a crate::tls::ClientCert>,
     /// What the method's authorizer said (Lambda or Cognito).
     pub authorizer: Option<&'a crate::authorizer::AuthorizerOutput>,
+    /// The credential (name, access key id) that signed an `AWS_IAM`
+    /// request.
+    pub caller: Option<(&'a str, Option<&'a str>)>,
 }
 
 /// `$context.requestTime` of the last second formatted (a shard logs
@@ -446,6 +465,10 @@ fn write_var(v: Var, e: &Entry<'_>, out: &mut Vec<u8>, time: &mut TimeCache) {
                 .unwrap_or_default();
             opt(Some(prefix), out)
         }
+        Var::Caller(f) => match e.caller {
+            Some((name, key)) => escaped(f.of(name, key).as_bytes(), out),
+            None => out.push(b'-'),
+        },
         Var::ClientCert(f) => opt(
             e.client_cert.and_then(|c| c.field(f)).map(str::as_bytes),
             out,
@@ -920,6 +943,7 @@ mod tests {
             domain_name: b"petstore.example.com",
             client_cert: None,
             authorizer: None,
+            caller: None,
         }
     }
 

@@ -92,6 +92,9 @@ pub struct RequestInfo<'a> {
     /// What the method's Lambda authorizer returned:
     /// `$context.authorizer.principalId` and `$context.authorizer.<key>`.
     pub authorizer: Option<&'a crate::authorizer::AuthorizerOutput>,
+    /// The credential whose signature authorized an `AWS_IAM` method:
+    /// `$context.identity.caller`, `.user`, `.userArn`, `.accessKey`.
+    pub caller: Option<&'a crate::auth::Credential>,
     /// An `Authorization` line carries one of the gateway's own bearer
     /// tokens, or authorized a cache invalidation: no `Authorization` is
     /// passed to the integration (proxied, mapped or in a template), where
@@ -271,6 +274,10 @@ impl Values for RequestInfo<'_> {
                     Cow::Borrowed(out.context.iter().find(|(k, _)| k == key)?.1.as_str())
                 }
             }
+            ContextVar::Caller(f) => Cow::Owned(
+                self.caller
+                    .map_or(String::new(), |c| f.of(&c.name, c.access_key_id.as_deref())),
+            ),
             ContextVar::Unsupported(_) => Cow::Borrowed(""),
         };
         Some(v)
@@ -518,6 +525,11 @@ impl TemplateData {
         ] {
             if let Some(v) = info.context(&var) {
                 context.insert(key.to_owned(), v.into_owned());
+            }
+        }
+        if let Some(c) = info.caller {
+            for (f, key) in crate::template::CallerField::ALL {
+                context.insert(key.to_owned(), f.of(&c.name, c.access_key_id.as_deref()));
             }
         }
         if let Some(a) = info.authorizer {

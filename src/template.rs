@@ -40,6 +40,10 @@ pub enum ContextVar {
     ApiKeyId,
     /// `identity.clientCert.<field>` (mutual TLS).
     ClientCert(&'static str),
+    /// `identity.accessKey`, `identity.caller`, `identity.user`,
+    /// `identity.userArn`: the credential that signed an `AWS_IAM` request
+    /// (empty otherwise).
+    Caller(CallerField),
     /// `authorizer.principalId` or `authorizer.<key>` of a Lambda
     /// authorizer's context, `authorizer.claims.<name>` of a Cognito
     /// token's claims (empty when the method has none).
@@ -47,6 +51,34 @@ pub enum ContextVar {
     /// A variable API Gateway has but this gateway does not fill (Cognito
     /// claims and identity, ...): renders empty.
     Unsupported(String),
+}
+
+/// What `$context.identity.*` says of an IAM caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerField {
+    AccessKey,
+    Caller,
+    User,
+    UserArn,
+}
+
+impl CallerField {
+    pub const ALL: [(CallerField, &'static str); 4] = [
+        (CallerField::AccessKey, "identity.accessKey"),
+        (CallerField::Caller, "identity.caller"),
+        (CallerField::User, "identity.user"),
+        (CallerField::UserArn, "identity.userArn"),
+    ];
+
+    /// The value for a credential: its access key id, its name (as the
+    /// principal), `arn:aws:iam::000000000000:user/NAME`.
+    pub fn of(self, name: &str, access_key: Option<&str>) -> String {
+        match self {
+            CallerField::AccessKey => access_key.unwrap_or("").to_owned(),
+            CallerField::Caller | CallerField::User => name.to_owned(),
+            CallerField::UserArn => format!("arn:aws:iam::000000000000:user/{name}"),
+        }
+    }
 }
 
 impl ContextVar {
@@ -64,6 +96,10 @@ impl ContextVar {
             "protocol" => ContextVar::Protocol,
             "identity.sourceIp" => ContextVar::SourceIp,
             "identity.userAgent" => ContextVar::UserAgent,
+            "identity.accessKey" => ContextVar::Caller(CallerField::AccessKey),
+            "identity.caller" => ContextVar::Caller(CallerField::Caller),
+            "identity.user" => ContextVar::Caller(CallerField::User),
+            "identity.userArn" => ContextVar::Caller(CallerField::UserArn),
             "identity.apiKey" => ContextVar::ApiKey,
             "identity.apiKeyId" => ContextVar::ApiKeyId,
             "requestTime" => ContextVar::RequestTime,

@@ -1186,3 +1186,48 @@ fn cognito_keys_and_claims_are_read_strictly() {
     access["scope"] = json!("orders/read");
     assert_eq!(call(jwt(&pem, "k1", access), "/prod/scoped"), 200);
 }
+
+/// An `AWS_IAM` request's caller is `$context.identity.caller`, `.user`,
+/// `.userArn` and `.accessKey`, in templates and in the access log.
+#[test]
+fn an_iam_callers_identity_reaches_templates_and_the_access_log() {
+    let body = r#"{"caller": "$context.identity.caller", "user": "$context.identity.user", "arn": "$context.identity.userArn", "key": "$context.identity.accessKey"}"#;
+    let gw = Gateway::builder()
+        .api("a", &secured(&[("/iam", "sigv4", body), ("/open", "", body)]))
+        .default_api("a")
+        .extra(&format!(
+            "[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = {{ path = \"access.log\", format = '$context.status $context.identity.caller $context.identity.accessKey $context.identity.userArn' }}\n\
+             [[credentials]]\nname = \"invoker\"\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key = \"{SECRET}\"\npermissions = [\"invoke\"]\n"
+        ))
+        .start();
+    let h = signed_at("/prod/iam", KEY_ID, SECRET, SystemTime::now());
+    let r = call(gw.addr, "GET", "/prod/iam", &h, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"caller": "invoker", "user": "invoker", "arn": "arn:aws:iam::000000000000:user/invoker", "key": KEY_ID})
+    );
+    // An open method has no caller, signed or not.
+    let r = call(gw.addr, "GET", "/prod/open", "", b"");
+    assert_eq!(
+        r.json(),
+        json!({"caller": "", "user": "", "arn": "", "key": ""})
+    );
+    let log = gw.dir.path().join("access.log");
+    let mut lines = Vec::new();
+    support::wait::wait_until("two access-log lines", Duration::from_secs(5), || {
+        lines = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.len() >= 2
+    });
+    assert_eq!(
+        lines,
+        [
+            format!("200 invoker {KEY_ID} arn:aws:iam::000000000000:user/invoker"),
+            "200 - - -".to_owned()
+        ]
+    );
+}

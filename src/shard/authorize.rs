@@ -160,16 +160,16 @@ pub fn check_head<'s>(
     }
 }
 
-/// The signature of an `AWS_IAM` request, over its body.
-pub fn verify_iam(
-    snap: &Snapshot,
+/// The signature of an `AWS_IAM` request, over its body: the credential
+/// that made it.
+pub fn verify_iam<'s>(
+    snap: &'s Snapshot,
     info: &RequestInfo<'_>,
     body: &[u8],
-) -> Result<(), GatewayError> {
+) -> Result<&'s crate::auth::Credential, GatewayError> {
     let headers: Vec<(&[u8], &[u8])> = info.head.headers().collect();
     let parts = parts(info, &headers, body);
     crate::auth::authenticate(&snap.credentials, &parts, "execute-api", SystemTime::now())
-        .map(drop)
         .map_err(iam_error)
 }
 

@@ -212,6 +212,10 @@ struct Record {
     /// What the method's authorizer said, for `$context.authorizer.*`
     /// (kept only for a stage with an access log).
     authorizer: Option<Arc<crate::authorizer::AuthorizerOutput>>,
+    /// The credential that signed an `AWS_IAM` request, and its access key
+    /// (kept only for a stage with an access log).
+    caller: Option<String>,
+    caller_key: Option<String>,
 }
 
 /// What the access log and the metrics see of a gateway response.
@@ -345,6 +349,7 @@ impl Conn {
                 client_cert: None,
                 api_key: None,
                 authorizer: None,
+                caller: None,
                 hide_authorization: false,
                 cache_fetch: false,
             };
@@ -673,6 +678,10 @@ impl Conn {
             domain_name: head.host().unwrap_or_default(),
             client_cert: self.client_cert.as_deref(),
             authorizer: rec.authorizer.as_deref(),
+            caller: rec
+                .caller
+                .as_deref()
+                .map(|name| (name, rec.caller_key.as_deref())),
         };
         self.shard.logs.borrow_mut().log(log, &entry);
     }
@@ -725,6 +734,7 @@ impl Conn {
             client_cert: client_cert.as_deref(),
             api_key: None,
             authorizer: None,
+            caller: None,
             // A gateway bearer token (admin, cache invalidation) is the
             // gateway's secret: no integration sees it.
             hide_authorization: !snap.credentials.is_empty()
@@ -823,8 +833,15 @@ impl Conn {
                 Err(keep_alive) => return keep_alive,
             };
             body_pending = false;
-            if let Err(err) = super::authorize::verify_iam(snap, &info, &b) {
-                return self.fail(&info, responses, &err, false);
+            match super::authorize::verify_iam(snap, &info, &b) {
+                Ok(cred) => {
+                    info.caller = Some(cred);
+                    if self.rec.logged {
+                        self.rec.caller = Some(cred.name.clone());
+                        self.rec.caller_key = cred.access_key_id.clone();
+                    }
+                }
+                Err(err) => return self.fail(&info, responses, &err, false),
             }
             Some(b)
         } else {
