@@ -821,9 +821,6 @@ impl Conn {
                 .map(str::as_bytes)
         };
 
-        // Admission: API key, usage plan, quota, method, stage and
-        // account limits, then an in-flight permit, held until the answer
-        // is produced.
         // An IAM signature covers the body: that is read and the signature
         // checked before admission, so that a forged signature (an access
         // key id is no secret) spends no key quota, throttle or permit.
@@ -848,6 +845,9 @@ impl Conn {
             None
         };
 
+        // Admission: API key, usage plan, quota, method, stage and
+        // account limits, then an in-flight permit, held until the answer
+        // is produced.
         let (permit, key) = match admit(
             &self.shard,
             snap,
@@ -998,7 +998,6 @@ impl Conn {
         }
     }
 
-    /// Runs the integration and returns what it produced.
     /// The request's body; or the refusal written (413, or 400 for a
     /// malformed body) and whether the connection stays open.
     async fn body_or_refusal(
@@ -1024,6 +1023,7 @@ impl Conn {
         }
     }
 
+    /// Runs the integration and returns what it produced.
     async fn integrate(
         &mut self,
         snap: &Snapshot,
