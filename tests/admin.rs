@@ -2214,3 +2214,81 @@ fn an_export_imported_again_keeps_its_methods_protected() {
         assert_eq!(invoke(&gw, &id, "/live/open").text(), "open");
     }
 }
+
+/// `get-authorizers` / `get-authorizer` list a definition's Lambda and
+/// Cognito authorizers, and `get-method` names its authorizer by that id.
+#[test]
+fn authorizers_are_listed_as_api_gateway_lists_them() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let paths = format!(
+        r#"{{"/token": {{"get": {}}}, "/pool": {{"get": {}}}}}"#,
+        mock_method(200, "t").replacen('{', r#"{"security": [{"tokenauth": []}], "#, 1),
+        mock_method(200, "p").replacen('{', r#"{"security": [{"pool": []}], "#, 1),
+    );
+    let doc = support::gateway::swagger_with(
+        &paths,
+        r#""securityDefinitions": {
+            "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
+            "tokenauth": {"type": "apiKey", "name": "Auth", "in": "header", "x-amazon-apigateway-authtype": "custom",
+                "x-amazon-apigateway-authorizer": {"type": "token", "authorizerResultTtlInSeconds": 60,
+                    "authorizerUri": "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:a/invocations"}},
+            "pool": {"type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "cognito_user_pools",
+                "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools", "providerARNs": ["arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_P"]}}
+        }"#,
+    );
+    let id = import(admin, &doc);
+    let items = list_items(admin, &format!("/restapis/{id}/authorizers"));
+    assert_eq!(items.len(), 2, "{items:?}");
+    let token = items.iter().find(|a| a["name"] == "tokenauth").unwrap();
+    assert_eq!(token["type"], "TOKEN");
+    assert_eq!(token["identitySource"], "method.request.header.Auth");
+    assert_eq!(token["authorizerResultTtlInSeconds"], 60);
+    assert_eq!(token["authType"], "custom");
+    let pool = items.iter().find(|a| a["name"] == "pool").unwrap();
+    assert_eq!(pool["type"], "COGNITO_USER_POOLS");
+    assert_eq!(
+        pool["providerARNs"],
+        serde_json::json!(["arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_P"])
+    );
+    let one = call(
+        admin,
+        "GET",
+        &format!(
+            "/restapis/{id}/authorizers/{}",
+            token["id"].as_str().unwrap()
+        ),
+        b"",
+    );
+    assert_eq!(one.json(), *token);
+    let missing = call(
+        admin,
+        "GET",
+        &format!("/restapis/{id}/authorizers/nope00"),
+        b"",
+    );
+    assert_eq!(missing.status, 404);
+    // get-method names the authorizer by its id.
+    let resources = list_items(admin, &format!("/restapis/{id}/resources"));
+    let r = resources.iter().find(|r| r["path"] == "/token").unwrap();
+    let m = call(
+        admin,
+        "GET",
+        &format!(
+            "/restapis/{id}/resources/{}/methods/GET",
+            r["id"].as_str().unwrap()
+        ),
+        b"",
+    );
+    assert_eq!(m.json()["authorizationType"], "CUSTOM");
+    assert_eq!(m.json()["authorizerId"], token["id"]);
+    if support::gateway::aws_cli_available() {
+        let listed =
+            support::gateway::aws_apigateway(admin, &["get-authorizers", "--rest-api-id", &id]);
+        assert_eq!(
+            listed["items"].as_array().map(Vec::len),
+            Some(2),
+            "{listed}"
+        );
+    }
+}

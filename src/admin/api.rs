@@ -100,6 +100,12 @@ pub(super) fn route(
                 _ => no_such_operation(method, &path),
             }
         }
+        (b"GET", ["restapis", id, "authorizers", rest @ ..]) if rest.len() <= 1 => {
+            match state.apis.get(*id) {
+                Some(api) => resources::authorizers(api, rest.first().copied(), &param),
+                None => not_found_api(id),
+            }
+        }
         (b"GET", ["restapis", id, "requestvalidators", rest @ ..]) if rest.len() <= 1 => {
             match state.apis.get(*id) {
                 Some(api) => resources::validators(api, rest.first().copied(), &param),

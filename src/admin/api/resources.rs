@@ -62,6 +62,92 @@ pub(super) fn validators(
     }
 }
 
+/// An authorizer's id: 6 characters from a hash of the API id and its
+/// security definition's name.
+fn authorizer_id(api_id: &str, name: &str) -> String {
+    let mut id = resource_id(api_id, &format!("authorizer\0{name}"));
+    id.truncate(6);
+    id
+}
+
+/// `GET /restapis/{id}/authorizers` (paged) and `GET
+/// .../authorizers/{authorizerId}`: the Lambda and Cognito authorizers of
+/// the definition's `securityDefinitions`, as API Gateway's
+/// `get-authorizers` lists them.
+pub(super) fn authorizers(
+    api: &RestApiRecord,
+    one: Option<&str>,
+    param: &dyn Fn(&str) -> Option<String>,
+) -> Reply {
+    use crate::config::security::{classify, SchemeKind};
+    let items: Vec<Value> = api
+        .definition
+        .get("securityDefinitions")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, d)| matches!(classify(d), SchemeKind::Custom | SchemeKind::Cognito))
+        .map(|(name, d)| {
+            let ext = d
+                .get("x-amazon-apigateway-authorizer")
+                .cloned()
+                .unwrap_or_default();
+            let kind = ext
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            let identity = ext
+                .get("identitySource")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| {
+                    (kind != "REQUEST")
+                        .then(|| d.get("name").and_then(Value::as_str))
+                        .flatten()
+                        .map(|h| format!("method.request.header.{h}"))
+                });
+            let mut v = json!({
+                "id": authorizer_id(&api.id, name),
+                "name": name,
+                "type": kind,
+            });
+            if let Some(t) = d.get("x-amazon-apigateway-authtype") {
+                v["authType"] = t.clone();
+            }
+            if let Some(i) = identity {
+                v["identitySource"] = json!(i);
+            }
+            for key in [
+                "providerARNs",
+                "authorizerUri",
+                "authorizerCredentials",
+                "identityValidationExpression",
+                "authorizerResultTtlInSeconds",
+            ] {
+                if let Some(x) = ext.get(key) {
+                    v[key] = x.clone();
+                }
+            }
+            if kind != "COGNITO_USER_POOLS" && ext.get("authorizerResultTtlInSeconds").is_none() {
+                v["authorizerResultTtlInSeconds"] = json!(300);
+            }
+            v
+        })
+        .collect();
+    match one {
+        None => list_reply(items, param),
+        Some(id) => match items.into_iter().find(|v| v["id"] == id) {
+            Some(v) => Reply::json(200, &v),
+            None => Reply::error(
+                404,
+                "NotFoundException",
+                format!("Invalid Authorizer identifier specified {id}"),
+            ),
+        },
+    }
+}
+
 /// A resource's id: 10 characters of `[a-z0-9]` from a hash of the API id
 /// and the path.
 pub(super) fn resource_id(api_id: &str, path: &str) -> String {
@@ -226,11 +312,11 @@ fn security_type(api: &RestApiRecord, op: &Value) -> (String, bool, Option<Strin
             }
             SchemeKind::Cognito => {
                 authorization = "COGNITO_USER_POOLS".to_owned();
-                authorizer = Some(name.to_owned());
+                authorizer = Some(authorizer_id(&api.id, name));
             }
             SchemeKind::Custom => {
                 authorization = "CUSTOM".to_owned();
-                authorizer = Some(name.to_owned());
+                authorizer = Some(authorizer_id(&api.id, name));
             }
             SchemeKind::ApiKey => key_required = true,
             SchemeKind::BrokenAuthorizer | SchemeKind::Other => {}
