@@ -18,6 +18,10 @@ use support::{Backend, Gateway, Mode};
 
 const KEY_ID: &str = "AKIDINVOKER";
 const SECRET: &str = "invoker/secret+0123456789";
+/// The config's credential with `invoke` (`KEY_ID`, `SECRET`).
+fn invoker() -> String {
+    format!("[[credentials]]\nname = \"invoker\"\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key = \"{SECRET}\"\npermissions = [\"invoke\"]\n")
+}
 const NO_INVOKE_KEY_ID: &str = "AKIDCACHEONLY";
 const NO_INVOKE_SECRET: &str = "cacheonly/secret+0123456789";
 
@@ -59,8 +63,9 @@ fn gateway(doc: &str) -> Gateway {
         .stage("a", "prod", &[])
         .default_api("a")
         .extra(&format!(
-            "[[credentials]]\nname = \"invoker\"\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key = \"{SECRET}\"\npermissions = [\"invoke\"]\n\
-             [[credentials]]\nname = \"cacheonly\"\naccess_key_id = \"{NO_INVOKE_KEY_ID}\"\nsecret_access_key = \"{NO_INVOKE_SECRET}\"\npermissions = [\"invalidate_cache\"]\n"
+            "{invoker}\
+             [[credentials]]\nname = \"cacheonly\"\naccess_key_id = \"{NO_INVOKE_KEY_ID}\"\nsecret_access_key = \"{NO_INVOKE_SECRET}\"\npermissions = [\"invalidate_cache\"]\n",
+            invoker = invoker()
         ))
         .start()
 }
@@ -143,6 +148,30 @@ fn call(
 /// The URL a signer is given: the host the test client sends.
 fn url(path: &str) -> String {
     format!("http://test{path}")
+}
+
+/// `doc` with every `security` that names only `scheme` naming the API
+/// key too.
+fn with_api_key(doc: &str, scheme: &str) -> String {
+    doc.replace(
+        &format!(r#""security": [{{"{scheme}": []}}]"#),
+        &format!(r#""security": [{{"{scheme}": [], "api_key": []}}]"#),
+    )
+}
+
+/// The gateway's `access.log` once it has `n` lines.
+fn access_log_lines(gw: &Gateway, n: usize) -> Vec<String> {
+    let log = gw.dir.path().join("access.log");
+    let mut lines = Vec::new();
+    support::wait::wait_until("access-log lines", Duration::from_secs(5), || {
+        lines = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.len() >= n
+    });
+    lines
 }
 
 /// `tollgate check` on a config: whether it passed, and what it printed.
@@ -363,20 +392,18 @@ fn signatures_out_of_time_or_with_a_session_token_are_refused() {
 /// throttle and the in-flight permits stay the real caller's.
 #[test]
 fn forged_signatures_spend_nothing_of_the_callers_quota() {
-    let doc = secured(&[("/iamkey", "sigv4", "iamkey")]).replacen(
-        r#""security": [{"sigv4": []}]"#,
-        r#""security": [{"sigv4": [], "api_key": []}]"#,
-        2,
-    );
+    let doc = secured(&[("/iamkey", "sigv4", "iamkey")]);
+    let doc = with_api_key(&doc, "sigv4");
     let key = "k1-0123456789abcdefghijkl";
     let gw = Gateway::builder()
         .api("a", &doc)
         .stage("a", "prod", &[])
         .default_api("a")
         .extra(&format!(
-            "[[credentials]]\nname = \"invoker\"\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key = \"{SECRET}\"\npermissions = [\"invoke\"]\n\
+            "{invoker}\
              [[usage_plans]]\nid = \"tiny\"\nquota = {{ limit = 2, period = \"DAY\" }}\napi_stages = [\"a/prod\"]\n\
-             [[api_keys]]\nname = \"k1\"\nvalue = \"{key}\"\nusage_plans = [\"tiny\"]\n"
+             [[api_keys]]\nname = \"k1\"\nvalue = \"{key}\"\nusage_plans = [\"tiny\"]\n",
+            invoker = invoker()
         ))
         .start();
     let now = SystemTime::now();
@@ -479,11 +506,8 @@ fn authorizers_it_cannot_run_never_let_a_request_through() {
 
 #[test]
 fn the_authorizer_is_checked_before_the_api_key() {
-    let doc = secured(&[("/both", "tokenauth", "both")]).replacen(
-        r#""security": [{"tokenauth": []}]"#,
-        r#""security": [{"tokenauth": [], "api_key": []}]"#,
-        2,
-    );
+    let doc = secured(&[("/both", "tokenauth", "both")]);
+    let doc = with_api_key(&doc, "tokenauth");
     let gw = gateway(&doc);
     let r = get_with(gw.addr, "/prod/both", "");
     assert_refused(&r, 401, "UnauthorizedException", "Unauthorized");
@@ -694,8 +718,7 @@ fn a_request_authorizer_gets_the_request_and_can_give_the_api_key() {
         "usageIdentifierKey": "tenant-key-0123456789",
     })));
     // API keys come from the authorizer; the method requires one.
-    let doc = context_echo(&[("/items/{id}", "requestauth")], r#""x-amazon-apigateway-api-key-source": "AUTHORIZER""#)
-        .replacen(r#""security": [{"requestauth": []}]"#, r#""security": [{"requestauth": [], "api_key": []}]"#, 2)
+    let doc = with_api_key(&context_echo(&[("/items/{id}", "requestauth")], r#""x-amazon-apigateway-api-key-source": "AUTHORIZER""#), "requestauth")
         .replace(r#""Unused", "in": "header", "x-amazon-apigateway-authtype": "custom",
                 "x-amazon-apigateway-authorizer": {"type": "request","#, r#""Unused", "in": "header", "x-amazon-apigateway-authtype": "custom",
                 "x-amazon-apigateway-authorizer": {"type": "request", "authorizerResultTtlInSeconds": 0,"#);
@@ -1073,16 +1096,7 @@ fn the_access_log_names_the_authorizers_principal_and_context() {
         403
     );
     assert_eq!(get_with(gw.addr, "/prod/token", "").status, 401);
-    let log = gw.dir.path().join("access.log");
-    let mut lines = Vec::new();
-    support::wait::wait_until("three access-log lines", Duration::from_secs(5), || {
-        lines = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        lines.len() >= 3
-    });
+    let lines = access_log_lines(&gw, 3);
     assert_eq!(lines, ["200 alice t1", "403 alice t1", "401 - -"]);
 }
 
@@ -1197,7 +1211,8 @@ fn an_iam_callers_identity_reaches_templates_and_the_access_log() {
         .default_api("a")
         .extra(&format!(
             "[[stages]]\napi = \"a\"\nname = \"prod\"\naccess_log = {{ path = \"access.log\", format = '$context.status $context.identity.caller $context.identity.accessKey $context.identity.userArn' }}\n\
-             [[credentials]]\nname = \"invoker\"\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key = \"{SECRET}\"\npermissions = [\"invoke\"]\n"
+             {invoker}",
+            invoker = invoker()
         ))
         .start();
     let h = signed_at("/prod/iam", KEY_ID, SECRET, SystemTime::now());
@@ -1213,16 +1228,7 @@ fn an_iam_callers_identity_reaches_templates_and_the_access_log() {
         r.json(),
         json!({"caller": "", "user": "", "arn": "", "key": ""})
     );
-    let log = gw.dir.path().join("access.log");
-    let mut lines = Vec::new();
-    support::wait::wait_until("two access-log lines", Duration::from_secs(5), || {
-        lines = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        lines.len() >= 2
-    });
+    let lines = access_log_lines(&gw, 2);
     assert_eq!(
         lines,
         [

@@ -435,8 +435,8 @@ pub fn read_config(
             }
         };
         let path = resolve_path(base, &pool.jwks_file);
-        let jwks = match std::fs::read(&path) {
-            Ok(b) => b,
+        let jwks = match reader.read(&path) {
+            Ok(t) => t,
             Err(e) => {
                 diags.error(
                     file,
@@ -446,7 +446,7 @@ pub fn read_config(
                 continue;
             }
         };
-        match crate::authorizer::UserPool::from_jwks(issuer, &jwks) {
+        match crate::authorizer::UserPool::from_jwks(issuer, jwks.as_bytes()) {
             Ok((p, skipped)) => {
                 for why in skipped {
                     diags.warn(

@@ -131,12 +131,16 @@ pub fn check_head<'s>(
                 Some(p) if p.eq_ignore_ascii_case("bearer ") => token[7..].trim_start(),
                 _ => token.as_str(),
             };
-            let pools: Vec<&crate::authorizer::UserPool> = c
-                .providers
-                .iter()
-                .filter_map(|p| snap.user_pools.get(p).map(|p| &**p))
-                .collect();
-            if pools.is_empty() {
+            // The token against each configured pool (no list built per
+            // request); none configured is a configuration error.
+            let mut why: Option<String> = None;
+            for pool in c.providers.iter().filter_map(|p| snap.user_pools.get(p)) {
+                match pool.verify(token, scopes) {
+                    Ok(out) => return Ok(Pending::Authorized(out)),
+                    Err(e) => why = Some(e),
+                }
+            }
+            let Some(why) = why else {
                 return Err(GatewayError::new(
                     ErrorKind::AuthorizerConfiguration,
                     format!(
@@ -144,14 +148,7 @@ pub fn check_head<'s>(
                         c.name
                     ),
                 ));
-            }
-            let mut why = String::new();
-            for pool in pools {
-                match pool.verify(token, scopes) {
-                    Ok(out) => return Ok(Pending::Authorized(out)),
-                    Err(e) => why = e,
-                }
-            }
+            };
             Err(GatewayError::new(
                 ErrorKind::Unauthorized,
                 format!("Cognito authorizer `{}`: {why}", c.name),

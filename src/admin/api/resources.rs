@@ -17,12 +17,41 @@ use crate::admin::state::RestApiRecord;
 use crate::admin::Reply;
 use crate::config::swagger::METHOD_KEYS;
 
-/// A request validator's id: 6 characters from a hash of the API id and
-/// its name (API Gateway's ids are 6 characters).
-fn validator_id(api_id: &str, name: &str) -> String {
-    let mut id = resource_id(api_id, &format!("validator\0{name}"));
+/// A request validator's or authorizer's id: 6 characters from a hash of
+/// the API id, the kind and its name (API Gateway's ids are 6 characters).
+fn short_id(api_id: &str, kind: &str, name: &str) -> String {
+    let mut id = resource_id(api_id, &format!("{kind}\0{name}"));
     id.truncate(6);
     id
+}
+
+fn validator_id(api_id: &str, name: &str) -> String {
+    short_id(api_id, "validator", name)
+}
+
+fn authorizer_id(api_id: &str, name: &str) -> String {
+    short_id(api_id, "authorizer", name)
+}
+
+/// A list call's page, or the one item with id `one` (404 in API
+/// Gateway's words for `what` when there is none).
+fn list_or_one(
+    items: Vec<Value>,
+    one: Option<&str>,
+    param: &dyn Fn(&str) -> Option<String>,
+    what: &str,
+) -> Reply {
+    match one {
+        None => list_reply(items, param),
+        Some(id) => match items.into_iter().find(|v| v["id"] == id) {
+            Some(v) => Reply::json(200, &v),
+            None => Reply::error(
+                404,
+                "NotFoundException",
+                format!("Invalid {what} identifier specified {id}"),
+            ),
+        },
+    }
 }
 
 /// `GET /restapis/{id}/requestvalidators` (paged) and
@@ -49,25 +78,7 @@ pub(super) fn validators(
             })
         })
         .collect();
-    match one {
-        None => list_reply(items, param),
-        Some(id) => match items.into_iter().find(|v| v["id"] == id) {
-            Some(v) => Reply::json(200, &v),
-            None => Reply::error(
-                404,
-                "NotFoundException",
-                format!("Invalid Request Validator identifier specified {id}"),
-            ),
-        },
-    }
-}
-
-/// An authorizer's id: 6 characters from a hash of the API id and its
-/// security definition's name.
-fn authorizer_id(api_id: &str, name: &str) -> String {
-    let mut id = resource_id(api_id, &format!("authorizer\0{name}"));
-    id.truncate(6);
-    id
+    list_or_one(items, one, param, "Request Validator")
 }
 
 /// `GET /restapis/{id}/authorizers` (paged) and `GET
@@ -135,17 +146,7 @@ pub(super) fn authorizers(
             v
         })
         .collect();
-    match one {
-        None => list_reply(items, param),
-        Some(id) => match items.into_iter().find(|v| v["id"] == id) {
-            Some(v) => Reply::json(200, &v),
-            None => Reply::error(
-                404,
-                "NotFoundException",
-                format!("Invalid Authorizer identifier specified {id}"),
-            ),
-        },
-    }
+    list_or_one(items, one, param, "Authorizer")
 }
 
 /// A resource's id: 10 characters of `[a-z0-9]` from a hash of the API id
