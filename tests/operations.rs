@@ -1214,3 +1214,55 @@ fn lost_access_log_lines_are_counted_and_reported() {
         gw.log()
     );
 }
+
+/// A second gateway told to listen where one already does refuses to
+/// start, naming the address, instead of splitting the connections with
+/// it (every shard's listener has SO_REUSEPORT, which the kernel allows
+/// any process of the same user to share); the first keeps serving.
+#[test]
+fn a_second_gateway_on_a_taken_port_refuses_to_start() {
+    let paths = format!(r#"{{"/m": {{"get": {}}}}}"#, mock_method(200, "first"));
+    let first = Gateway::builder()
+        .api("a", &swagger(&paths))
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .start();
+    let paths = format!(r#"{{"/m": {{"get": {}}}}}"#, mock_method(200, "second"));
+    let builder = Gateway::builder()
+        .api("a", &swagger(&paths))
+        .stage("a", "prod", &[])
+        .default_api("a");
+    let (dir, config) = builder.write();
+    let text = builder
+        .config_text()
+        .replace("127.0.0.1:0", &first.addr.to_string());
+    std::fs::write(&config, text).unwrap();
+    let mut child = spawn_serve(&config, &[], Stdio::piped());
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > until {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    drop(dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(status.is_some(), "the second gateway started: {stderr}");
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&first.addr.to_string()) && stderr.contains("Address already in use"),
+        "{stderr}"
+    );
+    for _ in 0..20 {
+        let r = RawClient::connect(first.addr)
+            .request(b"GET /prod/m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"first"[..]));
+    }
+}

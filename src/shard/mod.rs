@@ -339,6 +339,16 @@ fn bind_probe(addr: SocketAddr) -> Result<(socket2::Socket, SocketAddr), Runtime
     } else {
         Domain::IPV4
     };
+    // SO_REUSEPORT lets any process of the same user bind the port too:
+    // a second gateway started by mistake would silently take half the
+    // connections. A plain bind first (SO_REUSEADDR only, so connections
+    // in TIME_WAIT do not stand in the way) fails with "Address already
+    // in use" while anything listens there, as NGINX's would.
+    if addr.port() != 0 {
+        let check = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
+        check.set_reuse_address(true).map_err(err)?;
+        check.bind(&addr.into()).map_err(err)?;
+    }
     let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
     s.set_reuse_port(true).map_err(err)?;
     s.bind(&addr.into()).map_err(err)?;
