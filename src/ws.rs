@@ -262,6 +262,25 @@ pub struct WsRoute {
     pub integration: WsIntegration,
     /// Send the integration's response back to the client as a message.
     pub route_response: bool,
+    /// Who may connect (`$connect` only, as in API Gateway).
+    pub auth: WsAuth,
+}
+
+/// A `$connect` route's authorization: checked on the upgrade request,
+/// before its integration runs; what it finds about the caller is the
+/// connection's `$context.authorizer.*` / `$context.identity.*` on every
+/// route until it closes.
+#[derive(Clone, Debug, Default)]
+pub enum WsAuth {
+    #[default]
+    None,
+    /// `AWS_IAM`: the upgrade request signed (SigV4, service
+    /// `execute-api`) by a credential with `invoke`.
+    Iam,
+    /// `CUSTOM`: a Lambda REQUEST authorizer, through the endpoint of
+    /// `[lambda_functions]`; its policy judges
+    /// `arn:aws:execute-api:local:000000000000:API/STAGE/$connect`.
+    Lambda(Arc<crate::snapshot::LambdaAuthorizer>),
 }
 
 #[derive(Debug)]

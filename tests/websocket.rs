@@ -77,15 +77,31 @@ fn connect_with_auth(
     host: &str,
     authorization: &str,
 ) -> Result<(Client, String), tungstenite::Error> {
+    connect_with(
+        gw,
+        "/prod?token=t0k%21",
+        &[("Host", host), ("Authorization", authorization)],
+    )
+}
+
+/// A WebSocket client for `target` (stage and query) with these headers
+/// besides the handshake's own and `User-Agent`.
+fn connect_with(
+    gw: &Gateway,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Client, String), tungstenite::Error> {
     let stream = TcpStream::connect(gw.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let req = tungstenite::handshake::client::Request::builder()
-        .uri(format!("ws://{}/prod?token=t0k%21", gw.addr))
-        .header("Host", host)
-        .header("User-Agent", "tollgate-test/1")
-        .header("Authorization", authorization)
+    let mut req = tungstenite::handshake::client::Request::builder()
+        .uri(format!("ws://{}{target}", gw.addr))
+        .header("User-Agent", "tollgate-test/1");
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let req = req
         .header("Connection", "Upgrade")
         .header("Upgrade", "websocket")
         .header("Sec-WebSocket-Version", "13")
@@ -1004,4 +1020,453 @@ fn the_connect_integration_chooses_the_subprotocol() {
     );
     ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
     assert!(text(&mut ws).contains("connectionId"));
+}
+
+const AUTH_FN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:wsauth";
+
+/// A WebSocket API whose `$connect` is authorized by `auth` (the route's
+/// TOML lines), with a `whoami` route showing what the connection's
+/// `$context` knows of the caller; `$connect` and `$disconnect` go to
+/// `backend` with the principal as a header.
+fn authorized_gateway(backend: &Backend, authorizer: &Backend, auth: &str) -> Gateway {
+    let b = backend.addr;
+    Gateway::builder()
+        .shards(2)
+        .extra(&format!(
+            r#"[lambda_functions]
+"{AUTH_FN}" = "http://{a}/authorize"
+[[credentials]]
+name = "invoker"
+access_key_id = "AKIDWSINVOKER"
+secret_access_key = "ws/invoker/secret"
+permissions = ["invoke"]
+[[credentials]]
+name = "pusher"
+access_key_id = "AKIDWSPUSHER"
+secret_access_key = "ws/pusher/secret"
+permissions = ["manage_connections"]
+[[websocket_apis]]
+id = "chat"
+stages = [{{ name = "prod", variables = {{ tier = "gold" }} }}]
+[[websocket_apis.authorizers]]
+name = "tokens"
+uri = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/{AUTH_FN}/invocations"
+identity_source = ["route.request.querystring.token", "route.request.header.Auth"]
+[[websocket_apis.routes]]
+key = "$connect"
+{auth}
+integration = {{ type = "http", uri = "http://{b}/connect", request_parameters = {{ "integration.request.header.x-principal" = "context.authorizer.principalId", "integration.request.header.x-user" = "context.identity.user" }} }}
+[[websocket_apis.routes]]
+key = "$disconnect"
+integration = {{ type = "http", uri = "http://{b}/disconnect", request_parameters = {{ "integration.request.header.x-principal" = "context.authorizer.principalId" }} }}
+[[websocket_apis.routes]]
+key = "whoami"
+integration = {{ type = "mock", response_template = "{{\"p\": \"$context.authorizer.principalId\", \"team\": \"$context.authorizer.team\", \"n\": \"$context.authorizer.n\", \"user\": \"$context.identity.user\", \"key\": \"$context.identity.accessKey\"}}" }}
+route_response = true
+"#,
+            a = authorizer.addr
+        ))
+        .start()
+}
+
+fn authorizer_answers(output: serde_json::Value) -> Mode {
+    Mode::Fixed {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: output.to_string().into_bytes(),
+    }
+}
+
+fn connect_policy(effect: &str, resource: &str) -> serde_json::Value {
+    serde_json::json!({
+        "principalId": "user-7",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]},
+        "context": {"team": "blue", "n": 3, "principalId": "not-this"}
+    })
+}
+
+/// The refusal of a handshake: status, `x-amzn-ErrorType` and the
+/// message of its JSON body.
+fn refusal(r: Result<(Client, String), tungstenite::Error>) -> (u16, String, String) {
+    match r {
+        Err(tungstenite::Error::Http(resp)) => {
+            let body: serde_json::Value =
+                serde_json::from_slice(resp.body().as_deref().unwrap_or(b"{}")).unwrap();
+            let error_type = resp
+                .headers()
+                .get("x-amzn-ErrorType")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let message = match &body["message"] {
+                serde_json::Value::String(m) => m.clone(),
+                other => other.to_string(),
+            };
+            (resp.status().as_u16(), error_type, message)
+        }
+        Err(e) => panic!("expected a refused handshake, got {e}"),
+        Ok((_, id)) => panic!("expected a refused handshake, connection {id} opened"),
+    }
+}
+
+fn calls_to(backend: &Backend, path: &str) -> Vec<support::backend::Recorded> {
+    backend
+        .recorded()
+        .into_iter()
+        .filter(|r| r.target.starts_with(path))
+        .collect()
+}
+
+#[test]
+fn a_lambda_authorizer_decides_who_connects_and_names_them_on_every_route() {
+    let backend = Backend::start(Mode::Echo);
+    let authorizer = Backend::start(authorizer_answers(connect_policy(
+        "Allow",
+        "arn:aws:execute-api:*:*:chat/prod/$connect",
+    )));
+    let gw = authorized_gateway(
+        &backend,
+        &authorizer,
+        "authorization_type = \"CUSTOM\"\nauthorizer = \"tokens\"",
+    );
+    let host = ("Host", "chat.execute-api.local");
+
+    // An identity source missing: 401 without asking the authorizer, and
+    // $connect's integration never runs.
+    let (status, error_type, message) = refusal(connect_with(&gw, "/prod?token=abc", &[host]));
+    assert_eq!(
+        (status, error_type.as_str(), message.as_str()),
+        (401, "UnauthorizedException", "Unauthorized")
+    );
+    let (status, ..) = refusal(connect_with(&gw, "/prod?token=", &[host, ("Auth", "k1")]));
+    assert_eq!(status, 401);
+    assert_eq!(authorizer.request_count(), 0);
+    assert!(calls_to(&backend, "/connect").is_empty());
+
+    // Allowed: the authorizer got API Gateway's WebSocket REQUEST event.
+    let (mut ws, id) =
+        connect_with(&gw, "/prod?token=t0k%21&x=1&x=2", &[host, ("Auth", "k1")]).expect("connect");
+    let call = authorizer.last();
+    assert_eq!(
+        (call.method.as_str(), call.target.as_str()),
+        ("POST", "/authorize")
+    );
+    let event: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(event["type"], "REQUEST");
+    assert_eq!(
+        event["methodArn"],
+        "arn:aws:execute-api:local:000000000000:chat/prod/$connect"
+    );
+    // Names as the client sent them (this client sends its own in lower
+    // case, the handshake's capitalised).
+    assert_eq!(event["headers"]["auth"], "k1", "{event}");
+    assert_eq!(
+        event["multiValueHeaders"]["Upgrade"],
+        serde_json::json!(["websocket"])
+    );
+    assert_eq!(event["queryStringParameters"]["token"], "t0k!");
+    assert_eq!(
+        event["multiValueQueryStringParameters"]["x"],
+        serde_json::json!(["1", "2"])
+    );
+    assert_eq!(event["stageVariables"]["tier"], "gold");
+    let rc = &event["requestContext"];
+    assert_eq!(rc["routeKey"], "$connect");
+    assert_eq!(rc["eventType"], "CONNECT");
+    assert_eq!(rc["messageDirection"], "IN");
+    assert_eq!(rc["stage"], "prod");
+    assert_eq!(rc["apiId"], "chat");
+    assert_eq!(rc["connectionId"], id.as_str());
+    assert_eq!(rc["domainName"], "chat.execute-api.local");
+    assert_eq!(rc["identity"]["userAgent"], "tollgate-test/1");
+    assert_eq!(rc["identity"]["sourceIp"], "127.0.0.1");
+    assert!(
+        rc["connectedAt"].as_u64().unwrap() > 1_700_000_000_000,
+        "{rc}"
+    );
+    assert!(event.get("pathParameters").is_none() && event.get("httpMethod").is_none());
+    // $connect's integration ran after it, and saw the principal.
+    let connect_call = calls_to(&backend, "/connect")
+        .pop()
+        .expect("$connect called");
+    assert_eq!(connect_call.header("x-principal"), Some("user-7"));
+    assert_eq!(
+        connect_call.header("x-amzn-requestid"),
+        Some(rc["requestId"].as_str().unwrap())
+    );
+    // Every message of the connection knows the caller; the principal
+    // wins over a context key of its name; numbers come as text.
+    for _ in 0..2 {
+        ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+        assert_eq!(v["p"], "user-7", "{v}");
+        assert_eq!(v["team"], "blue");
+        assert_eq!(v["n"], "3");
+        assert_eq!(v["user"], "");
+    }
+    // One authorizer call per connection (API Gateway caches none for
+    // WebSocket APIs).
+    assert_eq!(authorizer.request_count(), 1);
+    // $disconnect too.
+    ws.close(None).unwrap();
+    let _ = ws.read();
+    support::wait::wait_until("$disconnect", Duration::from_secs(30), || {
+        !calls_to(&backend, "/disconnect").is_empty()
+    });
+    assert_eq!(
+        calls_to(&backend, "/disconnect")[0].header("x-principal"),
+        Some("user-7")
+    );
+
+    // A policy that denies, one for another stage, an authorizer that says
+    // 401, one that fails, one whose output is not an authorizer's: no
+    // connection, and $connect's integration never runs.
+    let connects = calls_to(&backend, "/connect").len();
+    let cases = [
+        (
+            authorizer_answers(connect_policy("Deny", "arn:aws:execute-api:*:*:chat/*")),
+            (
+                403,
+                "AccessDeniedException",
+                "User is not authorized to access this resource with an explicit deny",
+            ),
+        ),
+        (
+            authorizer_answers(connect_policy(
+                "Allow",
+                "arn:aws:execute-api:*:*:chat/test/$connect",
+            )),
+            (
+                403,
+                "AccessDeniedException",
+                "User is not authorized to access this resource",
+            ),
+        ),
+        (
+            Mode::Fixed {
+                status: 401,
+                headers: vec![],
+                body: b"{\"message\": \"Unauthorized\"}".to_vec(),
+            },
+            (401, "UnauthorizedException", "Unauthorized"),
+        ),
+        (
+            Mode::Fixed {
+                status: 500,
+                headers: vec![],
+                body: b"boom".to_vec(),
+            },
+            (500, "AuthorizerFailureException", "null"),
+        ),
+        (
+            authorizer_answers(serde_json::json!({"principalId": "x"})),
+            (500, "AuthorizerConfigurationException", "null"),
+        ),
+    ];
+    for (mode, expected) in cases {
+        authorizer.set_mode(mode);
+        let (status, error_type, message) =
+            refusal(connect_with(&gw, "/prod?token=t", &[host, ("Auth", "k1")]));
+        assert_eq!((status, error_type.as_str(), message.as_str()), expected);
+    }
+    assert_eq!(calls_to(&backend, "/connect").len(), connects);
+}
+
+/// The upgrade request's `Authorization` and `X-Amz-Date`, signed for
+/// `execute-api` (SigV4) with this key.
+fn signed_upgrade(target: &str, host: &str, key: &str, secret: &str) -> (String, String) {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y%m%dT%H%M%SZ"])
+        .output()
+        .unwrap();
+    let amz_date = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.as_bytes())),
+        None => (target, None),
+    };
+    let headers: Vec<(&[u8], &[u8])> = vec![
+        (b"host", host.as_bytes()),
+        (b"x-amz-date", amz_date.as_bytes()),
+    ];
+    let parts = tollgate::auth::RequestParts {
+        method: b"GET",
+        path: path.as_bytes(),
+        query,
+        headers: &headers,
+        body: b"",
+    };
+    let auth = tollgate::auth::sign(
+        &parts,
+        key,
+        secret,
+        "eu-west-1",
+        "execute-api",
+        &amz_date,
+        &["host", "x-amz-date"],
+    )
+    .unwrap();
+    (auth, amz_date)
+}
+
+#[test]
+fn aws_iam_on_connect_needs_an_upgrade_signed_by_a_credential_that_may_invoke() {
+    let backend = Backend::start(Mode::Echo);
+    let authorizer = Backend::start(Mode::Echo);
+    let gw = authorized_gateway(&backend, &authorizer, "authorization_type = \"AWS_IAM\"");
+    let host = "chat.execute-api.local";
+    let target = "/prod?room=a%20b";
+
+    let (status, error_type, message) = refusal(connect_with(&gw, target, &[("Host", host)]));
+    assert_eq!(
+        (status, error_type.as_str(), message.as_str()),
+        (
+            403,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token"
+        )
+    );
+    // Signed by a credential without `invoke`.
+    let (auth, date) = signed_upgrade(target, host, "AKIDWSPUSHER", "ws/pusher/secret");
+    let (status, error_type, message) = refusal(connect_with(
+        &gw,
+        target,
+        &[
+            ("Host", host),
+            ("Authorization", &auth),
+            ("X-Amz-Date", &date),
+        ],
+    ));
+    assert_eq!(
+        (status, error_type.as_str()),
+        (403, "AccessDeniedException")
+    );
+    assert_eq!(
+        message,
+        "User: pusher is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:local:000000000000:chat/prod/$connect"
+    );
+    // Signed with the wrong secret, or for another query.
+    let (auth, date) = signed_upgrade(target, host, "AKIDWSINVOKER", "not/the/secret");
+    let (status, error_type, _) = refusal(connect_with(
+        &gw,
+        target,
+        &[
+            ("Host", host),
+            ("Authorization", &auth),
+            ("X-Amz-Date", &date),
+        ],
+    ));
+    assert_eq!(
+        (status, error_type.as_str()),
+        (403, "InvalidSignatureException")
+    );
+    let (auth, date) = signed_upgrade(target, host, "AKIDWSINVOKER", "ws/invoker/secret");
+    let (status, error_type, _) = refusal(connect_with(
+        &gw,
+        "/prod?room=c",
+        &[
+            ("Host", host),
+            ("Authorization", &auth),
+            ("X-Amz-Date", &date),
+        ],
+    ));
+    assert_eq!(
+        (status, error_type.as_str()),
+        (403, "InvalidSignatureException")
+    );
+    assert!(calls_to(&backend, "/connect").is_empty());
+    // Signed by the invoker: connected, and every route knows who.
+    let (mut ws, _) = connect_with(
+        &gw,
+        target,
+        &[
+            ("Host", host),
+            ("Authorization", &auth),
+            ("X-Amz-Date", &date),
+        ],
+    )
+    .expect("signed connect");
+    assert_eq!(
+        calls_to(&backend, "/connect")[0].header("x-user"),
+        Some("invoker")
+    );
+    ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+    assert_eq!(
+        (v["user"].as_str(), v["key"].as_str(), v["p"].as_str()),
+        (Some("invoker"), Some("AKIDWSINVOKER"), Some(""))
+    );
+    assert_eq!(authorizer.request_count(), 0);
+}
+
+#[test]
+fn websocket_authorization_mistakes_are_errors_with_their_json_path() {
+    let base = |routes: &str, authorizers: &str| {
+        format!(
+            r#"[[websocket_apis]]
+id = "chat"
+stages = [{{ name = "prod" }}]
+{authorizers}
+[[websocket_apis.routes]]
+key = "$connect"
+integration = {{ type = "mock" }}
+{routes}
+"#
+        )
+    };
+    let good_authorizer = "[[websocket_apis.authorizers]]\nname = \"tokens\"\nuri = \"arn:aws:lambda:eu-west-1:1:function:f\"\nidentity_source = [\"route.request.header.Auth\"]\n";
+    let cases = [
+        (
+            base("[[websocket_apis.routes]]\nkey = \"send\"\nauthorization_type = \"AWS_IAM\"\nintegration = { type = \"mock\" }", ""),
+            "$.websocket_apis[0].routes[1].authorization_type: `AWS_IAM` on route `send`",
+        ),
+        (
+            base("", good_authorizer).replace("key = \"$connect\"", "key = \"$connect\"\nauthorization_type = \"CUSTOM\""),
+            "$.websocket_apis[0].routes[0].authorizer: authorization_type = \"CUSTOM\" needs an authorizer",
+        ),
+        (
+            base("", good_authorizer).replace("key = \"$connect\"", "key = \"$connect\"\nauthorization_type = \"CUSTOM\"\nauthorizer = \"other\""),
+            "$.websocket_apis[0].routes[0].authorizer: `other` is not one of the API's authorizers",
+        ),
+        (
+            base("", good_authorizer).replace("key = \"$connect\"", "key = \"$connect\"\nauthorization_type = \"JWT\""),
+            "$.websocket_apis[0].routes[0].authorization_type: unknown authorization type `JWT`",
+        ),
+        (
+            base("", &good_authorizer.replace("route.request.header.Auth", "method.request.header.Auth")),
+            "$.websocket_apis[0].authorizers[0].identity_source[0]: `method.request.header.Auth`",
+        ),
+        (
+            base("", &good_authorizer.replace("arn:aws:lambda:eu-west-1:1:function:f", "https://auth.example/")),
+            "$.websocket_apis[0].authorizers[0].uri: `https://auth.example/` is neither a Lambda function ARN",
+        ),
+    ];
+    for (toml, needle) in cases {
+        let (_dir, config) = Gateway::builder().extra(&toml).write();
+        let out = std::process::Command::new(support::gateway::bin())
+            .args(["check", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    // A function without an endpoint is a warning: such connections are
+    // refused (500 with the identity, 401 without).
+    let (_dir, config) = Gateway::builder()
+        .extra(&base("", good_authorizer).replace(
+            "key = \"$connect\"",
+            "key = \"$connect\"\nauthorization_type = \"CUSTOM\"\nauthorizer = \"tokens\"",
+        ))
+        .write();
+    let out = std::process::Command::new(support::gateway::bin())
+        .args(["check", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("$.websocket_apis[0].authorizers[0].uri: function arn:aws:lambda:eu-west-1:1:function:f: no endpoint for it in the config's [lambda_functions]"),
+        "{text}"
+    );
 }

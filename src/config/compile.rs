@@ -501,7 +501,8 @@ pub fn read_config(
     let throttling = compile_limits(file, base, &raw, diags);
     let ws_limits = super::ws::read_limits(file, &raw.websocket, diags);
     let rest_ids: Vec<String> = raw.apis.iter().map(|a| a.id.clone()).collect();
-    let ws_apis = super::ws::read_apis(file, &raw.websocket_apis, &rest_ids, diags);
+    let function_arns: Vec<String> = lambda_functions.iter().map(|(a, _)| a.clone()).collect();
+    let ws_apis = super::ws::read_apis(file, &raw.websocket_apis, &rest_ids, &function_arns, diags);
     if admin.is_some() && !credentials.iter().any(|c| c.permissions.admin) {
         diags.warn(
             file,

@@ -64,6 +64,23 @@ pub struct RawWsApi {
     pub stages: Vec<RawWsStage>,
     #[serde(default)]
     pub routes: Vec<RawWsRoute>,
+    #[serde(default)]
+    pub authorizers: Vec<RawWsAuthorizer>,
+}
+
+/// A Lambda REQUEST authorizer of a WebSocket API (API Gateway's
+/// `CreateAuthorizer` for WebSocket APIs).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsAuthorizer {
+    pub name: String,
+    /// The function's ARN, or API Gateway's `authorizerUri`
+    /// (`arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/ARN/invocations`).
+    pub uri: String,
+    /// `route.request.header.X`, `route.request.querystring.X`,
+    /// `stageVariables.X`, `context.X`.
+    #[serde(default)]
+    pub identity_source: Vec<String>,
 }
 
 fn default_route_selection() -> String {
@@ -85,6 +102,12 @@ pub struct RawWsRoute {
     pub integration: RawWsIntegration,
     #[serde(default)]
     pub route_response: bool,
+    /// `NONE` (default), `AWS_IAM` or `CUSTOM` (`$connect` only).
+    #[serde(default)]
+    pub authorization_type: Option<String>,
+    /// The name of the API's authorizer (`CUSTOM`).
+    #[serde(default)]
+    pub authorizer: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,15 +3,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::compile::{bind_uri, check_stage_variable, valid_stage_name};
-use super::raw::{RawWsApi, RawWsLimits};
+use super::raw::{RawWsApi, RawWsAuthorizer, RawWsLimits, RawWsRoute};
 use super::swagger::{compile_vtl, parse_uri_template, UriTemplate};
 use super::Diagnostics;
+use crate::snapshot::{IdentitySource, LambdaAuthorizer};
 use crate::snapshot::{Target, TargetId};
 use crate::ws::{
-    SelectionExpr, WsApi, WsBinding, WsIntegration, WsLimits, WsMockStatus, WsParamSource,
+    SelectionExpr, WsApi, WsAuth, WsBinding, WsIntegration, WsLimits, WsMockStatus, WsParamSource,
     WsParamTarget, WsRoute, WsStage, WsTemplate,
 };
 
@@ -28,6 +30,7 @@ pub struct WsRouteSettings {
     pub key: String,
     pub route_response: bool,
     pub kind: WsRouteKind,
+    pub auth: WsAuth,
 }
 
 #[derive(Clone, Debug)]
@@ -117,10 +120,155 @@ pub fn read_limits(file: &Path, raw: &RawWsLimits, diags: &mut Diagnostics) -> W
     }
 }
 
+/// A WebSocket API's authorizers by name. Each is a Lambda REQUEST
+/// authorizer (the only kind API Gateway has for WebSocket APIs besides
+/// `AWS_IAM`), not cached (API Gateway caches none for WebSocket APIs).
+fn read_authorizers(
+    file: &Path,
+    jp: &str,
+    raw: &[RawWsAuthorizer],
+    lambda_functions: &[String],
+    diags: &mut Diagnostics,
+) -> HashMap<String, Arc<LambdaAuthorizer>> {
+    let mut out: HashMap<String, Arc<LambdaAuthorizer>> = HashMap::new();
+    for (i, a) in raw.iter().enumerate() {
+        let ap = format!("{jp}.authorizers[{i}]");
+        if a.name.is_empty() || out.contains_key(&a.name) {
+            diags.error(
+                file,
+                format!("{ap}.name"),
+                format!(
+                    "`{}`: authorizer names must be unique and not empty",
+                    a.name
+                ),
+            );
+            continue;
+        }
+        let function = if a.uri.starts_with("arn:aws:lambda:") {
+            Some(a.uri.clone())
+        } else {
+            super::security::function_arn(&a.uri)
+        };
+        let Some(function) = function.filter(|f| f.contains(":function:")) else {
+            diags.error(
+                file,
+                format!("{ap}.uri"),
+                format!("`{}` is neither a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME) nor an authorizerUri naming one", a.uri),
+            );
+            continue;
+        };
+        if !lambda_functions.contains(&function) {
+            diags.warn(
+                file,
+                format!("{ap}.uri"),
+                format!("function {function}: no endpoint for it in the config's [lambda_functions], so connections to the routes it authorizes are refused with 401 without the identity source and 500 with it"),
+            );
+        }
+        let mut sources = Vec::new();
+        for (j, src) in a.identity_source.iter().enumerate() {
+            let named = |prefix: &str| src.strip_prefix(prefix).filter(|n| !n.is_empty());
+            let parsed = if let Some(n) = named("route.request.header.") {
+                Some(IdentitySource::Header(n.to_owned()))
+            } else if let Some(n) = named("route.request.querystring.") {
+                Some(IdentitySource::Query(n.to_owned()))
+            } else if let Some(n) = named("stageVariables.") {
+                Some(IdentitySource::StageVar(n.to_owned()))
+            } else {
+                named("context.").map(|n| IdentitySource::Context(n.to_owned()))
+            };
+            match parsed {
+                Some(p) => sources.push(p),
+                None => diags.error(
+                    file,
+                    format!("{ap}.identity_source[{j}]"),
+                    format!("`{src}`: expected route.request.header.NAME, route.request.querystring.NAME, stageVariables.NAME or context.NAME"),
+                ),
+            }
+        }
+        out.insert(
+            a.name.clone(),
+            Arc::new(LambdaAuthorizer {
+                name: a.name.clone(),
+                request: true,
+                sources,
+                validation: None,
+                ttl: Duration::ZERO,
+                function: Some(function),
+            }),
+        );
+    }
+    out
+}
+
+/// A route's `authorization_type` and `authorizer`.
+fn route_auth(
+    file: &Path,
+    rp: &str,
+    r: &RawWsRoute,
+    authorizers: &HashMap<String, Arc<LambdaAuthorizer>>,
+    diags: &mut Diagnostics,
+) -> Option<WsAuth> {
+    let kind = r
+        .authorization_type
+        .as_deref()
+        .unwrap_or("NONE")
+        .to_ascii_uppercase();
+    if kind != "NONE" && r.key != "$connect" {
+        diags.error(
+            file,
+            format!("{rp}.authorization_type"),
+            format!("`{kind}` on route `{}`: as in API Gateway, authorization is checked when a client connects, on the $connect route only", r.key),
+        );
+        return None;
+    }
+    if r.authorizer.is_some() && kind != "CUSTOM" {
+        diags.error(
+            file,
+            format!("{rp}.authorizer"),
+            "an authorizer needs authorization_type = \"CUSTOM\"",
+        );
+        return None;
+    }
+    match kind.as_str() {
+        "NONE" => Some(WsAuth::None),
+        "AWS_IAM" => Some(WsAuth::Iam),
+        "CUSTOM" => {
+            let Some(name) = &r.authorizer else {
+                diags.error(
+                    file,
+                    format!("{rp}.authorizer"),
+                    "authorization_type = \"CUSTOM\" needs an authorizer (the name of one of the API's authorizers)",
+                );
+                return None;
+            };
+            match authorizers.get(name) {
+                Some(a) => Some(WsAuth::Lambda(a.clone())),
+                None => {
+                    diags.error(
+                        file,
+                        format!("{rp}.authorizer"),
+                        format!("`{name}` is not one of the API's authorizers"),
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            diags.error(
+                file,
+                format!("{rp}.authorization_type"),
+                format!("unknown authorization type `{other}` (NONE, AWS_IAM or CUSTOM)"),
+            );
+            None
+        }
+    }
+}
+
 pub fn read_apis(
     file: &Path,
     raw: &[RawWsApi],
     rest_ids: &[String],
+    lambda_functions: &[String],
     diags: &mut Diagnostics,
 ) -> Vec<WsApiSettings> {
     let mut out: Vec<WsApiSettings> = Vec::new();
@@ -171,6 +319,7 @@ pub fn read_apis(
                 "a WebSocket API needs at least one stage",
             );
         }
+        let authorizers = read_authorizers(file, &jp, &a.authorizers, lambda_functions, diags);
         let mut routes: Vec<WsRouteSettings> = Vec::new();
         for (j, r) in a.routes.iter().enumerate() {
             let rp = format!("{jp}.routes[{j}]");
@@ -182,6 +331,9 @@ pub fn read_apis(
                 );
                 continue;
             }
+            let Some(auth) = route_auth(file, &rp, r, &authorizers, diags) else {
+                continue;
+            };
             let kind = match r.integration.kind.to_ascii_lowercase().as_str() {
                 "mock" => {
                     let status = match request_template(file, &rp, &r.integration.request_templates, diags) {
@@ -292,6 +444,7 @@ pub fn read_apis(
                 key: r.key.clone(),
                 route_response: r.route_response,
                 kind,
+                auth,
             });
         }
         if diags.errors.len() == errors_before {
@@ -385,6 +538,7 @@ pub fn build(
                             key: r.key.clone(),
                             integration,
                             route_response: r.route_response,
+                            auth: r.auth.clone(),
                         },
                     )
                 })

@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::auth::{AuthError, RequestParts};
 use crate::authorizer::{evaluate, parse_output, AuthorizerOutput, Verdict};
 use crate::error::{ErrorKind, GatewayError};
+use crate::http::request::RequestHead;
 use crate::integration::RequestInfo;
 use crate::snapshot::{
     IdentitySource, LambdaAuthorizer, MethodAuth, Snapshot, Stage, UpstreamBinding, UriPart,
@@ -77,15 +78,7 @@ pub fn check_head<'s>(
             )
             .map_err(iam_error)?;
             if !cred.permissions.invoke {
-                return Err(GatewayError::new(
-                    ErrorKind::AccessDenied,
-                    format!("credential `{}` has no `invoke` permission", cred.name),
-                )
-                .telling(format!(
-                    "User: {} is not authorized to perform: execute-api:Invoke on resource: {}",
-                    cred.name,
-                    method_arn(info)
-                )));
+                return Err(no_invoke(cred, &method_arn(info)));
             }
             Ok(Pending::Signature)
         }
@@ -184,7 +177,19 @@ fn parts<'a>(
     }
 }
 
-fn iam_error(e: AuthError) -> GatewayError {
+/// A signer whose credential may not invoke: API Gateway's refusal.
+pub(super) fn no_invoke(cred: &crate::auth::Credential, arn: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::AccessDenied,
+        format!("credential `{}` has no `invoke` permission", cred.name),
+    )
+    .telling(format!(
+        "User: {} is not authorized to perform: execute-api:Invoke on resource: {arn}",
+        cred.name
+    ))
+}
+
+pub(super) fn iam_error(e: AuthError) -> GatewayError {
     let (kind, detail) = match &e {
         AuthError::Missing => (ErrorKind::MissingCredentials, "no Authorization header"),
         AuthError::Expired(_) => (ErrorKind::ExpiredSignature, "signature expired"),
@@ -209,20 +214,26 @@ pub fn identity(
     stage: &Stage,
     a: &LambdaAuthorizer,
 ) -> Result<Vec<String>, GatewayError> {
+    identity_values(a, |src| match src {
+        IdentitySource::Header(n) => info.header(n).map(Cow::into_owned),
+        IdentitySource::Query(n) => info.query_param(n),
+        IdentitySource::StageVar(n) => stage.variables.get(n).cloned(),
+        IdentitySource::Context(n) => info.context(&ContextVar::parse(n)).map(Cow::into_owned),
+    })
+}
+
+/// The values of an authorizer's identity sources, each found by
+/// `lookup`: a missing or empty one is 401 without calling the
+/// authorizer, and so is a token that fails
+/// `identityValidationExpression`.
+pub fn identity_values(
+    a: &LambdaAuthorizer,
+    lookup: impl Fn(&IdentitySource) -> Option<String>,
+) -> Result<Vec<String>, GatewayError> {
     let mut values = Vec::with_capacity(a.sources.len());
     for src in &a.sources {
-        let v: Option<Cow<'_, str>> = match src {
-            IdentitySource::Header(n) => info.header(n),
-            IdentitySource::Query(n) => info.query_param(n).map(Cow::Owned),
-            IdentitySource::StageVar(n) => {
-                stage.variables.get(n).map(|v| Cow::Borrowed(v.as_str()))
-            }
-            IdentitySource::Context(n) => info
-                .context(&ContextVar::parse(n))
-                .map(|v| Cow::Owned(v.into_owned())),
-        };
-        match v {
-            Some(v) if !v.is_empty() => values.push(v.into_owned()),
+        match lookup(src) {
+            Some(v) if !v.is_empty() => values.push(v),
             _ => {
                 return Err(GatewayError::new(
                     ErrorKind::Unauthorized,
@@ -371,7 +382,21 @@ pub async fn run_lambda(
             o
         }
     };
-    let refusal = match evaluate(&output.statements, &arn) {
+    let refusal = judge(&output, authorizer, &arn);
+    Decision {
+        output: Some(output),
+        refusal,
+    }
+}
+
+/// The refusal of an authorizer's policy for `arn`, if it does not allow
+/// it.
+pub(super) fn judge(
+    output: &AuthorizerOutput,
+    authorizer: &LambdaAuthorizer,
+    arn: &str,
+) -> Option<GatewayError> {
+    match evaluate(&output.statements, arn) {
         Verdict::Allow => None,
         v => Some(
             GatewayError::new(
@@ -383,10 +408,6 @@ pub async fn run_lambda(
             )
             .telling(v.message()),
         ),
-    };
-    Decision {
-        output: Some(output),
-        refusal,
     }
 }
 
@@ -401,12 +422,6 @@ async fn call(
     identity: &[String],
     arn: &str,
 ) -> Result<AuthorizerOutput, GatewayError> {
-    let failure = |detail: String| {
-        GatewayError::new(
-            ErrorKind::AuthorizerFailure,
-            format!("authorizer `{}`: {detail}", authorizer.name),
-        )
-    };
     let event = if authorizer.request {
         request_event(info, stage, arn)
     } else {
@@ -415,6 +430,25 @@ async fn call(
             "authorizationToken": identity.first().map_or("", String::as_str),
             "methodArn": arn,
         })
+    };
+    call_endpoint(shard, snap, authorizer, endpoint, &event, info.request_id).await
+}
+
+/// POSTs an authorizer's event to the HTTP endpoint standing in for its
+/// function and reads the output back.
+pub async fn call_endpoint(
+    shard: &super::Shard,
+    snap: &Snapshot,
+    authorizer: &LambdaAuthorizer,
+    endpoint: &UpstreamBinding,
+    event: &Value,
+    request_id: &str,
+) -> Result<AuthorizerOutput, GatewayError> {
+    let failure = |detail: String| {
+        GatewayError::new(
+            ErrorKind::AuthorizerFailure,
+            format!("authorizer `{}`: {detail}", authorizer.name),
+        )
     };
     let body = event.to_string();
     let target = snap
@@ -445,7 +479,7 @@ async fn call(
         if query.is_empty() { "" } else { "?" },
         endpoint.host_header,
         body.len(),
-        info.request_id,
+        request_id,
     )
     .into_bytes();
     request.extend_from_slice(body.as_bytes());
@@ -499,11 +533,11 @@ async fn call(
     }
 }
 
-/// API Gateway's REQUEST authorizer event.
-fn request_event(info: &RequestInfo<'_>, stage: &Stage, arn: &str) -> Value {
+/// `headers` and `multiValueHeaders` of a REQUEST authorizer's event.
+pub(super) fn header_maps(head: &RequestHead) -> (Value, Value) {
     let mut headers = Map::new();
     let mut multi_headers: Map<String, Value> = Map::new();
-    for (n, v) in info.head.headers() {
+    for (n, v) in head.headers() {
         let n = String::from_utf8_lossy(n).into_owned();
         let v = String::from_utf8_lossy(v).into_owned();
         match multi_headers.get_mut(&n) {
@@ -514,9 +548,15 @@ fn request_event(info: &RequestInfo<'_>, stage: &Stage, arn: &str) -> Value {
         }
         headers.insert(n, Value::String(v));
     }
+    (Value::Object(headers), Value::Object(multi_headers))
+}
+
+/// `queryStringParameters` and `multiValueQueryStringParameters` of a
+/// REQUEST authorizer's event, decoded.
+pub(super) fn query_maps(head: &RequestHead) -> (Value, Value) {
     let mut query = Map::new();
     let mut multi_query: Map<String, Value> = Map::new();
-    if let Some(q) = info.head.query() {
+    if let Some(q) = head.query() {
         for (n, v) in crate::http::query::pairs(q) {
             let n = crate::http::query::decode_component(n).into_owned();
             let v = crate::http::query::decode_component(v).into_owned();
@@ -529,6 +569,22 @@ fn request_event(info: &RequestInfo<'_>, stage: &Stage, arn: &str) -> Value {
             query.insert(n, Value::String(v));
         }
     }
+    (Value::Object(query), Value::Object(multi_query))
+}
+
+pub(super) fn stage_variables(variables: &std::collections::BTreeMap<String, String>) -> Value {
+    Value::Object(
+        variables
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// API Gateway's REQUEST authorizer event.
+fn request_event(info: &RequestInfo<'_>, stage: &Stage, arn: &str) -> Value {
+    let (headers, multi_headers) = header_maps(info.head);
+    let (query, multi_query) = query_maps(info.head);
     let mut path_params = Map::new();
     if let Some(r) = &info.route {
         for (i, n) in r.resource.param_names.iter().enumerate() {
@@ -540,11 +596,7 @@ fn request_event(info: &RequestInfo<'_>, stage: &Stage, arn: &str) -> Value {
             }
         }
     }
-    let stage_vars: Map<String, Value> = stage
-        .variables
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
+    let stage_vars = stage_variables(&stage.variables);
     let resource = info.route.map_or("/", |r| r.resource.path.as_str());
     let path = info
         .route

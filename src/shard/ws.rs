@@ -20,16 +20,18 @@ use futures_util::StreamExt;
 use glommio::channels::local_channel::{self, LocalSender};
 
 use super::upstream::{self, Buffered};
-use super::Shard;
+use super::{authorize, Shard};
+use crate::authorizer::AuthorizerOutput;
+use crate::error::{ErrorKind, GatewayError};
 use crate::http::request::RequestHead;
 use crate::http::response::{
     write_content_length, write_date_header, write_header, write_status_line,
 };
-use crate::snapshot::{Snapshot, UriPart};
+use crate::snapshot::{IdentitySource, Snapshot, UriPart};
 use crate::vtl;
 use crate::ws::{
-    ConnOp, ConnReply, WsApi, WsIntegration, WsMockStatus, WsParamSource, WsParamTarget, WsRoute,
-    WsStage, WsTemplate,
+    ConnOp, ConnReply, WsApi, WsAuth, WsIntegration, WsMockStatus, WsParamSource, WsParamTarget,
+    WsRoute, WsStage, WsTemplate,
 };
 
 /// A message for a connection's writer.
@@ -101,6 +103,19 @@ struct ConnInfo {
     /// The upgrade request's `Host`.
     domain_name: String,
     connected_at: SystemTime,
+    /// Who connected, as `$connect`'s authorization found.
+    caller: Caller,
+}
+
+/// What a `$connect` route's authorization found about the caller:
+/// `$context.authorizer.*` (a Lambda authorizer's principal and context)
+/// or `$context.identity.*` (an `AWS_IAM` signer), on every route of the
+/// connection.
+#[derive(Default)]
+struct Caller {
+    authorizer: Option<AuthorizerOutput>,
+    /// The signing credential's name and access key id.
+    iam: Option<(String, Option<String>)>,
 }
 
 /// A connection event's `$context`, as WebSocket mapping templates and
@@ -159,6 +174,18 @@ impl EventValues<'_> {
             put("requestTime", crate::ids::clf_time(self.received));
             if self.is_message {
                 put("messageId", crate::ws::new_connection_id(self.shard));
+            }
+            if let Some(out) = &self.conn.caller.authorizer {
+                for (k, v) in &out.context {
+                    put(&format!("authorizer.{k}"), v.clone());
+                }
+                // The principal wins over a context key of its name.
+                put("authorizer.principalId", out.principal_id.clone());
+            }
+            if let Some((name, key)) = &self.conn.caller.iam {
+                for (field, var) in crate::template::CallerField::ALL {
+                    put(var, field.of(name, key.as_deref()));
+                }
             }
             m
         })
@@ -433,6 +460,145 @@ async fn run_integration(
     }
 }
 
+/// `$connect`'s authorization (before its integration, as API Gateway
+/// runs them): who the caller is, or the refusal.
+#[allow(clippy::too_many_arguments)]
+async fn authorize(
+    shard: &Shard,
+    snap: &Snapshot,
+    api: &WsApi,
+    stage: &WsStage,
+    route: &WsRoute,
+    conn: &ConnInfo,
+    head: &RequestHead,
+    request_id: &str,
+) -> Result<Caller, GatewayError> {
+    let arn = || {
+        format!(
+            "arn:aws:execute-api:local:000000000000:{}/{}/$connect",
+            api.id, stage.name
+        )
+    };
+    match &route.auth {
+        WsAuth::None => Ok(Caller::default()),
+        WsAuth::Iam => {
+            let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
+            let parts = crate::auth::RequestParts {
+                method: head.method_bytes(),
+                path: head.path(),
+                query: head.query(),
+                headers: &headers,
+                body: b"",
+            };
+            let cred = crate::auth::authenticate(
+                &snap.credentials,
+                &parts,
+                "execute-api",
+                SystemTime::now(),
+            )
+            .map_err(authorize::iam_error)?;
+            if !cred.permissions.invoke {
+                return Err(authorize::no_invoke(cred, &arn()));
+            }
+            Ok(Caller {
+                authorizer: None,
+                iam: Some((cred.name.clone(), cred.access_key_id.clone())),
+            })
+        }
+        WsAuth::Lambda(a) => {
+            let values = EventValues {
+                conn,
+                route_key: &route.key,
+                event: "CONNECT",
+                request_id,
+                is_message: false,
+                shard: shard.index,
+                api_id: &api.id,
+                stage,
+                received: SystemTime::now(),
+                upgrade: Some(head),
+                hide_authorization: false,
+                context: OnceCell::new(),
+            };
+            authorize::identity_values(a, |src| match src {
+                IdentitySource::Header(n) => head
+                    .header(n)
+                    .map(|v| String::from_utf8_lossy(v).into_owned()),
+                IdentitySource::Query(n) => crate::http::query::last_value(head.query()?, n),
+                IdentitySource::StageVar(n) => stage.variables.get(n).cloned(),
+                IdentitySource::Context(n) => values.context().get(n).cloned(),
+            })?;
+            let endpoint = a
+                .function
+                .as_ref()
+                .and_then(|f| snap.lambda_functions.get(f))
+                .ok_or_else(|| {
+                    GatewayError::new(
+                        ErrorKind::AuthorizerConfiguration,
+                        format!(
+                            "Lambda authorizer `{}`: no endpoint is configured for its function {}",
+                            a.name,
+                            a.function.as_deref().unwrap_or("(none)")
+                        ),
+                    )
+                })?;
+            let arn = arn();
+            let event = connect_event(&values, head, &arn);
+            let out =
+                authorize::call_endpoint(shard, snap, a, endpoint, &event, request_id).await?;
+            if let Some(refusal) = authorize::judge(&out, a, &arn) {
+                return Err(refusal);
+            }
+            Ok(Caller {
+                authorizer: Some(out),
+                iam: None,
+            })
+        }
+    }
+}
+
+/// API Gateway's REQUEST authorizer event for a WebSocket `$connect`: the
+/// upgrade request's headers and query string, the stage variables and
+/// the connection's request context (no path, method or path parameters).
+fn connect_event(values: &EventValues<'_>, head: &RequestHead, arn: &str) -> serde_json::Value {
+    let (headers, multi_headers) = authorize::header_maps(head);
+    let (query, multi_query) = authorize::query_maps(head);
+    let ctx = values.context();
+    let text = |k: &str| ctx.get(k).cloned().unwrap_or_default();
+    let number = |k: &str| {
+        ctx.get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "type": "REQUEST",
+        "methodArn": arn,
+        "headers": headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": multi_query,
+        "stageVariables": authorize::stage_variables(&values.stage.variables),
+        "requestContext": {
+            "routeKey": values.route_key,
+            "eventType": values.event,
+            "extendedRequestId": text("extendedRequestId"),
+            "requestTime": text("requestTime"),
+            "messageDirection": "IN",
+            "stage": values.stage.name,
+            "connectedAt": number("connectedAt"),
+            "requestTimeEpoch": number("requestTimeEpoch"),
+            "identity": {
+                "sourceIp": text("identity.sourceIp"),
+                "userAgent": text("identity.userAgent"),
+            },
+            "requestId": values.request_id,
+            "domainName": text("domainName"),
+            "connectionId": values.conn.id,
+            "apiId": values.api_id,
+        },
+    })
+}
+
 /// Whether the client offered subprotocol `p` (`Sec-WebSocket-Protocol`,
 /// comma-separated, on one line or several). As in API Gateway the
 /// `$connect` integration chooses, by answering with the header; one the
@@ -474,20 +640,42 @@ pub async fn serve(
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default()
     };
-    let conn = Rc::new(ConnInfo {
+    let mut conn = ConnInfo {
         id: crate::ws::new_connection_id(shard.index),
         source_ip: peer.ip().to_string(),
         user_agent: header("user-agent"),
         domain_name: header("host"),
         connected_at: SystemTime::now(),
-    });
+        caller: Caller::default(),
+    };
 
-    // $connect decides whether the connection opens, and which of the
-    // client's subprotocols it speaks.
+    // $connect decides whether the connection opens (its authorization,
+    // then its integration), and which of the client's subprotocols it
+    // speaks.
     let mut subprotocol = None;
-    if let Some(route) = api.routes.get("$connect") {
-        let rid = crate::ids::new_request_id();
-        let request_id = std::str::from_utf8(&rid).unwrap_or("");
+    let connect = api.routes.get("$connect");
+    let rid = crate::ids::new_request_id();
+    let request_id = std::str::from_utf8(&rid).unwrap_or("");
+    if let Some(route) = connect {
+        match Box::pin(authorize(
+            &shard, &snap, api, stage, route, &conn, &up.head, request_id,
+        ))
+        .await
+        {
+            Ok(caller) => conn.caller = caller,
+            Err(e) => {
+                if e.side == crate::error::Side::Downstream {
+                    tracing::debug!(request_id, error = %e, "WebSocket connection refused");
+                } else {
+                    shard.log_failure(request_id, &e);
+                }
+                let _ = refuse_error(&mut stream, &e, request_id).await;
+                return;
+            }
+        }
+    }
+    let conn = Rc::new(conn);
+    if let Some(route) = connect {
         match Box::pin(run_integration(
             &shard,
             &snap,
@@ -901,6 +1089,35 @@ async fn refuse(
     why: &str,
     request_id: &str,
 ) -> std::io::Result<()> {
+    refuse_with(stream, status, Some(why), None, request_id).await
+}
+
+/// An upgrade refused by `$connect`'s authorization: the status, message
+/// (`null` for the authorizer failures, as API Gateway's) and
+/// `x-amzn-ErrorType` of the error's gateway response type.
+async fn refuse_error(
+    stream: &mut super::stream::Stream,
+    e: &GatewayError,
+    request_id: &str,
+) -> std::io::Result<()> {
+    let t = e.response_type();
+    refuse_with(
+        stream,
+        t.default_status(),
+        e.message(),
+        Some(t.error_type()),
+        request_id,
+    )
+    .await
+}
+
+async fn refuse_with(
+    stream: &mut super::stream::Stream,
+    status: u16,
+    why: Option<&str>,
+    error_type: Option<&str>,
+    request_id: &str,
+) -> std::io::Result<()> {
     let body = serde_json::json!({ "message": why }).to_string();
     let mut out = Vec::with_capacity(256);
     write_status_line(&mut out, status);
@@ -911,6 +1128,9 @@ async fn refuse(
         b"x-amz-apigw-id",
         &crate::ids::extended_id(request_id),
     );
+    if let Some(t) = error_type {
+        write_header(&mut out, b"x-amzn-ErrorType", t.as_bytes());
+    }
     if status == 426 {
         write_header(&mut out, b"Sec-WebSocket-Version", b"13");
     }
