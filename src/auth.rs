@@ -124,6 +124,9 @@ pub fn authenticate<'c>(
     service: &str,
     now: SystemTime,
 ) -> Result<&'c Credential, AuthError> {
+    if let Some(h) = presigned(req) {
+        return verify_sigv4(credentials, req, &h?, service, now);
+    }
     let auth = authorization(req)?;
     if let Some(token) = strip_prefix_ci(auth, "Bearer ") {
         let token = token.trim();
@@ -137,7 +140,13 @@ pub fn authenticate<'c>(
             .ok_or(AuthError::UnknownCredential);
     }
     if let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") {
-        return verify_sigv4(credentials, req, rest, service, now);
+        return verify_sigv4(
+            credentials,
+            req,
+            &parse_sigv4_header(req, rest)?,
+            service,
+            now,
+        );
     }
     Err(AuthError::Malformed(
         "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' (AWS4-HMAC-SHA256) or a Bearer token".into(),
@@ -177,16 +186,41 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-struct SigV4Header<'a> {
-    access_key: &'a str,
-    date: &'a str,
-    region: &'a str,
-    service: &'a str,
-    signed_headers: Vec<&'a str>,
-    signature: &'a str,
+/// A request's SigV4 fields, from its `Authorization` header or from its
+/// query string (a presigned URL).
+struct SigV4Header {
+    access_key: String,
+    date: String,
+    region: String,
+    service: String,
+    signed_headers: Vec<String>,
+    signature: String,
+    /// `X-Amz-Date`: the header's, or the query's.
+    amz_date: Option<String>,
+    /// `X-Amz-Expires` of a presigned URL; `None` for a signed header.
+    expires: Option<Duration>,
 }
 
-fn parse_sigv4_header(rest: &str) -> Result<SigV4Header<'_>, AuthError> {
+/// The longest `X-Amz-Expires` SigV4 allows: seven days.
+const MAX_PRESIGNED_EXPIRY: u64 = 604_800;
+
+/// `Credential=` split into its scope (`KEY/DATE/REGION/SERVICE/aws4_request`).
+fn credential_scope(credential: &str) -> Result<[String; 4], AuthError> {
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [access_key, date, region, service, terminator] = scope[..] else {
+        return Err(AuthError::Malformed(format!(
+            "Credential should be scoped to a valid region, not '{credential}'"
+        )));
+    };
+    if terminator != "aws4_request" {
+        return Err(AuthError::Malformed(format!(
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'"
+        )));
+    }
+    Ok([access_key, date, region, service].map(str::to_owned))
+}
+
+fn parse_sigv4_header(req: &RequestParts<'_>, rest: &str) -> Result<SigV4Header, AuthError> {
     let mut credential = None;
     let mut signed = None;
     let mut signature = None;
@@ -205,25 +239,96 @@ fn parse_sigv4_header(rest: &str) -> Result<SigV4Header<'_>, AuthError> {
             "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters".into(),
         ));
     };
-    let scope: Vec<&str> = credential.split('/').collect();
-    let [access_key, date, region, service, terminator] = scope[..] else {
-        return Err(AuthError::Malformed(format!(
-            "Credential should be scoped to a valid region, not '{credential}'"
-        )));
-    };
-    if terminator != "aws4_request" {
-        return Err(AuthError::Malformed(format!(
-            "Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'"
-        )));
-    }
+    let [access_key, date, region, service] = credential_scope(credential)?;
     Ok(SigV4Header {
         access_key,
         date,
         region,
         service,
-        signed_headers: signed.split(';').collect(),
-        signature,
+        signed_headers: signed.split(';').map(str::to_owned).collect(),
+        signature: signature.to_owned(),
+        amz_date: req
+            .header("x-amz-date")
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .map(str::to_owned),
+        expires: None,
     })
+}
+
+/// The SigV4 fields of a presigned URL (`X-Amz-Algorithm`,
+/// `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`,
+/// `X-Amz-SignedHeaders`, `X-Amz-Signature` in the query string), when
+/// the request has no `Authorization` header and its query names one of
+/// them.
+fn presigned(req: &RequestParts<'_>) -> Option<Result<SigV4Header, AuthError>> {
+    if req.header("authorization").is_some() {
+        return None;
+    }
+    let query = req.query?;
+    let mut fields: [Option<String>; 7] = Default::default();
+    const NAMES: [&str; 7] = [
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+    ];
+    let mut any = false;
+    for pair in query.split(|&b| b == b'&') {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let k: Vec<u8> = percent_decode(k).collect();
+        if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == k.as_slice()) {
+            any = true;
+            fields[i] =
+                Some(String::from_utf8_lossy(&percent_decode(v).collect::<Vec<u8>>()).into_owned());
+        }
+    }
+    if !any {
+        return None;
+    }
+    Some((|| {
+        let [Some(algorithm), Some(credential), Some(amz_date), Some(expires), Some(signed), Some(signature), token] =
+            fields
+        else {
+            return Err(AuthError::Malformed(
+                "a presigned URL requires the 'X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders' and 'X-Amz-Signature' query parameters".into(),
+            ));
+        };
+        if algorithm != "AWS4-HMAC-SHA256" {
+            return Err(AuthError::Malformed(format!(
+                "X-Amz-Algorithm only supports 'AWS4-HMAC-SHA256', not '{algorithm}'"
+            )));
+        }
+        // A session token: temporary credentials, which this gateway
+        // never issued (as `x-amz-security-token` in a header).
+        if token.is_some() {
+            return Err(AuthError::UnknownCredential);
+        }
+        let expires = match expires.parse::<u64>() {
+            Ok(e) if e <= MAX_PRESIGNED_EXPIRY => Duration::from_secs(e),
+            _ => {
+                return Err(AuthError::Malformed(format!(
+                    "X-Amz-Expires must be a number of seconds from 0 to {MAX_PRESIGNED_EXPIRY}, not '{expires}'"
+                )))
+            }
+        };
+        let [access_key, date, region, service] = credential_scope(&credential)?;
+        Ok(SigV4Header {
+            access_key,
+            date,
+            region,
+            service,
+            signed_headers: signed.split(';').map(str::to_owned).collect(),
+            signature,
+            amz_date: Some(amz_date),
+            expires: Some(expires),
+        })
+    })())
 }
 
 /// The SigV4 checks a request's head decides (no body): the header's
@@ -236,6 +341,9 @@ pub fn sigv4_signer<'c>(
     service: &str,
     now: SystemTime,
 ) -> Result<&'c Credential, AuthError> {
+    if let Some(h) = presigned(req) {
+        return Ok(sigv4_preflight(credentials, req, &h?, service, now)?.0);
+    }
     let auth = authorization(req)?;
     let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
         return Err(AuthError::Malformed(format!(
@@ -243,26 +351,26 @@ pub fn sigv4_signer<'c>(
             auth.split_whitespace().next().unwrap_or("")
         )));
     };
-    let h = parse_sigv4_header(rest)?;
+    let h = parse_sigv4_header(req, rest)?;
     Ok(sigv4_preflight(credentials, req, &h, service, now)?.0)
 }
 
 fn verify_sigv4<'c>(
     credentials: &'c [Credential],
     req: &RequestParts<'_>,
-    header: &str,
+    h: &SigV4Header,
     service: &str,
     now: SystemTime,
 ) -> Result<&'c Credential, AuthError> {
-    let h = parse_sigv4_header(header)?;
-    let (cred, secret, amz_date) = sigv4_preflight(credentials, req, &h, service, now)?;
-    let canonical = canonical_request(req, &h.signed_headers)?;
+    let (cred, secret, amz_date) = sigv4_preflight(credentials, req, h, service, now)?;
+    let signed: Vec<&str> = h.signed_headers.iter().map(String::as_str).collect();
+    let canonical = canonical(req, &signed, h.expires.is_some())?;
     let scope = format!("{}/{}/{}/aws4_request", h.date, h.region, h.service);
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex(&Sha256::digest(canonical.as_bytes()))
     );
-    let key = signing_key(secret, h.date, h.region, h.service);
+    let key = signing_key(secret, &h.date, &h.region, &h.service);
     let mut mac = hmac_new(&key);
     mac.update(string_to_sign.as_bytes());
     let expected = hex(&mac.finalize().into_bytes());
@@ -278,16 +386,16 @@ fn verify_sigv4<'c>(
 
 /// Everything but the signature: the credential, its secret and the
 /// request's `X-Amz-Date`.
-fn sigv4_preflight<'c, 'r>(
+fn sigv4_preflight<'c, 'h>(
     credentials: &'c [Credential],
-    req: &'r RequestParts<'_>,
-    h: &SigV4Header<'_>,
+    req: &RequestParts<'_>,
+    h: &'h SigV4Header,
     service: &str,
     now: SystemTime,
-) -> Result<(&'c Credential, &'c str, &'r str), AuthError> {
+) -> Result<(&'c Credential, &'c str, &'h str), AuthError> {
     let cred = credentials
         .iter()
-        .find(|c| c.access_key_id.as_deref() == Some(h.access_key))
+        .find(|c| c.access_key_id.as_deref() == Some(h.access_key.as_str()))
         .ok_or(AuthError::UnknownCredential)?;
     let Some(secret) = cred.secret_access_key.as_deref() else {
         return Err(AuthError::UnknownCredential);
@@ -297,30 +405,38 @@ fn sigv4_preflight<'c, 'r>(
             "Credential should be scoped to correct service: '{service}'"
         )));
     }
-    if !h.signed_headers.contains(&"host") {
+    if !h.signed_headers.iter().any(|n| n == "host") {
         return Err(AuthError::Malformed(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
         ));
     }
-    let amz_date = req
-        .header("x-amz-date")
-        .and_then(|d| std::str::from_utf8(d).ok())
-        .ok_or_else(|| {
-            AuthError::Malformed(
-                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-                    .into(),
-            )
-        })?;
+    let amz_date = h.amz_date.as_deref().ok_or_else(|| {
+        AuthError::Malformed(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+                .into(),
+        )
+    })?;
     let signed_at = parse_amz_date(amz_date)
         .ok_or_else(|| AuthError::Malformed(format!("invalid X-Amz-Date '{amz_date}'")))?;
-    if !amz_date.starts_with(h.date) || h.date.len() != 8 {
+    if !amz_date.starts_with(h.date.as_str()) || h.date.len() != 8 {
         return Err(AuthError::Malformed(format!(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}'",
             h.date,
             amz_date.get(..8).unwrap_or(amz_date)
         )));
     }
+    // A presigned URL is good from its date (give or take the clock skew)
+    // until its expiry.
+    if let Some(expires) = h.expires {
+        if now > signed_at + expires {
+            return Err(AuthError::Expired(format!(
+                "Signature expired: the URL signed at {amz_date} for {} seconds is out of date",
+                expires.as_secs()
+            )));
+        }
+    }
     let skew = match now.duration_since(signed_at) {
+        Ok(_) if h.expires.is_some() => Duration::ZERO,
         Ok(d) => d,
         Err(e) => e.duration(),
     };
@@ -361,6 +477,16 @@ pub fn canonical_request(
     req: &RequestParts<'_>,
     signed_headers: &[&str],
 ) -> Result<String, AuthError> {
+    canonical(req, signed_headers, false)
+}
+
+/// The canonical request; `presigned`: without the query's
+/// `X-Amz-Signature`, which cannot sign itself.
+fn canonical(
+    req: &RequestParts<'_>,
+    signed_headers: &[&str],
+    presigned: bool,
+) -> Result<String, AuthError> {
     let mut out = String::new();
     out.push_str(&String::from_utf8_lossy(req.method));
     out.push('\n');
@@ -393,6 +519,7 @@ pub fn canonical_request(
                 uri_encode(&percent_decode(v).collect::<Vec<u8>>()),
             )
         })
+        .filter(|(k, _)| !(presigned && k == "X-Amz-Signature"))
         .collect();
     pairs.sort();
     let q: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -574,6 +701,116 @@ mod tests {
         assert_eq!(
             auth,
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"
+        );
+    }
+
+    /// Presigned URLs as botocore's `SigV4QueryAuth` makes them (service
+    /// `execute-api`, 300 s, signed at 2026-11-25T15:00:00Z).
+    #[test]
+    fn presigned_urls_from_botocore() {
+        let signed_at = UNIX_EPOCH + Duration::from_secs(1_795_618_800);
+        let query: &[u8] = b"type=dog&a=b%20c&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20261125%2Feu-west-1%2Fexecute-api%2Faws4_request&X-Amz-Date=20261125T150000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=a3425ff8b5ef1269632cff546627b431a6307eb065f8227a2cec21fbde4012a0";
+        let creds = creds();
+        let check = |query: &[u8], host: &[u8], now: SystemTime| {
+            let headers: Vec<(&[u8], &[u8])> = vec![(b"Host", host)];
+            let req = RequestParts {
+                method: b"GET",
+                path: b"/prod/pets",
+                query: Some(query),
+                headers: &headers,
+                body: b"",
+            };
+            let signer = sigv4_signer(&creds, &req, "execute-api", now).map(|c| c.name.clone());
+            let full = authenticate(&creds, &req, "execute-api", now).map(|c| c.name.clone());
+            (signer, full)
+        };
+        let ok = (Ok("ops".to_owned()), Ok("ops".to_owned()));
+        let in_a_minute = signed_at + Duration::from_secs(60);
+        assert_eq!(check(query, b"gw.example:8080", in_a_minute), ok);
+        // Up to its expiry, not after.
+        assert_eq!(
+            check(
+                query,
+                b"gw.example:8080",
+                signed_at + Duration::from_secs(300)
+            ),
+            ok
+        );
+        let (signer, _) = check(
+            query,
+            b"gw.example:8080",
+            signed_at + Duration::from_secs(301),
+        );
+        assert!(matches!(signer, Err(AuthError::Expired(_))), "{signer:?}");
+        // Not long before its date.
+        let (signer, _) = check(
+            query,
+            b"gw.example:8080",
+            signed_at - Duration::from_secs(3600),
+        );
+        assert!(matches!(signer, Err(AuthError::Expired(_))), "{signer:?}");
+        // Another host, another query value, another expiry: the
+        // signature does not match (the head checks pass).
+        for (q, host) in [
+            (query.to_vec(), &b"other:8080"[..]),
+            (
+                String::from_utf8_lossy(query)
+                    .replace("type=dog", "type=cat")
+                    .into_bytes(),
+                b"gw.example:8080",
+            ),
+            (
+                String::from_utf8_lossy(query)
+                    .replace("Expires=300", "Expires=3000")
+                    .into_bytes(),
+                b"gw.example:8080",
+            ),
+        ] {
+            let (signer, full) = check(&q, host, in_a_minute);
+            assert_eq!(signer, Ok("ops".to_owned()));
+            assert_eq!(full, Err(AuthError::BadSignature));
+        }
+        // Incomplete, another algorithm, a session token, a week and more.
+        let text = String::from_utf8_lossy(query).into_owned();
+        for (q, why) in [
+            (text.replace("&X-Amz-Expires=300", ""), "requires"),
+            (
+                text.replace("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1"),
+                "only supports",
+            ),
+            (
+                text.replace("Expires=300", "Expires=604801"),
+                "from 0 to 604800",
+            ),
+        ] {
+            let (signer, _) = check(q.as_bytes(), b"gw.example:8080", in_a_minute);
+            match signer {
+                Err(AuthError::Malformed(m)) => assert!(m.contains(why), "{m}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+        let (signer, _) = check(
+            format!("{text}&X-Amz-Security-Token=abc").as_bytes(),
+            b"gw.example:8080",
+            in_a_minute,
+        );
+        assert_eq!(signer, Err(AuthError::UnknownCredential));
+        // An Authorization header wins over the query: a bearer token
+        // with a stray X-Amz-Signature parameter is a bearer token.
+        let headers: Vec<(&[u8], &[u8])> = vec![
+            (b"Host", b"gw.example:8080"),
+            (b"Authorization", b"Bearer tok-123"),
+        ];
+        let req = RequestParts {
+            method: b"GET",
+            path: b"/prod/pets",
+            query: Some(b"X-Amz-Signature=00"),
+            headers: &headers,
+            body: b"",
+        };
+        assert_eq!(
+            authenticate(&creds, &req, "execute-api", in_a_minute).map(|c| c.name.as_str()),
+            Ok("ops")
         );
     }
 

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
+use support::aws::botocore_headers;
 use support::client::{get_with, send};
 use support::gateway::{mock_method, swagger_with};
 use support::{Backend, Gateway, Mode};
@@ -81,49 +82,6 @@ fn all_schemes() -> String {
         ("/halfdone", "halfdone", "halfdone"),
         ("/undefined", "nosuch", "undefined"),
     ])
-}
-
-/// Headers botocore's `SigV4Auth` adds for `method url body` (service
-/// `execute-api`), or `None` when botocore is not installed.
-fn botocore_headers(
-    method: &str,
-    url: &str,
-    body: &str,
-    key: &str,
-    secret: &str,
-) -> Option<Vec<(String, String)>> {
-    const SCRIPT: &str = r#"
-import json, sys
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-method, url, body, key, secret = sys.argv[1:6]
-req = AWSRequest(method=method, url=url, data=body.encode(), headers={})
-SigV4Auth(Credentials(key, secret), "execute-api", "eu-west-1").add_auth(req)
-print(json.dumps({k: v for k, v in req.headers.items()}))
-"#;
-    let out = Command::new("python3")
-        .args(["-c", SCRIPT, method, url, body, key, secret])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "botocore not available ({}); skipping the botocore-signed requests",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    Some(
-        v.as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-            .collect(),
-    )
 }
 
 fn header_lines(headers: &[(String, String)]) -> String {
@@ -1236,4 +1194,52 @@ fn an_iam_callers_identity_reaches_templates_and_the_access_log() {
             "200 - - -".to_owned()
         ]
     );
+}
+
+/// A presigned URL (SigV4 in the query string, as botocore's
+/// `SigV4QueryAuth` makes it: what a browser or a link carries, having no
+/// way to add headers) opens an `AWS_IAM` method until it expires.
+#[test]
+fn presigned_urls_open_iam_methods_until_they_expire() {
+    let gw = gateway(&all_schemes());
+    let presign = |path: &str, key: &str, secret: &str, expires: u32| {
+        support::aws::botocore_presigned(&url(path), key, secret, expires)
+            .map(|u| u.strip_prefix("http://test").unwrap().to_owned())
+    };
+    let Some(target) = presign("/prod/iam?q=a%20b", KEY_ID, SECRET, 60) else {
+        return;
+    };
+    assert!(target.contains("X-Amz-Signature="), "{target}");
+    let r = call(gw.addr, "GET", &target, "", b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "iam"), "{target}");
+    // Another query value, another method: not what was signed.
+    for (method, t) in [
+        ("GET", target.replace("q=a%20b", "q=a%20c")),
+        ("POST", target.clone()),
+    ] {
+        let r = call(gw.addr, method, &t, "", b"");
+        assert_eq!(r.status, 403, "{method} {t}: {}", r.text());
+    }
+    let r = call(
+        gw.addr,
+        "GET",
+        &target.replace("q=a%20b", "q=a%20c"),
+        "",
+        b"",
+    );
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("InvalidSignatureException")
+    );
+    // A credential without `invoke`.
+    let t = presign("/prod/iam", NO_INVOKE_KEY_ID, NO_INVOKE_SECRET, 60).unwrap();
+    let r = call(gw.addr, "GET", &t, "", b"");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("AccessDeniedException"));
+    // Past its expiry.
+    let t = presign("/prod/iam", KEY_ID, SECRET, 1).unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = call(gw.addr, "GET", &t, "", b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("Signature expired"), "{}", r.text());
 }

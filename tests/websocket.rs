@@ -1396,6 +1396,26 @@ fn aws_iam_on_connect_needs_an_upgrade_signed_by_a_credential_that_may_invoke() 
         (Some("invoker"), Some("AKIDWSINVOKER"), Some(""))
     );
     assert_eq!(authorizer.request_count(), 0);
+    // A presigned URL (botocore's `SigV4QueryAuth`): how a browser, which
+    // cannot add headers to a WebSocket upgrade, signs one.
+    if let Some(presigned) = support::aws::botocore_presigned(
+        &format!("http://{host}{target}"),
+        "AKIDWSINVOKER",
+        "ws/invoker/secret",
+        60,
+    ) {
+        let t = presigned.strip_prefix(&format!("http://{host}")).unwrap();
+        let (mut ws, _) = connect_with(&gw, t, &[("Host", host)]).expect("presigned connect");
+        ws.send(Message::text(r#"{"action": "whoami"}"#)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text(&mut ws)).unwrap();
+        assert_eq!(v["user"], "invoker");
+        let (status, ..) = refusal(connect_with(
+            &gw,
+            &t.replace("room=a%20b", "room=z"),
+            &[("Host", host)],
+        ));
+        assert_eq!(status, 403);
+    }
 }
 
 #[test]

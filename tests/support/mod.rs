@@ -11,6 +11,7 @@
     clippy::type_complexity
 )]
 
+pub mod aws;
 pub mod backend;
 pub mod client;
 pub mod gateway;
