@@ -27,6 +27,7 @@ pub mod notify;
 pub mod preflight;
 pub mod publish;
 pub mod resolve;
+pub mod resource_policy;
 pub mod router;
 pub mod shard;
 pub mod snapshot;

@@ -365,6 +365,9 @@ pub struct Api {
     /// least this many bytes are compressed for clients that accept gzip or
     /// deflate; `None`: compression is off (API Gateway's default).
     pub minimum_compression_size: Option<usize>,
+    /// `x-amazon-apigateway-policy`: the API's resource policy, judged
+    /// before method authorization (`shard::authorize::check_head`).
+    pub policy: Option<crate::resource_policy::ResourcePolicy>,
 }
 
 /// `contentHandling` of an integration request or response.

@@ -1412,7 +1412,7 @@ fn create_and_update_rest_api_settings() {
         ),
         (
             r#"{"name": "x", "policy": "{\"Version\": \"2012-10-17\"}"}"#,
-            "policies are not supported",
+            "Invalid policy document: $.Statement",
         ),
         (
             r#"{"name": "x", "disableExecuteApiEndpoint": true}"#,
@@ -2291,4 +2291,73 @@ fn authorizers_are_listed_as_api_gateway_lists_them() {
             "{listed}"
         );
     }
+}
+
+/// `create-rest-api` / `update-rest-api` take a resource policy (JSON
+/// text, as the AWS CLI sends it), refuse one that does not compile, give
+/// it back as text, and a deployment enforces it.
+#[test]
+fn a_resource_policy_set_through_the_admin_api_is_enforced_once_deployed() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let allow_get = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*/GET/*"}
+    ]})
+    .to_string();
+    let body = serde_json::json!({"name": "guarded", "policy": allow_get}).to_string();
+    let r = call(admin, "POST", "/restapis", body.as_bytes());
+    assert_eq!(r.status, 201, "{}", r.text());
+    let api = r.json();
+    let id = api["id"].as_str().unwrap().to_owned();
+    let given: serde_json::Value = serde_json::from_str(api["policy"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        given,
+        serde_json::from_str::<serde_json::Value>(&allow_get).unwrap()
+    );
+    let r = call(
+        admin,
+        "PUT",
+        &format!("/restapis/{id}?mode=merge"),
+        doc(&[("/hello", "hi")]).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/s/hello").text(), "hi");
+
+    let patch = |value: &str| {
+        let body = serde_json::json!({"patchOperations": [{"op": "replace", "path": "/policy", "value": value}]});
+        call(
+            admin,
+            "PATCH",
+            &format!("/restapis/{id}"),
+            body.to_string().as_bytes(),
+        )
+    };
+    // One that does not compile changes nothing.
+    let r = patch(
+        r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "nonsense"}}}]}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text()
+            .contains("Statement[0].Condition.IpAddress.aws:SourceIp"),
+        "{}",
+        r.text()
+    );
+    // A deny takes effect with the next deployment, as in API Gateway.
+    let r = patch(
+        r#"{"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "*"}]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(invoke(&gw, &id, "/s/hello").status, 200);
+    assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
+    let r = invoke(&gw, &id, "/s/hello");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("with an explicit deny"), "{}", r.text());
+    // A blank policy removes it.
+    let r = patch("");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json().get("policy").is_none(), "{}", r.text());
+    assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/s/hello").text(), "hi");
 }

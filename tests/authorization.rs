@@ -268,6 +268,11 @@ fn iam_methods_need_a_signature_by_a_credential_that_may_invoke() {
 /// `Authorization` and `X-Amz-Date` lines for `GET path` on host `test`,
 /// signed with our own signer at `at`.
 fn signed_at(path: &str, key: &str, secret: &str, at: SystemTime) -> String {
+    signed("GET", path, key, secret, at)
+}
+
+/// `signed_at` for a request with this method (and no body).
+fn signed(method: &str, path: &str, key: &str, secret: &str, at: SystemTime) -> String {
     let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
     let out = Command::new("date")
         .args(["-u", "-d", &format!("@{secs}"), "+%Y%m%dT%H%M%SZ"])
@@ -277,7 +282,7 @@ fn signed_at(path: &str, key: &str, secret: &str, at: SystemTime) -> String {
     let headers: Vec<(&[u8], &[u8])> =
         vec![(b"host", b"test"), (b"x-amz-date", amz_date.as_bytes())];
     let parts = tollgate::auth::RequestParts {
-        method: b"GET",
+        method: method.as_bytes(),
         path: path.as_bytes(),
         query: None,
         headers: &headers,
@@ -1242,4 +1247,163 @@ fn presigned_urls_open_iam_methods_until_they_expire() {
     let r = call(gw.addr, "GET", &t, "", b"");
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("Signature expired"), "{}", r.text());
+}
+
+/// `doc` with this resource policy.
+fn with_policy(doc: &str, policy: serde_json::Value) -> String {
+    doc.replacen(
+        r#""securityDefinitions""#,
+        &format!("\"x-amazon-apigateway-policy\": {policy}, \"securityDefinitions\""),
+        1,
+    )
+}
+
+/// A resource policy (`x-amazon-apigateway-policy`) judges every method
+/// before its authorization: an explicit deny refuses before an
+/// authorizer is called; without authorization only an explicit allow
+/// admits; an `AWS_IAM` signer is the policy's principal, and the policy
+/// can admit a credential that may not invoke, or refuse one that may; a
+/// Lambda authorizer's policy that neither allows nor denies admits when
+/// the resource policy allows (API Gateway's same-account table).
+#[test]
+fn a_resource_policy_judges_every_method_as_api_gateways() {
+    let authorizer = Backend::start(answers(json!({
+        "principalId": "u1",
+        "policyDocument": policy("Allow", "arn:aws:execute-api:*:*:*/other/*")
+    })));
+    let doc = with_policy(
+        &all_schemes(),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/prod/GET/*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke",
+             "Resource": "arn:aws:execute-api:us-east-1:111111111111:abc123/*/*/token",
+             "Condition": {"NotIpAddress": {"aws:SourceIp": ["10.0.0.0/8"]}}},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:user/cacheonly"},
+             "Action": "execute-api:Invoke", "Resource": "execute-api:/prod/POST/iam"},
+            {"Effect": "Deny", "Principal": {"AWS": ["arn:aws:iam::000000000000:user/invoker"]},
+             "Action": "execute-api:*", "Resource": "execute-api:/prod/POST/iam"}
+        ]}),
+    );
+    let gw = lambda_gateway(
+        &doc,
+        &authorizer,
+        &format!(
+            "{}[[credentials]]\nname = \"cacheonly\"\naccess_key_id = \"{NO_INVOKE_KEY_ID}\"\nsecret_access_key = \"{NO_INVOKE_SECRET}\"\npermissions = [\"invalidate_cache\"]\n",
+            invoker()
+        ),
+    );
+    let addr = gw.addr;
+    let arn = |rest: &str| format!("arn:aws:execute-api:local:000000000000:a/prod/{rest}");
+
+    // No authorization: only what the policy allows.
+    assert_eq!(call(addr, "GET", "/prod/open", "", b"").text(), "open");
+    let r = call(addr, "POST", "/prod/open", "", b"");
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        &format!(
+            "User: anonymous is not authorized to perform: execute-api:Invoke on resource: {}",
+            arn("POST/open")
+        ),
+    );
+    // An explicit deny (by address) refuses before the authorizer runs.
+    let r = call(addr, "GET", "/prod/token", "Auth: Bearer abc\r\n", b"");
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        &format!(
+            "User: anonymous is not authorized to perform: execute-api:Invoke on resource: {} with an explicit deny",
+            arn("GET/token")
+        ),
+    );
+    assert_eq!(authorizer.request_count(), 0);
+
+    // AWS_IAM: the signer is the principal.
+    let now = SystemTime::now();
+    let as_invoker = |m: &str| signed(m, "/prod/iam", KEY_ID, SECRET, now);
+    let as_cacheonly = |m: &str| signed(m, "/prod/iam", NO_INVOKE_KEY_ID, NO_INVOKE_SECRET, now);
+    assert_eq!(
+        call(addr, "GET", "/prod/iam", &as_invoker("GET"), b"").text(),
+        "iam"
+    );
+    let r = call(addr, "POST", "/prod/iam", &as_invoker("POST"), b"");
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        &format!(
+            "User: arn:aws:iam::000000000000:user/invoker is not authorized to perform: execute-api:Invoke on resource: {} with an explicit deny",
+            arn("POST/iam")
+        ),
+    );
+    // The policy admits a credential without `invoke` where it allows it
+    // (POST, by name; GET, everyone), and only there.
+    let r = call(addr, "POST", "/prod/iam", &as_cacheonly("POST"), b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "iam"));
+    let r = call(addr, "GET", "/prod/iam", &as_cacheonly("GET"), b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "iam"));
+    // A forged signature in the allowed principal's name gains nothing.
+    let forged = signed("POST", "/prod/iam", NO_INVOKE_KEY_ID, "not-the-secret", now);
+    let r = call(addr, "POST", "/prod/iam", &forged, b"");
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("InvalidSignatureException")
+    );
+
+    // A Lambda authorizer whose policy is silent on the method: admitted
+    // where the resource policy allows (GET), refused where it is silent
+    // too (POST).
+    let user = "X-User: alice\r\n";
+    let r = call(addr, "GET", "/prod/request?tenant=t1", user, b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "request"));
+    let r = call(addr, "POST", "/prod/request?tenant=t1", user, b"");
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        "User is not authorized to access this resource",
+    );
+}
+
+#[test]
+fn a_broken_resource_policy_is_an_error_naming_its_json_path() {
+    for (policy, needle) in [
+        (
+            json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "*",
+                "Condition": {"IpAddress": {"aws:SourceIp": ["10.0.0.300/8"]}}}]}),
+            "$.x-amazon-apigateway-policy.Statement[0].Condition.IpAddress.aws:SourceIp[0]: `10.0.0.300/8` is not an IP address or CIDR block",
+        ),
+        (
+            json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "arn:aws:s3:::b/*"}]}),
+            "$.x-amazon-apigateway-policy.Statement[0].Resource[0]",
+        ),
+    ] {
+        let (_dir, config) = Gateway::builder()
+            .api("a", &with_policy(&all_schemes(), policy))
+            .stage("a", "prod", &[])
+            .write();
+        let (ok, text) = check(&config);
+        assert!(!ok, "{text}");
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    // What it cannot evaluate is a warning.
+    let (_dir, config) = Gateway::builder()
+        .api(
+            "a",
+            &with_policy(
+                &all_schemes(),
+                json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "*",
+                    "Condition": {"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}}}]}),
+            ),
+        )
+        .stage("a", "prod", &[])
+        .write();
+    let (ok, text) = check(&config);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("$.x-amazon-apigateway-policy.Statement[0].Condition.DateLessThan.aws:CurrentTime: not evaluated by this gateway: the statement never allows"),
+        "{text}"
+    );
 }

@@ -297,6 +297,17 @@ fn api_json(api: &RestApiRecord) -> Value {
     {
         v["minimumCompressionSize"] = json!(n);
     }
+    // As API Gateway gives it: the document as JSON text.
+    if let Some(p) = api
+        .definition
+        .get("x-amazon-apigateway-policy")
+        .filter(|p| !p.is_null())
+    {
+        v["policy"] = json!(match p {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    }
     if let Some(d) = &api.description {
         v["description"] = json!(d);
     }

@@ -117,6 +117,7 @@ pub fn compile_api(
     let binary_media_types = compile_binary_media_types(file, root, diags);
     let api_keys_from_header = compile_api_key_source(file, root, diags);
     let minimum_compression_size = compile_minimum_compression_size(file, root, diags);
+    let policy = compile_policy(file, root, diags);
     let schemes = super::security::schemes(file, root, diags);
     check_model_names(file, root, diags);
     check_refs(file, doc, doc, "$", diags);
@@ -267,6 +268,7 @@ pub fn compile_api(
             binary_media_types,
             api_keys_from_header,
             minimum_compression_size,
+            policy,
         },
         uris,
     })
@@ -940,6 +942,33 @@ fn check_model_names(file: &Path, root: &serde_json::Map<String, Value>, diags: 
                 ),
             );
         }
+    }
+}
+
+/// `x-amazon-apigateway-policy`: the API's resource policy (an object, or
+/// its JSON text). A policy it cannot read is an error: served without it,
+/// the API would be open to whom the policy keeps out.
+fn compile_policy(
+    file: &Path,
+    root: &serde_json::Map<String, Value>,
+    diags: &mut Diagnostics,
+) -> Option<crate::resource_policy::ResourcePolicy> {
+    let key = "x-amazon-apigateway-policy";
+    match root.get(key)? {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        doc => match crate::resource_policy::ResourcePolicy::parse(doc) {
+            Ok((policy, warnings)) => {
+                for (path, why) in warnings {
+                    diags.warn(file, format!("$.{key}{path}"), why);
+                }
+                Some(policy)
+            }
+            Err((path, why)) => {
+                diags.error(file, format!("$.{key}{path}"), why);
+                None
+            }
+        },
     }
 }
 

@@ -38,6 +38,10 @@ pub enum Pending<'s> {
         authorizer: &'s Arc<LambdaAuthorizer>,
         endpoint: &'s UpstreamBinding,
         identity: Vec<String>,
+        /// The API's resource policy allows the request: an authorizer
+        /// policy that neither allows nor denies admits it (API Gateway's
+        /// same-account rule).
+        policy_allows: bool,
     },
     /// Authorized already (a Cognito token): its claims.
     Authorized(AuthorizerOutput),
@@ -49,13 +53,59 @@ pub enum Pending<'s> {
 /// has no region or account: they are `local` and `000000000000`.
 pub fn method_arn(info: &RequestInfo<'_>) -> String {
     let api = info.api.map_or("", |a| a.id.as_str());
+    format!(
+        "arn:aws:execute-api:local:000000000000:{api}/{}",
+        arn_resource(info)
+    )
+}
+
+/// The method ARN after the API id: `STAGE/METHOD/PATH`.
+fn arn_resource(info: &RequestInfo<'_>) -> String {
     let stage = info.stage.map_or("", |s| s.name.as_str());
     let rest = info.route.map_or("/", |r| r.rest);
     let rest = if rest.is_empty() { "/" } else { rest };
-    format!(
-        "arn:aws:execute-api:local:000000000000:{api}/{stage}/{}{rest}",
-        info.head.method().as_str()
+    format!("{stage}/{}{rest}", info.head.method().as_str())
+}
+
+/// The API's resource policy on this request, for the caller `principal`
+/// (a signer's ARN; `None`: anonymous). `None` when the API has none.
+fn policy_verdict(info: &RequestInfo<'_>, principal: Option<&str>) -> Option<Verdict> {
+    let policy = info.api?.policy.as_ref()?;
+    let resource = arn_resource(info);
+    let text = |name: &str| {
+        info.head
+            .header(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    };
+    Some(policy.evaluate(&crate::resource_policy::Facts {
+        resource: &resource,
+        source_ip: info.peer.ip(),
+        user_agent: text("user-agent"),
+        referer: text("referer"),
+        principal,
+    }))
+}
+
+/// API Gateway's refusal by a resource policy.
+fn policy_refusal(info: &RequestInfo<'_>, verdict: Verdict, who: &str) -> GatewayError {
+    let arn = method_arn(info);
+    let explicit = if verdict == Verdict::ExplicitDeny {
+        " with an explicit deny"
+    } else {
+        ""
+    };
+    GatewayError::new(
+        ErrorKind::AccessDenied,
+        format!("the API's resource policy denies {who} {arn}"),
     )
+    .telling(format!(
+        "User: {who} is not authorized to perform: execute-api:Invoke on resource: {arn}{explicit}"
+    ))
+}
+
+/// The ARN a credential has as a principal.
+fn user_arn(cred: &crate::auth::Credential) -> String {
+    crate::template::CallerField::UserArn.of(&cred.name, cred.access_key_id.as_deref())
 }
 
 /// The checks a method's authorization makes on the request head.
@@ -65,8 +115,23 @@ pub fn check_head<'s>(
     stage: &Stage,
     auth: &'s MethodAuth,
 ) -> Result<Pending<'s>, GatewayError> {
+    // The resource policy's first phase, as API Gateway's: an explicit
+    // deny refuses before any authorizer runs. The signer of an `AWS_IAM`
+    // method is judged as its principal below.
+    let anonymous = if matches!(auth, MethodAuth::Iam) {
+        None
+    } else {
+        policy_verdict(info, None)
+    };
+    if let Some(v @ Verdict::ExplicitDeny) = anonymous {
+        return Err(policy_refusal(info, v, "anonymous"));
+    }
     match auth {
-        MethodAuth::None => Ok(Pending::Nothing),
+        // Without authorization a policy must allow.
+        MethodAuth::None => match anonymous {
+            Some(v @ Verdict::ImplicitDeny) => Err(policy_refusal(info, v, "anonymous")),
+            _ => Ok(Pending::Nothing),
+        },
         MethodAuth::Iam => {
             let headers: Vec<(&[u8], &[u8])> = info.head.headers().collect();
             let parts = parts(info, &headers, &[]);
@@ -77,8 +142,16 @@ pub fn check_head<'s>(
                 SystemTime::now(),
             )
             .map_err(iam_error)?;
-            if !cred.permissions.invoke {
-                return Err(no_invoke(cred, &method_arn(info)));
+            // The signer (its signature is checked with the body) as the
+            // principal: the policy's explicit deny refuses, its allow
+            // admits a credential without `invoke` (IAM's same-account
+            // rule: either the identity's permission or the resource's).
+            let arn = user_arn(cred);
+            match policy_verdict(info, Some(&arn)) {
+                Some(v @ Verdict::ExplicitDeny) => return Err(policy_refusal(info, v, &arn)),
+                Some(Verdict::Allow) => {}
+                _ if !cred.permissions.invoke => return Err(no_invoke(cred, &method_arn(info))),
+                _ => {}
             }
             Ok(Pending::Signature)
         }
@@ -93,6 +166,7 @@ pub fn check_head<'s>(
                     authorizer: a,
                     endpoint,
                     identity,
+                    policy_allows: anonymous == Some(Verdict::Allow),
                 });
             }
             Err(GatewayError::new(
@@ -129,6 +203,11 @@ pub fn check_head<'s>(
             let mut why: Option<String> = None;
             for pool in c.providers.iter().filter_map(|p| snap.user_pools.get(p)) {
                 match pool.verify(token, scopes) {
+                    // With a resource policy, API Gateway admits a Cognito
+                    // caller only on its explicit allow.
+                    Ok(_) if anonymous == Some(Verdict::ImplicitDeny) => {
+                        return Err(policy_refusal(info, Verdict::ImplicitDeny, "anonymous"))
+                    }
                     Ok(out) => return Ok(Pending::Authorized(out)),
                     Err(e) => why = Some(e),
                 }
@@ -332,6 +411,7 @@ fn cache_key(stage: &str, identity: &[String]) -> String {
 /// Runs a Lambda authorizer through the HTTP endpoint that stands in for
 /// its function (or takes its cached output), then judges the method ARN
 /// by the policy.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_lambda(
     shard: &super::Shard,
     snap: &Snapshot,
@@ -340,6 +420,7 @@ pub async fn run_lambda(
     authorizer: &Arc<LambdaAuthorizer>,
     endpoint: &UpstreamBinding,
     identity: Vec<String>,
+    policy_allows: bool,
 ) -> Decision {
     let arn = method_arn(info);
     let key = (
@@ -382,7 +463,12 @@ pub async fn run_lambda(
             o
         }
     };
-    let refusal = judge(&output, authorizer, &arn);
+    let refusal = match judge(&output, authorizer, &arn) {
+        Some(_) if policy_allows && evaluate(&output.statements, &arn) == Verdict::ImplicitDeny => {
+            None
+        }
+        r => r,
+    };
     Decision {
         output: Some(output),
         refusal,

@@ -783,10 +783,18 @@ impl Conn {
                     authorizer,
                     endpoint,
                     identity,
+                    policy_allows,
                 }) => {
                     let shard = self.shard.clone();
                     let run = super::authorize::run_lambda(
-                        &shard, snap, &info, stage, authorizer, endpoint, identity,
+                        &shard,
+                        snap,
+                        &info,
+                        stage,
+                        authorizer,
+                        endpoint,
+                        identity,
+                        policy_allows,
                     );
                     let decision = Box::pin(run).await;
                     if self.rec.logged {

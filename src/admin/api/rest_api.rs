@@ -14,6 +14,7 @@ const BINARY: &str = "x-amazon-apigateway-binary-media-types";
 const KEY_SOURCE: &str = "x-amazon-apigateway-api-key-source";
 const ENDPOINT_TYPES: [&str; 3] = ["EDGE", "REGIONAL", "PRIVATE"];
 const COMPRESSION: &str = "x-amazon-apigateway-minimum-compression-size";
+const POLICY: &str = "x-amazon-apigateway-policy";
 
 /// A `minimumCompressionSize`: 0 to 10485760 bytes.
 fn compression_size(v: &Value) -> Result<u64, Reply> {
@@ -66,17 +67,28 @@ fn endpoint_type(raw: &str) -> Result<String, Reply> {
     }
 }
 
-/// The settings this gateway cannot honour, refused rather than stored and
-/// ignored: a resource policy or a disabled default endpoint would be a
-/// security promise it does not keep. `policy`: whether a (non-blank)
-/// policy is given; `disable`: `disableExecuteApiEndpoint`, `None` when it
-/// is not a boolean.
-fn refuse_unsupported(policy: bool, disable: Option<bool>) -> Result<(), Reply> {
-    if policy {
-        return Err(bad(
-            "Invalid policy: resource policies are not supported by this gateway",
-        ));
+/// A `policy` (the document as JSON text, or as an object): compiled as
+/// the import compiles `x-amazon-apigateway-policy`, kept as an object in
+/// the definition. `None`: no policy (blank or null).
+fn policy(v: &Value) -> Result<Option<Value>, Reply> {
+    let doc = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
+        Value::String(s) => serde_json::from_str::<Value>(s)
+            .map_err(|e| bad(format!("Invalid policy document: not JSON: {e}")))?,
+        other => other.clone(),
+    };
+    match crate::resource_policy::ResourcePolicy::parse(&doc) {
+        Ok(_) => Ok(Some(doc)),
+        Err((path, why)) => Err(bad(format!("Invalid policy document: ${path}: {why}"))),
     }
+}
+
+/// The setting this gateway cannot honour, refused rather than stored and
+/// ignored: a disabled default endpoint would be a security promise it
+/// does not keep. `disable`: `disableExecuteApiEndpoint`, `None` when it
+/// is not a boolean.
+fn refuse_unsupported(disable: Option<bool>) -> Result<(), Reply> {
     match disable {
         Some(false) => Ok(()),
         Some(true) => Err(bad(
@@ -89,7 +101,7 @@ fn refuse_unsupported(policy: bool, disable: Option<bool>) -> Result<(), Reply> 
 }
 
 /// `create-rest-api`: `name` (required), `description`, `version`,
-/// `binaryMediaTypes`, `apiKeySource`, `minimumCompressionSize`,
+/// `binaryMediaTypes`, `apiKeySource`, `minimumCompressionSize`, `policy`,
 /// `endpointConfiguration.types`,
 /// `cloneFrom` (the new API starts with that API's resources and settings).
 pub(super) fn create(admin: &Admin, state: &mut AdminState, body: &[u8]) -> Reply {
@@ -116,17 +128,13 @@ fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord
             ))
         }
     };
-    let policy = match req.get("policy") {
-        None | Some(Value::Null) => false,
-        Some(Value::String(p)) => !p.trim().is_empty(),
-        Some(_) => true,
-    };
+    let policy = policy(req.get("policy").unwrap_or(&Value::Null))?;
     let disable = match req.get("disableExecuteApiEndpoint") {
         None | Some(Value::Null) => Some(false),
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => None,
     };
-    refuse_unsupported(policy, disable)?;
+    refuse_unsupported(disable)?;
     let description = opt_str(&req, "description")?.map(str::to_owned);
     let version = opt_str(&req, "version")?.map(str::to_owned);
     let mut definition = match opt_str(&req, "cloneFrom")? {
@@ -172,6 +180,9 @@ fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord
         }
         Some(_) => return Err(bad("Invalid binaryMediaTypes: must be a list of strings")),
     }
+    if let Some(p) = policy {
+        doc.insert(POLICY.to_owned(), p);
+    }
     if let Some(s) = opt_str(&req, "apiKeySource")? {
         doc.insert(KEY_SOURCE.to_owned(), json!(key_source(s)?));
     }
@@ -216,7 +227,7 @@ fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord
 }
 
 /// `update-rest-api`: `replace` of `/name`, `/description`,
-/// `/apiKeySource`, `/minimumCompressionSize`, `/endpointConfiguration/types/0`; `add` / `remove` of
+/// `/apiKeySource`, `/minimumCompressionSize`, `/policy`, `/endpointConfiguration/types/0`; `add` / `remove` of
 /// `/binaryMediaTypes/{type}` (`/` escaped as `~1`), `replace` of one with
 /// another. All operations apply or none (a bad one is a 400 and nothing
 /// changes).
@@ -294,11 +305,16 @@ fn apply(rec: &mut RestApiRecord, op: &str, path: &str, value: Option<&str>) -> 
         ("replace", "/endpointConfiguration/types/0") => {
             rec.endpoint_types = vec![endpoint_type(&need(value)?)?];
         }
-        ("replace", "/policy") => {
-            refuse_unsupported(value.is_some_and(|p| !p.trim().is_empty()), Some(false))?
-        }
+        ("replace", "/policy") => match policy(&value.map_or(Value::Null, |v| json!(v)))? {
+            Some(p) => {
+                doc.insert(POLICY.to_owned(), p);
+            }
+            None => {
+                doc.remove(POLICY);
+            }
+        },
         ("replace", "/disableExecuteApiEndpoint") => {
-            refuse_unsupported(false, value.and_then(|v| v.parse().ok()))?
+            refuse_unsupported(value.and_then(|v| v.parse().ok()))?
         }
         (op @ ("add" | "remove" | "replace"), p) if p.starts_with("/binaryMediaTypes/") => {
             let named = media_type(&p["/binaryMediaTypes/".len()..], "binaryMediaTypes path")?;
