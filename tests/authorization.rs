@@ -1407,3 +1407,49 @@ fn a_broken_resource_policy_is_an_error_naming_its_json_path() {
         "{text}"
     );
 }
+
+/// `x-amazon-apigateway-endpoint-configuration`: a disabled default
+/// endpoint cannot be honoured without custom domains (an error, as the
+/// admin API refuses it); a PRIVATE API is reachable by every client of
+/// the listener (a warning).
+#[test]
+fn endpoint_settings_it_cannot_keep_are_refused_or_warned() {
+    let with_endpoint = |conf: &str| {
+        all_schemes().replacen(
+            r#""securityDefinitions""#,
+            &format!(
+                "\"x-amazon-apigateway-endpoint-configuration\": {conf}, \"securityDefinitions\""
+            ),
+            1,
+        )
+    };
+    for (conf, ok, needle) in [
+        (
+            r#"{"types": ["REGIONAL"], "disableExecuteApiEndpoint": true}"#,
+            false,
+            "$.x-amazon-apigateway-endpoint-configuration.disableExecuteApiEndpoint: disabling the default endpoint is not supported",
+        ),
+        (
+            r#"{"types": ["PRIVATE"], "vpcEndpointIds": ["vpce-0123"]}"#,
+            true,
+            "$.x-amazon-apigateway-endpoint-configuration: a PRIVATE API (VPC endpoints) is served to every client",
+        ),
+    ] {
+        let (_dir, config) = Gateway::builder()
+            .api("a", &with_endpoint(conf))
+            .stage("a", "prod", &[])
+            .write();
+        let (passed, text) = check(&config);
+        assert_eq!(passed, ok, "{text}");
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    let (_dir, config) = Gateway::builder()
+        .api(
+            "a",
+            &with_endpoint(r#"{"types": ["REGIONAL"], "disableExecuteApiEndpoint": false}"#),
+        )
+        .stage("a", "prod", &[])
+        .write();
+    let (passed, text) = check(&config);
+    assert!(passed && !text.contains("endpoint-configuration"), "{text}");
+}
