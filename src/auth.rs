@@ -255,6 +255,14 @@ fn parse_sigv4_header(req: &RequestParts<'_>, rest: &str) -> Result<SigV4Header,
     })
 }
 
+/// Whether a query string carries a presigned URL's signature.
+pub fn is_presigned(query: &[u8]) -> bool {
+    query.split(|&b| b == b'&').any(|p| {
+        let name = p.split(|&b| b == b'=').next().unwrap_or(p);
+        percent_decode(name).eq(b"X-Amz-Signature".iter().copied())
+    })
+}
+
 /// The SigV4 fields of a presigned URL (`X-Amz-Algorithm`,
 /// `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`,
 /// `X-Amz-SignedHeaders`, `X-Amz-Signature` in the query string), when
@@ -284,6 +292,14 @@ fn presigned(req: &RequestParts<'_>) -> Option<Result<SigV4Header, AuthError>> {
         let k: Vec<u8> = percent_decode(k).collect();
         if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == k.as_slice()) {
             any = true;
+            // Each once: a second `X-Amz-Signature` would ride along
+            // unsigned (the canonical query leaves it out).
+            if fields[i].is_some() {
+                return Some(Err(AuthError::Malformed(format!(
+                    "{} is given more than once",
+                    NAMES[i]
+                ))));
+            }
             fields[i] =
                 Some(String::from_utf8_lossy(&percent_decode(v).collect::<Vec<u8>>()).into_owned());
         }
@@ -309,8 +325,9 @@ fn presigned(req: &RequestParts<'_>) -> Option<Result<SigV4Header, AuthError>> {
         if token.is_some() {
             return Err(AuthError::UnknownCredential);
         }
+        let digits = !expires.is_empty() && expires.bytes().all(|b| b.is_ascii_digit());
         let expires = match expires.parse::<u64>() {
-            Ok(e) if e <= MAX_PRESIGNED_EXPIRY => Duration::from_secs(e),
+            Ok(e) if digits && e <= MAX_PRESIGNED_EXPIRY => Duration::from_secs(e),
             _ => {
                 return Err(AuthError::Malformed(format!(
                     "X-Amz-Expires must be a number of seconds from 0 to {MAX_PRESIGNED_EXPIRY}, not '{expires}'"
@@ -782,6 +799,11 @@ mod tests {
                 text.replace("Expires=300", "Expires=604801"),
                 "from 0 to 604800",
             ),
+            (
+                text.replace("Expires=300", "Expires=+300"),
+                "from 0 to 604800",
+            ),
+            (format!("X-Amz-Signature=00&{text}"), "more than once"),
         ] {
             let (signer, _) = check(q.as_bytes(), b"gw.example:8080", in_a_minute);
             match signer {

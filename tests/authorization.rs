@@ -1453,3 +1453,34 @@ fn endpoint_settings_it_cannot_keep_are_refused_or_warned() {
     let (passed, text) = check(&config);
     assert!(passed && !text.contains("endpoint-configuration"), "{text}");
 }
+
+/// A `security` of the wrong shape names nothing that is read: an error
+/// naming it, never a method served open.
+#[test]
+fn a_malformed_security_is_an_error_not_an_open_method() {
+    for bad in [
+        r#"{"sigv4": []}"#,
+        r#""sigv4""#,
+        r#"["sigv4"]"#,
+        r#"[["sigv4"]]"#,
+        r#"[{"sigv4": "x"}]"#,
+        "1",
+    ] {
+        let doc = all_schemes().replacen(
+            r#""security": [{"sigv4": []}]"#,
+            &format!(r#""security": {bad}"#),
+            1,
+        );
+        assert_ne!(doc, all_schemes());
+        let (_dir, config) = Gateway::builder()
+            .api("a", &doc)
+            .stage("a", "prod", &[])
+            .write();
+        let (ok, text) = check(&config);
+        assert!(!ok, "{bad}: {text}");
+        assert!(
+            text.contains(".security: must be a list of security requirements"),
+            "{bad}: {text}"
+        );
+    }
+}

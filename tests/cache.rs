@@ -824,3 +824,60 @@ fn the_cache_key_is_what_the_backend_reads() {
     );
     assert_eq!(backend.request_count(), 2);
 }
+
+/// A presigned URL does not authorize an invalidation: the request goes on
+/// to the backend with its query string, which would carry the
+/// credential's signature (replayable until it expires); the
+/// `Authorization` header, which is withheld from the backend, does.
+#[test]
+fn a_presigned_url_does_not_authorize_an_invalidation() {
+    let backend = Backend::start(fixed("v1"));
+    let uri = format!("http://{}", backend.addr);
+    let paths = format!(
+        r#"{{"/items": {{"get": {{"x-amazon-apigateway-integration": {{"type": "http_proxy", "httpMethod": "GET", "uri": "{uri}/items"}}}}}}}}"#
+    );
+    let gw = Gateway::builder()
+        .api("c", &swagger(&paths))
+        .default_api("c")
+        .extra(
+            "[[credentials]]\nname = \"purger\"\naccess_key_id = \"AKIDPURGER\"\nsecret_access_key = \"purger/secret\"\npermissions = [\"invalidate_cache\"]\n\
+             [[stages]]\napi = \"c\"\nname = \"p\"\ncache = { enabled = true, ttl_seconds = 3600, unauthorized_strategy = \"FAIL_WITH_403\" }\n",
+        )
+        .start();
+    assert_eq!(get(gw.addr, "/p/items").text(), "v1");
+    backend.set_mode(fixed("v2"));
+    let Some(url) =
+        support::aws::botocore_presigned("http://test/p/items", "AKIDPURGER", "purger/secret", 300)
+    else {
+        return;
+    };
+    let target = url.strip_prefix("http://test").unwrap();
+    let r = get_with(gw.addr, target, "Cache-Control: max-age=0\r\n");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        backend
+            .recorded()
+            .iter()
+            .all(|c| !c.target.contains("X-Amz-Signature")),
+        "the signature reached the backend"
+    );
+    assert_eq!(get(gw.addr, "/p/items").text(), "v1");
+    // The same credential in the header invalidates.
+    let headers: String = support::aws::botocore_headers(
+        "GET",
+        "http://test/p/items",
+        "",
+        "AKIDPURGER",
+        "purger/secret",
+    )
+    .unwrap()
+    .iter()
+    .map(|(k, v)| format!("{k}: {v}\r\n"))
+    .collect();
+    let r = get_with(
+        gw.addr,
+        "/p/items",
+        &format!("Cache-Control: max-age=0\r\n{headers}"),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "v2"));
+}

@@ -1266,3 +1266,40 @@ fn a_second_gateway_on_a_taken_port_refuses_to_start() {
         assert_eq!((r.status, r.body.as_slice()), (200, &b"first"[..]));
     }
 }
+
+/// A gateway stopped after serving traffic can be started again on the
+/// same port at once (`systemctl restart`): the TIME_WAIT sockets of the
+/// connections it closed do not count as something listening there.
+#[test]
+fn a_restart_after_traffic_takes_the_same_port_at_once() {
+    let paths = format!(r#"{{"/m": {{"get": {}}}}}"#, mock_method(200, "up"));
+    let builder = Gateway::builder()
+        .api("a", &swagger(&paths))
+        .stage("a", "prod", &[])
+        .default_api("a");
+    let mut first = Gateway::builder()
+        .api("a", &swagger(&paths))
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .start();
+    let addr = first.addr;
+    // Connections the gateway closes first (Connection: close) leave
+    // TIME_WAIT sockets on its side.
+    for _ in 0..20 {
+        let r = RawClient::connect(addr)
+            .request(b"GET /prod/m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.status, 200);
+    }
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(Duration::from_secs(30)), Some(0));
+    let (dir, config) = builder.write();
+    let text = builder
+        .config_text()
+        .replace("127.0.0.1:0", &addr.to_string());
+    std::fs::write(&config, text).unwrap();
+    let second = support::gateway::start_with_config(dir, &config, &[]);
+    assert_eq!(second.addr, addr);
+    let r = RawClient::connect(addr)
+        .request(b"GET /prod/m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"up"[..]));
+}

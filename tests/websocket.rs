@@ -1039,6 +1039,7 @@ fn authorized_gateway(backend: &Backend, authorizer: &Backend, auth: &str) -> Ga
 name = "invoker"
 access_key_id = "AKIDWSINVOKER"
 secret_access_key = "ws/invoker/secret"
+token = "ws-invoker-token-0123456789"
 permissions = ["invoke"]
 [[credentials]]
 name = "pusher"
@@ -1324,6 +1325,19 @@ fn aws_iam_on_connect_needs_an_upgrade_signed_by_a_credential_that_may_invoke() 
             "MissingAuthenticationTokenException",
             "Missing Authentication Token"
         )
+    );
+    // The credential's bearer token is no signature.
+    let (status, error_type, _) = refusal(connect_with(
+        &gw,
+        target,
+        &[
+            ("Host", host),
+            ("Authorization", "Bearer ws-invoker-token-0123456789"),
+        ],
+    ));
+    assert_eq!(
+        (status, error_type.as_str()),
+        (403, "InvalidSignatureException")
     );
     // Signed by a credential without `invoke`.
     let (auth, date) = signed_upgrade(target, host, "AKIDWSPUSHER", "ws/pusher/secret");

@@ -192,6 +192,31 @@ pub fn method_auth(
     let mut auth = MethodAuth::None;
     let mut auth_name: Option<&str> = None;
     let mut key_required = false;
+    // `security` is a list of requirement objects, each naming schemes
+    // with a list of scopes. Any other shape (`{"sigv4": []}`, `"sigv4"`,
+    // `[["sigv4"]]`) would name nothing that is read: an error, not a
+    // method served open.
+    if let Some(security) = op.get("security") {
+        let well_formed = security.as_array().is_some_and(|reqs| {
+            reqs.iter().all(|r| {
+                r.as_object().is_some_and(|o| {
+                    o.values().all(|scopes| {
+                        scopes
+                            .as_array()
+                            .is_some_and(|a| a.iter().all(Value::is_string))
+                    })
+                })
+            })
+        });
+        if !well_formed {
+            diags.error(
+                file,
+                format!("{op_path}.security"),
+                "must be a list of security requirements, each an object naming security definitions with a list of scopes: [{\"name\": []}]",
+            );
+            return None;
+        }
+    }
     if legacy_iam(op.get("x-amazon-apigateway-auth")) {
         auth = MethodAuth::Iam;
         auth_name = Some("x-amazon-apigateway-auth");

@@ -2433,8 +2433,13 @@ fn wants_invalidation(head: &RequestHead) -> bool {
 }
 
 /// A credential with `invalidate_cache`, by bearer token or SigV4
-/// (service `execute-api`).
+/// (service `execute-api`) in the `Authorization` header. Not by a
+/// presigned URL: the request goes on to the integration, and the
+/// signature in its query string would go with it.
 fn may_invalidate(snap: &Snapshot, info: &RequestInfo<'_>) -> bool {
+    if info.head.header("authorization").is_none() {
+        return false;
+    }
     let headers: Vec<(&[u8], &[u8])> = info.head.headers().collect();
     let parts = crate::auth::RequestParts {
         method: info.head.method_bytes(),

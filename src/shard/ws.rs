@@ -490,13 +490,14 @@ async fn authorize(
                 headers: &headers,
                 body: b"",
             };
-            let cred = crate::auth::authenticate(
-                &snap.credentials,
-                &parts,
-                "execute-api",
-                SystemTime::now(),
-            )
-            .map_err(authorize::iam_error)?;
+            // A signature (header or presigned URL), never a bearer
+            // token: `sigv4_signer` refuses anything else, then the
+            // signature itself is checked.
+            let now = SystemTime::now();
+            crate::auth::sigv4_signer(&snap.credentials, &parts, "execute-api", now)
+                .map_err(authorize::iam_error)?;
+            let cred = crate::auth::authenticate(&snap.credentials, &parts, "execute-api", now)
+                .map_err(authorize::iam_error)?;
             if !cred.permissions.invoke {
                 return Err(authorize::no_invoke(cred, &arn()));
             }

@@ -58,16 +58,49 @@ print(json.dumps({k: v for k, v in req.headers.items()}))
 /// A presigned URL for `url` (`GET`, `execute-api`, `eu-west-1`) from
 /// botocore's `SigV4QueryAuth`, good for `expires` seconds.
 pub fn botocore_presigned(url: &str, key: &str, secret: &str, expires: u32) -> Option<String> {
+    botocore_presigned_request("GET", url, "", "execute-api", key, secret, expires)
+}
+
+/// A presigned URL for `method url` with this body (whose hash it signs),
+/// for `service` in `eu-west-1`. botocore's presigner moves a body into the
+/// query string (as the AWS query protocol would); here the body stays
+/// the request's, as a JSON API sends it.
+pub fn botocore_presigned_request(
+    method: &str,
+    url: &str,
+    body: &str,
+    service: &str,
+    key: &str,
+    secret: &str,
+    expires: u32,
+) -> Option<String> {
     const SCRIPT: &str = r#"
 import sys
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-url, key, secret, expires = sys.argv[1:5]
-req = AWSRequest(method="GET", url=url, data=b"", headers={})
-SigV4QueryAuth(Credentials(key, secret), "execute-api", "eu-west-1", expires=int(expires)).add_auth(req)
+class BodyKept(SigV4QueryAuth):
+    def _modify_request_before_signing(self, request):
+        data = request.data
+        request.data = b""
+        super()._modify_request_before_signing(request)
+        request.data = data
+method, url, body, service, key, secret, expires = sys.argv[1:8]
+req = AWSRequest(method=method, url=url, data=body.encode(), headers={})
+BodyKept(Credentials(key, secret), service, "eu-west-1", expires=int(expires)).add_auth(req)
 print(req.prepare().url)
 "#;
-    let out = botocore(SCRIPT, &[url, key, secret, &expires.to_string()])?;
+    let out = botocore(
+        SCRIPT,
+        &[
+            method,
+            url,
+            body,
+            service,
+            key,
+            secret,
+            &expires.to_string(),
+        ],
+    )?;
     Some(String::from_utf8(out).unwrap().trim().to_owned())
 }

@@ -125,6 +125,11 @@ impl TcpListener {
         let sk = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         let addr = socket2::SockAddr::from(addr);
         sk.set_reuse_port(true)?;
+        // Tollgate: SO_REUSEADDR too, so that the TIME_WAIT sockets of
+        // accepted connections carry it; without it, they block a later
+        // bind of the port with SO_REUSEADDR alone (Tollgate's check that no
+        // other process listens there) for a minute after a restart.
+        sk.set_reuse_address(true)?;
         // Tollgate: accepts are non-blocking `accept4` calls; readiness
         // comes from an io_uring poll (see `shared_accept`).
         sk.set_nonblocking(true)?;
