@@ -106,7 +106,23 @@ pub struct RequestParts<'a> {
     pub body: &'a [u8],
 }
 
-impl RequestParts<'_> {
+impl<'a> RequestParts<'a> {
+    /// The parts of a parsed request, with its header list (collected by
+    /// the caller, which owns it) and body.
+    pub fn of(
+        head: &'a crate::http::request::RequestHead,
+        headers: &'a [(&'a [u8], &'a [u8])],
+        body: &'a [u8],
+    ) -> RequestParts<'a> {
+        RequestParts {
+            method: head.method_bytes(),
+            path: head.path(),
+            query: head.query(),
+            headers,
+            body,
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()

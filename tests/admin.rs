@@ -245,28 +245,16 @@ fn sigv4(
     secret: &str,
     at: SystemTime,
 ) -> String {
-    let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-    let amz_date = amz_date(secs);
-    let headers: Vec<(&[u8], &[u8])> =
-        vec![(b"host", b"admin"), (b"x-amz-date", amz_date.as_bytes())];
-    let parts = tollgate::auth::RequestParts {
-        method: method.as_bytes(),
-        path: path.as_bytes(),
-        query: Some(query.as_bytes()),
-        headers: &headers,
+    support::aws::Signing {
+        method,
+        host: "admin",
+        path,
+        query: Some(query),
         body,
-    };
-    let auth = tollgate::auth::sign(
-        &parts,
-        ADMIN_KEY_ID,
-        secret,
-        "us-east-1",
-        "apigateway",
-        &amz_date,
-        &["host", "x-amz-date"],
-    )
-    .unwrap();
-    format!("Authorization: {auth}\r\nX-Amz-Date: {amz_date}\r\n")
+        service: "apigateway",
+        region: "us-east-1",
+    }
+    .header_lines(ADMIN_KEY_ID, secret, at)
 }
 
 fn hex_sha256(data: &[u8]) -> String {
@@ -275,14 +263,6 @@ fn hex_sha256(data: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn amz_date(secs: u64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{secs}"), "+%Y%m%dT%H%M%SZ"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]

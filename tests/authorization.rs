@@ -273,32 +273,16 @@ fn signed_at(path: &str, key: &str, secret: &str, at: SystemTime) -> String {
 
 /// `signed_at` for a request with this method (and no body).
 fn signed(method: &str, path: &str, key: &str, secret: &str, at: SystemTime) -> String {
-    let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{secs}"), "+%Y%m%dT%H%M%SZ"])
-        .output()
-        .unwrap();
-    let amz_date = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let headers: Vec<(&[u8], &[u8])> =
-        vec![(b"host", b"test"), (b"x-amz-date", amz_date.as_bytes())];
-    let parts = tollgate::auth::RequestParts {
-        method: method.as_bytes(),
-        path: path.as_bytes(),
+    support::aws::Signing {
+        method,
+        host: "test",
+        path,
         query: None,
-        headers: &headers,
         body: b"",
-    };
-    let auth = tollgate::auth::sign(
-        &parts,
-        key,
-        secret,
-        "eu-west-1",
-        "execute-api",
-        &amz_date,
-        &["host", "x-amz-date"],
-    )
-    .unwrap();
-    format!("Authorization: {auth}\r\nX-Amz-Date: {amz_date}\r\n")
+        service: "execute-api",
+        region: "eu-west-1",
+    }
+    .header_lines(key, secret, at)
 }
 
 #[test]

@@ -1276,37 +1276,20 @@ fn a_lambda_authorizer_decides_who_connects_and_names_them_on_every_route() {
 /// The upgrade request's `Authorization` and `X-Amz-Date`, signed for
 /// `execute-api` (SigV4) with this key.
 fn signed_upgrade(target: &str, host: &str, key: &str, secret: &str) -> (String, String) {
-    let out = std::process::Command::new("date")
-        .args(["-u", "+%Y%m%dT%H%M%SZ"])
-        .output()
-        .unwrap();
-    let amz_date = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q.as_bytes())),
+        Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
-    let headers: Vec<(&[u8], &[u8])> = vec![
-        (b"host", host.as_bytes()),
-        (b"x-amz-date", amz_date.as_bytes()),
-    ];
-    let parts = tollgate::auth::RequestParts {
-        method: b"GET",
-        path: path.as_bytes(),
+    support::aws::Signing {
+        method: "GET",
+        host,
+        path,
         query,
-        headers: &headers,
         body: b"",
-    };
-    let auth = tollgate::auth::sign(
-        &parts,
-        key,
-        secret,
-        "eu-west-1",
-        "execute-api",
-        &amz_date,
-        &["host", "x-amz-date"],
-    )
-    .unwrap();
-    (auth, amz_date)
+        service: "execute-api",
+        region: "eu-west-1",
+    }
+    .sign(key, secret, std::time::SystemTime::now())
 }
 
 #[test]

@@ -129,13 +129,7 @@ impl Admin {
     /// the admin API; or the 403 for a request no credential passes.
     fn authenticate(&self, head: &RequestHead, body: &[u8]) -> Result<(String, bool), Reply> {
         let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
-        let parts = RequestParts {
-            method: head.method_bytes(),
-            path: head.path(),
-            query: head.query(),
-            headers: &headers,
-            body,
-        };
+        let parts = RequestParts::of(head, &headers, body);
         let credentials = self.control.credentials();
         match auth::authenticate(&credentials, &parts, "apigateway", SystemTime::now()) {
             Ok(c) => Ok((c.name.clone(), c.permissions.admin)),

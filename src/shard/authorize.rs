@@ -134,7 +134,7 @@ pub fn check_head<'s>(
         },
         MethodAuth::Iam => {
             let headers: Vec<(&[u8], &[u8])> = info.head.headers().collect();
-            let parts = parts(info, &headers, &[]);
+            let parts = RequestParts::of(info.head, &headers, &[]);
             let cred = crate::auth::sigv4_signer(
                 &snap.credentials,
                 &parts,
@@ -237,23 +237,9 @@ pub fn verify_iam<'s>(
     body: &[u8],
 ) -> Result<&'s crate::auth::Credential, GatewayError> {
     let headers: Vec<(&[u8], &[u8])> = info.head.headers().collect();
-    let parts = parts(info, &headers, body);
+    let parts = RequestParts::of(info.head, &headers, body);
     crate::auth::authenticate(&snap.credentials, &parts, "execute-api", SystemTime::now())
         .map_err(iam_error)
-}
-
-fn parts<'a>(
-    info: &'a RequestInfo<'_>,
-    headers: &'a [(&'a [u8], &'a [u8])],
-    body: &'a [u8],
-) -> RequestParts<'a> {
-    RequestParts {
-        method: info.head.method_bytes(),
-        path: info.head.path(),
-        query: info.head.query(),
-        headers,
-        body,
-    }
 }
 
 /// A signer whose credential may not invoke: API Gateway's refusal.

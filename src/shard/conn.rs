@@ -405,13 +405,7 @@ impl Conn {
             return Err(keep.keeps());
         };
         let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
-        let parts = crate::auth::RequestParts {
-            method: head.method_bytes(),
-            path: head.path(),
-            query: head.query(),
-            headers: &headers,
-            body: &body,
-        };
+        let parts = crate::auth::RequestParts::of(&head, &headers, &body);
         let allowed =
             crate::auth::authenticate(&snap.credentials, &parts, "execute-api", SystemTime::now())
                 .is_ok_and(|c| c.permissions.manage_connections || c.permissions.admin);
@@ -2441,13 +2435,7 @@ fn may_invalidate(snap: &Snapshot, info: &RequestInfo<'_>) -> bool {
         return false;
     }
     let headers: Vec<(&[u8], &[u8])> = info.head.headers().collect();
-    let parts = crate::auth::RequestParts {
-        method: info.head.method_bytes(),
-        path: info.head.path(),
-        query: info.head.query(),
-        headers: &headers,
-        body: info.body,
-    };
+    let parts = crate::auth::RequestParts::of(info.head, &headers, info.body);
     crate::auth::authenticate(&snap.credentials, &parts, "execute-api", SystemTime::now())
         .is_ok_and(|c| c.permissions.invalidate_cache)
 }

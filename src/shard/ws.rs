@@ -483,13 +483,7 @@ async fn authorize(
         WsAuth::None => Ok(Caller::default()),
         WsAuth::Iam => {
             let headers: Vec<(&[u8], &[u8])> = head.headers().collect();
-            let parts = crate::auth::RequestParts {
-                method: head.method_bytes(),
-                path: head.path(),
-                query: head.query(),
-                headers: &headers,
-                body: b"",
-            };
+            let parts = crate::auth::RequestParts::of(head, &headers, b"");
             // A signature (header or presigned URL), never a bearer
             // token: `sigv4_signer` refuses anything else, then the
             // signature itself is checked.
