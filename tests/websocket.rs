@@ -1322,17 +1322,22 @@ fn aws_iam_on_connect_needs_an_upgrade_signed_by_a_credential_that_may_invoke() 
         (status, error_type.as_str()),
         (403, "InvalidSignatureException")
     );
+    // Signed (for `target`) by this key, connecting to `to`.
+    let signed_connect = |key: &str, secret: &str, to: &str| {
+        let (auth, date) = signed_upgrade(target, host, key, secret);
+        connect_with(
+            &gw,
+            to,
+            &[
+                ("Host", host),
+                ("Authorization", &auth),
+                ("X-Amz-Date", &date),
+            ],
+        )
+    };
     // Signed by a credential without `invoke`.
-    let (auth, date) = signed_upgrade(target, host, "AKIDWSPUSHER", "ws/pusher/secret");
-    let (status, error_type, message) = refusal(connect_with(
-        &gw,
-        target,
-        &[
-            ("Host", host),
-            ("Authorization", &auth),
-            ("X-Amz-Date", &date),
-        ],
-    ));
+    let (status, error_type, message) =
+        refusal(signed_connect("AKIDWSPUSHER", "ws/pusher/secret", target));
     assert_eq!(
         (status, error_type.as_str()),
         (403, "AccessDeniedException")
@@ -1342,46 +1347,20 @@ fn aws_iam_on_connect_needs_an_upgrade_signed_by_a_credential_that_may_invoke() 
         "User: pusher is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:local:000000000000:chat/prod/$connect"
     );
     // Signed with the wrong secret, or for another query.
-    let (auth, date) = signed_upgrade(target, host, "AKIDWSINVOKER", "not/the/secret");
-    let (status, error_type, _) = refusal(connect_with(
-        &gw,
-        target,
-        &[
-            ("Host", host),
-            ("Authorization", &auth),
-            ("X-Amz-Date", &date),
-        ],
-    ));
-    assert_eq!(
-        (status, error_type.as_str()),
-        (403, "InvalidSignatureException")
-    );
-    let (auth, date) = signed_upgrade(target, host, "AKIDWSINVOKER", "ws/invoker/secret");
-    let (status, error_type, _) = refusal(connect_with(
-        &gw,
-        "/prod?room=c",
-        &[
-            ("Host", host),
-            ("Authorization", &auth),
-            ("X-Amz-Date", &date),
-        ],
-    ));
-    assert_eq!(
-        (status, error_type.as_str()),
-        (403, "InvalidSignatureException")
-    );
+    for (secret, to) in [
+        ("not/the/secret", target),
+        ("ws/invoker/secret", "/prod?room=c"),
+    ] {
+        let (status, error_type, _) = refusal(signed_connect("AKIDWSINVOKER", secret, to));
+        assert_eq!(
+            (status, error_type.as_str()),
+            (403, "InvalidSignatureException")
+        );
+    }
     assert!(calls_to(&backend, "/connect").is_empty());
     // Signed by the invoker: connected, and every route knows who.
-    let (mut ws, _) = connect_with(
-        &gw,
-        target,
-        &[
-            ("Host", host),
-            ("Authorization", &auth),
-            ("X-Amz-Date", &date),
-        ],
-    )
-    .expect("signed connect");
+    let (mut ws, _) =
+        signed_connect("AKIDWSINVOKER", "ws/invoker/secret", target).expect("signed connect");
     assert_eq!(
         calls_to(&backend, "/connect")[0].header("x-user"),
         Some("invoker")
