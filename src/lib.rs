@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod domain;
 pub mod error;
 pub mod gateway_response;
 pub mod http;

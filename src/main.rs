@@ -278,8 +278,25 @@ fn check(config: &std::path::Path) -> ExitCode {
                 }
             };
             let reply = if route.route_response { "reply" } else { "" };
-            let line = format!("    {key:<32} {kind:<6} {reply:<6} {target}");
+            let auth = match &route.auth {
+                tollgate::ws::WsAuth::None => "",
+                tollgate::ws::WsAuth::Iam => "AWS_IAM",
+                tollgate::ws::WsAuth::Lambda(_) => "CUSTOM",
+            };
+            let line = format!("    {key:<32} {kind:<6} {reply:<6} {auth:<8} {target}");
             say!("{}", line.trim_end());
+        }
+    }
+    for d in snap.domains.iter() {
+        say!("\nDomain {}", d.name);
+        for m in &d.mappings {
+            let base = if m.base_path.is_empty() {
+                "(none)".to_owned()
+            } else {
+                format!("/{}", m.base_path)
+            };
+            let stage = m.stage.as_deref().unwrap_or("{stage from the path}");
+            say!("    {base:<32} → {} / {stage}", m.api);
         }
     }
     let ws = if snap.ws_apis.is_empty() {

@@ -64,6 +64,17 @@ pub struct Snapshot {
     pub lambda_functions: HashMap<String, UpstreamBinding>,
     /// `[cognito_user_pools]`: a user pool ARN → its issuer and keys.
     pub user_pools: HashMap<String, Arc<crate::authorizer::UserPool>>,
+    /// `[[domain_names]]`: custom domains and their base path mappings.
+    pub domains: crate::domain::DomainNames,
+}
+
+/// The API, stage and resource path a request names.
+#[derive(Clone, Copy, Debug)]
+pub struct Located<'a> {
+    pub api: Option<&'a Api>,
+    pub stage: Option<&'a Stage>,
+    /// The path after the stage (and a custom domain's base path).
+    pub rest: &'a str,
 }
 
 /// A shared bucket as a request sees it.
@@ -149,7 +160,13 @@ impl Snapshot {
             tls_client: None,
             lambda_functions: HashMap::new(),
             user_pools: HashMap::new(),
+            domains: crate::domain::DomainNames::default(),
         }
+    }
+
+    pub fn with_domains(mut self, domains: crate::domain::DomainNames) -> Snapshot {
+        self.domains = domains;
+        self
     }
 
     pub fn with_user_pools(
@@ -210,6 +227,71 @@ impl Snapshot {
         }
     }
 
+    /// The API, stage and resource path of a request for `host` and
+    /// `path`: a custom domain's base path mapping (`[[domain_names]]`),
+    /// else [`Snapshot::find`] with the path's first segment as the stage.
+    pub fn locate<'a>(&'a self, host: Option<&[u8]>, path: &'a str) -> Located<'a> {
+        match self.domains.map(host, path) {
+            None => {
+                let (stage, rest) = crate::domain::split_stage(path);
+                let (api, stage) = match self.find(host, stage) {
+                    (Some(a), _) if !a.default_endpoint => (None, None),
+                    found => found,
+                };
+                Located { api, stage, rest }
+            }
+            // A custom domain, no base path of it: nothing.
+            Some(None) => Located {
+                api: None,
+                stage: None,
+                rest: path,
+            },
+            Some(Some(m)) => {
+                let (api, stage) = match self.api_group(m.api) {
+                    Some(g) => self.in_group(g, m.fixed_stage.or(m.stage)),
+                    None => (None, None),
+                };
+                Located {
+                    api,
+                    stage,
+                    rest: m.rest,
+                }
+            }
+        }
+    }
+
+    /// Whether a request is for a WebSocket API (free when there is none).
+    pub fn is_websocket(&self, host: Option<&[u8]>, path: &[u8]) -> bool {
+        if self.ws_apis.is_empty() {
+            return false;
+        }
+        match std::str::from_utf8(path) {
+            Ok(p) => self.ws_locate(host, p).is_some(),
+            Err(_) => false,
+        }
+    }
+
+    /// The WebSocket API, stage name and the path after it of a request
+    /// (custom domains first, as [`Snapshot::locate`]).
+    pub fn ws_locate<'a>(
+        &'a self,
+        host: Option<&[u8]>,
+        path: &'a str,
+    ) -> Option<(&'a crate::ws::WsApi, Option<&'a str>, &'a str)> {
+        match self.domains.map(host, path) {
+            None => {
+                let api = self.ws_api(host)?;
+                let (stage, rest) = crate::domain::split_stage(path);
+                Some((api, stage, rest))
+            }
+            Some(None) => None,
+            Some(Some(m)) => {
+                let api = self.ws_apis.iter().find(|a| a.id == m.api)?;
+                Some((api, m.fixed_stage.or(m.stage), m.rest))
+            }
+        }
+    }
+
     /// The API and stage a request is for. `Host: {apiId}.execute-api.<anything>`
     /// names the API (an unknown id is a miss, not the default API); any
     /// other host means `default_api`. The stage picks among the API's
@@ -228,6 +310,12 @@ impl Snapshot {
                 None => return (None, None),
             },
         };
+        self.in_group(group, stage)
+    }
+
+    /// The deployment of an API (`group`, its compiled deployments) that
+    /// has the stage.
+    fn in_group(&self, group: &[usize], stage: Option<&str>) -> (Option<&Api>, Option<&Stage>) {
         if let Some(name) = stage {
             for &i in group {
                 if let Some(s) = self.apis[i].stage(name) {
@@ -368,6 +456,10 @@ pub struct Api {
     /// `x-amazon-apigateway-policy`: the API's resource policy, judged
     /// before method authorization (`shard::authorize::check_head`).
     pub policy: Option<crate::resource_policy::ResourcePolicy>,
+    /// Served on the default endpoint (`Host: {id}.execute-api.*`,
+    /// `default_api`); `false` (`disableExecuteApiEndpoint`): only through
+    /// its custom domains.
+    pub default_endpoint: bool,
 }
 
 /// `contentHandling` of an integration request or response.

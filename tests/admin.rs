@@ -1395,8 +1395,8 @@ fn create_and_update_rest_api_settings() {
             "Invalid policy document: $.Statement",
         ),
         (
-            r#"{"name": "x", "disableExecuteApiEndpoint": true}"#,
-            "not supported",
+            r#"{"name": "x", "disableExecuteApiEndpoint": "yes"}"#,
+            "must be true or false",
         ),
         (
             r#"{"name": "x", "cloneFrom": "nosuchapi"}"#,
@@ -1452,7 +1452,7 @@ fn create_and_update_rest_api_settings() {
         r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "remove", "path": "/binaryMediaTypes/text~1html"}"#,
         r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/apiKeySource", "value": "x"}"#,
         r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/minimumCompressionSize", "value": "-5"}"#,
-        r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/disableExecuteApiEndpoint", "value": "true"}"#,
+        r#"{"op": "replace", "path": "/name", "value": "lost"}, {"op": "replace", "path": "/disableExecuteApiEndpoint", "value": "maybe"}"#,
     ] {
         let r = patch(ops);
         assert!(r.status == 400 || r.status == 404, "{ops}: {}", r.text());
@@ -2367,4 +2367,40 @@ fn presigned_admin_calls_sign_their_body() {
     let r = call_with(admin, "POST", target, body.as_bytes(), "");
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["name"], "presigned");
+}
+
+/// `disableExecuteApiEndpoint` is kept in the definition, as an import's
+/// `x-amazon-apigateway-endpoint-configuration`, and reported back.
+#[test]
+fn a_disabled_default_endpoint_is_kept_and_reported() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let r = call(
+        admin,
+        "POST",
+        "/restapis",
+        br#"{"name": "hidden", "disableExecuteApiEndpoint": true}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["disableExecuteApiEndpoint"], true);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = call(
+        admin,
+        "PUT",
+        &format!("/restapis/{id}?mode=merge"),
+        doc(&[("/hello", "hi")]).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/s/hello").status, 403);
+    let r = call(
+        admin,
+        "PATCH",
+        &format!("/restapis/{id}"),
+        br#"{"patchOperations": [{"op": "replace", "path": "/disableExecuteApiEndpoint", "value": "false"}]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["disableExecuteApiEndpoint"], false);
+    assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/s/hello").text(), "hi");
 }

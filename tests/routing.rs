@@ -160,3 +160,211 @@ fn percent_encoded_paths_match_decoded_literals_and_keep_params_raw() {
     let r = get(gw.addr, "/prod/pets/a%20b");
     assert_eq!(r.json()["route"], "pet-get");
 }
+
+/// `[[domain_names]]`: a custom domain's base path mappings choose the API
+/// and stage (a mapping without a stage takes it from the path), the
+/// longest base path of whole segments wins, `(none)` serves the whole
+/// domain, a wildcard domain every subdomain; a custom domain's path that
+/// no mapping takes is a 403; `Host: {id}.execute-api.*` keeps working,
+/// and WebSocket APIs are mapped the same way.
+#[test]
+fn custom_domain_names_map_base_paths_to_apis_and_stages() {
+    let show = |name: &str| {
+        mock_method(200, &format!("{{\"route\": \"{name}\", \"api\": \"$context.apiId\", \"stage\": \"$context.stage\", \"resource\": \"$context.resourcePath\", \"domain\": \"$context.domainName\", \"path\": \"$context.path\"}}"))
+    };
+    let a = swagger(&format!(
+        r#"{{"/pets": {{"get": {}}}, "/v22/pets": {{"get": {}}}}}"#,
+        show("a-pets"),
+        show("a-v22")
+    ));
+    let b = swagger(&format!(r#"{{"/pets": {{"get": {}}}}}"#, show("b-pets")));
+    let gw = Gateway::builder()
+        .api("a", &a)
+        .stage("a", "prod", &[])
+        .api("b", &b)
+        .stage("b", "beta", &[])
+        .stage("b", "live", &[])
+        .extra(
+            r#"[[websocket_apis]]
+id = "chat"
+stages = [{ name = "prod" }]
+[[websocket_apis.routes]]
+key = "whoami"
+integration = { type = "mock", response_template = "{\"stage\": \"$context.stage\", \"domain\": \"$context.domainName\"}" }
+route_response = true
+[[domain_names]]
+name = "API.example.com"
+mappings = [
+  { base_path = "(none)", api = "a", stage = "prod" },
+  { base_path = "/v2/", api = "b", stage = "beta" },
+  { base_path = "v3", api = "b" },
+]
+[[domain_names]]
+name = "*.example.org"
+mappings = [{ api = "a", stage = "prod" }]
+[[domain_names]]
+name = "partial.example.net"
+mappings = [{ base_path = "v1", api = "b", stage = "live" }]
+[[domain_names]]
+name = "chat.example.com"
+mappings = [{ api = "chat", stage = "prod" }]
+"#,
+        )
+        .start();
+    let at = |host: &str, path: &str| {
+        let r = support::RawClient::connect(gw.addr).request(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let v: serde_json::Value = if r.status == 200 {
+            serde_json::from_str(&r.text()).unwrap()
+        } else {
+            serde_json::Value::Null
+        };
+        (r.status, v)
+    };
+    let (status, v) = at("api.example.com", "/pets");
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&v["route"], &v["api"], &v["stage"], &v["resource"]),
+        (
+            &"a-pets".into(),
+            &"a".into(),
+            &"prod".into(),
+            &"/pets".into()
+        )
+    );
+    assert_eq!(v["domain"], "api.example.com");
+    // Port, case, and a trailing dot on the host.
+    assert_eq!(at("Api.Example.com:8443", "/pets").1["route"], "a-pets");
+    assert_eq!(at("api.example.com.", "/pets").1["route"], "a-pets");
+    // A base path with its stage; the longest match of whole segments.
+    let (_, v) = at("api.example.com", "/v2/pets");
+    assert_eq!(
+        (&v["route"], &v["stage"]),
+        (&"b-pets".into(), &"beta".into())
+    );
+    assert_eq!(v["path"], "/v2/pets");
+    assert_eq!(at("api.example.com", "/v22/pets").1["route"], "a-v22");
+    // No stage in the mapping: the next segment is the stage.
+    let (_, v) = at("api.example.com", "/v3/live/pets");
+    assert_eq!(
+        (&v["route"], &v["stage"]),
+        (&"b-pets".into(), &"live".into())
+    );
+    assert_eq!(at("api.example.com", "/v3/nostage/pets").0, 403);
+    assert_eq!(at("api.example.com", "/v3").0, 403);
+    // The stage is not in the path of a mapping that names it.
+    assert_eq!(at("api.example.com", "/prod/pets").0, 403);
+    // Wildcard domains; a domain with no mapping for the path.
+    assert_eq!(at("x.example.org", "/pets").1["route"], "a-pets");
+    assert_eq!(at("a.b.example.org", "/pets").1["route"], "a-pets");
+    assert_eq!(at("example.org", "/prod/pets").0, 403);
+    assert_eq!(at("partial.example.net", "/pets").0, 403);
+    assert_eq!(at("partial.example.net", "/v1/pets").1["stage"], "live");
+    // The default endpoint still serves.
+    assert_eq!(at("b.execute-api.local", "/beta/pets").1["route"], "b-pets");
+
+    // A WebSocket API on its custom domain: the upgrade on `/`.
+    let stream = std::net::TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let req = async_tungstenite::tungstenite::handshake::client::Request::builder()
+        .uri(format!("ws://{}/", gw.addr))
+        .header("Host", "chat.example.com")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header(
+            "Sec-WebSocket-Key",
+            async_tungstenite::tungstenite::handshake::client::generate_key(),
+        )
+        .body(())
+        .unwrap();
+    let (mut ws, _) = async_tungstenite::tungstenite::client(req, stream)
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    ws.send(async_tungstenite::tungstenite::Message::text(
+        r#"{"action": "whoami"}"#,
+    ))
+    .unwrap();
+    let reply = ws.read().unwrap();
+    let v: serde_json::Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    assert_eq!(
+        (&v["stage"], &v["domain"]),
+        (&"prod".into(), &"chat.example.com".into())
+    );
+}
+
+#[test]
+fn domain_name_mistakes_are_errors_with_their_json_path() {
+    for (toml, needle, ok) in [
+        (
+            "[[domain_names]]\nname = \"api.example.com:443\"\nmappings = []\n",
+            "$.domain_names[0].name: `api.example.com:443` is not a domain name",
+            false,
+        ),
+        (
+            "[[domain_names]]\nname = \"a.example.com\"\nmappings = [{ api = \"a\", stage = \"prod\" }, { base_path = \"(none)\", api = \"a\" }]\n",
+            "$.domain_names[0].mappings[1].base_path: base path `(none)` is mapped twice",
+            false,
+        ),
+        (
+            "[[domain_names]]\nname = \"a.example.com\"\nmappings = [{ base_path = \"v1/../x\", api = \"a\" }]\n",
+            "$.domain_names[0].mappings[0].base_path: `v1/../x`",
+            false,
+        ),
+        (
+            "[[domain_names]]\nname = \"a.example.com\"\nmappings = [{ api = \"nosuch\", stage = \"prod\" }, { base_path = \"x\", api = \"a\", stage = \"test\" }]\n",
+            "$.domain_names[0].mappings[0].api: no API `nosuch` in the config",
+            true,
+        ),
+    ] {
+        let (_dir, config) = Gateway::builder()
+            .api("a", &swagger(&format!(r#"{{"/p": {{"get": {}}}}}"#, mock_method(200, "p"))))
+            .stage("a", "prod", &[])
+            .extra(toml)
+            .write();
+        let out = std::process::Command::new(support::gateway::bin())
+            .args(["check", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), ok, "{text}");
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+        if ok {
+            assert!(
+                text.contains("$.domain_names[0].mappings[1].stage: API `a` has no stage `test`"),
+                "{text}"
+            );
+        }
+    }
+}
+
+/// `disableExecuteApiEndpoint: true`: the API answers only through its
+/// custom domains, neither on `Host: {id}.execute-api.*` nor as the
+/// default API.
+#[test]
+fn a_disabled_default_endpoint_leaves_only_the_custom_domains() {
+    let doc = swagger(&format!(r#"{{"/pets": {{"get": {}}}}}"#, mock_method(200, "pets"))).replacen(
+        r#""paths""#,
+        r#""x-amazon-apigateway-endpoint-configuration": {"types": ["REGIONAL"], "disableExecuteApiEndpoint": true}, "paths""#,
+        1,
+    );
+    let gw = Gateway::builder()
+        .api("a", &doc)
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .extra("[[domain_names]]\nname = \"api.example.com\"\nmappings = [{ api = \"a\", stage = \"prod\" }]\n")
+        .start();
+    let at = |host: &str, path: &str| {
+        support::RawClient::connect(gw.addr).request(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    let r = at("api.example.com", "/pets");
+    assert_eq!((r.status, r.text().as_str()), (200, "pets"));
+    assert_eq!(at("a.execute-api.local", "/prod/pets").status, 403);
+    assert_eq!(at("localhost", "/prod/pets").status, 403);
+}

@@ -275,7 +275,12 @@ fn api_json(api: &RestApiRecord) -> Value {
         } else {
             api.endpoint_types.clone()
         } },
-        "disableExecuteApiEndpoint": false,
+        "disableExecuteApiEndpoint": api
+            .definition
+            .get("x-amazon-apigateway-endpoint-configuration")
+            .and_then(|c| c.get("disableExecuteApiEndpoint"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         "rootResourceId": resources::root_id(api),
     });
     if let Some(types) = api

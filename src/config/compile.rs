@@ -45,6 +45,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub ws_apis: Vec<super::ws::WsApiSettings>,
     pub ws_limits: crate::ws::WsLimits,
+    pub domains: crate::domain::DomainNames,
     /// CA bundle for `https://` integrations (else the system's roots).
     pub upstream_ca: Option<PathBuf>,
 }
@@ -503,6 +504,7 @@ pub fn read_config(
     let rest_ids: Vec<String> = raw.apis.iter().map(|a| a.id.clone()).collect();
     let function_arns: Vec<String> = lambda_functions.iter().map(|(a, _)| a.clone()).collect();
     let ws_apis = super::ws::read_apis(file, &raw.websocket_apis, &rest_ids, &function_arns, diags);
+    let domains = compile_domains(file, &raw, diags);
     if admin.is_some() && !credentials.iter().any(|c| c.permissions.admin) {
         diags.warn(
             file,
@@ -741,6 +743,7 @@ pub fn read_config(
             limits: throttling,
             ws_apis,
             ws_limits,
+            domains,
             upstream_ca: raw
                 .upstream
                 .ca_file
@@ -899,6 +902,15 @@ pub fn build(
         );
     let lambda_functions =
         bind_lambda_functions(settings, &drafts, &mut targets, &mut target_index, diags);
+    for d in &drafts {
+        if !d.api.default_endpoint && !settings.domains.maps_api(&d.api.id) {
+            diags.warn(
+                &d.api.source,
+                "$.x-amazon-apigateway-endpoint-configuration.disableExecuteApiEndpoint",
+                format!("API `{}` is served only through its custom domains, and no [[domain_names]] mapping names it: it answers nowhere", d.api.id),
+            );
+        }
+    }
     if !diags.errors.is_empty() {
         return Err(LoadError {
             errors: std::mem::take(&mut diags.errors),
@@ -1033,7 +1045,8 @@ pub fn build(
     .with_log_sinks(registry.logs.clone())
     .with_tls(tls_server, tls_client)
     .with_lambda_functions(lambda_functions)
-    .with_user_pools(settings.user_pools.clone()))
+    .with_user_pools(settings.user_pools.clone())
+    .with_domains(settings.domains.clone()))
 }
 
 /// The endpoints of `[lambda_functions]`, bound as integration URIs are
@@ -1846,6 +1859,128 @@ fn resolve_path(base: &Path, p: &str) -> PathBuf {
     } else {
         base.join(path)
     }
+}
+
+/// `[[domain_names]]`: each name once (a host name, or `*.` and one),
+/// each base path once per domain (whole segments of unreserved
+/// characters; empty or `(none)` for the whole domain). A mapping to an
+/// API or stage the config does not have is a warning, not an error: an
+/// API of the admin API may take it.
+fn compile_domains(
+    file: &Path,
+    raw: &RawConfig,
+    diags: &mut Diagnostics,
+) -> crate::domain::DomainNames {
+    let mut domains: Vec<crate::domain::Domain> = Vec::new();
+    for (i, d) in raw.domain_names.iter().enumerate() {
+        let jp = format!("$.domain_names[{i}]");
+        let name = d.name.trim().trim_end_matches('.').to_ascii_lowercase();
+        let host = name.strip_prefix("*.").unwrap_or(&name);
+        let valid = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !valid {
+            diags.error(
+                file,
+                format!("{jp}.name"),
+                format!(
+                    "`{}` is not a domain name (like api.example.com or *.example.com, no port)",
+                    d.name
+                ),
+            );
+            continue;
+        }
+        if domains.iter().any(|x| x.name == name) {
+            diags.error(
+                file,
+                format!("{jp}.name"),
+                format!("`{name}` is given twice"),
+            );
+            continue;
+        }
+        if d.mappings.is_empty() {
+            diags.warn(
+                file,
+                format!("{jp}.mappings"),
+                "no base path mappings: every request for this domain answers 403",
+            );
+        }
+        let mut mappings: Vec<crate::domain::Mapping> = Vec::new();
+        for (j, m) in d.mappings.iter().enumerate() {
+            let mp = format!("{jp}.mappings[{j}]");
+            let base = m.base_path.trim().trim_matches('/');
+            let base = if base == "(none)" { "" } else { base };
+            let segments_ok = base.is_empty()
+                || base.split('/').all(|s| {
+                    !s.is_empty()
+                        && s != "."
+                        && s != ".."
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+                });
+            if !segments_ok {
+                diags.error(
+                    file,
+                    format!("{mp}.base_path"),
+                    format!("`{}`: a base path is path segments of letters, digits, `-`, `.`, `_` and `~` (empty or `(none)` for the whole domain)", m.base_path),
+                );
+                continue;
+            }
+            if mappings.iter().any(|x| x.base_path == base) {
+                diags.error(
+                    file,
+                    format!("{mp}.base_path"),
+                    format!(
+                        "base path `{}` is mapped twice for {name}",
+                        if base.is_empty() { "(none)" } else { base }
+                    ),
+                );
+                continue;
+            }
+            if let Some(s) = &m.stage {
+                if !valid_stage_name(s) {
+                    diags.error(
+                        file,
+                        format!("{mp}.stage"),
+                        format!("`{s}` is not a valid stage name"),
+                    );
+                    continue;
+                }
+            }
+            let rest_api = raw.apis.iter().any(|a| a.id == m.api);
+            let ws_api = raw.websocket_apis.iter().find(|a| a.id == m.api);
+            if !rest_api && ws_api.is_none() {
+                diags.warn(
+                    file,
+                    format!("{mp}.api"),
+                    format!("no API `{}` in the config (one created through the admin API may take it): until then the mapping answers 403", m.api),
+                );
+            } else if let Some(s) = &m.stage {
+                let has_stage = raw.stages.iter().any(|x| x.api == m.api && &x.name == s)
+                    || ws_api.is_some_and(|w| w.stages.iter().any(|x| &x.name == s));
+                if !has_stage {
+                    diags.warn(
+                        file,
+                        format!("{mp}.stage"),
+                        format!("API `{}` has no stage `{s}` in the config: until it has, the mapping answers 403", m.api),
+                    );
+                }
+            }
+            mappings.push(crate::domain::Mapping {
+                base_path: base.to_owned(),
+                api: m.api.clone(),
+                stage: m.stage.clone(),
+            });
+        }
+        domains.push(crate::domain::Domain { name, mappings });
+    }
+    crate::domain::DomainNames::new(domains)
 }
 
 fn valid_api_id(id: &str) -> bool {

@@ -42,6 +42,31 @@ pub struct RawConfig {
     pub websocket_apis: Vec<RawWsApi>,
     #[serde(default)]
     pub websocket: RawWsLimits,
+    #[serde(default)]
+    pub domain_names: Vec<RawDomainName>,
+}
+
+/// A custom domain name and its base path mappings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDomainName {
+    /// `api.example.com`, or `*.example.com` for every subdomain.
+    pub name: String,
+    #[serde(default)]
+    pub mappings: Vec<RawBasePathMapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasePathMapping {
+    /// `v1`, `v1/orders`; empty or `(none)` for the whole domain.
+    #[serde(default)]
+    pub base_path: String,
+    pub api: String,
+    /// Without one, the stage is the first path segment after the base
+    /// path.
+    #[serde(default)]
+    pub stage: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

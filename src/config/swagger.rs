@@ -118,7 +118,7 @@ pub fn compile_api(
     let api_keys_from_header = compile_api_key_source(file, root, diags);
     let minimum_compression_size = compile_minimum_compression_size(file, root, diags);
     let policy = compile_policy(file, root, diags);
-    check_endpoint_configuration(file, root, diags);
+    let default_endpoint = endpoint_configuration(file, root, diags);
     let schemes = super::security::schemes(file, root, diags);
     check_model_names(file, root, diags);
     check_refs(file, doc, doc, "$", diags);
@@ -270,6 +270,7 @@ pub fn compile_api(
             api_keys_from_header,
             minimum_compression_size,
             policy,
+            default_endpoint,
         },
         uris,
     })
@@ -973,39 +974,36 @@ fn compile_policy(
     }
 }
 
-/// `x-amazon-apigateway-endpoint-configuration`: nothing in it changes how
-/// the API is served here, but two settings promise what this gateway
-/// would not keep. `disableExecuteApiEndpoint: true` (clients only through
-/// a custom domain, which may enforce mutual TLS) is an error: there are
-/// no custom domains here, so the API would be served on the very
-/// endpoint it disables. A `PRIVATE` API (or `vpcEndpointIds`) is
+/// `x-amazon-apigateway-endpoint-configuration`: whether the API is served
+/// on the default endpoint (`Host: {id}.execute-api.*`, `default_api`);
+/// `disableExecuteApiEndpoint: true` leaves only its custom domains
+/// (`[[domain_names]]`). A `PRIVATE` API (or `vpcEndpointIds`) is
 /// reachable by every client of the listener: a warning.
-fn check_endpoint_configuration(
+fn endpoint_configuration(
     file: &Path,
     root: &serde_json::Map<String, Value>,
     diags: &mut Diagnostics,
-) {
+) -> bool {
     let key = "x-amazon-apigateway-endpoint-configuration";
     let Some(conf) = root.get(key) else {
-        return;
+        return true;
     };
     let Some(conf) = conf.as_object() else {
         diags.error(file, format!("$.{key}"), "must be an object");
-        return;
+        return true;
     };
-    match conf.get("disableExecuteApiEndpoint") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => diags.error(
-            file,
-            format!("$.{key}.disableExecuteApiEndpoint"),
-            "disabling the default endpoint is not supported: this gateway has no custom domain names, so the API would be served on the endpoint this disables (remove it, or set it to false, to serve the API here)",
-        ),
-        Some(_) => diags.error(
-            file,
-            format!("$.{key}.disableExecuteApiEndpoint"),
-            "must be true or false",
-        ),
-    }
+    let default_endpoint = match conf.get("disableExecuteApiEndpoint") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => true,
+        Some(Value::Bool(true)) => false,
+        Some(_) => {
+            diags.error(
+                file,
+                format!("$.{key}.disableExecuteApiEndpoint"),
+                "must be true or false",
+            );
+            true
+        }
+    };
     let private = conf
         .get("types")
         .and_then(Value::as_array)
@@ -1021,6 +1019,7 @@ fn check_endpoint_configuration(
             "a PRIVATE API (VPC endpoints) is served to every client that reaches this gateway's listener: keep it on a private address, or restrict it with a resource policy on aws:SourceIp",
         );
     }
+    default_endpoint
 }
 
 /// `x-amazon-apigateway-minimum-compression-size`: an integer from 0 to

@@ -293,7 +293,7 @@ impl Conn {
             // connection. Measured: an idle keep-alive connection 20.1 →
             // 4.4 KiB (loadtest f, 10,000 connections); one allocation per
             // request.
-            let keep_alive = if snap.ws_api(head.host()).is_some() {
+            let keep_alive = if snap.is_websocket(head.host(), head.path()) {
                 match Box::pin(self.websocket_request(&snap, head)).await {
                     Ok(upgrade) => return Some(upgrade),
                     Err(keep) => keep,
@@ -325,8 +325,10 @@ impl Conn {
         let rid = ids::new_request_id();
         let request_id = std::str::from_utf8(&rid).unwrap_or("").to_owned();
         let path = String::from_utf8_lossy(head.path()).into_owned();
-        let (stage_name, rest) = split_stage(&path);
-        let api = snap.ws_api(head.host());
+        let located = snap.ws_locate(head.host(), &path);
+        let api = located.map(|l| l.0);
+        let stage_name = located.and_then(|l| l.1);
+        let rest = located.map_or("", |l| l.2);
         let stage_ok = api
             .zip(stage_name)
             .is_some_and(|(a, s)| a.stage(s).is_some());
@@ -638,8 +640,8 @@ impl Conn {
             return;
         }
         let path = head.path();
-        let (stage_name, _) = split_stage(std::str::from_utf8(path).unwrap_or(""));
-        let (Some(api), Some(stage)) = snap.find(head.host(), stage_name) else {
+        let located = snap.locate(head.host(), std::str::from_utf8(path).unwrap_or(""));
+        let (Some(api), Some(stage)) = (located.api, located.stage) else {
             return;
         };
         let Some(log) = &stage.access_log else {
@@ -698,8 +700,7 @@ impl Conn {
             write_protocol_error(&mut self.out, 400, "Bad Request", request_id);
             return false;
         };
-        let (stage_name, rest) = split_stage(path);
-        let (api, stage) = snap.find(head.host(), stage_name);
+        let crate::snapshot::Located { api, stage, rest } = snap.locate(head.host(), path);
         if let Some(s) = stage {
             self.rec.series = s.metric_unmatched;
             self.rec.logged = s.access_log.is_some();
@@ -2505,24 +2506,6 @@ impl Drop for Permit<'_> {
     }
 }
 
-/// `/prod/pets/1` → (`prod`, `/pets/1`); `/prod` → (`prod`, ``).
-fn split_stage(path: &str) -> (Option<&str>, &str) {
-    let Some(p) = path.strip_prefix('/') else {
-        return (None, path);
-    };
-    // A byte search: `str::find(char)` was ~0.4% of a shard's samples on a
-    // MOCK route (`perf`, short paths).
-    let (stage, rest) = match p.bytes().position(|b| b == b'/') {
-        Some(i) => (&p[..i], &p[i..]),
-        None => (p, ""),
-    };
-    if stage.is_empty() {
-        (None, rest)
-    } else {
-        (Some(stage), rest)
-    }
-}
-
 fn head_error_message(e: HeadError) -> &'static str {
     match e {
         HeadError::BadRequest(why) => why,
@@ -2538,21 +2521,6 @@ fn head_error_message(e: HeadError) -> &'static str {
 /// them), whatever a mapping produced.
 fn clean(v: &str) -> String {
     crate::http::response::field_value(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stage_split() {
-        assert_eq!(split_stage("/prod/pets/1"), (Some("prod"), "/pets/1"));
-        assert_eq!(split_stage("/prod"), (Some("prod"), ""));
-        assert_eq!(split_stage("/prod/"), (Some("prod"), "/"));
-        assert_eq!(split_stage("/"), (None, ""));
-        assert_eq!(split_stage(""), (None, ""));
-        assert_eq!(split_stage("*"), (None, "*"));
-    }
 }
 
 #[cfg(test)]

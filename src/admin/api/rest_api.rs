@@ -15,6 +15,7 @@ const KEY_SOURCE: &str = "x-amazon-apigateway-api-key-source";
 const ENDPOINT_TYPES: [&str; 3] = ["EDGE", "REGIONAL", "PRIVATE"];
 const COMPRESSION: &str = "x-amazon-apigateway-minimum-compression-size";
 const POLICY: &str = "x-amazon-apigateway-policy";
+const ENDPOINT_CONF: &str = "x-amazon-apigateway-endpoint-configuration";
 
 /// A `minimumCompressionSize`: 0 to 10485760 bytes.
 fn compression_size(v: &Value) -> Result<u64, Reply> {
@@ -84,20 +85,37 @@ fn policy(v: &Value) -> Result<Option<Value>, Reply> {
     }
 }
 
-/// The setting this gateway cannot honour, refused rather than stored and
-/// ignored: a disabled default endpoint would be a security promise it
-/// does not keep. `disable`: `disableExecuteApiEndpoint`, `None` when it
-/// is not a boolean.
-fn refuse_unsupported(disable: Option<bool>) -> Result<(), Reply> {
-    match disable {
-        Some(false) => Ok(()),
-        Some(true) => Err(bad(
-            "Invalid disableExecuteApiEndpoint: disabling the default endpoint is not supported by this gateway",
-        )),
-        None => Err(bad(
+/// `disableExecuteApiEndpoint` into the definition's
+/// `x-amazon-apigateway-endpoint-configuration`, as an import reads it
+/// (`true`: the API is served only through its custom domains). `None`:
+/// not a boolean.
+fn set_disable(
+    doc: &mut serde_json::Map<String, Value>,
+    disable: Option<bool>,
+) -> Result<(), Reply> {
+    let Some(disable) = disable else {
+        return Err(bad(
             "Invalid disableExecuteApiEndpoint: must be true or false",
-        )),
+        ));
+    };
+    let conf = doc.entry(ENDPOINT_CONF).or_insert_with(|| json!({}));
+    match conf.as_object_mut() {
+        Some(c) if disable => {
+            c.insert("disableExecuteApiEndpoint".to_owned(), json!(true));
+        }
+        Some(c) => {
+            c.remove("disableExecuteApiEndpoint");
+        }
+        None => {
+            return Err(bad(
+                "The API's x-amazon-apigateway-endpoint-configuration is not an object",
+            ))
+        }
     }
+    if conf.as_object().is_some_and(|c| c.is_empty()) {
+        doc.remove(ENDPOINT_CONF);
+    }
+    Ok(())
 }
 
 /// `create-rest-api`: `name` (required), `description`, `version`,
@@ -134,7 +152,9 @@ fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => None,
     };
-    refuse_unsupported(disable)?;
+    if disable.is_none() {
+        set_disable(&mut serde_json::Map::new(), None)?;
+    }
     let description = opt_str(&req, "description")?.map(str::to_owned);
     let version = opt_str(&req, "version")?.map(str::to_owned);
     let mut definition = match opt_str(&req, "cloneFrom")? {
@@ -182,6 +202,9 @@ fn build(admin: &Admin, state: &AdminState, body: &[u8]) -> Result<RestApiRecord
     }
     if let Some(p) = policy {
         doc.insert(POLICY.to_owned(), p);
+    }
+    if disable == Some(true) {
+        set_disable(doc, disable)?;
     }
     if let Some(s) = opt_str(&req, "apiKeySource")? {
         doc.insert(KEY_SOURCE.to_owned(), json!(key_source(s)?));
@@ -314,7 +337,7 @@ fn apply(rec: &mut RestApiRecord, op: &str, path: &str, value: Option<&str>) -> 
             }
         },
         ("replace", "/disableExecuteApiEndpoint") => {
-            refuse_unsupported(value.and_then(|v| v.parse().ok()))?
+            set_disable(doc, value.and_then(|v| v.parse().ok()))?
         }
         (op @ ("add" | "remove" | "replace"), p) if p.starts_with("/binaryMediaTypes/") => {
             let named = media_type(&p["/binaryMediaTypes/".len()..], "binaryMediaTypes path")?;
