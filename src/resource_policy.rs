@@ -37,11 +37,33 @@ struct Statement {
     principal: Principal,
     /// `Action` patterns (case-insensitive).
     actions: Vec<String>,
-    /// `Resource` patterns over `STAGE/METHOD/PATH`.
-    resources: Vec<String>,
+    resources: Vec<ResourcePattern>,
     conditions: Vec<Condition>,
     /// Something this evaluator cannot read (see the module doc).
     opaque: bool,
+}
+
+/// A `Resource`, matched as IAM does (`*` and `?` span `/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ResourcePattern {
+    /// Over `STAGE/METHOD/PATH`: the shorthand `execute-api:/...`, or an
+    /// ARN whose API id is a plain name (taken as this API's, so a policy
+    /// exported from another deployment works).
+    Method(String),
+    /// Over `API_ID/STAGE/METHOD/PATH`: an ARN whose API id part has a
+    /// wildcard, which may span into the rest.
+    WithApi(String),
+}
+
+impl ResourcePattern {
+    fn matches(&self, facts: &Facts<'_>) -> bool {
+        match self {
+            ResourcePattern::Method(p) => wildcard_match(p, facts.resource),
+            ResourcePattern::WithApi(p) => {
+                wildcard_match(p, &format!("{}/{}", facts.api_id, facts.resource))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +108,7 @@ struct Condition {
 /// What a policy may ask of a request.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
+    pub api_id: &'a str,
     /// `STAGE/METHOD/PATH` (the method ARN after `API_ID/`).
     pub resource: &'a str,
     pub source_ip: IpAddr,
@@ -118,6 +141,26 @@ impl ResourcePolicy {
         let Some(obj) = doc.as_object() else {
             return Err((String::new(), "a policy document is a JSON object".into()));
         };
+        // IAM refuses what it does not know: read any other way, a
+        // misspelled element (`Condtion`) would leave an allow open.
+        for key in obj.keys() {
+            if !matches!(key.as_str(), "Version" | "Id" | "Statement") {
+                return Err((
+                    format!(".{key}"),
+                    "not an element of a policy (Version, Id, Statement)".into(),
+                ));
+            }
+        }
+        match obj.get("Version") {
+            None => {}
+            Some(Value::String(v)) if v == "2012-10-17" || v == "2008-10-17" => {}
+            Some(v) => {
+                return Err((
+                    ".Version".into(),
+                    format!("{v} is not a policy language version (2012-10-17)"),
+                ))
+            }
+        }
         let statements = match obj.get("Statement") {
             Some(Value::Array(a)) => a.iter().collect::<Vec<_>>(),
             Some(s @ Value::Object(_)) => vec![s],
@@ -178,11 +221,7 @@ impl Statement {
                     .actions
                     .iter()
                     .any(|a| wildcard_match(&a.to_ascii_lowercase(), "execute-api:invoke")))
-            && (self.resources.is_empty()
-                || self
-                    .resources
-                    .iter()
-                    .any(|r| wildcard_match(r, facts.resource)))
+            && (self.resources.is_empty() || self.resources.iter().any(|r| r.matches(facts)))
             && self.conditions.iter().all(|c| c.holds(facts))
     }
 }
@@ -235,15 +274,14 @@ fn strings(v: &Value, jp: &str) -> Result<Vec<String>, Note> {
     }
 }
 
-/// A `Resource` as a pattern over `STAGE/METHOD/PATH`: the shorthand
-/// `execute-api:/STAGE/METHOD/PATH`, or an execute-api ARN whose region,
-/// account and API id are taken as this API's.
-fn resource_pattern(r: &str) -> Option<String> {
+/// A `Resource`: the shorthand `execute-api:/STAGE/METHOD/PATH`, `*`, or
+/// an execute-api ARN (any partition, region and account).
+fn resource_pattern(r: &str) -> Option<ResourcePattern> {
     if r == "*" {
-        return Some("*".into());
+        return Some(ResourcePattern::Method("*".into()));
     }
     if let Some(rest) = r.strip_prefix("execute-api:/") {
-        return Some(rest.to_owned());
+        return Some(ResourcePattern::Method(rest.to_owned()));
     }
     let mut parts = r.splitn(6, ':');
     let (Some("arn"), Some(_partition), Some(service), Some(_region), Some(_account), Some(rest)) = (
@@ -259,11 +297,12 @@ fn resource_pattern(r: &str) -> Option<String> {
     if !wildcard_match(service, "execute-api") {
         return None;
     }
+    let wild = |s: &str| s.contains(['*', '?']);
     match rest.split_once('/') {
-        Some((_api, path)) => Some(path.to_owned()),
-        // The API id alone (no method), or a wildcard over everything.
-        None if rest.chars().all(|c| c == '*') => Some("*".into()),
-        None => Some(String::new()),
+        Some((api, path)) if !wild(api) => Some(ResourcePattern::Method(path.to_owned())),
+        // The API id alone names the API, no method: nothing a request is.
+        None if !wild(rest) => Some(ResourcePattern::Method(String::new())),
+        _ => Some(ResourcePattern::WithApi(rest.to_owned())),
     }
 }
 
@@ -271,6 +310,25 @@ fn statement(s: &Value, jp: &str, warnings: &mut Vec<Note>) -> Result<Statement,
     let Some(o) = s.as_object() else {
         return Err((jp.to_owned(), "a statement is a JSON object".into()));
     };
+    for key in o.keys() {
+        if !matches!(
+            key.as_str(),
+            "Sid"
+                | "Effect"
+                | "Principal"
+                | "NotPrincipal"
+                | "Action"
+                | "NotAction"
+                | "Resource"
+                | "NotResource"
+                | "Condition"
+        ) {
+            return Err((
+                format!("{jp}.{key}"),
+                "not an element of a statement (Sid, Effect, Principal, Action, Resource, Condition and their Not forms)".into(),
+            ));
+        }
+    }
     let allow = match o.get("Effect").and_then(Value::as_str) {
         Some("Allow") => true,
         Some("Deny") => false,
@@ -302,17 +360,39 @@ fn statement(s: &Value, jp: &str, warnings: &mut Vec<Note>) -> Result<Statement,
             Principal::Anyone
         }
         (Some(Value::String(s)), None) if s == "*" => Principal::Anyone,
-        (Some(Value::Object(p)), None) => match p.get("AWS") {
-            Some(aws) => {
-                let list = strings(aws, &format!("{jp}.Principal.AWS"))?;
-                if list.iter().any(|a| a == "*") {
-                    Principal::Anyone
-                } else {
-                    Principal::Aws(list)
-                }
+        (Some(Value::Object(p)), None) => {
+            if let Some(k) = p.keys().find(|k| {
+                !matches!(
+                    k.as_str(),
+                    "AWS" | "Service" | "Federated" | "CanonicalUser"
+                )
+            }) {
+                return Err((
+                    format!("{jp}.Principal.{k}"),
+                    "not a kind of principal (AWS, Service, Federated, CanonicalUser)".into(),
+                ));
             }
-            None => Principal::Nobody,
-        },
+            match p.get("AWS") {
+                Some(aws) => {
+                    let list = strings(aws, &format!("{jp}.Principal.AWS"))?;
+                    for (i, a) in list.iter().enumerate() {
+                        let account = a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit());
+                        if !(a == "*" || account || a.starts_with("arn:")) {
+                            return Err((
+                                format!("{jp}.Principal.AWS[{i}]"),
+                                format!("`{a}` is not an AWS principal (an ARN, a 12-digit account id, or *)"),
+                            ));
+                        }
+                    }
+                    if list.iter().any(|a| a == "*") {
+                        Principal::Anyone
+                    } else {
+                        Principal::Aws(list)
+                    }
+                }
+                None => Principal::Nobody,
+            }
+        }
         (None, None) => {
             return Err((
                 format!("{jp}.Principal"),
@@ -339,6 +419,17 @@ fn statement(s: &Value, jp: &str, warnings: &mut Vec<Note>) -> Result<Statement,
             let list = strings(r, &format!("{jp}.Resource"))?;
             let mut out = Vec::with_capacity(list.len());
             for (i, r) in list.iter().enumerate() {
+                if r.trim() != r {
+                    return Err((
+                        format!("{jp}.Resource[{i}]"),
+                        format!("`{r}` has white space around it"),
+                    ));
+                }
+                // A policy variable (`${aws:username}`) is not substituted
+                // here: compared as text it would match what it should not.
+                if r.contains("${") {
+                    opaque_because(&format!("Resource[{i}]"), warnings);
+                }
                 match resource_pattern(r) {
                     Some(p) => out.push(p),
                     None => {
@@ -379,6 +470,10 @@ fn statement(s: &Value, jp: &str, warnings: &mut Vec<Note>) -> Result<Statement,
             for (key_name, values) in block {
                 let kp = format!("{cp}.{key_name}");
                 let values = strings(values, &kp)?;
+                if values.iter().any(|v| v.contains("${")) {
+                    opaque_because(&format!("Condition.{op_name}.{key_name}"), warnings);
+                    continue;
+                }
                 let key = match key_name.to_ascii_lowercase().as_str() {
                     "aws:sourceip" => Some(Key::SourceIp),
                     "aws:sourcevpc" | "aws:sourcevpce" => Some(Key::SourceVpc),
@@ -453,6 +548,7 @@ mod tests {
 
     fn facts<'a>(resource: &'a str, ip: &str, principal: Option<&'a str>) -> Facts<'a> {
         Facts {
+            api_id: "rpapi",
             resource,
             source_ip: ip.parse().unwrap(),
             user_agent: Some("curl/8"),
@@ -524,6 +620,34 @@ mod tests {
     }
 
     #[test]
+    fn a_wildcard_in_the_api_id_spans_into_the_path_as_in_iam() {
+        for pattern in [
+            "arn:aws:execute-api:*:*:*/GET/secret",
+            "arn:aws:execute-api:*:*:*secret",
+            "arn:aws:execute-api:*:*:rpapi*",
+            "arn:aws:execute-api:*:*:rpapi?prod/GET/secret",
+        ] {
+            let p = policy(
+                json!([{"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": pattern}]),
+            );
+            assert_eq!(
+                p.evaluate(&facts("prod/GET/secret", "10.0.0.1", None)),
+                Verdict::ExplicitDeny,
+                "{pattern}"
+            );
+        }
+        // A wildcard API id is matched against this API's id.
+        let p = policy(
+            json!([{"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke",
+            "Resource": "arn:aws:execute-api:*:*:other*/prod/*"}]),
+        );
+        assert_eq!(
+            p.evaluate(&facts("prod/GET/secret", "10.0.0.1", None)),
+            Verdict::ImplicitDeny
+        );
+    }
+
+    #[test]
     fn iam_principals_match_signed_callers_only() {
         let p = policy(json!([
             {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::000000000000:user/ops-*"]},
@@ -588,6 +712,20 @@ mod tests {
     }
 
     #[test]
+    fn policy_variables_are_not_evaluated() {
+        let (p, warnings) = ResourcePolicy::parse(&json!({"Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "*",
+             "Condition": {"StringLike": {"aws:UserAgent": "${*}"}}},
+            {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/${aws:username}/*"}
+        ]}))
+        .unwrap();
+        let mut f = facts("${aws:username}/GET/x", "10.0.0.1", None);
+        f.user_agent = Some("${*}");
+        assert_eq!(p.evaluate(&f), Verdict::ImplicitDeny);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    #[test]
     fn vpc_endpoints_are_absent_and_strings_compare_as_iam() {
         // Private-API policies: only calls through a VPC endpoint, which
         // never reach this gateway; the negated form denies them all.
@@ -646,6 +784,33 @@ mod tests {
             ),
             (json!({"Version": "2012-10-17"}), ".Statement"),
             (json!("{not json"), ""),
+            // What IAM does not know is refused: read another way, a
+            // misspelt condition would leave an allow unconditional.
+            (
+                json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "x", "Resource": "*",
+                "Condtion": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}),
+                ".Statement[0].Condtion",
+            ),
+            (
+                json!({"Statement": [], "Versoin": "2012-10-17"}),
+                ".Versoin",
+            ),
+            (
+                json!({"Version": "2020-01-01", "Statement": []}),
+                ".Version",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Deny", "Principal": {"aws": "*"}, "Action": "x", "Resource": "*"}]}),
+                ".Statement[0].Principal.aws",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Deny", "Principal": {"AWS": "alice"}, "Action": "x", "Resource": "*"}]}),
+                ".Statement[0].Principal.AWS[0]",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "x", "Resource": "execute-api:/* "}]}),
+                ".Statement[0].Resource[0]",
+            ),
         ] {
             let err = ResourcePolicy::parse(&doc).unwrap_err();
             assert_eq!(err.0, path, "{doc}: {err:?}");

@@ -1469,3 +1469,54 @@ fn a_malformed_security_is_an_error_not_an_open_method() {
         );
     }
 }
+
+/// Policies (the API's resource policy and an authorizer's) judge the
+/// path the router matched: percent-encoded and trailing-slash spellings
+/// of a denied path are denied too, and the authorizer's `methodArn`
+/// names the path that way.
+#[test]
+fn policies_judge_every_spelling_of_a_path() {
+    let authorizer = Backend::start(answers(json!({
+        "principalId": "u1",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:aws:execute-api:*:*:*/prod/*"},
+            {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "arn:aws:execute-api:*:*:*/prod/POST/token"}
+        ]}
+    })));
+    let doc = with_policy(
+        &all_schemes(),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*/GET/open"}
+        ]}),
+    );
+    let gw = lambda_gateway(&doc, &authorizer, "");
+    for path in [
+        "/prod/open",
+        "/prod/%6Fpen",
+        "/prod/%6f%70%65%6e",
+        "/prod/open/",
+    ] {
+        let r = call(gw.addr, "GET", path, "", b"");
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert!(
+            r.text().contains("/prod/GET/open with an explicit deny"),
+            "{path}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(call(gw.addr, "POST", "/prod/open", "", b"").text(), "open");
+    for path in ["/prod/token", "/prod/%74oken", "/prod/token/"] {
+        let r = call(gw.addr, "POST", path, "Auth: Bearer abc\r\n", b"");
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+    }
+    let event: serde_json::Value = serde_json::from_slice(&authorizer.last().body).unwrap();
+    assert_eq!(
+        event["methodArn"],
+        "arn:aws:execute-api:local:000000000000:a/prod/POST/token"
+    );
+    assert_eq!(
+        call(gw.addr, "GET", "/prod/%74oken", "Auth: Bearer abc\r\n", b"").text(),
+        "token"
+    );
+}

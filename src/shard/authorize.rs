@@ -59,10 +59,18 @@ pub fn method_arn(info: &RequestInfo<'_>) -> String {
     )
 }
 
-/// The method ARN after the API id: `STAGE/METHOD/PATH`.
+/// The method ARN after the API id: `STAGE/METHOD/PATH`, with the path as
+/// the router matched it (percent-decoded, without a trailing slash), so
+/// that a policy naming a path judges every spelling that reaches it
+/// (`/%73ecret` and `/secret/` are `/secret`).
 fn arn_resource(info: &RequestInfo<'_>) -> String {
     let stage = info.stage.map_or("", |s| s.name.as_str());
-    let rest = info.route.map_or("/", |r| r.rest);
+    let raw = info.route.map_or("/", |r| r.rest);
+    let decoded = crate::http::query::decode_path(raw.as_bytes());
+    let mut rest: &str = &decoded;
+    if rest.len() > 1 {
+        rest = rest.strip_suffix('/').unwrap_or(rest);
+    }
     let rest = if rest.is_empty() { "/" } else { rest };
     format!("{stage}/{}{rest}", info.head.method().as_str())
 }
@@ -70,7 +78,8 @@ fn arn_resource(info: &RequestInfo<'_>) -> String {
 /// The API's resource policy on this request, for the caller `principal`
 /// (a signer's ARN; `None`: anonymous). `None` when the API has none.
 fn policy_verdict(info: &RequestInfo<'_>, principal: Option<&str>) -> Option<Verdict> {
-    let policy = info.api?.policy.as_ref()?;
+    let api = info.api?;
+    let policy = api.policy.as_ref()?;
     let resource = arn_resource(info);
     let text = |name: &str| {
         info.head
@@ -78,6 +87,7 @@ fn policy_verdict(info: &RequestInfo<'_>, principal: Option<&str>) -> Option<Ver
             .and_then(|v| std::str::from_utf8(v).ok())
     };
     Some(policy.evaluate(&crate::resource_policy::Facts {
+        api_id: &api.id,
         resource: &resource,
         source_ip: info.peer.ip(),
         user_agent: text("user-agent"),
