@@ -2294,14 +2294,7 @@ fn a_resource_policy_set_through_the_admin_api_is_enforced_once_deployed() {
         given,
         serde_json::from_str::<serde_json::Value>(&allow_get).unwrap()
     );
-    let r = call(
-        admin,
-        "PUT",
-        &format!("/restapis/{id}?mode=merge"),
-        doc(&[("/hello", "hi")]).as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
+    merge_hello_and_deploy(admin, &id);
     assert_eq!(invoke(&gw, &id, "/s/hello").text(), "hi");
 
     let patch = |value: &str| {
@@ -2384,14 +2377,7 @@ fn a_disabled_default_endpoint_is_kept_and_reported() {
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["disableExecuteApiEndpoint"], true);
     let id = r.json()["id"].as_str().unwrap().to_owned();
-    let r = call(
-        admin,
-        "PUT",
-        &format!("/restapis/{id}?mode=merge"),
-        doc(&[("/hello", "hi")]).as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
+    merge_hello_and_deploy(admin, &id);
     assert_eq!(invoke(&gw, &id, "/s/hello").status, 403);
     let r = call(
         admin,
@@ -2403,4 +2389,17 @@ fn a_disabled_default_endpoint_is_kept_and_reported() {
     assert_eq!(r.json()["disableExecuteApiEndpoint"], false);
     assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
     assert_eq!(invoke(&gw, &id, "/s/hello").text(), "hi");
+}
+
+/// Merges a MOCK `GET /hello` ("hi") into API `id` and deploys it to
+/// stage `s`.
+fn merge_hello_and_deploy(admin: SocketAddr, id: &str) {
+    let r = call(
+        admin,
+        "PUT",
+        &format!("/restapis/{id}?mode=merge"),
+        doc(&[("/hello", "hi")]).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(deploy(admin, id, "s", "{}").status, 201);
 }

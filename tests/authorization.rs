@@ -134,13 +134,7 @@ fn access_log_lines(gw: &Gateway, n: usize) -> Vec<String> {
 
 /// `tollgate check` on a config: whether it passed, and what it printed.
 fn check(config: &std::path::Path) -> (bool, String) {
-    let out = Command::new(support::gateway::bin())
-        .args(["check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    support::gateway::check(config)
 }
 
 fn assert_refused(r: &support::Response, status: u16, error_type: &str, message: &str) {

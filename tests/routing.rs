@@ -325,13 +325,8 @@ fn domain_name_mistakes_are_errors_with_their_json_path() {
             .stage("a", "prod", &[])
             .extra(toml)
             .write();
-        let out = std::process::Command::new(support::gateway::bin())
-            .args(["check", "--config", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.success(), ok, "{text}");
+        let (passed, text) = support::gateway::check(&config);
+        assert_eq!(passed, ok, "{text}");
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
         if ok {
             assert!(

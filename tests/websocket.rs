@@ -1438,13 +1438,8 @@ integration = {{ type = "mock" }}
     ];
     for (toml, needle) in cases {
         let (_dir, config) = Gateway::builder().extra(&toml).write();
-        let out = std::process::Command::new(support::gateway::bin())
-            .args(["check", "--config", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{text}");
+        let (passed, text) = support::gateway::check(&config);
+        assert!(!passed, "{text}");
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }
     // A function without an endpoint is a warning: such connections are
@@ -1455,12 +1450,8 @@ integration = {{ type = "mock" }}
             "key = \"$connect\"\nauthorization_type = \"CUSTOM\"\nauthorizer = \"tokens\"",
         ))
         .write();
-    let out = std::process::Command::new(support::gateway::bin())
-        .args(["check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}");
+    let (passed, text) = support::gateway::check(&config);
+    assert!(passed, "{text}");
     assert!(
         text.contains("$.websocket_apis[0].authorizers[0].uri: function arn:aws:lambda:eu-west-1:1:function:f: no endpoint for it in the config's [lambda_functions]"),
         "{text}"

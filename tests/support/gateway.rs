@@ -449,3 +449,16 @@ pub fn aws_apigateway_output(admin: SocketAddr, args: &[&str]) -> std::process::
         .output()
         .unwrap()
 }
+
+/// `tollgate check --config config`: whether it passed, and what it
+/// printed (standard output, then standard error).
+pub fn check(config: &Path) -> (bool, String) {
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
