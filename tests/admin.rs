@@ -2403,3 +2403,42 @@ fn merge_hello_and_deploy(admin: SocketAddr, id: &str) {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(deploy(admin, id, "s", "{}").status, 201);
 }
+
+/// `disableExecuteApiEndpoint` is the API's, for every stage: once a stage
+/// is updated after it is set, no stage answers on the default endpoint,
+/// whatever deployment it serves (a stage rolled back to an older one
+/// included), as in API Gateway. `True` is taken as the AWS CLI's
+/// documentation writes it.
+#[test]
+fn a_disabled_default_endpoint_covers_every_stage_and_rollbacks() {
+    let gw = admin_gateway();
+    let admin = gw.admin.unwrap();
+    let id = import(admin, &doc(&[("/hello", "hi")]));
+    let r = deploy(admin, &id, "prod", "{}");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let first = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(deploy(admin, &id, "dev", "{}").status, 201);
+    let r = call(
+        admin,
+        "PATCH",
+        &format!("/restapis/{id}"),
+        br#"{"patchOperations": [{"op": "replace", "path": "/disableExecuteApiEndpoint", "value": "True"}]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["disableExecuteApiEndpoint"], true);
+    assert_eq!(deploy(admin, &id, "prod", "{}").status, 201);
+    assert_eq!(invoke(&gw, &id, "/prod/hello").status, 403);
+    assert_eq!(
+        invoke(&gw, &id, "/dev/hello").status,
+        403,
+        "a stage on the old deployment"
+    );
+    let r = call(
+        admin,
+        "PATCH",
+        &format!("/restapis/{id}/stages/prod"),
+        format!(r#"{{"patchOperations": [{{"op": "replace", "path": "/deploymentId", "value": "{first}"}}]}}"#).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(invoke(&gw, &id, "/prod/hello").status, 403, "rolled back");
+}

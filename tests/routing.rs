@@ -314,6 +314,17 @@ fn domain_name_mistakes_are_errors_with_their_json_path() {
             "$.domain_names[0].mappings[0].base_path: `v1/../x`",
             false,
         ),
+        // A bad name does not hide its mappings' problems.
+        (
+            "[[domain_names]]\nname = \"-a.example.com\"\nmappings = [{ base_path = \"a//b\", api = \"a\" }]\n",
+            "$.domain_names[0].mappings[0].base_path: `a//b`",
+            false,
+        ),
+        (
+            "[[domain_names]]\nname = \"x.execute-api.example.com\"\nmappings = []\n",
+            "$.domain_names[0].name: `x.execute-api.example.com`: `{api id}.execute-api.*` hosts name APIs",
+            false,
+        ),
         (
             "[[domain_names]]\nname = \"a.example.com\"\nmappings = [{ api = \"nosuch\", stage = \"prod\" }, { base_path = \"x\", api = \"a\", stage = \"test\" }]\n",
             "$.domain_names[0].mappings[0].api: no API `nosuch` in the config",
@@ -362,4 +373,36 @@ fn a_disabled_default_endpoint_leaves_only_the_custom_domains() {
     assert_eq!((r.status, r.text().as_str()), (200, "pets"));
     assert_eq!(at("a.execute-api.local", "/prod/pets").status, 403);
     assert_eq!(at("localhost", "/prod/pets").status, 403);
+}
+
+/// An absolute-form target without a path is `/`: routed to the root, and
+/// `$context.path` says so.
+#[test]
+fn an_absolute_form_target_without_a_path_is_the_root() {
+    let root = mock_method(
+        200,
+        "{\"path\": \"$context.path\", \"resource\": \"$context.resourcePath\"}",
+    );
+    let gw = Gateway::builder()
+        .api("a", &swagger(&format!(r#"{{"/": {{"get": {root}}}}}"#)))
+        .stage("a", "prod", &[])
+        .extra("[[domain_names]]\nname = \"api.example.com\"\nmappings = [{ api = \"a\", stage = \"prod\" }]\n")
+        .start();
+    for target in [
+        "http://api.example.com",
+        "http://api.example.com?x=1",
+        "http://api.example.com/",
+    ] {
+        let r = support::RawClient::connect(gw.addr).request(
+            format!("GET {target} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+        let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+        assert_eq!(
+            (v["path"].as_str(), v["resource"].as_str()),
+            (Some("/"), Some("/")),
+            "{target}"
+        );
+    }
 }

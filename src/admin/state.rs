@@ -403,6 +403,14 @@ impl AdminState {
             if !self.apis.contains_key(api_id) {
                 continue;
             }
+            // The API's own setting, for every deployment it serves.
+            let default_endpoint = self.apis.get(api_id).map(|a| {
+                a.definition
+                    .get("x-amazon-apigateway-endpoint-configuration")
+                    .and_then(|c| c.get("disableExecuteApiEndpoint"))
+                    .and_then(serde_json::Value::as_bool)
+                    != Some(true)
+            });
             let mut by_deployment: BTreeMap<&str, Vec<&StageRecord>> = BTreeMap::new();
             for s in stages.values() {
                 by_deployment.entry(&s.deployment_id).or_default().push(s);
@@ -416,6 +424,7 @@ impl AdminState {
                     deployment: Some(dep_id.to_owned()),
                     file: store.deployment_path(api_id, dep_id),
                     doc: Arc::new(dep.definition.clone()),
+                    default_endpoint,
                     stages: stages
                         .iter()
                         .map(|s| {

@@ -130,6 +130,11 @@ pub struct ApiSource {
     pub file: PathBuf,
     pub doc: Arc<serde_json::Value>,
     pub stages: Vec<StageSource>,
+    /// Whether the API answers on the default endpoint, when that is the
+    /// API's own setting rather than its document's: an admin API's
+    /// `disableExecuteApiEndpoint` covers every stage, whatever deployment
+    /// each serves (a stage rolled back to an older deployment included).
+    pub default_endpoint: Option<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -556,6 +561,7 @@ pub fn read_config(
                 file: path,
                 doc: Arc::new(doc),
                 stages: Vec::new(),
+                default_endpoint: None,
             }),
             Err(d) => diags.errors.push(d),
         }
@@ -793,6 +799,9 @@ pub fn build(
             continue;
         };
         draft.api.deployment = source.deployment.clone();
+        if let Some(on) = source.default_endpoint {
+            draft.api.default_endpoint = on;
+        }
         for stage in &source.stages {
             let mut bound = bind_stage(
                 &stage.name,
@@ -1881,10 +1890,15 @@ fn compile_domains(
             && host.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
                     && label
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             });
+        // Every problem of the entry is reported, its mappings' too; only a
+        // good entry is kept.
+        let mut good = true;
         if !valid {
             diags.error(
                 file,
@@ -1894,15 +1908,24 @@ fn compile_domains(
                     d.name
                 ),
             );
-            continue;
-        }
-        if domains.iter().any(|x| x.name == name) {
+            good = false;
+        } else if host.split('.').any(|label| label == "execute-api") {
+            diags.error(
+                file,
+                format!("{jp}.name"),
+                format!(
+                    "`{}`: `{{api id}}.execute-api.*` hosts name APIs by their id; a custom domain is another name",
+                    d.name
+                ),
+            );
+            good = false;
+        } else if domains.iter().any(|x| x.name == name) {
             diags.error(
                 file,
                 format!("{jp}.name"),
                 format!("`{name}` is given twice"),
             );
-            continue;
+            good = false;
         }
         if d.mappings.is_empty() {
             diags.warn(
@@ -1978,7 +2001,9 @@ fn compile_domains(
                 stage: m.stage.clone(),
             });
         }
-        domains.push(crate::domain::Domain { name, mappings });
+        if good {
+            domains.push(crate::domain::Domain { name, mappings });
+        }
     }
     crate::domain::DomainNames::new(domains)
 }

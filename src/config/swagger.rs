@@ -992,6 +992,18 @@ fn endpoint_configuration(
         diags.error(file, format!("$.{key}"), "must be an object");
         return true;
     };
+    for k in conf.keys() {
+        if !matches!(
+            k.as_str(),
+            "types" | "vpcEndpointIds" | "disableExecuteApiEndpoint" | "ipAddressType"
+        ) {
+            diags.warn(
+                file,
+                format!("$.{key}.{k}"),
+                "not a setting of an endpoint configuration (types, vpcEndpointIds, disableExecuteApiEndpoint, ipAddressType): ignored",
+            );
+        }
+    }
     let default_endpoint = match conf.get("disableExecuteApiEndpoint") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => true,
         Some(Value::Bool(true)) => false,

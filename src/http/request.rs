@@ -697,8 +697,15 @@ impl RequestHead {
         self.info.method_span.of(&self.raw)
     }
 
+    /// The path; `/` for an absolute-form target without one (RFC 9112
+    /// §3.2.2), so that `$context.path` and the access log say `/`.
     pub fn path(&self) -> &[u8] {
-        self.info.path.of(&self.raw)
+        let p = self.info.path.of(&self.raw);
+        if p.is_empty() {
+            b"/"
+        } else {
+            p
+        }
     }
 
     pub fn query(&self) -> Option<&[u8]> {

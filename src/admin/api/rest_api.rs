@@ -336,9 +336,15 @@ fn apply(rec: &mut RestApiRecord, op: &str, path: &str, value: Option<&str>) -> 
                 doc.remove(POLICY);
             }
         },
-        ("replace", "/disableExecuteApiEndpoint") => {
-            set_disable(doc, value.and_then(|v| v.parse().ok()))?
-        }
+        // `True` as the AWS documentation writes it: booleans in any case.
+        ("replace", "/disableExecuteApiEndpoint") => set_disable(
+            doc,
+            value.and_then(|v| match v.trim().to_ascii_lowercase().as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            }),
+        )?,
         (op @ ("add" | "remove" | "replace"), p) if p.starts_with("/binaryMediaTypes/") => {
             let named = media_type(&p["/binaryMediaTypes/".len()..], "binaryMediaTypes path")?;
             let mut types: Vec<String> = doc
