@@ -2379,12 +2379,7 @@ fn a_disabled_default_endpoint_is_kept_and_reported() {
     let id = r.json()["id"].as_str().unwrap().to_owned();
     merge_hello_and_deploy(admin, &id);
     assert_eq!(invoke(&gw, &id, "/s/hello").status, 403);
-    let r = call(
-        admin,
-        "PATCH",
-        &format!("/restapis/{id}"),
-        br#"{"patchOperations": [{"op": "replace", "path": "/disableExecuteApiEndpoint", "value": "false"}]}"#,
-    );
+    let r = set_disable_execute_api_endpoint(admin, &id, "false");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["disableExecuteApiEndpoint"], false);
     assert_eq!(deploy(admin, &id, "s", "{}").status, 201);
@@ -2418,12 +2413,7 @@ fn a_disabled_default_endpoint_covers_every_stage_and_rollbacks() {
     assert_eq!(r.status, 201, "{}", r.text());
     let first = r.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(deploy(admin, &id, "dev", "{}").status, 201);
-    let r = call(
-        admin,
-        "PATCH",
-        &format!("/restapis/{id}"),
-        br#"{"patchOperations": [{"op": "replace", "path": "/disableExecuteApiEndpoint", "value": "True"}]}"#,
-    );
+    let r = set_disable_execute_api_endpoint(admin, &id, "True");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["disableExecuteApiEndpoint"], true);
     assert_eq!(deploy(admin, &id, "prod", "{}").status, 201);
@@ -2441,4 +2431,17 @@ fn a_disabled_default_endpoint_covers_every_stage_and_rollbacks() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(invoke(&gw, &id, "/prod/hello").status, 403, "rolled back");
+}
+
+/// `update-rest-api` of `/disableExecuteApiEndpoint` to `value`.
+fn set_disable_execute_api_endpoint(admin: SocketAddr, id: &str, value: &str) -> Response {
+    let body = serde_json::json!({"patchOperations": [
+        {"op": "replace", "path": "/disableExecuteApiEndpoint", "value": value}
+    ]});
+    call(
+        admin,
+        "PATCH",
+        &format!("/restapis/{id}"),
+        body.to_string().as_bytes(),
+    )
 }
