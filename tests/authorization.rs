@@ -666,13 +666,15 @@ fn a_request_authorizer_gets_the_request_and_can_give_the_api_key() {
     let gw = lambda_gateway(
         &doc,
         &authorizer,
-        "[[usage_plans]]\nid = \"tenants\"\napi_stages = [\"a/prod\"]\n[[api_keys]]\nname = \"t1\"\nvalue = \"tenant-key-0123456789\"\nusage_plans = [\"tenants\"]\n",
+        "[[usage_plans]]\nid = \"tenants\"\napi_stages = [\"a/prod\"]\n[[api_keys]]\nname = \"t1\"\nvalue = \"tenant-key-0123456789\"\nusage_plans = [\"tenants\"]\n[[credentials]]\nname = \"purger\"\ntoken = \"purger-token-0123456789\"\npermissions = [\"invalidate_cache\"]\n",
     );
     let addr = gw.addr;
+    // With the gateway's own bearer token too, which the authorizer does
+    // not see.
     let r = get_with(
         addr,
         "/prod/items/42?tenant=t1&tenant=t2&x=%20y",
-        "X-User: u1\r\nx-api-key: ignored-under-AUTHORIZER\r\n",
+        "X-User: u1\r\nx-api-key: ignored-under-AUTHORIZER\r\nAuthorization: Bearer purger-token-0123456789\r\n",
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["key"], "tenant-key-0123456789");
@@ -687,6 +689,7 @@ fn a_request_authorizer_gets_the_request_and_can_give_the_api_key() {
     assert_eq!(e["resource"], "/items/{id}");
     assert_eq!(e["httpMethod"], "GET");
     assert_eq!(e["headers"]["X-User"], "u1");
+    assert!(e["headers"].get("Authorization").is_none(), "{e}");
     assert_eq!(e["queryStringParameters"]["tenant"], "t2");
     assert_eq!(
         e["multiValueQueryStringParameters"]["tenant"],

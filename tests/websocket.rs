@@ -1145,8 +1145,18 @@ fn a_lambda_authorizer_decides_who_connects_and_names_them_on_every_route() {
     assert!(calls_to(&backend, "/connect").is_empty());
 
     // Allowed: the authorizer got API Gateway's WebSocket REQUEST event.
-    let (mut ws, id) =
-        connect_with(&gw, "/prod?token=t0k%21&x=1&x=2", &[host, ("Auth", "k1")]).expect("connect");
+    // The gateway's own bearer token (a credential's) is no authorizer's
+    // to see.
+    let (mut ws, id) = connect_with(
+        &gw,
+        "/prod?token=t0k%21&x=1&x=2",
+        &[
+            host,
+            ("Auth", "k1"),
+            ("Authorization", "Bearer ws-invoker-token-0123456789"),
+        ],
+    )
+    .expect("connect");
     let call = authorizer.last();
     assert_eq!(
         (call.method.as_str(), call.target.as_str()),
@@ -1161,6 +1171,11 @@ fn a_lambda_authorizer_decides_who_connects_and_names_them_on_every_route() {
     // Names as the client sent them (this client sends its own in lower
     // case, the handshake's capitalised).
     assert_eq!(event["headers"]["auth"], "k1", "{event}");
+    assert!(
+        event["headers"].get("authorization").is_none()
+            && event["multiValueHeaders"].get("authorization").is_none(),
+        "{event}"
+    );
     assert_eq!(
         event["multiValueHeaders"]["Upgrade"],
         serde_json::json!(["websocket"])

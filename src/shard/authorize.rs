@@ -615,11 +615,16 @@ pub async fn call_endpoint(
     }
 }
 
-/// `headers` and `multiValueHeaders` of a REQUEST authorizer's event.
-pub(super) fn header_maps(head: &RequestHead) -> (Value, Value) {
+/// `headers` and `multiValueHeaders` of a REQUEST authorizer's event;
+/// `hide_authorization`: the `Authorization` carries one of the gateway's
+/// own bearer tokens, which no integration or authorizer sees.
+pub(super) fn header_maps(head: &RequestHead, hide_authorization: bool) -> (Value, Value) {
     let mut headers = Map::new();
     let mut multi_headers: Map<String, Value> = Map::new();
     for (n, v) in head.headers() {
+        if hide_authorization && n.eq_ignore_ascii_case(b"authorization") {
+            continue;
+        }
         let n = String::from_utf8_lossy(n).into_owned();
         let v = String::from_utf8_lossy(v).into_owned();
         match multi_headers.get_mut(&n) {
@@ -665,7 +670,7 @@ pub(super) fn stage_variables(variables: &std::collections::BTreeMap<String, Str
 
 /// API Gateway's REQUEST authorizer event.
 fn request_event(info: &RequestInfo<'_>, stage: &Stage, arn: &str) -> Value {
-    let (headers, multi_headers) = header_maps(info.head);
+    let (headers, multi_headers) = header_maps(info.head, info.hide_authorization);
     let (query, multi_query) = query_maps(info.head);
     let mut path_params = Map::new();
     if let Some(r) = &info.route {

@@ -304,13 +304,7 @@ async fn run_integration(
         stage,
         received: SystemTime::now(),
         upgrade,
-        hide_authorization: !snap.credentials.is_empty()
-            && upgrade.is_some_and(|h| {
-                h.headers().any(|(n, v)| {
-                    n.eq_ignore_ascii_case(b"authorization")
-                        && crate::auth::is_gateway_bearer(&snap.credentials, v)
-                })
-            }),
+        hide_authorization: upgrade.is_some_and(|h| hides_authorization(snap, h)),
         context: OnceCell::new(),
     };
     match &route.integration {
@@ -460,6 +454,16 @@ async fn run_integration(
     }
 }
 
+/// Whether the upgrade's `Authorization` carries one of the gateway's own
+/// bearer tokens: templates, mappings and authorizers do not see it.
+fn hides_authorization(snap: &Snapshot, head: &RequestHead) -> bool {
+    !snap.credentials.is_empty()
+        && head.headers().any(|(n, v)| {
+            n.eq_ignore_ascii_case(b"authorization")
+                && crate::auth::is_gateway_bearer(&snap.credentials, v)
+        })
+}
+
 /// `$connect`'s authorization (before its integration, as API Gateway
 /// runs them): who the caller is, or the refusal.
 #[allow(clippy::too_many_arguments)]
@@ -512,10 +516,15 @@ async fn authorize(
                 stage,
                 received: SystemTime::now(),
                 upgrade: Some(head),
-                hide_authorization: false,
+                hide_authorization: hides_authorization(snap, head),
                 context: OnceCell::new(),
             };
             authorize::identity_values(a, |src| match src {
+                IdentitySource::Header(n)
+                    if values.hide_authorization && n.eq_ignore_ascii_case("authorization") =>
+                {
+                    None
+                }
                 IdentitySource::Header(n) => head
                     .header(n)
                     .map(|v| String::from_utf8_lossy(v).into_owned()),
@@ -556,7 +565,7 @@ async fn authorize(
 /// upgrade request's headers and query string, the stage variables and
 /// the connection's request context (no path, method or path parameters).
 fn connect_event(values: &EventValues<'_>, head: &RequestHead, arn: &str) -> serde_json::Value {
-    let (headers, multi_headers) = authorize::header_maps(head);
+    let (headers, multi_headers) = authorize::header_maps(head, values.hide_authorization);
     let (query, multi_query) = authorize::query_maps(head);
     let ctx = values.context();
     let text = |k: &str| ctx.get(k).cloned().unwrap_or_default();
