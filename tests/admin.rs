@@ -2296,6 +2296,8 @@ fn a_resource_policy_set_through_the_admin_api_is_enforced_once_deployed() {
     );
     merge_hello_and_deploy(admin, &id);
     assert_eq!(invoke(&gw, &id, "/s/hello").text(), "hi");
+    // Another stage on the same (soon older) deployment.
+    assert_eq!(deploy(admin, &id, "t", "{}").status, 201);
 
     let patch = |value: &str| {
         let body = serde_json::json!({"patchOperations": [{"op": "replace", "path": "/policy", "value": value}]});
@@ -2327,6 +2329,9 @@ fn a_resource_policy_set_through_the_admin_api_is_enforced_once_deployed() {
     let r = invoke(&gw, &id, "/s/hello");
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("with an explicit deny"), "{}", r.text());
+    // The policy is the API's: the stage still on the older deployment is
+    // covered too.
+    assert_eq!(invoke(&gw, &id, "/t/hello").status, 403);
     // A blank policy removes it.
     let r = patch("");
     assert_eq!(r.status, 200, "{}", r.text());

@@ -411,6 +411,13 @@ impl AdminState {
                     .and_then(serde_json::Value::as_bool)
                     != Some(true)
             });
+            // And its resource policy (only that, not the definition).
+            let policy_from = self.apis.get(api_id).map(|a| {
+                Arc::new(serde_json::json!({
+                    "x-amazon-apigateway-policy":
+                        a.definition.get("x-amazon-apigateway-policy").cloned()
+                }))
+            });
             let mut by_deployment: BTreeMap<&str, Vec<&StageRecord>> = BTreeMap::new();
             for s in stages.values() {
                 by_deployment.entry(&s.deployment_id).or_default().push(s);
@@ -425,6 +432,7 @@ impl AdminState {
                     file: store.deployment_path(api_id, dep_id),
                     doc: Arc::new(dep.definition.clone()),
                     default_endpoint,
+                    policy_from: policy_from.clone(),
                     stages: stages
                         .iter()
                         .map(|s| {

@@ -135,6 +135,10 @@ pub struct ApiSource {
     /// `disableExecuteApiEndpoint` covers every stage, whatever deployment
     /// each serves (a stage rolled back to an older deployment included).
     pub default_endpoint: Option<bool>,
+    /// The same for the resource policy: an object holding an admin API's
+    /// current `x-amazon-apigateway-policy`, which applies to every stage,
+    /// rather than each deployment's copy.
+    pub policy_from: Option<Arc<serde_json::Value>>,
 }
 
 #[derive(Clone, Debug)]
@@ -562,6 +566,7 @@ pub fn read_config(
                 doc: Arc::new(doc),
                 stages: Vec::new(),
                 default_endpoint: None,
+                policy_from: None,
             }),
             Err(d) => diags.errors.push(d),
         }
@@ -801,6 +806,9 @@ pub fn build(
         draft.api.deployment = source.deployment.clone();
         if let Some(on) = source.default_endpoint {
             draft.api.default_endpoint = on;
+        }
+        if let Some(root) = source.policy_from.as_deref().and_then(|d| d.as_object()) {
+            draft.api.policy = super::swagger::compile_policy(&source.file, root, diags);
         }
         for stage in &source.stages {
             let mut bound = bind_stage(

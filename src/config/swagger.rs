@@ -950,7 +950,7 @@ fn check_model_names(file: &Path, root: &serde_json::Map<String, Value>, diags: 
 /// `x-amazon-apigateway-policy`: the API's resource policy (an object, or
 /// its JSON text). A policy it cannot read is an error: served without it,
 /// the API would be open to whom the policy keeps out.
-fn compile_policy(
+pub(super) fn compile_policy(
     file: &Path,
     root: &serde_json::Map<String, Value>,
     diags: &mut Diagnostics,
