@@ -2113,20 +2113,12 @@ fn request_validators_have_ids_that_methods_name() {
     assert_eq!(params_only["validateRequestBody"], false);
     let vid = params_only["id"].as_str().unwrap();
     assert_eq!(vid.len(), 6);
-    let one = call(
+    assert_one_and_missing(
         admin,
-        "GET",
-        &format!("/restapis/{id}/requestvalidators/{vid}"),
-        b"",
+        &format!("/restapis/{id}/requestvalidators"),
+        vid,
+        params_only,
     );
-    assert_eq!(one.json(), *params_only);
-    let missing = call(
-        admin,
-        "GET",
-        &format!("/restapis/{id}/requestvalidators/nope"),
-        b"",
-    );
-    assert_eq!(missing.status, 404);
     let v = list_items(admin, &format!("/restapis/{id}/resources?embed=methods"))
         .into_iter()
         .find(|r| r["path"] == "/v")
@@ -2231,23 +2223,12 @@ fn authorizers_are_listed_as_api_gateway_lists_them() {
         pool["providerARNs"],
         serde_json::json!(["arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_P"])
     );
-    let one = call(
+    assert_one_and_missing(
         admin,
-        "GET",
-        &format!(
-            "/restapis/{id}/authorizers/{}",
-            token["id"].as_str().unwrap()
-        ),
-        b"",
+        &format!("/restapis/{id}/authorizers"),
+        token["id"].as_str().unwrap(),
+        token,
     );
-    assert_eq!(one.json(), *token);
-    let missing = call(
-        admin,
-        "GET",
-        &format!("/restapis/{id}/authorizers/nope00"),
-        b"",
-    );
-    assert_eq!(missing.status, 404);
     // get-method names the authorizer by its id.
     let resources = list_items(admin, &format!("/restapis/{id}/resources"));
     let r = resources.iter().find(|r| r["path"] == "/token").unwrap();
@@ -2449,4 +2430,17 @@ fn set_disable_execute_api_endpoint(admin: SocketAddr, id: &str, value: &str) ->
         &format!("/restapis/{id}"),
         body.to_string().as_bytes(),
     )
+}
+
+/// `GET {collection}/{item_id}` answers `item`, and an unknown id 404.
+fn assert_one_and_missing(
+    admin: SocketAddr,
+    collection: &str,
+    item_id: &str,
+    item: &serde_json::Value,
+) {
+    let one = call(admin, "GET", &format!("{collection}/{item_id}"), b"");
+    assert_eq!(one.json(), *item);
+    let missing = call(admin, "GET", &format!("{collection}/nope00"), b"");
+    assert_eq!(missing.status, 404);
 }

@@ -774,6 +774,19 @@ fn jwt(pem: &[u8], kid: &str, claims: serde_json::Value) -> String {
     .unwrap()
 }
 
+/// API `a` (stage `prod`, the default API) from `doc`, with the pool
+/// `POOL`'s keys in `jwks_file`.
+fn cognito_gateway(doc: &str, jwks_file: &std::path::Path) -> support::GatewayBuilder {
+    Gateway::builder()
+        .api("a", doc)
+        .stage("a", "prod", &[])
+        .default_api("a")
+        .extra(&format!(
+            "[cognito_user_pools.\"{POOL}\"]\njwks_file = \"{}\"\n",
+            jwks_file.display()
+        ))
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -798,15 +811,7 @@ fn cognito_tokens_are_checked_against_the_pools_keys() {
         v["paths"]["/scoped"]["get"]["security"] = json!([{"pool": ["orders/read"]}]);
         v.to_string()
     };
-    let gw = Gateway::builder()
-        .api("a", &doc)
-        .stage("a", "prod", &[])
-        .default_api("a")
-        .extra(&format!(
-            "[cognito_user_pools.\"{POOL}\"]\njwks_file = \"{}\"\n",
-            jwks_file.display()
-        ))
-        .start();
+    let gw = cognito_gateway(&doc, &jwks_file).start();
     let addr = gw.addr;
     let now = now_secs();
     let id_token = |claims: serde_json::Value| jwt(&pem, "k1", claims);
@@ -1098,14 +1103,7 @@ fn cognito_keys_and_claims_are_read_strictly() {
         v["paths"]["/scoped"]["get"]["security"] = json!([{"pool": ["", "orders/read"]}]);
         v.to_string()
     };
-    let builder = Gateway::builder()
-        .api("a", &doc)
-        .stage("a", "prod", &[])
-        .default_api("a")
-        .extra(&format!(
-            "[cognito_user_pools.\"{POOL}\"]\njwks_file = \"{}\"\n",
-            jwks_file.display()
-        ));
+    let builder = cognito_gateway(&doc, &jwks_file);
     let (_dir, config) = builder.write();
     let (ok, text) = check(&config);
     assert!(ok, "{text}");

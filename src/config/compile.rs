@@ -445,16 +445,8 @@ pub fn read_config(
             }
         };
         let path = resolve_path(base, &pool.jwks_file);
-        let jwks = match reader.read(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.error(
-                    file,
-                    format!("{jp}.jwks_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                );
-                continue;
-            }
+        let Some(jwks) = read_named(reader, file, &format!("{jp}.jwks_file"), &path, diags) else {
+            continue;
         };
         match crate::authorizer::UserPool::from_jwks(issuer, jwks.as_bytes()) {
             Ok((p, skipped)) => {
@@ -547,16 +539,8 @@ pub fn read_config(
             continue;
         }
         let path = resolve_path(base, &a.swagger);
-        let text = match reader.read(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.error(
-                    file,
-                    format!("{jp}.swagger"),
-                    format!("cannot read {}: {e}", path.display()),
-                );
-                continue;
-            }
+        let Some(text) = read_named(reader, file, &format!("{jp}.swagger"), &path, diags) else {
+            continue;
         };
         match parse_document(&path, &text) {
             Ok(doc) => apis.push(ApiSource {
@@ -2014,6 +1998,24 @@ fn compile_domains(
         }
     }
     crate::domain::DomainNames::new(domains)
+}
+
+/// A file the config names (at `jp` of `file`), or an error saying why it
+/// cannot be read.
+fn read_named(
+    reader: &dyn SourceReader,
+    file: &Path,
+    jp: &str,
+    path: &Path,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    match reader.read(path) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            diags.error(file, jp, format!("cannot read {}: {e}", path.display()));
+            None
+        }
+    }
 }
 
 fn valid_api_id(id: &str) -> bool {
